@@ -1,0 +1,243 @@
+// Package v1 contains the Database composite resource API, database.example.com/v1.
+//
+// These Go types are the source of the XRD: controller-gen turns them and
+// their markers into a CRD schema, and apis/generate wraps that schema into
+// package/configuration/xrd.yaml. Defaults and CEL rules live here, next to
+// the fields they guard, and stand in for an admission webhook.
+//
+// +kubebuilder:object:generate=true
+// +groupName=database.example.com
+// +versionName=v1
+package v1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Group, version and kind of the Database composite resource.
+const (
+	Group   = "database.example.com"
+	Version = "v1"
+	Kind    = "Database"
+)
+
+// GroupVersionKind of the Database composite resource.
+var GroupVersionKind = schema.GroupVersionKind{Group: Group, Version: Version, Kind: Kind}
+
+// Engine is the database server a Database runs.
+// +kubebuilder:validation:Enum=mysql;postgresql
+type Engine string
+
+// Supported engines.
+const (
+	MySQL      Engine = "mysql"
+	PostgreSQL Engine = "postgresql"
+)
+
+// Environment selects a sizing and tuning profile.
+// +kubebuilder:validation:Enum=development;staging;production
+type Environment string
+
+// Supported environments.
+const (
+	Development Environment = "development"
+	Staging     Environment = "staging"
+	Production  Environment = "production"
+)
+
+// Phase summarises a Database's lifecycle for humans.
+// +kubebuilder:validation:Enum=Pending;Creating;PartiallyReady;Ready;Failed
+type Phase string
+
+// Phases a Database moves through.
+const (
+	PhasePending        Phase = "Pending"
+	PhaseCreating       Phase = "Creating"
+	PhasePartiallyReady Phase = "PartiallyReady"
+	PhaseReady          Phase = "Ready"
+	PhaseFailed         Phase = "Failed"
+)
+
+// DatabaseSpec is what an application team asks for.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.environment) || self.environment != 'production' || (has(self.replicas) && self.replicas >= 2)",message="spec.replicas: production databases need at least 2 replicas",fieldPath=".replicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.environment) || self.environment != 'production' || !has(self.resources) || has(self.resources.limits)",message="spec.resources.limits: production databases that set resources must set limits",fieldPath=".resources"
+// +kubebuilder:validation:XValidation:rule="self.type != 'mysql' || self.version in ['8.0', '8.4']",message="spec.version: mysql supports versions 8.0 and 8.4",fieldPath=".version"
+// +kubebuilder:validation:XValidation:rule="self.type != 'postgresql' || self.version in ['14', '15', '16', '17', '18']",message="spec.version: postgresql supports versions 14, 15, 16, 17 and 18",fieldPath=".version"
+type DatabaseSpec struct {
+	// Type is the database engine. It cannot change after creation: moving
+	// data between engines is a migration, not an update.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.type is immutable"
+	Type Engine `json:"type"`
+
+	// Version is the engine's major version: "8.0" or "8.4" for mysql, "14"
+	// to "18" for postgresql. MySQL 8.0 is past its end of life and is
+	// accepted with a warning.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=8
+	Version string `json:"version"`
+
+	// Replicas is the number of database pods, 1 to 10. Production needs at
+	// least 2.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Storage is each replica's data volume.
+	Storage Storage `json:"storage"`
+
+	// Environment selects the sizing and tuning profile: development,
+	// staging or production.
+	// +kubebuilder:default=development
+	// +optional
+	Environment Environment `json:"environment,omitempty"`
+
+	// Resources overrides the environment profile's CPU and memory for the
+	// database container. Unset means the profile's.
+	// +optional
+	Resources *Resources `json:"resources,omitempty"`
+
+	// Backup configures scheduled logical backups.
+	// +kubebuilder:default={}
+	// +optional
+	Backup *Backup `json:"backup,omitempty"`
+
+	// Monitoring configures metrics and logging.
+	// +kubebuilder:default={}
+	// +optional
+	Monitoring *Monitoring `json:"monitoring,omitempty"`
+}
+
+// Storage is a replica's data volume.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.class) == has(oldSelf.class) && (!has(self.class) || self.class == oldSelf.class)",message="spec.storage.class is immutable"
+type Storage struct {
+	// Size of each replica's data volume, a Kubernetes quantity such as
+	// 20Gi. It may grow but never shrink.
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",message="spec.storage.size must be a positive quantity such as 20Gi"
+	// +kubebuilder:validation:XValidation:rule="!isQuantity(self) || !isQuantity(oldSelf) || quantity(self).compareTo(quantity(oldSelf)) >= 0",message="spec.storage.size may grow but never shrink"
+	Size string `json:"size"`
+
+	// Class is the StorageClass of the data volumes. Unset means the
+	// cluster's default StorageClass. It cannot change after creation.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Class string `json:"class,omitempty"`
+}
+
+// Resources are the CPU and memory of the database container.
+type Resources struct {
+	// Requests are what the scheduler reserves.
+	// +optional
+	Requests *ResourceList `json:"requests,omitempty"`
+
+	// Limits are what the container may not exceed.
+	// +optional
+	Limits *ResourceList `json:"limits,omitempty"`
+}
+
+// ResourceList is an amount of CPU and memory.
+type ResourceList struct {
+	// CPU as a Kubernetes quantity, such as 500m or 2.
+	// +kubebuilder:validation:XValidation:rule="isQuantity(self)",message="cpu must be a quantity such as 500m"
+	// +optional
+	CPU string `json:"cpu,omitempty"`
+
+	// Memory as a Kubernetes quantity, such as 1Gi.
+	// +kubebuilder:validation:XValidation:rule="isQuantity(self)",message="memory must be a quantity such as 1Gi"
+	// +optional
+	Memory string `json:"memory,omitempty"`
+}
+
+// Backup configures scheduled logical backups to a backup volume.
+//
+// +kubebuilder:validation:XValidation:rule="!self.enabled || (has(self.schedule) && has(self.retention))",message="spec.backup: schedule and retention are required when backups are enabled"
+type Backup struct {
+	// Enabled turns scheduled backups on.
+	// +kubebuilder:default=false
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// Schedule is a five-field cron expression (UTC) or a descriptor such
+	// as @daily.
+	// +kubebuilder:default="0 2 * * *"
+	// +kubebuilder:validation:Pattern=`^(@(annually|yearly|monthly|weekly|daily|midnight|hourly)|[0-9*,/?-]+ [0-9*,/?-]+ [0-9*,/?LW-]+ [0-9A-Za-z*,/?-]+ [0-9A-Za-z*,/?L#-]+)$`
+	// +optional
+	Schedule string `json:"schedule,omitempty"`
+
+	// Retention is how long backups are kept, in days, such as 7d. The
+	// newest good backup is always kept.
+	// +kubebuilder:default="7d"
+	// +kubebuilder:validation:Pattern=`^[1-9][0-9]*d$`
+	// +optional
+	Retention string `json:"retention,omitempty"`
+}
+
+// Monitoring configures observability of the database.
+type Monitoring struct {
+	// Enabled turns monitoring on.
+	// +kubebuilder:default=false
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// Metrics adds a Prometheus metrics exporter sidecar.
+	// +kubebuilder:default=false
+	// +optional
+	Metrics bool `json:"metrics,omitempty"`
+
+	// Logging turns on the engine's slow query and connection logging.
+	// +kubebuilder:default=false
+	// +optional
+	Logging bool `json:"logging,omitempty"`
+}
+
+// DatabaseStatus is what the composition function observed. Crossplane owns
+// status.conditions; the function sets the Ready condition through
+// readiness of the composed resources.
+type DatabaseStatus struct {
+	// Phase summarises the lifecycle: Pending, Creating, PartiallyReady,
+	// Ready or Failed.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// Ready is true when every replica is ready and every composed resource
+	// exists.
+	// +optional
+	Ready bool `json:"ready,omitempty"`
+
+	// Replicas is the number of ready replicas.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// LastBackup is when the backup CronJob last completed successfully.
+	// +optional
+	LastBackup *metav1.Time `json:"lastBackup,omitempty"`
+
+	// Endpoint is the host:port clients connect to, inside the cluster.
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+}
+
+// A Database is a managed MySQL or PostgreSQL server for one application.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Namespaced
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="TYPE",type="string",JSONPath=".spec.type"
+// +kubebuilder:printcolumn:name="VERSION",type="string",JSONPath=".spec.version"
+// +kubebuilder:printcolumn:name="REPLICAS",type="integer",JSONPath=".spec.replicas"
+// +kubebuilder:printcolumn:name="ENVIRONMENT",type="string",JSONPath=".spec.environment"
+// +kubebuilder:printcolumn:name="PHASE",type="string",JSONPath=".status.phase",priority=1
+// +kubebuilder:printcolumn:name="ENDPOINT",type="string",JSONPath=".status.endpoint",priority=1
+type Database struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   DatabaseSpec   `json:"spec"`
+	Status DatabaseStatus `json:"status,omitempty"`
+}
