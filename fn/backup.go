@@ -1,0 +1,106 @@
+package fn
+
+import (
+	_ "embed"
+	"strconv"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+//go:embed scripts/backup.sh
+var backupScript string
+
+// Backup job limits: a stuck dump is stopped after backupDeadline seconds; a
+// run missed by more than backupStartDeadline seconds is skipped.
+const (
+	backupDeadline      = 3 * 60 * 60
+	backupStartDeadline = 60 * 60
+	backupHistory       = 3
+)
+
+// BackupScript is the shell script the backup job runs for an engine.
+func BackupScript(e engine) string {
+	return strings.NewReplacer("@DUMP@", e.Dump, "@EXT@", e.DumpExt).Replace(backupScript)
+}
+
+// BackupCronJob takes a logical backup of the app database on the schedule,
+// one run at a time, with the server's own image so that the dump tool
+// matches the server.
+func BackupCronJob(p Params) *batchv1.CronJob {
+	e := p.Engine
+	env := append(passwordEnv(p, e.ClientPasswordEnv), literalEnv(map[string]string{
+		"BACKUP_DIR":     backupMount,
+		"DATABASE":       appDatabase,
+		"DB_HOST":        p.Host(),
+		"DB_PORT":        itoa(e.Port),
+		"DB_USER":        e.Superuser,
+		"RETENTION_DAYS": strconv.Itoa(p.RetentionDays),
+	})...)
+
+	return &batchv1.CronJob{
+		ObjectMeta: metav1.ObjectMeta{Name: p.BackupCronJob(), Namespace: p.Namespace, Labels: p.Labels("backup")},
+		Spec: batchv1.CronJobSpec{
+			Schedule:                   p.Schedule,
+			TimeZone:                   ptr.To("Etc/UTC"),
+			ConcurrencyPolicy:          batchv1.ForbidConcurrent,
+			StartingDeadlineSeconds:    ptr.To[int64](backupStartDeadline),
+			SuccessfulJobsHistoryLimit: ptr.To[int32](backupHistory),
+			FailedJobsHistoryLimit:     ptr.To[int32](backupHistory),
+			JobTemplate: batchv1.JobTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: p.Labels("backup")},
+				Spec: batchv1.JobSpec{
+					BackoffLimit:          ptr.To[int32](2),
+					ActiveDeadlineSeconds: ptr.To[int64](backupDeadline),
+					Template: corev1.PodTemplateSpec{
+						ObjectMeta: metav1.ObjectMeta{Labels: p.Labels("backup")},
+						Spec: corev1.PodSpec{
+							RestartPolicy:                corev1.RestartPolicyNever,
+							AutomountServiceAccountToken: ptr.To(false),
+							EnableServiceLinks:           ptr.To(false),
+							SecurityContext:              podSecurityContext(p),
+							Containers: []corev1.Container{{
+								Name:            "backup",
+								Image:           p.Release.Image,
+								ImagePullPolicy: corev1.PullIfNotPresent,
+								Command:         []string{"bash", "-c", BackupScript(e)},
+								Env:             env,
+								Resources: corev1.ResourceRequirements{
+									Requests: corev1.ResourceList{corev1.ResourceCPU: mustQuantity("100m"), corev1.ResourceMemory: mustQuantity("128Mi")},
+									Limits:   corev1.ResourceList{corev1.ResourceCPU: mustQuantity("1"), corev1.ResourceMemory: mustQuantity("512Mi")},
+								},
+								VolumeMounts:    []corev1.VolumeMount{{Name: backupVolume, MountPath: backupMount}},
+								SecurityContext: containerSecurityContext(),
+							}},
+							Volumes: []corev1.Volume{{
+								Name: backupVolume,
+								VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
+									ClaimName: p.BackupVolume(),
+								}},
+							}},
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+// BackupVolume holds the backups. It is composed while backups are enabled
+// and kept composed after they are disabled, so that no update deletes a
+// backup.
+func BackupVolume(p Params) *corev1.PersistentVolumeClaim {
+	return &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: p.BackupVolume(), Namespace: p.Namespace, Labels: p.Labels("backup")},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: p.StorageClass,
+			Resources: corev1.VolumeResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceStorage: p.BackupVolumeSize},
+			},
+		},
+	}
+}

@@ -1,0 +1,167 @@
+package fn
+
+import (
+	v1 "github.com/dbplane/dbplane/apis/v1"
+)
+
+// An engine is everything that differs between MySQL and PostgreSQL. Builders
+// read it; they never switch on the engine themselves.
+type engine struct {
+	// Versions this engine supports, keyed by spec.version.
+	Versions map[string]release
+
+	Port     int32
+	PortName string
+	// UID and GID the official image's server runs as.
+	UID int64
+
+	// Superuser is the administrative login whose password the composed
+	// Secret holds.
+	Superuser string
+
+	// ConfigKey is the file name in the ConfigMap, mounted at ConfigDir.
+	ConfigKey string
+	ConfigDir string
+	// Args start the server with our configuration.
+	Args []string
+
+	// PasswordEnv are environment variables the image and its client tools
+	// read the superuser password from. All come from the Secret.
+	PasswordEnv []string
+	// ClientPasswordEnv is the variable the client tools read it from.
+	ClientPasswordEnv string
+	// Env are literal, non-secret environment variables. DataDirEnv, when
+	// set, is given the release's DataDir.
+	Env        map[string]string
+	DataDirEnv string
+
+	// Probes, run inside the server container. Startup waits out first
+	// initialisation (which listens on no TCP port); liveness asks whether the
+	// server answers; readiness runs a query over TCP with the password.
+	StartupProbe   []string
+	LivenessProbe  []string
+	ReadinessProbe []string
+
+	// Exporter is the Prometheus exporter sidecar for monitoring.metrics.
+	Exporter exporter
+
+	// Dump is the shell pipeline stage that writes a logical backup of
+	// $DATABASE to stdout; DumpExt names its format in the file name.
+	Dump    string
+	DumpExt string
+
+	// Config renders the server configuration file for a tuning profile.
+	Config func(t tuning) string
+}
+
+// A release is one supported major version of an engine.
+type release struct {
+	Image string
+	// DataMount is where the data volume is mounted, DataSubPath the
+	// volume's sub directory mounted there, and DataDir the directory the
+	// server keeps its files in.
+	DataMount   string
+	DataSubPath string
+	DataDir     string
+	// EndOfLife, when set, is reported as a warning.
+	EndOfLife string
+}
+
+// An exporter is a Prometheus metrics sidecar.
+type exporter struct {
+	Image       string
+	Port        int32
+	Args        []string
+	Env         map[string]string
+	PasswordEnv string
+}
+
+// pgRelease is a PostgreSQL release of the official image. Before 18 the image
+// keeps PGDATA at /var/lib/postgresql/data; we use a sub directory so that a
+// volume's lost+found does not stop initdb. From 18 on the image expects the
+// volume at /var/lib/postgresql and keeps PGDATA at /var/lib/postgresql/18/docker.
+func pgRelease(v string) release {
+	r := release{
+		Image:     "docker.io/library/postgres:" + v,
+		DataMount: "/var/lib/postgresql/data",
+		DataDir:   "/var/lib/postgresql/data/pgdata",
+	}
+	if v >= "18" {
+		r.DataMount = "/var/lib/postgresql"
+		r.DataDir = "/var/lib/postgresql/" + v + "/docker"
+	}
+	return r
+}
+
+// engines is the engine table. The official images run their servers as UID
+// 999 and accept a non-root start when the data directory is writable.
+var engines = map[v1.Engine]engine{
+	v1.PostgreSQL: {
+		Versions: map[string]release{
+			"14": pgRelease("14"),
+			"15": pgRelease("15"),
+			"16": pgRelease("16"),
+			"17": pgRelease("17"),
+			"18": pgRelease("18"),
+		},
+		Port:        5432,
+		PortName:    "postgresql",
+		UID:         999,
+		Superuser:   "postgres",
+		ConfigKey:   "postgresql.conf",
+		ConfigDir:   "/etc/dbplane",
+		Args:        []string{"-c", "config_file=/etc/dbplane/postgresql.conf"},
+		PasswordEnv:       []string{"POSTGRES_PASSWORD", "PGPASSWORD"},
+		ClientPasswordEnv: "PGPASSWORD",
+		Env:         map[string]string{"POSTGRES_USER": "postgres", "POSTGRES_DB": appDatabase, "PGUSER": "postgres"},
+		DataDirEnv:  "PGDATA",
+
+		StartupProbe:   []string{"pg_isready", "--host=127.0.0.1", "--port=5432", "--username=postgres", "--dbname=postgres"},
+		LivenessProbe:  []string{"pg_isready", "--host=127.0.0.1", "--port=5432", "--username=postgres", "--dbname=postgres"},
+		ReadinessProbe: []string{"psql", "--host=127.0.0.1", "--port=5432", "--username=postgres", "--dbname=postgres", "--no-psqlrc", "--tuples-only", "--command=SELECT 1"},
+
+		Exporter: exporter{
+			Image: "quay.io/prometheuscommunity/postgres-exporter:v0.17.1",
+			Port:  9187,
+			Env: map[string]string{
+				"DATA_SOURCE_URI":  "127.0.0.1:5432/postgres?sslmode=disable",
+				"DATA_SOURCE_USER": "postgres",
+			},
+			PasswordEnv: "DATA_SOURCE_PASS",
+		},
+
+		Dump:    `pg_dump --host="${DB_HOST}" --port="${DB_PORT}" --username="${DB_USER}" --dbname="${DATABASE}" --no-password --format=plain --no-owner --no-privileges`,
+		DumpExt: "sql",
+		Config:  postgresqlConf,
+	},
+	v1.MySQL: {
+		Versions: map[string]release{
+			"8.0": {Image: "docker.io/library/mysql:8.0", DataMount: "/var/lib/mysql", DataSubPath: "mysql", DataDir: "/var/lib/mysql", EndOfLife: "MySQL 8.0 reached its end of life in April 2026 and gets no more security fixes: move to 8.4"},
+			"8.4": {Image: "docker.io/library/mysql:8.4", DataMount: "/var/lib/mysql", DataSubPath: "mysql", DataDir: "/var/lib/mysql"},
+		},
+		Port:        3306,
+		PortName:    "mysql",
+		UID:         999,
+		Superuser:   "root",
+		ConfigKey:   "dbplane.cnf",
+		ConfigDir:   "/etc/mysql/conf.d",
+		PasswordEnv:       []string{"MYSQL_ROOT_PASSWORD", "MYSQL_PWD"},
+		ClientPasswordEnv: "MYSQL_PWD",
+		Env:         map[string]string{"MYSQL_DATABASE": appDatabase},
+
+		StartupProbe:   []string{"mysqladmin", "--protocol=TCP", "--host=127.0.0.1", "--port=3306", "--user=root", "ping"},
+		LivenessProbe:  []string{"mysqladmin", "--protocol=TCP", "--host=127.0.0.1", "--port=3306", "--user=root", "ping"},
+		ReadinessProbe: []string{"mysql", "--protocol=TCP", "--host=127.0.0.1", "--port=3306", "--user=root", "--batch", "--skip-column-names", "--execute=SELECT 1"},
+
+		Exporter: exporter{
+			Image:       "docker.io/prom/mysqld-exporter:v0.17.2",
+			Port:        9104,
+			Args:        []string{"--mysqld.address=127.0.0.1:3306", "--mysqld.username=root"},
+			PasswordEnv: "MYSQLD_EXPORTER_PASSWORD",
+		},
+
+		Dump:    `mysqldump --protocol=TCP --host="${DB_HOST}" --port="${DB_PORT}" --user="${DB_USER}" --single-transaction --routines --triggers --events --hex-blob --databases "${DATABASE}"`,
+		DumpExt: "sql",
+		Config:  myCnf,
+	},
+}

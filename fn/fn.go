@@ -1,0 +1,168 @@
+// Package fn is dbplane's composition function: it turns a Database into the
+// Kubernetes objects that run it, and reads their state back into the
+// Database's status.
+package fn
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/crossplane/function-sdk-go/errors"
+	"github.com/crossplane/function-sdk-go/logging"
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"github.com/crossplane/function-sdk-go/request"
+	"github.com/crossplane/function-sdk-go/resource"
+	"github.com/crossplane/function-sdk-go/response"
+
+	v1 "github.com/dbplane/dbplane/apis/v1"
+)
+
+// Function composes Databases.
+type Function struct {
+	fnv1.UnimplementedFunctionRunnerServiceServer
+
+	log      logging.Logger
+	password func() (string, error)
+}
+
+// An Option configures a Function.
+type Option func(*Function)
+
+// WithPasswordGenerator replaces crypto/rand password generation; for tests.
+func WithPasswordGenerator(g func() (string, error)) Option {
+	return func(f *Function) { f.password = g }
+}
+
+// New returns a Function that logs to log.
+func New(log logging.Logger, o ...Option) *Function {
+	f := &Function{log: log, password: GeneratePassword}
+	for _, fn := range o {
+		fn(f)
+	}
+	return f
+}
+
+// RunFunction composes one Database.
+func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) (*fnv1.RunFunctionResponse, error) {
+	rsp := response.To(req, response.DefaultTTL)
+
+	oxr, err := request.GetObservedCompositeResource(req)
+	if err != nil {
+		response.Fatal(rsp, errors.Wrap(err, "cannot get observed composite resource"))
+		return rsp, nil
+	}
+	log := f.log.WithValues("xr-namespace", oxr.Resource.GetNamespace(), "xr-name", oxr.Resource.GetName())
+
+	db, err := Decode(oxr.Resource.UnstructuredContent())
+	if err != nil {
+		response.Fatal(rsp, err)
+		return rsp, nil
+	}
+	Default(&db.Spec)
+	if errs := Validate(db); len(errs) > 0 {
+		response.Fatal(rsp, errors.Wrap(errs.ToAggregate(), "invalid Database"))
+		return rsp, nil
+	}
+
+	ocds, err := request.GetObservedComposedResources(req)
+	if err != nil {
+		response.Fatal(rsp, errors.Wrap(err, "cannot get observed composed resources"))
+		return rsp, nil
+	}
+	o, err := Observe(ocds)
+	if err != nil {
+		response.Fatal(rsp, err)
+		return rsp, nil
+	}
+
+	p, err := Resolve(db, o, f.password)
+	if err != nil {
+		response.Fatal(rsp, errors.Wrap(err, "cannot resolve parameters"))
+		return rsp, nil
+	}
+	for _, w := range Warnings(db, p) {
+		response.Warning(rsp, errors.New(w)).TargetCompositeAndClaim()
+	}
+
+	dcds, err := request.GetDesiredComposedResources(req)
+	if err != nil {
+		response.Fatal(rsp, errors.Wrap(err, "cannot get desired composed resources"))
+		return rsp, nil
+	}
+	ready := map[resource.Name]resource.Ready{}
+	for _, c := range Compose(p) {
+		cd, err := ToComposed(c.Object)
+		if err != nil {
+			response.Fatal(rsp, errors.Wrapf(err, "cannot compose %s", c.Name))
+			return rsp, nil
+		}
+		r := Ready(c.Name, o, p.Replicas)
+		if prev, ok := dcds[c.Name]; ok && prev.Ready != resource.ReadyUnspecified {
+			r = prev.Ready // An earlier pipeline step decided.
+		}
+		dcds[c.Name] = &resource.DesiredComposed{Resource: cd, Ready: r}
+		ready[c.Name] = r
+	}
+	if err := response.SetDesiredComposedResources(rsp, dcds); err != nil {
+		response.Fatal(rsp, errors.Wrap(err, "cannot set desired composed resources"))
+		return rsp, nil
+	}
+
+	dxr, err := request.GetDesiredCompositeResource(req)
+	if err != nil {
+		response.Fatal(rsp, errors.Wrap(err, "cannot get desired composite resource"))
+		return rsp, nil
+	}
+	if err := SetStatus(dxr, Status(p, o, ready)); err != nil {
+		response.Fatal(rsp, errors.Wrap(err, "cannot set Database status"))
+		return rsp, nil
+	}
+	if err := response.SetDesiredCompositeResource(rsp, dxr); err != nil {
+		response.Fatal(rsp, errors.Wrap(err, "cannot set desired composite resource"))
+		return rsp, nil
+	}
+
+	log.Debug("Composed Database", "composed", len(ready))
+	return rsp, nil
+}
+
+// A Composed object and its composed resource name.
+type Composed struct {
+	Name   resource.Name
+	Object runtime.Object
+}
+
+// Compose builds every object a Database consists of, in a stable order.
+func Compose(p Params) []Composed {
+	c := []Composed{
+		{rnSecret, Secret(p)},
+		{rnConfigMap, ConfigMap(p)},
+		{rnHeadlessService, HeadlessService(p)},
+		{rnService, Service(p)},
+		{rnStatefulSet, StatefulSet(p)},
+	}
+	if p.Profile.DisruptionBudget && p.Replicas > 1 {
+		c = append(c, Composed{rnDisruption, PodDisruptionBudget(p)})
+	}
+	if p.Backup || p.KeepBackupVolume {
+		c = append(c, Composed{rnBackupVolume, BackupVolume(p)})
+	}
+	if p.Backup {
+		c = append(c, Composed{rnBackupCronJob, BackupCronJob(p)})
+	}
+	return c
+}
+
+// Warnings are about Databases that work but need attention.
+func Warnings(db *v1.Database, p Params) []string {
+	var w []string
+	if eol := p.Release.EndOfLife; eol != "" {
+		w = append(w, "spec.version: "+eol)
+	}
+	if want := mustQuantity(db.Spec.Storage.Size); want.Cmp(p.StorageSize) > 0 {
+		w = append(w, "spec.storage.size: existing data volumes stay at "+p.StorageSize.String()+
+			"; growing them to "+want.String()+" is not automated yet (a StatefulSet's volume claim templates are immutable)")
+	}
+	return w
+}

@@ -1,0 +1,371 @@
+package fn
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/crossplane/function-sdk-go/errors"
+	"github.com/crossplane/function-sdk-go/logging"
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"github.com/crossplane/function-sdk-go/resource"
+)
+
+const testPassword = "generated-password-0123456789abcdef"
+
+// xr is an observed Database with the given spec (YAML-ish JSON fragment).
+func xr(name, spec string) string {
+	return fmt.Sprintf(`{"apiVersion":"database.example.com/v1","kind":"Database","metadata":{"name":%q,"namespace":"team-a"},"spec":%s}`, name, spec)
+}
+
+const (
+	pgProd  = `{"type":"postgresql","version":"16","replicas":2,"environment":"production","storage":{"size":"20Gi"},"backup":{"enabled":true}}`
+	pgDev   = `{"type":"postgresql","version":"17","storage":{"size":"1Gi"}}`
+	myProd  = `{"type":"mysql","version":"8.4","replicas":2,"environment":"production","storage":{"size":"20Gi","class":"fast"},"backup":{"enabled":true,"schedule":"@daily","retention":"3d"}}`
+	my80Dev = `{"type":"mysql","version":"8.0","storage":{"size":"1Gi"}}`
+)
+
+func req(oxr string, ocds map[string]string) *fnv1.RunFunctionRequest {
+	r := &fnv1.RunFunctionRequest{
+		Meta:     &fnv1.RequestMeta{Tag: "t"},
+		Observed: &fnv1.State{Composite: &fnv1.Resource{Resource: resource.MustStructJSON(oxr)}},
+	}
+	if len(ocds) > 0 {
+		r.Observed.Resources = map[string]*fnv1.Resource{}
+		for n, j := range ocds {
+			r.Observed.Resources[n] = &fnv1.Resource{Resource: resource.MustStructJSON(j)}
+		}
+	}
+	return r
+}
+
+func secretJSON(password string) string {
+	return fmt.Sprintf(`{"apiVersion":"v1","kind":"Secret","metadata":{"name":"orders-credentials","namespace":"team-a"},"data":{"password":%q}}`,
+		base64.StdEncoding.EncodeToString([]byte(password)))
+}
+
+func stsJSON(replicas, ready int, size string) string {
+	return fmt.Sprintf(`{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"orders","namespace":"team-a","generation":3},
+	"spec":{"replicas":%d,"volumeClaimTemplates":[{"metadata":{"name":"data"},"spec":{"resources":{"requests":{"storage":%q}}}}]},
+	"status":{"observedGeneration":3,"replicas":%d,"readyReplicas":%d,"updatedReplicas":%d,"currentRevision":"r1","updateRevision":"r1"}}`,
+		replicas, size, replicas, ready, replicas)
+}
+
+const (
+	existsJSON  = `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"team-a"}}`
+	cronJobJSON = `{"apiVersion":"batch/v1","kind":"CronJob","metadata":{"name":"orders-backup","namespace":"team-a"},"status":{"lastSuccessfulTime":"2026-11-22T02:00:31Z"}}`
+	pvcJSON     = `{"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":{"name":"orders-backup","namespace":"team-a"},"spec":{"resources":{"requests":{"storage":"30Gi"}}}}`
+)
+
+// got is what a test reads back from a response.
+type got struct {
+	Results   []string          // severity: message
+	Composed  map[string]string // resource name -> kind/name
+	Ready     map[string]string // resource name -> readiness
+	Status    map[string]any
+	Passwords []string // every Secret's password
+}
+
+func summarise(t *testing.T, rsp *fnv1.RunFunctionResponse) got {
+	t.Helper()
+	g := got{Composed: map[string]string{}, Ready: map[string]string{}}
+	for _, r := range rsp.GetResults() {
+		g.Results = append(g.Results, r.GetSeverity().String()+": "+r.GetMessage())
+	}
+	for n, r := range rsp.GetDesired().GetResources() {
+		m := r.GetResource().AsMap()
+		md, _ := m["metadata"].(map[string]any)
+		g.Composed[n] = fmt.Sprintf("%s/%s", m["kind"], md["name"])
+		g.Ready[n] = r.GetReady().String()
+		if m["kind"] == "Secret" {
+			d, _ := m["data"].(map[string]any)
+			pw, _ := base64.StdEncoding.DecodeString(fmt.Sprint(d["password"]))
+			g.Passwords = append(g.Passwords, string(pw))
+		}
+	}
+	if x := rsp.GetDesired().GetComposite().GetResource(); x != nil {
+		if s, ok := x.AsMap()["status"].(map[string]any); ok {
+			g.Status = s
+		}
+	}
+	return g
+}
+
+func TestRunFunction(t *testing.T) {
+	generate := func() (string, error) { return testPassword, nil }
+	mustNotGenerate := func() (string, error) { return "", errors.New("must not generate a password") }
+
+	type args struct {
+		req      *fnv1.RunFunctionRequest
+		password func() (string, error)
+	}
+	cases := map[string]struct {
+		reason string
+		args   args
+		want   got
+	}{
+		"NewProductionPostgreSQL": {
+			reason: "A new production Database composes every kind, a disruption budget and a backup, all with readiness unset until they exist, and is Pending.",
+			args:   args{req: req(xr("orders", pgProd), nil), password: generate},
+			want: got{
+				Composed: map[string]string{
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"service-headless": "Service/orders-headless", "service": "Service/orders",
+					"statefulset": "StatefulSet/orders", "pdb": "PodDisruptionBudget/orders",
+					"backup-pvc": "PersistentVolumeClaim/orders-backup", "backup-cronjob": "CronJob/orders-backup",
+				},
+				Ready: map[string]string{
+					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "pdb": "READY_UNSPECIFIED",
+					"backup-pvc": "READY_UNSPECIFIED", "backup-cronjob": "READY_UNSPECIFIED",
+				},
+				Status:    map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
+				Passwords: []string{testPassword},
+			},
+		},
+		"DevelopmentWithoutDefaults": {
+			reason: "A Database whose schema defaults were never applied gets them from the function: one replica, development, no backup.",
+			args:   args{req: req(xr("orders", pgDev), nil), password: generate},
+			want: got{
+				Composed: map[string]string{
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders",
+				},
+				Ready: map[string]string{
+					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED",
+				},
+				Status:    map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
+				Passwords: []string{testPassword},
+			},
+		},
+		"KeepsObservedPassword": {
+			reason: "Once the Secret exists its password is read back, never generated again.",
+			args: args{req: req(xr("orders", pgDev), map[string]string{"secret": secretJSON("s3cret-from-the-cluster")}), password: mustNotGenerate},
+			want: got{
+				Composed: map[string]string{
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders",
+				},
+				Ready: map[string]string{
+					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED",
+				},
+				Status:    map[string]any{"phase": "Creating", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
+				Passwords: []string{"s3cret-from-the-cluster"},
+			},
+		},
+		"BrokenObservedSecret": {
+			reason: "An observed Secret without a password is fatal, naming the field: a new password would lock the app out of its data.",
+			args:   args{req: req(xr("orders", pgDev), map[string]string{"secret": `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"orders-credentials"},"data":{}}`}), password: generate},
+			want: got{
+				Results:  []string{`SEVERITY_FATAL: observed Secret "orders-credentials" has no data.password: refusing to generate a new password for an existing database`},
+				Composed: map[string]string{}, Ready: map[string]string{},
+			},
+		},
+		"ProductionWithOneReplica": {
+			reason: "Input the schema should have refused is fatal, naming the field, and nothing is composed (so nothing is deleted).",
+			args:   args{req: req(xr("orders", `{"type":"postgresql","version":"16","replicas":1,"environment":"production","storage":{"size":"1Gi"}}`), nil), password: generate},
+			want: got{
+				Results:  []string{`SEVERITY_FATAL: invalid Database: spec.replicas: Invalid value: 1: production databases need at least 2 replicas`},
+				Composed: map[string]string{}, Ready: map[string]string{},
+			},
+		},
+		"UnsupportedVersion": {
+			reason: "An unsupported version is fatal and lists the supported ones.",
+			args:   args{req: req(xr("orders", `{"type":"mysql","version":"9.0","storage":{"size":"1Gi"}}`), nil), password: generate},
+			want: got{
+				Results:  []string{`SEVERITY_FATAL: invalid Database: spec.version: Unsupported value: "9.0": supported values: "8.0", "8.4"`},
+				Composed: map[string]string{}, Ready: map[string]string{},
+			},
+		},
+		"BadScheduleAndSize": {
+			reason: "Every invalid field is reported at once.",
+			args:   args{req: req(xr("orders", `{"type":"mysql","version":"8.4","storage":{"size":"lots"},"backup":{"enabled":true,"schedule":"61 * * * *"}}`), nil), password: generate},
+			want: got{
+				Results:  []string{`SEVERITY_FATAL: invalid Database: [spec.storage.size: Invalid value: "lots": must be a positive quantity such as 20Gi, spec.backup.schedule: Invalid value: "61 * * * *": end of range (61) above maximum (59): 61]`},
+				Composed: map[string]string{}, Ready: map[string]string{},
+			},
+		},
+		"NameTooLong": {
+			reason: "A name that leaves no room for composed names is fatal.",
+			args:   args{req: req(xr(strings.Repeat("a", 46), pgDev), nil), password: generate},
+			want: got{
+				Results:  []string{`SEVERITY_FATAL: invalid Database: metadata.name: Too long: may not be more than 45 bytes`},
+				Composed: map[string]string{}, Ready: map[string]string{},
+			},
+		},
+		"EndOfLifeVersion": {
+			reason: "MySQL 8.0 is accepted with a warning.",
+			args:   args{req: req(xr("orders", my80Dev), nil), password: generate},
+			want: got{
+				Results: []string{"SEVERITY_WARNING: spec.version: MySQL 8.0 reached its end of life in April 2026 and gets no more security fixes: move to 8.4"},
+				Composed: map[string]string{
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders",
+				},
+				Ready: map[string]string{
+					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED",
+				},
+				Status:    map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:3306"},
+				Passwords: []string{testPassword},
+			},
+		},
+		"AllReady": {
+			reason: "When every composed resource exists and every replica is ready and updated the Database is Ready, with the last backup time read from the CronJob.",
+			args: args{req: req(xr("orders", myProd), map[string]string{
+				"secret": secretJSON("pw"), "configmap": existsJSON, "service-headless": existsJSON, "service": existsJSON,
+				"statefulset": stsJSON(2, 2, "20Gi"), "pdb": existsJSON, "backup-pvc": pvcJSON, "backup-cronjob": cronJobJSON,
+			}), password: mustNotGenerate},
+			want: got{
+				Composed: map[string]string{
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"service-headless": "Service/orders-headless", "service": "Service/orders",
+					"statefulset": "StatefulSet/orders", "pdb": "PodDisruptionBudget/orders",
+					"backup-pvc": "PersistentVolumeClaim/orders-backup", "backup-cronjob": "CronJob/orders-backup",
+				},
+				Ready: map[string]string{
+					"secret": "READY_TRUE", "configmap": "READY_TRUE", "service-headless": "READY_TRUE", "service": "READY_TRUE",
+					"statefulset": "READY_TRUE", "pdb": "READY_TRUE", "backup-pvc": "READY_TRUE", "backup-cronjob": "READY_TRUE",
+				},
+				Status: map[string]any{
+					"phase": "Ready", "ready": true, "replicas": float64(2), "endpoint": "orders.team-a.svc.cluster.local:3306",
+					"lastBackup": "2026-11-22T02:00:31Z",
+				},
+				Passwords: []string{"pw"},
+			},
+		},
+		"PartiallyReady": {
+			reason: "One of two replicas ready is PartiallyReady, and the StatefulSet is not ready.",
+			args: args{req: req(xr("orders", pgDev), map[string]string{
+				"secret": secretJSON("pw"), "configmap": existsJSON, "service-headless": existsJSON, "service": existsJSON,
+				"statefulset": stsJSON(2, 1, "1Gi"),
+			}), password: mustNotGenerate},
+			want: got{
+				Composed: map[string]string{
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders",
+				},
+				Ready: map[string]string{
+					"secret": "READY_TRUE", "configmap": "READY_TRUE", "service-headless": "READY_TRUE", "service": "READY_TRUE",
+					"statefulset": "READY_FALSE",
+				},
+				Status:    map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
+				Passwords: []string{"pw"},
+			},
+		},
+		"BackupDisabledKeepsVolume": {
+			reason: "Disabling backups removes the CronJob but keeps the backup volume composed, so no backup is deleted.",
+			args: args{req: req(xr("orders", pgDev), map[string]string{
+				"secret": secretJSON("pw"), "backup-pvc": pvcJSON, "backup-cronjob": cronJobJSON,
+			}), password: mustNotGenerate},
+			want: got{
+				Composed: map[string]string{
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders",
+					"backup-pvc": "PersistentVolumeClaim/orders-backup",
+				},
+				Ready: map[string]string{
+					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "backup-pvc": "READY_TRUE",
+				},
+				Status: map[string]any{
+					"phase": "Creating", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432",
+					"lastBackup": "2026-11-22T02:00:31Z",
+				},
+				Passwords: []string{"pw"},
+			},
+		},
+		"StorageGrowth": {
+			reason: "Growing storage keeps the StatefulSet's immutable claim template and warns that existing volumes are not grown yet.",
+			args: args{req: req(xr("orders", `{"type":"postgresql","version":"16","storage":{"size":"50Gi"}}`), map[string]string{
+				"secret": secretJSON("pw"), "statefulset": stsJSON(1, 1, "20Gi"),
+			}), password: mustNotGenerate},
+			want: got{
+				Results: []string{"SEVERITY_WARNING: spec.storage.size: existing data volumes stay at 20Gi; growing them to 50Gi is not automated yet (a StatefulSet's volume claim templates are immutable)"},
+				Composed: map[string]string{
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders",
+				},
+				Ready: map[string]string{
+					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"service": "READY_UNSPECIFIED", "statefulset": "READY_TRUE",
+				},
+				Status:    map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
+				Passwords: []string{"pw"},
+			},
+		},
+	}
+
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			f := New(logging.NewNopLogger(), WithPasswordGenerator(tc.args.password))
+			rsp, err := f.RunFunction(t.Context(), tc.args.req)
+			if err != nil {
+				t.Fatalf("%s\nRunFunction(...): unexpected error: %v", tc.reason, err)
+			}
+			if diff := cmp.Diff(tc.want, summarise(t, rsp)); diff != "" {
+				t.Errorf("%s\nRunFunction(...): -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestRunFunctionKeepsEarlierReadiness(t *testing.T) {
+	r := req(xr("orders", pgDev), nil)
+	r.Desired = &fnv1.State{Resources: map[string]*fnv1.Resource{
+		"statefulset": {Resource: resource.MustStructJSON(`{"apiVersion":"apps/v1","kind":"StatefulSet"}`), Ready: fnv1.Ready_READY_TRUE},
+	}}
+	rsp, err := New(logging.NewNopLogger()).RunFunction(t.Context(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rsp.GetDesired().GetResources()["statefulset"].GetReady(); got != fnv1.Ready_READY_TRUE {
+		t.Errorf("RunFunction(...): an earlier step's readiness must be kept: want READY_TRUE, got %s", got)
+	}
+}
+
+func TestRunFunctionGeneratesStrongPasswords(t *testing.T) {
+	seen := map[string]bool{}
+	for range 20 {
+		rsp, err := New(logging.NewNopLogger()).RunFunction(t.Context(), req(xr("orders", pgDev), nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw := summarise(t, rsp).Passwords[0]
+		raw, err := base64.RawURLEncoding.DecodeString(pw)
+		if err != nil || len(raw)*8 < 128 {
+			t.Fatalf("GeneratePassword(): want >= 128 random bits, got %q (%d bits, %v)", pw, len(raw)*8, err)
+		}
+		if seen[pw] {
+			t.Fatalf("GeneratePassword(): %q generated twice", pw)
+		}
+		seen[pw] = true
+	}
+}
+
+func TestRunFunctionNeverLeaksPassword(t *testing.T) {
+	rsp, err := New(logging.NewNopLogger(), WithPasswordGenerator(func() (string, error) { return testPassword, nil })).
+		RunFunction(t.Context(), req(xr("orders", myProd), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n, r := range rsp.GetDesired().GetResources() {
+		if n == string(rnSecret) {
+			continue
+		}
+		j, _ := r.GetResource().MarshalJSON()
+		if strings.Contains(string(j), testPassword) || strings.Contains(string(j), base64.StdEncoding.EncodeToString([]byte(testPassword))) {
+			t.Errorf("RunFunction(...): the password appears in %s, outside the Secret", n)
+		}
+	}
+	x, _ := structpb.NewValue(rsp.GetDesired().GetComposite().GetResource().AsMap())
+	if j, _ := x.MarshalJSON(); strings.Contains(string(j), testPassword) {
+		t.Errorf("RunFunction(...): the password appears in the XR")
+	}
+}

@@ -1,0 +1,98 @@
+package fn
+
+import (
+	"github.com/crossplane/function-sdk-go/resource"
+
+	v1 "github.com/dbplane/dbplane/apis/v1"
+)
+
+// Composed resource names. They identify our resources within the pipeline
+// and must never change between calls: a renamed entry is deleted and
+// created again.
+const (
+	rnStatefulSet     resource.Name = "statefulset"
+	rnHeadlessService resource.Name = "service-headless"
+	rnService         resource.Name = "service"
+	rnConfigMap       resource.Name = "configmap"
+	rnSecret          resource.Name = "secret"
+	rnBackupCronJob   resource.Name = "backup-cronjob"
+	rnBackupVolume    resource.Name = "backup-pvc"
+	rnDisruption      resource.Name = "pdb"
+)
+
+// appDatabase is the database the image creates on first start.
+const appDatabase = "app"
+
+// Data volume, config volume and container names.
+const (
+	dataVolume      = "data"
+	configVolume    = "config"
+	backupVolume    = "backup"
+	serverContainer = "server"
+	backupMount     = "/backup"
+)
+
+// Keys of the credentials Secret.
+const (
+	keyUsername = "username"
+	keyPassword = "password"
+	keyHost     = "host"
+	keyPort     = "port"
+	keyDatabase = "database"
+)
+
+// Label keys.
+const (
+	labelName      = "app.kubernetes.io/name"
+	labelInstance  = "app.kubernetes.io/instance"
+	labelVersion   = "app.kubernetes.io/version"
+	labelComponent = "app.kubernetes.io/component"
+	labelManagedBy = "app.kubernetes.io/managed-by"
+	labelPodName   = "statefulset.kubernetes.io/pod-name"
+
+	annotationConfigHash = "database.example.com/config-hash"
+)
+
+// names are the object names and labels of one Database's composed objects.
+type names struct {
+	Name      string
+	Namespace string
+	Engine    v1.Engine
+	Version   string
+}
+
+func (n names) StatefulSet() string     { return n.Name }
+func (n names) HeadlessService() string { return n.Name + "-headless" }
+func (n names) Service() string         { return n.Name }
+func (n names) ConfigMap() string       { return n.Name + "-config" }
+func (n names) Secret() string          { return n.Name + "-credentials" }
+func (n names) BackupCronJob() string   { return n.Name + "-backup" }
+func (n names) BackupVolume() string    { return n.Name + "-backup" }
+func (n names) Disruption() string      { return n.Name }
+
+// FirstPod is the pod the client Service selects until replication exists.
+func (n names) FirstPod() string { return n.Name + "-0" }
+
+// Host is the client Service's in-cluster DNS name.
+func (n names) Host() string { return n.Service() + "." + n.Namespace + ".svc.cluster.local" }
+
+// Selector selects the database pods. It is part of the StatefulSet's
+// immutable selector, so it holds only labels that never change.
+func (n names) Selector() map[string]string {
+	return map[string]string{
+		labelName:      string(n.Engine),
+		labelInstance:  n.Name,
+		labelComponent: "database",
+	}
+}
+
+// Labels of every composed object of a component.
+func (n names) Labels(component string) map[string]string {
+	return map[string]string{
+		labelName:      string(n.Engine),
+		labelInstance:  n.Name,
+		labelVersion:   n.Version,
+		labelComponent: component,
+		labelManagedBy: "dbplane",
+	}
+}

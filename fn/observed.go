@@ -1,0 +1,91 @@
+package fn
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/crossplane/function-sdk-go/errors"
+	fnresource "github.com/crossplane/function-sdk-go/resource"
+)
+
+// Observed is what the function reads back from the observed composed
+// resources, decoded once.
+type Observed struct {
+	// Exists holds the composed resources that exist.
+	Exists map[fnresource.Name]bool
+
+	StatefulSet  *appsv1.StatefulSet
+	CronJob      *batchv1.CronJob
+	BackupVolume *corev1.PersistentVolumeClaim
+
+	// Password from the observed Secret; empty when there is no Secret yet.
+	Password string
+}
+
+// Observe decodes the observed composed resources the function reads. An
+// object it cannot read is an error: guessing, for example generating a new
+// password for an existing server, would break the Database.
+func Observe(ocds map[fnresource.Name]fnresource.ObservedComposed) (Observed, error) {
+	o := Observed{Exists: map[fnresource.Name]bool{}}
+	for n := range ocds {
+		o.Exists[n] = true
+	}
+	if oc, ok := ocds[rnStatefulSet]; ok {
+		o.StatefulSet = &appsv1.StatefulSet{}
+		if err := fromComposed(oc.Resource, o.StatefulSet); err != nil {
+			return Observed{}, errors.Wrapf(err, "cannot read observed StatefulSet %q", oc.Resource.GetName())
+		}
+	}
+	if oc, ok := ocds[rnBackupCronJob]; ok {
+		o.CronJob = &batchv1.CronJob{}
+		if err := fromComposed(oc.Resource, o.CronJob); err != nil {
+			return Observed{}, errors.Wrapf(err, "cannot read observed CronJob %q", oc.Resource.GetName())
+		}
+	}
+	if oc, ok := ocds[rnBackupVolume]; ok {
+		o.BackupVolume = &corev1.PersistentVolumeClaim{}
+		if err := fromComposed(oc.Resource, o.BackupVolume); err != nil {
+			return Observed{}, errors.Wrapf(err, "cannot read observed PersistentVolumeClaim %q", oc.Resource.GetName())
+		}
+	}
+	if oc, ok := ocds[rnSecret]; ok {
+		s := &corev1.Secret{}
+		if err := fromComposed(oc.Resource, s); err != nil {
+			return Observed{}, errors.Wrapf(err, "cannot read observed Secret %q", oc.Resource.GetName())
+		}
+		if len(s.Data[keyPassword]) == 0 {
+			return Observed{}, errors.Errorf("observed Secret %q has no data.%s: refusing to generate a new password for an existing database", s.GetName(), keyPassword)
+		}
+		o.Password = string(s.Data[keyPassword])
+	}
+	return o, nil
+}
+
+// TemplateStorage is the observed StatefulSet's data claim template size.
+func (o Observed) TemplateStorage() *resource.Quantity {
+	if o.StatefulSet == nil {
+		return nil
+	}
+	for _, t := range o.StatefulSet.Spec.VolumeClaimTemplates {
+		if t.Name != dataVolume {
+			continue
+		}
+		if q, ok := t.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
+			return &q
+		}
+	}
+	return nil
+}
+
+// BackupVolumeSize is the observed backup volume's requested size.
+func (o Observed) BackupVolumeSize() *resource.Quantity {
+	if o.BackupVolume == nil {
+		return nil
+	}
+	if q, ok := o.BackupVolume.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
+		return &q
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package fn
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
+
+	"github.com/crossplane/function-sdk-go/errors"
+
+	v1 "github.com/dbplane/dbplane/apis/v1"
+)
+
+// Params are everything the builders need, resolved once from a validated
+// Database, the engine and environment tables and what was observed.
+type Params struct {
+	names
+
+	Engine   engine
+	Release  release
+	Replicas int32
+	Profile  profile
+
+	Resources corev1.ResourceRequirements
+
+	// StorageSize and StorageClass go into the StatefulSet's
+	// volumeClaimTemplate. A StatefulSet's claim templates are immutable, so
+	// once one exists its size is kept; growing the volumes is not done
+	// through the template.
+	StorageSize  resource.Quantity
+	StorageClass *string
+
+	// Config is the rendered server configuration, ConfigHash its digest,
+	// which rolls the pods when it changes.
+	Config     string
+	ConfigHash string
+
+	Backup        bool
+	Schedule      string
+	RetentionDays int
+	// BackupVolumeSize is the backup volume's size: the data size, grown
+	// with it, but never below what exists, since a claim cannot shrink.
+	BackupVolumeSize resource.Quantity
+	// KeepBackupVolume keeps an existing backup volume composed after
+	// backups are disabled, so that disabling backups never deletes them.
+	KeepBackupVolume bool
+
+	Metrics bool
+
+	// Credentials are the superuser's. Only the Secret builder reads them.
+	Credentials Credentials
+}
+
+// Credentials of the superuser.
+type Credentials struct {
+	Username string
+	Password string
+}
+
+// Resolve turns a validated, defaulted Database into builder Params. The
+// password comes from the observed Secret, or from gen for a new Database.
+func Resolve(db *v1.Database, o Observed, gen func() (string, error)) (Params, error) {
+	s := db.Spec
+	e := engines[s.Type]
+	pr := profiles[s.Environment]
+	p := Params{
+		names:    names{Name: db.GetName(), Namespace: db.GetNamespace(), Engine: s.Type, Version: s.Version},
+		Engine:   e,
+		Release:  e.Versions[s.Version],
+		Replicas: *s.Replicas,
+		Profile:  pr,
+		Backup:   s.Backup.Enabled,
+		Schedule: s.Backup.Schedule,
+		Metrics:  s.Monitoring.Enabled && s.Monitoring.Metrics,
+	}
+
+	p.Resources = resources(pr, s.Resources)
+
+	p.StorageSize = resource.MustParse(s.Storage.Size)
+	if q := o.TemplateStorage(); q != nil {
+		p.StorageSize = *q
+	}
+	if s.Storage.Class != "" {
+		p.StorageClass = ptr.To(s.Storage.Class)
+	}
+
+	p.BackupVolumeSize = resource.MustParse(s.Storage.Size)
+	if q := o.BackupVolumeSize(); q != nil && q.Cmp(p.BackupVolumeSize) > 0 {
+		p.BackupVolumeSize = *q
+	}
+	p.KeepBackupVolume = o.BackupVolume != nil
+	days, _ := strconv.Atoi(strings.TrimSuffix(s.Backup.Retention, "d")) //nolint:errcheck // Validated by Validate.
+	p.RetentionDays = days
+
+	mem := p.Resources.Limits.Memory()
+	if mem.IsZero() {
+		mem = p.Resources.Requests.Memory()
+	}
+	p.Config = e.Config(tuning{
+		MemoryBytes:     mem.Value(),
+		MaxConnections:  pr.MaxConnections,
+		Logging:         s.Monitoring.Enabled && s.Monitoring.Logging,
+		SlowQueryMillis: pr.SlowQueryMillis,
+		Port:            e.Port,
+	})
+	sum := sha256.Sum256([]byte(p.Config))
+	p.ConfigHash = hex.EncodeToString(sum[:8])
+
+	p.Credentials = Credentials{Username: e.Superuser, Password: o.Password}
+	if p.Credentials.Password == "" {
+		pw, err := gen()
+		if err != nil {
+			return Params{}, errors.Wrap(err, "cannot generate password")
+		}
+		p.Credentials.Password = pw
+	}
+	return p, nil
+}
+
+// resources are the profile's, unless the Database sets its own.
+func resources(pr profile, r *v1.Resources) corev1.ResourceRequirements {
+	if r == nil {
+		return corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse(pr.CPURequest),
+				corev1.ResourceMemory: resource.MustParse(pr.MemoryRequest),
+			},
+			Limits: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse(pr.CPULimit),
+				corev1.ResourceMemory: resource.MustParse(pr.MemoryLimit),
+			},
+		}
+	}
+	return corev1.ResourceRequirements{Requests: list(r.Requests), Limits: list(r.Limits)}
+}
+
+func list(l *v1.ResourceList) corev1.ResourceList {
+	if l == nil {
+		return nil
+	}
+	out := corev1.ResourceList{}
+	if l.CPU != "" {
+		out[corev1.ResourceCPU] = resource.MustParse(l.CPU)
+	}
+	if l.Memory != "" {
+		out[corev1.ResourceMemory] = resource.MustParse(l.Memory)
+	}
+	return out
+}

@@ -1,0 +1,44 @@
+package fn
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/crossplane/function-sdk-go/resource"
+)
+
+// Ready reports whether an observed composed resource is ready. Readiness is
+// explicit for every kind we compose; a kind not listed here is never ready.
+//
+// A StatefulSet is ready when the controller has seen its latest spec, every
+// wanted replica is ready and updated, and no rollout is in progress. Every
+// other kind is ready once it exists: a CronJob does not wait for its first
+// run, and a backup volume that binds on first use is not waited for.
+func Ready(name resource.Name, o Observed, replicas int32) resource.Ready {
+	if !o.Exists[name] {
+		return resource.ReadyUnspecified
+	}
+	if name == rnStatefulSet {
+		return readyIf(statefulSetReady(o.StatefulSet, replicas))
+	}
+	switch name {
+	case rnHeadlessService, rnService, rnConfigMap, rnSecret, rnBackupCronJob, rnBackupVolume, rnDisruption:
+		return resource.ReadyTrue
+	}
+	return resource.ReadyFalse
+}
+
+func statefulSetReady(s *appsv1.StatefulSet, replicas int32) bool {
+	st := s.Status
+	return st.ObservedGeneration >= s.GetGeneration() &&
+		s.Spec.Replicas != nil && *s.Spec.Replicas == replicas &&
+		st.ReadyReplicas == replicas &&
+		st.UpdatedReplicas == replicas &&
+		(st.UpdateRevision == "" || st.CurrentRevision == st.UpdateRevision)
+}
+
+func readyIf(b bool) resource.Ready {
+	if b {
+		return resource.ReadyTrue
+	}
+	return resource.ReadyFalse
+}

@@ -1,0 +1,164 @@
+package fn
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/robfig/cron/v3"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
+
+	"github.com/crossplane/function-sdk-go/errors"
+
+	v1 "github.com/dbplane/dbplane/apis/v1"
+)
+
+// maxNameLength keeps every composed name within Kubernetes' limits: a
+// StatefulSet's pods carry a controller-revision-hash label of name-hash
+// (63 characters at most) and a CronJob's name may be 52 at most; ours adds
+// "-backup".
+const maxNameLength = 45
+
+var retentionRE = regexp.MustCompile(`^[1-9][0-9]*d$`)
+
+// Decode reads the observed Database from its unstructured content. It does
+// not validate.
+func Decode(u map[string]any) (*v1.Database, error) {
+	db := &v1.Database{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u, db); err != nil {
+		return nil, errors.Wrap(err, "cannot decode Database")
+	}
+	return db, nil
+}
+
+// Default applies the XRD's schema defaults. The apiserver applies them too;
+// the function repeats them for Databases created before a default existed
+// and for renders without --xrd.
+func Default(s *v1.DatabaseSpec) {
+	if s.Replicas == nil {
+		s.Replicas = ptr.To[int32](1)
+	}
+	if s.Environment == "" {
+		s.Environment = v1.Development
+	}
+	if s.Backup == nil {
+		s.Backup = &v1.Backup{}
+	}
+	if s.Backup.Schedule == "" {
+		s.Backup.Schedule = "0 2 * * *"
+	}
+	if s.Backup.Retention == "" {
+		s.Backup.Retention = "7d"
+	}
+	if s.Monitoring == nil {
+		s.Monitoring = &v1.Monitoring{}
+	}
+}
+
+// Validate checks a defaulted Database as the XRD's schema and CEL rules do,
+// for Databases that got past them (created before a rule existed), plus what
+// only the function can check: that the schedule parses as Kubernetes parses
+// it and that the name leaves room for composed names. Transition rules
+// (immutable type and class, no shrinking) need the old object and stay with
+// the apiserver.
+func Validate(db *v1.Database) field.ErrorList {
+	var errs field.ErrorList
+	s := db.Spec
+	sp := field.NewPath("spec")
+
+	if n := db.GetName(); len(n) > maxNameLength {
+		errs = append(errs, field.TooLong(field.NewPath("metadata", "name"), n, maxNameLength))
+	}
+
+	e, ok := engines[s.Type]
+	switch {
+	case !ok:
+		errs = append(errs, field.NotSupported(sp.Child("type"), s.Type, []v1.Engine{v1.MySQL, v1.PostgreSQL}))
+	case e.Versions[s.Version].Image == "":
+		errs = append(errs, field.NotSupported(sp.Child("version"), s.Version, sortedKeys(e.Versions)))
+	}
+
+	if r := *s.Replicas; r < 1 || r > 10 {
+		errs = append(errs, field.Invalid(sp.Child("replicas"), r, "must be between 1 and 10"))
+	}
+	if _, ok := profiles[s.Environment]; !ok {
+		errs = append(errs, field.NotSupported(sp.Child("environment"), s.Environment, []v1.Environment{v1.Development, v1.Staging, v1.Production}))
+	}
+	if s.Environment == v1.Production && *s.Replicas < 2 {
+		errs = append(errs, field.Invalid(sp.Child("replicas"), *s.Replicas, "production databases need at least 2 replicas"))
+	}
+
+	if q, err := resource.ParseQuantity(s.Storage.Size); err != nil || q.Sign() <= 0 {
+		errs = append(errs, field.Invalid(sp.Child("storage", "size"), s.Storage.Size, "must be a positive quantity such as 20Gi"))
+	}
+
+	errs = append(errs, validateResources(sp.Child("resources"), s)...)
+
+	if b := s.Backup; b.Enabled {
+		if _, err := cron.ParseStandard(b.Schedule); err != nil {
+			errs = append(errs, field.Invalid(sp.Child("backup", "schedule"), b.Schedule, err.Error()))
+		}
+		if strings.HasPrefix(b.Schedule, "TZ=") || strings.HasPrefix(b.Schedule, "CRON_TZ=") {
+			errs = append(errs, field.Invalid(sp.Child("backup", "schedule"), b.Schedule, "schedules run in UTC: time zones are not supported"))
+		}
+		if !retentionRE.MatchString(b.Retention) {
+			errs = append(errs, field.Invalid(sp.Child("backup", "retention"), b.Retention, "must be a number of days such as 7d"))
+		}
+	}
+	return errs
+}
+
+func validateResources(p *field.Path, s v1.DatabaseSpec) field.ErrorList {
+	r := s.Resources
+	if r == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	if s.Environment == v1.Production && r.Limits == nil {
+		errs = append(errs, field.Required(p.Child("limits"), "production databases that set resources must set limits"))
+	}
+	req := quantities(p.Child("requests"), r.Requests, &errs)
+	lim := quantities(p.Child("limits"), r.Limits, &errs)
+	for _, k := range []string{"cpu", "memory"} {
+		rq, okr := req[k]
+		lq, okl := lim[k]
+		if okr && okl && rq.Cmp(lq) > 0 {
+			errs = append(errs, field.Invalid(p.Child("requests", k), rq.String(), fmt.Sprintf("must not be more than limits.%s %s", k, lq.String())))
+		}
+	}
+	return errs
+}
+
+// quantities parses a ResourceList, appending an error for each bad quantity.
+func quantities(p *field.Path, l *v1.ResourceList, errs *field.ErrorList) map[string]resource.Quantity {
+	out := map[string]resource.Quantity{}
+	if l == nil {
+		return out
+	}
+	for _, kv := range [][2]string{{"cpu", l.CPU}, {"memory", l.Memory}} {
+		k, v := kv[0], kv[1]
+		if v == "" {
+			continue
+		}
+		q, err := resource.ParseQuantity(v)
+		if err != nil || q.Sign() <= 0 {
+			*errs = append(*errs, field.Invalid(p.Child(k), v, "must be a positive quantity"))
+			continue
+		}
+		out[k] = q
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}

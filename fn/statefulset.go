@@ -1,0 +1,189 @@
+package fn
+
+import (
+	"maps"
+	"slices"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+)
+
+// StatefulSet runs the database servers. Each replica gets its own data
+// volume, which outlives the StatefulSet: deleting or scaling down a
+// Database never deletes data.
+func StatefulSet(p Params) *appsv1.StatefulSet {
+	podLabels := p.Labels("database")
+	annotations := map[string]string{annotationConfigHash: p.ConfigHash}
+	containers := []corev1.Container{server(p)}
+	if p.Metrics {
+		containers = append(containers, metricsExporter(p))
+		annotations["prometheus.io/scrape"] = "true"
+		annotations["prometheus.io/port"] = itoa(p.Engine.Exporter.Port)
+	}
+
+	return &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: p.StatefulSet(), Namespace: p.Namespace, Labels: p.Labels("database")},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:            ptr.To(p.Replicas),
+			ServiceName:         p.HeadlessService(),
+			Selector:            &metav1.LabelSelector{MatchLabels: p.Selector()},
+			PodManagementPolicy: appsv1.OrderedReadyPodManagement,
+			UpdateStrategy:      appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType},
+			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+				WhenDeleted: appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+				WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+			},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: annotations},
+				Spec: corev1.PodSpec{
+					AutomountServiceAccountToken:  ptr.To(false),
+					EnableServiceLinks:            ptr.To(false),
+					TerminationGracePeriodSeconds: ptr.To(p.Profile.TerminationGraceSeconds),
+					SecurityContext:               podSecurityContext(p),
+					Affinity:                      affinity(p),
+					Containers:                    containers,
+					Volumes: []corev1.Volume{{
+						Name: configVolume,
+						VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+							LocalObjectReference: corev1.LocalObjectReference{Name: p.ConfigMap()},
+						}},
+					}},
+				},
+			},
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
+				ObjectMeta: metav1.ObjectMeta{Name: dataVolume, Labels: p.Labels("database")},
+				Spec: corev1.PersistentVolumeClaimSpec{
+					AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+					StorageClassName: p.StorageClass,
+					Resources: corev1.VolumeResourceRequirements{
+						Requests: corev1.ResourceList{corev1.ResourceStorage: p.StorageSize},
+					},
+				},
+			}},
+		},
+	}
+}
+
+// server is the database container.
+func server(p Params) corev1.Container {
+	e := p.Engine
+	env := passwordEnv(p, e.PasswordEnv...)
+	lit := maps.Clone(e.Env)
+	if e.DataDirEnv != "" {
+		lit[e.DataDirEnv] = p.Release.DataDir
+	}
+	env = append(env, literalEnv(lit)...)
+
+	return corev1.Container{
+		Name:            serverContainer,
+		Image:           p.Release.Image,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Args:            e.Args,
+		Ports:           []corev1.ContainerPort{{Name: e.PortName, ContainerPort: e.Port, Protocol: corev1.ProtocolTCP}},
+		Env:             env,
+		Resources:       p.Resources,
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: dataVolume, MountPath: p.Release.DataMount, SubPath: p.Release.DataSubPath},
+			{Name: configVolume, MountPath: e.ConfigDir, ReadOnly: true},
+		},
+		StartupProbe:    probe(e.StartupProbe, 10, 5, 90),
+		LivenessProbe:   probe(e.LivenessProbe, 10, 5, 6),
+		ReadinessProbe:  probe(e.ReadinessProbe, 5, 5, 3),
+		SecurityContext: containerSecurityContext(),
+	}
+}
+
+// metricsExporter is the Prometheus exporter sidecar.
+func metricsExporter(p Params) corev1.Container {
+	x := p.Engine.Exporter
+	return corev1.Container{
+		Name:            "metrics",
+		Image:           x.Image,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Args:            x.Args,
+		Ports:           []corev1.ContainerPort{{Name: "metrics", ContainerPort: x.Port, Protocol: corev1.ProtocolTCP}},
+		Env:             append(passwordEnv(p, x.PasswordEnv), literalEnv(x.Env)...),
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: mustQuantity("10m"), corev1.ResourceMemory: mustQuantity("32Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceCPU: mustQuantity("100m"), corev1.ResourceMemory: mustQuantity("64Mi")},
+		},
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/metrics", Port: intstr.FromString("metrics")}},
+			PeriodSeconds: 30, TimeoutSeconds: 5, FailureThreshold: 3,
+		},
+		SecurityContext: containerSecurityContext(),
+	}
+}
+
+// passwordEnv sets each named variable from the Secret's password key: the
+// password never appears as a literal anywhere but the Secret.
+func passwordEnv(p Params, names ...string) []corev1.EnvVar {
+	env := make([]corev1.EnvVar, 0, len(names))
+	for _, n := range names {
+		env = append(env, corev1.EnvVar{Name: n, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: p.Secret()},
+			Key:                  keyPassword,
+		}}})
+	}
+	return env
+}
+
+// literalEnv returns variables sorted by name, so output is stable.
+func literalEnv(m map[string]string) []corev1.EnvVar {
+	env := make([]corev1.EnvVar, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		env = append(env, corev1.EnvVar{Name: k, Value: m[k]})
+	}
+	return env
+}
+
+func probe(cmd []string, period, timeout, failures int32) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: cmd}},
+		PeriodSeconds:    period,
+		TimeoutSeconds:   timeout,
+		FailureThreshold: failures,
+	}
+}
+
+// podSecurityContext passes the restricted Pod Security Standard. fsGroup
+// makes new volumes writable by the server's user.
+func podSecurityContext(p Params) *corev1.PodSecurityContext {
+	return &corev1.PodSecurityContext{
+		RunAsNonRoot:        ptr.To(true),
+		RunAsUser:           ptr.To(p.Engine.UID),
+		RunAsGroup:          ptr.To(p.Engine.UID),
+		FSGroup:             ptr.To(p.Engine.UID),
+		FSGroupChangePolicy: ptr.To(corev1.FSGroupChangeOnRootMismatch),
+		SeccompProfile:      &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+func containerSecurityContext() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false),
+		RunAsNonRoot:             ptr.To(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// affinity prefers replicas on different nodes where the profile asks for it.
+// It is a preference, so a one-node cluster still runs every replica.
+func affinity(p Params) *corev1.Affinity {
+	if !p.Profile.SpreadReplicas {
+		return nil
+	}
+	return &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+		PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+			Weight: 100,
+			PodAffinityTerm: corev1.PodAffinityTerm{
+				LabelSelector: &metav1.LabelSelector{MatchLabels: p.Selector()},
+				TopologyKey:   corev1.LabelHostname,
+			},
+		}},
+	}}
+}

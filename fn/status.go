@@ -1,0 +1,69 @@
+package fn
+
+import (
+	"net"
+	"time"
+
+	"github.com/crossplane/function-sdk-go/resource"
+
+	v1 "github.com/dbplane/dbplane/apis/v1"
+)
+
+// Status computes the Database's status from what was observed and which of
+// the desired resources are ready.
+//
+// Phase is Pending before anything composed exists, Creating until the first
+// replica is ready, PartiallyReady while some replicas or resources are not,
+// and Ready when all are. The function never reports Failed itself: input it
+// refuses gets a Fatal result, and Crossplane then applies nothing, status
+// included, and reports the reason on the Synced condition.
+func Status(p Params, o Observed, ready map[resource.Name]resource.Ready) v1.DatabaseStatus {
+	s := v1.DatabaseStatus{Endpoint: net.JoinHostPort(p.Host(), itoa(p.Engine.Port))}
+	if o.StatefulSet != nil {
+		s.Replicas = o.StatefulSet.Status.ReadyReplicas
+	}
+	if o.CronJob != nil {
+		s.LastBackup = o.CronJob.Status.LastSuccessfulTime
+	}
+
+	all := true
+	for _, r := range ready {
+		all = all && r == resource.ReadyTrue
+	}
+	s.Ready = all && len(ready) > 0
+
+	switch {
+	case s.Ready:
+		s.Phase = v1.PhaseReady
+	case len(o.Exists) == 0:
+		s.Phase = v1.PhasePending
+	case s.Replicas == 0:
+		s.Phase = v1.PhaseCreating
+	default:
+		s.Phase = v1.PhasePartiallyReady
+	}
+	return s
+}
+
+
+// SetStatus writes the Database status fields the function owns into the
+// desired XR. Crossplane owns status.conditions.
+func SetStatus(dxr *resource.Composite, s v1.DatabaseStatus) error {
+	xr := dxr.Resource
+	if err := xr.SetString("status.phase", string(s.Phase)); err != nil {
+		return err
+	}
+	if err := xr.SetBool("status.ready", s.Ready); err != nil {
+		return err
+	}
+	if err := xr.SetInteger("status.replicas", int64(s.Replicas)); err != nil {
+		return err
+	}
+	if err := xr.SetString("status.endpoint", s.Endpoint); err != nil {
+		return err
+	}
+	if s.LastBackup != nil {
+		return xr.SetString("status.lastBackup", s.LastBackup.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
