@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds dbplane's Crossplane packages offline into ${XPKG_OUT:-_output/xpkg}:
+#   function-dbplane.xpkg       the function, with its runtime image embedded
+#   configuration-dbplane.xpkg  the Database XRD and Composition
+# `crossplane xpkg build` reads every YAML under a package root, so each
+# package is staged alone: examples and tests never end up in a package.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${root}"
+out="$(realpath -m "${XPKG_OUT:-_output/xpkg}")"
+version="${VERSION:-v0.1.0}"
+cli="$(test/tools/build.sh crossplane-cli)"
+
+rm -rf "${out}"
+mkdir -p "${out}/stage/function" "${out}/stage/configuration"
+CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "-s -w" -o "${out}/function" ./cmd/function
+(cd test/tools/image && GOFLAGS=-mod=mod go run . --binary="${out}/function" \
+  --ref="xpkg.dbplane.io/dbplane/function-dbplane:${version}" --out="${out}/function-image.tar")
+
+cp package/function/crossplane.yaml "${out}/stage/function/"
+cp crossplane.yaml package/configuration/xrd.yaml package/configuration/composition.yaml "${out}/stage/configuration/"
+
+"${cli}" xpkg build --package-root="${out}/stage/function" \
+  --embed-runtime-image-tarball="${out}/function-image.tar" -o "${out}/function-dbplane.xpkg"
+"${cli}" xpkg build --package-root="${out}/stage/configuration" -o "${out}/configuration-dbplane.xpkg"
+ls -l "${out}"/*.xpkg
