@@ -51,7 +51,7 @@ type engine struct {
 	DumpExt string
 
 	// Config renders the server configuration file for a tuning profile.
-	Config func(t tuning) string
+	Config func(t tuning) string `json:"-"`
 }
 
 // A release is one supported major version of an engine.
@@ -104,17 +104,17 @@ var engines = map[v1.Engine]engine{
 			"17": pgRelease("17"),
 			"18": pgRelease("18"),
 		},
-		Port:        5432,
-		PortName:    "postgresql",
-		UID:         999,
-		Superuser:   "postgres",
-		ConfigKey:   "postgresql.conf",
-		ConfigDir:   "/etc/dbplane",
-		Args:        []string{"-c", "config_file=/etc/dbplane/postgresql.conf"},
+		Port:              5432,
+		PortName:          "postgresql",
+		UID:               999,
+		Superuser:         "postgres",
+		ConfigKey:         "postgresql.conf",
+		ConfigDir:         "/etc/dbplane",
+		Args:              []string{"-c", "config_file=/etc/dbplane/postgresql.conf"},
 		PasswordEnv:       []string{"POSTGRES_PASSWORD", "PGPASSWORD"},
 		ClientPasswordEnv: "PGPASSWORD",
-		Env:         map[string]string{"POSTGRES_USER": "postgres", "POSTGRES_DB": appDatabase, "PGUSER": "postgres"},
-		DataDirEnv:  "PGDATA",
+		Env:               map[string]string{"POSTGRES_USER": "postgres", "POSTGRES_DB": appDatabase, "PGUSER": "postgres"},
+		DataDirEnv:        "PGDATA",
 
 		StartupProbe:   []string{"pg_isready", "--host=127.0.0.1", "--port=5432", "--username=postgres", "--dbname=postgres"},
 		LivenessProbe:  []string{"pg_isready", "--host=127.0.0.1", "--port=5432", "--username=postgres", "--dbname=postgres"},
@@ -139,15 +139,15 @@ var engines = map[v1.Engine]engine{
 			"8.0": {Image: "docker.io/library/mysql:8.0", DataMount: "/var/lib/mysql", DataSubPath: "mysql", DataDir: "/var/lib/mysql", EndOfLife: "MySQL 8.0 reached its end of life in April 2026 and gets no more security fixes: move to 8.4"},
 			"8.4": {Image: "docker.io/library/mysql:8.4", DataMount: "/var/lib/mysql", DataSubPath: "mysql", DataDir: "/var/lib/mysql"},
 		},
-		Port:        3306,
-		PortName:    "mysql",
-		UID:         999,
-		Superuser:   "root",
-		ConfigKey:   "dbplane.cnf",
-		ConfigDir:   "/etc/mysql/conf.d",
+		Port:              3306,
+		PortName:          "mysql",
+		UID:               999,
+		Superuser:         "root",
+		ConfigKey:         "dbplane.cnf",
+		ConfigDir:         "/etc/mysql/conf.d",
 		PasswordEnv:       []string{"MYSQL_ROOT_PASSWORD", "MYSQL_PWD"},
 		ClientPasswordEnv: "MYSQL_PWD",
-		Env:         map[string]string{"MYSQL_DATABASE": appDatabase},
+		Env:               map[string]string{"MYSQL_DATABASE": appDatabase},
 
 		StartupProbe:   []string{"mysqladmin", "--protocol=TCP", "--host=127.0.0.1", "--port=3306", "--user=root", "ping"},
 		LivenessProbe:  []string{"mysqladmin", "--protocol=TCP", "--host=127.0.0.1", "--port=3306", "--user=root", "ping"},

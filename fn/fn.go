@@ -24,6 +24,7 @@ type Function struct {
 
 	log      logging.Logger
 	password func() (string, error)
+	cache    *cache
 }
 
 // An Option configures a Function.
@@ -34,9 +35,14 @@ func WithPasswordGenerator(g func() (string, error)) Option {
 	return func(f *Function) { f.password = g }
 }
 
+// WithoutCache builds and converts every composed resource on every call.
+func WithoutCache() Option {
+	return func(f *Function) { f.cache = nil }
+}
+
 // New returns a Function that logs to log.
 func New(log logging.Logger, o ...Option) *Function {
-	f := &Function{log: log, password: GeneratePassword}
+	f := &Function{log: log, password: GeneratePassword, cache: newCache(4096)}
 	for _, fn := range o {
 		fn(f)
 	}
@@ -85,41 +91,30 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		response.Warning(rsp, errors.New(w)).TargetCompositeAndClaim()
 	}
 
-	dcds, err := request.GetDesiredComposedResources(req)
+	composed, err := f.cache.Composed(p)
 	if err != nil {
-		response.Fatal(rsp, errors.Wrap(err, "cannot get desired composed resources"))
+		response.Fatal(rsp, err)
 		return rsp, nil
+	}
+	// response.To copied the desired state of earlier steps: add ours to it.
+	if rsp.GetDesired() == nil {
+		rsp.Desired = &fnv1.State{}
+	}
+	if rsp.GetDesired().GetResources() == nil {
+		rsp.Desired.Resources = map[string]*fnv1.Resource{}
 	}
 	ready := map[resource.Name]resource.Ready{}
-	for _, c := range Compose(p) {
-		cd, err := ToComposed(c.Object)
-		if err != nil {
-			response.Fatal(rsp, errors.Wrapf(err, "cannot compose %s", c.Name))
-			return rsp, nil
-		}
+	for _, c := range composed {
 		r := Ready(c.Name, o, p.Replicas)
-		if prev, ok := dcds[c.Name]; ok && prev.Ready != resource.ReadyUnspecified {
-			r = prev.Ready // An earlier pipeline step decided.
+		if prev, ok := rsp.Desired.Resources[string(c.Name)]; ok && prev.GetReady() != fnv1.Ready_READY_UNSPECIFIED {
+			r = fromProto(prev.GetReady()) // An earlier pipeline step decided.
 		}
-		dcds[c.Name] = &resource.DesiredComposed{Resource: cd, Ready: r}
+		rsp.Desired.Resources[string(c.Name)] = &fnv1.Resource{Resource: c.Struct, Ready: toProto(r)}
 		ready[c.Name] = r
 	}
-	if err := response.SetDesiredComposedResources(rsp, dcds); err != nil {
-		response.Fatal(rsp, errors.Wrap(err, "cannot set desired composed resources"))
-		return rsp, nil
-	}
 
-	dxr, err := request.GetDesiredCompositeResource(req)
-	if err != nil {
-		response.Fatal(rsp, errors.Wrap(err, "cannot get desired composite resource"))
-		return rsp, nil
-	}
-	if err := SetStatus(dxr, Status(p, o, ready)); err != nil {
+	if err := SetStatus(rsp, Status(p, o, ready)); err != nil {
 		response.Fatal(rsp, errors.Wrap(err, "cannot set Database status"))
-		return rsp, nil
-	}
-	if err := response.SetDesiredCompositeResource(rsp, dxr); err != nil {
-		response.Fatal(rsp, errors.Wrap(err, "cannot set desired composite resource"))
 		return rsp, nil
 	}
 

@@ -145,7 +145,7 @@ func TestRunFunction(t *testing.T) {
 		},
 		"KeepsObservedPassword": {
 			reason: "Once the Secret exists its password is read back, never generated again.",
-			args: args{req: req(xr("orders", pgDev), map[string]string{"secret": secretJSON("s3cret-from-the-cluster")}), password: mustNotGenerate},
+			args:   args{req: req(xr("orders", pgDev), map[string]string{"secret": secretJSON("s3cret-from-the-cluster")}), password: mustNotGenerate},
 			want: got{
 				Composed: map[string]string{
 					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",

@@ -3,6 +3,7 @@ package fn
 import (
 	appsv1 "k8s.io/api/apps/v1"
 
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
 )
 
@@ -34,6 +35,28 @@ func statefulSetReady(s *appsv1.StatefulSet, replicas int32) bool {
 		st.ReadyReplicas == replicas &&
 		st.UpdatedReplicas == replicas &&
 		(st.UpdateRevision == "" || st.CurrentRevision == st.UpdateRevision)
+}
+
+func toProto(r resource.Ready) fnv1.Ready {
+	switch r {
+	case resource.ReadyTrue:
+		return fnv1.Ready_READY_TRUE
+	case resource.ReadyFalse:
+		return fnv1.Ready_READY_FALSE
+	default:
+		return fnv1.Ready_READY_UNSPECIFIED
+	}
+}
+
+func fromProto(r fnv1.Ready) resource.Ready {
+	switch r {
+	case fnv1.Ready_READY_TRUE:
+		return resource.ReadyTrue
+	case fnv1.Ready_READY_FALSE:
+		return resource.ReadyFalse
+	default:
+		return resource.ReadyUnspecified
+	}
 }
 
 func readyIf(b bool) resource.Ready {

@@ -4,6 +4,9 @@ import (
 	"net"
 	"time"
 
+	"google.golang.org/protobuf/types/known/structpb"
+
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
 
 	v1 "github.com/dbplane/dbplane/apis/v1"
@@ -45,25 +48,37 @@ func Status(p Params, o Observed, ready map[resource.Name]resource.Ready) v1.Dat
 	return s
 }
 
-
 // SetStatus writes the Database status fields the function owns into the
-// desired XR. Crossplane owns status.conditions.
-func SetStatus(dxr *resource.Composite, s v1.DatabaseStatus) error {
-	xr := dxr.Resource
-	if err := xr.SetString("status.phase", string(s.Phase)); err != nil {
-		return err
-	}
-	if err := xr.SetBool("status.ready", s.Ready); err != nil {
-		return err
-	}
-	if err := xr.SetInteger("status.replicas", int64(s.Replicas)); err != nil {
-		return err
-	}
-	if err := xr.SetString("status.endpoint", s.Endpoint); err != nil {
-		return err
+// desired XR of a response, beside any an earlier step set. Crossplane owns
+// status.conditions.
+func SetStatus(rsp *fnv1.RunFunctionResponse, s v1.DatabaseStatus) error {
+	fields := map[string]any{
+		"phase":    string(s.Phase),
+		"ready":    s.Ready,
+		"replicas": int64(s.Replicas),
+		"endpoint": s.Endpoint,
 	}
 	if s.LastBackup != nil {
-		return xr.SetString("status.lastBackup", s.LastBackup.UTC().Format(time.RFC3339))
+		fields["lastBackup"] = s.LastBackup.UTC().Format(time.RFC3339)
 	}
+	st, err := structpb.NewStruct(fields)
+	if err != nil {
+		return err
+	}
+	if rsp.GetDesired().GetComposite().GetResource() == nil {
+		rsp.Desired.Composite = &fnv1.Resource{Resource: &structpb.Struct{Fields: map[string]*structpb.Value{}}}
+	}
+	xr := rsp.Desired.Composite.Resource
+	if prev := xr.GetFields()["status"].GetStructValue(); prev != nil {
+		for k, v := range prev.GetFields() {
+			if _, ours := st.Fields[k]; !ours {
+				st.Fields[k] = v
+			}
+		}
+	}
+	if xr.Fields == nil {
+		xr.Fields = map[string]*structpb.Value{}
+	}
+	xr.Fields["status"] = structpb.NewStructValue(st)
 	return nil
 }

@@ -62,7 +62,7 @@ const (
 // DatabaseSpec is what an application team asks for.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.environment) || self.environment != 'production' || (has(self.replicas) && self.replicas >= 2)",message="spec.replicas: production databases need at least 2 replicas",fieldPath=".replicas"
-// +kubebuilder:validation:XValidation:rule="!has(self.environment) || self.environment != 'production' || !has(self.resources) || has(self.resources.limits)",message="spec.resources.limits: production databases that set resources must set limits",fieldPath=".resources"
+// +kubebuilder:validation:XValidation:rule="!has(self.environment) || self.environment != 'production' || !has(self.resources) || (has(self.resources.limits) && (has(self.resources.limits.cpu) || has(self.resources.limits.memory)))",message="spec.resources.limits: production databases that set resources must set limits",fieldPath=".resources"
 // +kubebuilder:validation:XValidation:rule="self.type != 'mysql' || self.version in ['8.0', '8.4']",message="spec.version: mysql supports versions 8.0 and 8.4",fieldPath=".version"
 // +kubebuilder:validation:XValidation:rule="self.type != 'postgresql' || self.version in ['14', '15', '16', '17', '18']",message="spec.version: postgresql supports versions 14, 15, 16, 17 and 18",fieldPath=".version"
 type DatabaseSpec struct {
@@ -131,6 +131,9 @@ type Storage struct {
 }
 
 // Resources are the CPU and memory of the database container.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.requests) || !has(self.limits) || !has(self.requests.cpu) || !has(self.limits.cpu) || !isQuantity(self.requests.cpu) || !isQuantity(self.limits.cpu) || quantity(self.requests.cpu).compareTo(quantity(self.limits.cpu)) <= 0",message="spec.resources.requests.cpu: must not be more than limits.cpu",fieldPath=".requests.cpu"
+// +kubebuilder:validation:XValidation:rule="!has(self.requests) || !has(self.limits) || !has(self.requests.memory) || !has(self.limits.memory) || !isQuantity(self.requests.memory) || !isQuantity(self.limits.memory) || quantity(self.requests.memory).compareTo(quantity(self.limits.memory)) <= 0",message="spec.resources.requests.memory: must not be more than limits.memory",fieldPath=".requests.memory"
 type Resources struct {
 	// Requests are what the scheduler reserves.
 	// +optional
@@ -144,19 +147,19 @@ type Resources struct {
 // ResourceList is an amount of CPU and memory.
 type ResourceList struct {
 	// CPU as a Kubernetes quantity, such as 500m or 2.
-	// +kubebuilder:validation:XValidation:rule="isQuantity(self)",message="cpu must be a quantity such as 500m"
+	// +kubebuilder:validation:XValidation:rule="isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",message="cpu must be a positive quantity such as 500m"
 	// +optional
 	CPU string `json:"cpu,omitempty"`
 
 	// Memory as a Kubernetes quantity, such as 1Gi.
-	// +kubebuilder:validation:XValidation:rule="isQuantity(self)",message="memory must be a quantity such as 1Gi"
+	// +kubebuilder:validation:XValidation:rule="isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",message="memory must be a positive quantity such as 1Gi"
 	// +optional
 	Memory string `json:"memory,omitempty"`
 }
 
 // Backup configures scheduled logical backups to a backup volume.
 //
-// +kubebuilder:validation:XValidation:rule="!self.enabled || (has(self.schedule) && has(self.retention))",message="spec.backup: schedule and retention are required when backups are enabled"
+// +kubebuilder:validation:XValidation:rule="!has(self.enabled) || !self.enabled || (has(self.schedule) && has(self.retention))",message="spec.backup: schedule and retention are required when backups are enabled"
 type Backup struct {
 	// Enabled turns scheduled backups on.
 	// +kubebuilder:default=false

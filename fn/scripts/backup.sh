@@ -1,27 +1,92 @@
-# dbplane backup: dump, compress and checksum to a temporary name, then
-# publish by rename, so a failed run leaves no partial backup. Credentials
-# come from the environment (the credentials Secret), never the command line.
+# dbplane backup: dump, compress and checksum to temporary names, then
+# publish by rename, so a failed run leaves no partial backup and a published
+# backup always has its checksum. Credentials come from the environment (the
+# credentials Secret), never the command line.
+#
+# Environment: BACKUP_DIR, DATABASE, DB_HOST, DB_PORT, DB_USER,
+# RETENTION_DAYS and the client's password variable (PGPASSWORD, MYSQL_PWD).
+# Writes ${DATABASE}-<UTC timestamp>.@EXT@.gz and, in sha256sum's format,
+# its .sha256; restore.sh reads both. Then deletes backups older than
+# RETENTION_DAYS days, never the one just written; a failed run deletes none.
+#
+# The dump tool is the server image's own: pg_dump from the postgres image,
+# Oracle's mysqldump from the mysql image. test/integration runs this script
+# against Debian's MariaDB, whose mysqldump is mariadb-dump. They differ:
+#   - Oracle's mysqldump, with gtid_mode=ON, defaults to
+#     --set-gtid-purged=AUTO: the dump sets SQL_LOG_BIN=0 and
+#     @@GLOBAL.GTID_PURGED, so it cannot be loaded back into the server it
+#     came from (ERROR 3546) and a load would not reach replicas.
+#     --set-gtid-purged=OFF avoids both; mariadb-dump does not know the flag,
+#     --loose-set-gtid-purged=OFF is accepted by both.
+#   - Oracle's 8.0 mysqldump defaults to --column-statistics=1, which fails
+#     against MariaDB servers; mariadb-dump does not know the flag.
+#   - mariadb-dump (10.11.8 and later) begins the dump with a sandbox-mode
+#     command that Oracle's mysql client rejects; Oracle's dumps load into
+#     either client.
+#   - Oracle's mysqldump needs PROCESS to dump tablespaces unless given
+#     --no-tablespaces (which both accept); root has it.
+#   - Oracle documents MYSQL_PWD as deprecated; 8.0 and 8.4 still read it.
+# pg_dump from 14.19, 15.14, 16.10 and 17.6 on brackets the dump with
+# \restrict and \unrestrict, which older psql rejects: restore with the same
+# image, as restore.sh does.
 set -euo pipefail
 umask 077
+
+: "${BACKUP_DIR:?must be set}" "${DATABASE:?must be set}" "${DB_HOST:?must be set}" "${DB_PORT:?must be set}" "${DB_USER:?must be set}"
+if [[ ! "${DATABASE}" =~ ^[A-Za-z0-9_]+$ ]]; then
+  echo "backup: cannot back up database '${DATABASE}': only letters, digits and _ are supported" >&2
+  exit 1
+fi
+if [[ ! "${RETENTION_DAYS:-}" =~ ^[1-9][0-9]*$ ]]; then
+  echo "backup: RETENTION_DAYS must be a positive number of days, not '${RETENTION_DAYS:-}'" >&2
+  exit 1
+fi
 
 ts="$(date -u +%Y%m%dT%H%M%SZ)"
 file="${DATABASE}-${ts}.@EXT@.gz"
 tmp="${BACKUP_DIR}/.${file}.partial"
-trap 'rm -f -- "${tmp}" "${tmp}.sha256"' EXIT
+
+# On any exit: remove the temporary files and a checksum published without
+# its backup.
+cleanup() {
+  rm -f -- "${tmp}" "${tmp}.sha256"
+  if [[ ! -e "${BACKUP_DIR}/${file}" ]]; then
+    rm -f -- "${BACKUP_DIR}/${file}.sha256"
+  fi
+}
+trap cleanup EXIT
+
+# A run killed outright (deadline, eviction, OOM) cannot clean up. Its
+# temporary files stop changing when it dies; remove them once they are
+# far older than the job's 3 hour deadline.
+find "${BACKUP_DIR}" -maxdepth 1 -type f -name ".${DATABASE}-*.partial*" -mmin +720 -print -delete |
+  sed 's|^.*/|removed stale |'
 
 @DUMP@ | gzip -c > "${tmp}"
-gzip -t "${tmp}"
-sum="$(sha256sum "${tmp}" | cut -d ' ' -f 1)"
+gzip -t -- "${tmp}"
+sum="$(sha256sum -- "${tmp}" | cut -d ' ' -f 1)"
 printf '%s  %s\n' "${sum}" "${file}" > "${tmp}.sha256"
-mv -- "${tmp}" "${BACKUP_DIR}/${file}"
+# Data first, then names: a crash leaves either no backup or a whole one.
+sync -- "${tmp}" "${tmp}.sha256"
 mv -- "${tmp}.sha256" "${BACKUP_DIR}/${file}.sha256"
-echo "wrote ${file} ($(stat -c %s "${BACKUP_DIR}/${file}") bytes, sha256 ${sum})"
+mv -- "${tmp}" "${BACKUP_DIR}/${file}"
+sync -- "${BACKUP_DIR}" || echo "backup: warning: cannot sync ${BACKUP_DIR}" >&2
+echo "wrote ${file} ($(stat -c %s -- "${BACKUP_DIR}/${file}") bytes, sha256 ${sum})"
 
-# Retention: delete backups older than RETENTION_DAYS, never the one just
-# written.
-find "${BACKUP_DIR}" -maxdepth 1 -type f -name "${DATABASE}-*.@EXT@.gz" \
-  -mmin "+$((RETENTION_DAYS * 1440))" ! -name "${file}" -print |
+# Retention: delete backups last modified more than RETENTION_DAYS days ago,
+# with their checksums, and checksums as old whose backup is gone. The backup
+# just written, the newest good one, is never deleted, even if the clock is
+# off.
+age="+$((RETENTION_DAYS * 1440))"
+find "${BACKUP_DIR}" -maxdepth 1 -type f -name "${DATABASE}-*.@EXT@.gz" -mmin "${age}" ! -name "${file}" -print |
   while IFS= read -r old; do
     rm -f -- "${old}" "${old}.sha256"
-    echo "pruned $(basename "${old}")"
+    echo "pruned ${old##*/}"
+  done
+find "${BACKUP_DIR}" -maxdepth 1 -type f -name "${DATABASE}-*.@EXT@.gz.sha256" -mmin "${age}" ! -name "${file}.sha256" -print |
+  while IFS= read -r old; do
+    if [[ ! -e "${old%.sha256}" ]]; then
+      rm -f -- "${old}"
+      echo "pruned ${old##*/}"
+    fi
   done
