@@ -118,7 +118,7 @@ func validateResources(p *field.Path, s v1.DatabaseSpec) field.ErrorList {
 		return nil
 	}
 	var errs field.ErrorList
-	if s.Environment == v1.Production && r.Limits == nil {
+	if s.Environment == v1.Production && (r.Limits == nil || (r.Limits.CPU == "" && r.Limits.Memory == "")) {
 		errs = append(errs, field.Required(p.Child("limits"), "production databases that set resources must set limits"))
 	}
 	req := quantities(p.Child("requests"), r.Requests, &errs)

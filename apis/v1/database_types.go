@@ -65,6 +65,8 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.environment) || self.environment != 'production' || !has(self.resources) || (has(self.resources.limits) && (has(self.resources.limits.cpu) || has(self.resources.limits.memory)))",message="spec.resources.limits: production databases that set resources must set limits",fieldPath=".resources"
 // +kubebuilder:validation:XValidation:rule="self.type != 'mysql' || self.version in ['8.0', '8.4']",message="spec.version: mysql supports versions 8.0 and 8.4",fieldPath=".version"
 // +kubebuilder:validation:XValidation:rule="self.type != 'postgresql' || self.version in ['14', '15', '16', '17', '18']",message="spec.version: postgresql supports versions 14, 15, 16, 17 and 18",fieldPath=".version"
+// +kubebuilder:validation:XValidation:rule="self.type != 'postgresql' || oldSelf.type != 'postgresql' || self.version == oldSelf.version",message="spec.version: a PostgreSQL major version cannot change in place (its data directory format differs): restore a backup into a new Database",fieldPath=".version"
+// +kubebuilder:validation:XValidation:rule="!(self.type == 'mysql' && oldSelf.type == 'mysql' && oldSelf.version == '8.4' && self.version == '8.0')",message="spec.version: MySQL cannot be downgraded from 8.4 to 8.0",fieldPath=".version"
 type DatabaseSpec struct {
 	// Type is the database engine. It cannot change after creation: moving
 	// data between engines is a migration, not an update.
@@ -73,7 +75,9 @@ type DatabaseSpec struct {
 
 	// Version is the engine's major version: "8.0" or "8.4" for mysql, "14"
 	// to "18" for postgresql. MySQL 8.0 is past its end of life and is
-	// accepted with a warning.
+	// accepted with a warning. MySQL may be upgraded from 8.0 to 8.4 in
+	// place, never downgraded; a PostgreSQL major version cannot change in
+	// place.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=8
 	Version string `json:"version"`

@@ -850,14 +850,14 @@ metadata:
   labels: {team: orders}
 spec:
   type: postgresql
-  version: "17"
+  version: "16"
   replicas: 3
   storage: {size: 10Gi, class: fast}
   backup: {enabled: true, schedule: "@hourly"}
   monitoring: {enabled: true, metrics: true}`,
 			wantSpec: `
 type: postgresql
-version: "17"
+version: "16"
 replicas: 3
 environment: development
 storage: {size: 10Gi, class: fast}
@@ -905,6 +905,51 @@ spec:
   storage: {size: 10Gi}`,
 			wantErr: []string{
 				"spec.replicas: Invalid value: spec.replicas: production databases need at least 2 replicas",
+			},
+		},
+		"UpdateMySQLUpgrade": {
+			reason: "MySQL upgrades from 8.0 to 8.4 in place.",
+			old: `
+spec:
+  type: mysql
+  version: "8.0"
+  storage: {size: 10Gi}`,
+			new: `
+spec:
+  type: mysql
+  version: "8.4"
+  storage: {size: 10Gi}`,
+		},
+		"UpdateMySQLDowngrade": {
+			reason: "MySQL cannot downgrade from 8.4 to 8.0.",
+			old: `
+spec:
+  type: mysql
+  version: "8.4"
+  storage: {size: 10Gi}`,
+			new: `
+spec:
+  type: mysql
+  version: "8.0"
+  storage: {size: 10Gi}`,
+			wantErr: []string{
+				"spec.version: Invalid value: spec.version: MySQL cannot be downgraded from 8.4 to 8.0",
+			},
+		},
+		"UpdatePostgreSQLMajor": {
+			reason: "A PostgreSQL major version cannot change in place: the new server would refuse the old data directory.",
+			old: `
+spec:
+  type: postgresql
+  version: "16"
+  storage: {size: 10Gi}`,
+			new: `
+spec:
+  type: postgresql
+  version: "17"
+  storage: {size: 10Gi}`,
+			wantErr: []string{
+				"spec.version: Invalid value: spec.version: a PostgreSQL major version cannot change in place (its data directory format differs): restore a backup into a new Database",
 			},
 		},
 		"UpdateTypeChange": {

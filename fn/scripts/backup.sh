@@ -9,26 +9,11 @@
 # its .sha256; restore.sh reads both. Then deletes backups older than
 # RETENTION_DAYS days, never the one just written; a failed run deletes none.
 #
-# The dump tool is the server image's own: pg_dump from the postgres image,
-# Oracle's mysqldump from the mysql image. test/integration runs this script
-# against Debian's MariaDB, whose mysqldump is mariadb-dump. They differ:
-#   - Oracle's mysqldump, with gtid_mode=ON, defaults to
-#     --set-gtid-purged=AUTO: the dump sets SQL_LOG_BIN=0 and
-#     @@GLOBAL.GTID_PURGED, so it cannot be loaded back into the server it
-#     came from (ERROR 3546) and a load would not reach replicas.
-#     --set-gtid-purged=OFF avoids both; mariadb-dump does not know the flag,
-#     --loose-set-gtid-purged=OFF is accepted by both.
-#   - Oracle's 8.0 mysqldump defaults to --column-statistics=1, which fails
-#     against MariaDB servers; mariadb-dump does not know the flag.
-#   - mariadb-dump (10.11.8 and later) begins the dump with a sandbox-mode
-#     command that Oracle's mysql client rejects; Oracle's dumps load into
-#     either client.
-#   - Oracle's mysqldump needs PROCESS to dump tablespaces unless given
-#     --no-tablespaces (which both accept); root has it.
-#   - Oracle documents MYSQL_PWD as deprecated; 8.0 and 8.4 still read it.
-# pg_dump from 14.19, 15.14, 16.10 and 17.6 on brackets the dump with
-# \restrict and \unrestrict, which older psql rejects: restore with the same
-# image, as restore.sh does.
+# The dump tool is the server image's own (pg_dump; Oracle's mysqldump), and
+# restore.sh loads with the same image's client. test/integration runs this
+# script against Debian's MariaDB, whose mysqldump is mariadb-dump: flags
+# only Oracle's knows (--set-gtid-purged, --column-statistics) need a
+# --loose- prefix to work with both; see test/integration/doc.go.
 set -euo pipefail
 umask 077
 

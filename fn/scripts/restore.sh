@@ -1,0 +1,66 @@
+# dbplane restore: load a backup written by backup.sh into ${DATABASE}. The
+# backup's checksum is verified before anything is loaded, and a database
+# that already has tables is refused unless RESTORE_FORCE=true. Credentials
+# come from the environment (the credentials Secret), never the command line.
+#
+# Environment: BACKUP_DIR, DATABASE, DB_HOST, DB_PORT, DB_USER, the client's
+# password variable (PGPASSWORD, MYSQL_PWD), RESTORE_FROM (latest, or the
+# name of a backup in BACKUP_DIR) and optionally RESTORE_FORCE.
+#
+# RESTORE_FORCE=true only skips the empty-database check. A MySQL dump drops
+# each table it contains before creating it; other tables are kept. A
+# PostgreSQL dump is loaded in one transaction: if an object it creates
+# already exists the load fails and changes nothing.
+set -euo pipefail
+
+fail() {
+  echo "restore: $*" >&2
+  exit 1
+}
+
+: "${BACKUP_DIR:?must be set}" "${DATABASE:?must be set}" "${DB_HOST:?must be set}" "${DB_PORT:?must be set}" "${DB_USER:?must be set}"
+: "${RESTORE_FROM:?must be set to latest or the name of a backup in BACKUP_DIR}"
+if [[ ! "${DATABASE}" =~ ^[A-Za-z0-9_]+$ ]]; then
+  fail "cannot restore database '${DATABASE}': only letters, digits and _ are supported"
+fi
+
+# Backups are named ${DATABASE}-<UTC timestamp>.@EXT@.gz: in byte order, the
+# last is the newest. Temporary files start with a dot and never match.
+if [[ "${RESTORE_FROM}" == latest ]]; then
+  file="$(find "${BACKUP_DIR}" -maxdepth 1 -type f -name "${DATABASE}-*.@EXT@.gz" -printf '%f\n' | LC_ALL=C sort | tail -n 1)"
+  [[ -n "${file}" ]] || fail "cannot find a backup of ${DATABASE} in ${BACKUP_DIR}"
+else
+  file="${RESTORE_FROM}"
+  if [[ "${file}" == */* || "${file}" != "${DATABASE}"-*.@EXT@.gz ]]; then
+    fail "cannot restore '${file}': RESTORE_FROM must be latest or the name of a ${DATABASE}-*.@EXT@.gz file in ${BACKUP_DIR}"
+  fi
+  [[ -f "${BACKUP_DIR}/${file}" ]] || fail "cannot find ${file} in ${BACKUP_DIR}"
+fi
+backup="${BACKUP_DIR}/${file}"
+
+# The checksum file must name exactly this backup, and match it.
+[[ -f "${backup}.sha256" ]] || fail "cannot verify ${file}: ${file}.sha256 is missing; refusing to load an unverified backup"
+line="$(cat -- "${backup}.sha256")"
+re='^[0-9a-f]{64} [ *](.*)$'
+if [[ ! "${line}" =~ ${re} || "${BASH_REMATCH[1]}" != "${file}" ]]; then
+  fail "cannot verify ${file}: ${file}.sha256 is not a sha256sum line for ${file}"
+fi
+if ! (cd -- "${BACKUP_DIR}" && sha256sum --check --strict --quiet -- "${file}.sha256"); then
+  fail "cannot verify ${file}: checksum mismatch; the backup is damaged, nothing was loaded"
+fi
+echo "verified ${file} (sha256 ${line%% *})"
+
+tables="$(@TABLES@)" || fail "cannot count the tables of ${DATABASE} on ${DB_HOST}:${DB_PORT}"
+tables="${tables//[[:space:]]/}"
+[[ "${tables}" =~ ^[0-9]+$ ]] || fail "cannot count the tables of ${DATABASE}: got '${tables}'"
+if ((tables > 0)); then
+  if [[ "${RESTORE_FORCE:-}" != true ]]; then
+    fail "refusing to restore into ${DATABASE}: it already has ${tables} tables; set RESTORE_FORCE=true to load ${file} anyway"
+  fi
+  echo "RESTORE_FORCE=true: loading into ${DATABASE}, which has ${tables} tables"
+fi
+
+echo "restoring ${file} into ${DATABASE} on ${DB_HOST}:${DB_PORT}"
+start="${SECONDS}"
+gunzip -c -- "${backup}" | @RESTORE@
+echo "restored ${file} into ${DATABASE} in $((SECONDS - start))s"
