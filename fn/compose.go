@@ -67,5 +67,10 @@ func prune(m map[string]any) {
 
 // fromComposed decodes an observed composed resource into a typed object.
 func fromComposed(u *composed.Unstructured, into runtime.Object) error {
-	return runtime.DefaultUnstructuredConverter.FromUnstructured(u.UnstructuredContent(), into)
+	return fromObject(u.UnstructuredContent(), into)
+}
+
+// fromObject decodes unstructured content into a typed object.
+func fromObject(u map[string]any, into runtime.Object) error {
+	return runtime.DefaultUnstructuredConverter.FromUnstructured(u, into)
 }

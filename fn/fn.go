@@ -6,6 +6,8 @@ package fn
 import (
 	"context"
 
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/crossplane/function-sdk-go/errors"
@@ -118,8 +120,36 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		return rsp, nil
 	}
 
+	var jobs []batchv1.Job
+	if p.Backup {
+		rsp.Requirements = &fnv1.Requirements{Resources: map[string]*fnv1.ResourceSelector{requiredBackupJobs: BackupJobs(p)}}
+		rs, _, err := request.GetRequiredResource(req, requiredBackupJobs)
+		if err != nil {
+			response.Fatal(rsp, errors.Wrap(err, "cannot get backup Jobs"))
+			return rsp, nil
+		}
+		if jobs, err = DecodeJobs(rs); err != nil {
+			response.Fatal(rsp, err)
+			return rsp, nil
+		}
+	}
+	bh := BackupHealthOf(p.Backup, o.CronJob, jobs)
+	condition(rsp, ConditionBackupHealthy, bh.Status, bh.Reason).WithMessage(bh.Message).TargetComposite()
+
 	log.Debug("Composed Database", "composed", len(ready))
 	return rsp, nil
+}
+
+// condition sets a condition on the XR.
+func condition(rsp *fnv1.RunFunctionResponse, typ string, s corev1.ConditionStatus, reason string) *response.ConditionOption {
+	switch s {
+	case corev1.ConditionTrue:
+		return response.ConditionTrue(rsp, typ, reason)
+	case corev1.ConditionFalse:
+		return response.ConditionFalse(rsp, typ, reason)
+	default:
+		return response.ConditionUnknown(rsp, typ, reason)
+	}
 }
 
 // A Composed object and its composed resource name.

@@ -63,11 +63,13 @@ const (
 
 // got is what a test reads back from a response.
 type got struct {
-	Results   []string          // severity: message
-	Composed  map[string]string // resource name -> kind/name
-	Ready     map[string]string // resource name -> readiness
-	Status    map[string]any
-	Passwords []string // every Secret's password
+	Results    []string          // severity: message
+	Composed   map[string]string // resource name -> kind/name
+	Ready      map[string]string // resource name -> readiness
+	Status     map[string]any
+	Passwords  []string // every Secret's password
+	Conditions []string // type=status/reason
+	Requires   []string // required resource names
 }
 
 func summarise(t *testing.T, rsp *fnv1.RunFunctionResponse) got {
@@ -86,6 +88,12 @@ func summarise(t *testing.T, rsp *fnv1.RunFunctionResponse) got {
 			pw, _ := base64.StdEncoding.DecodeString(fmt.Sprint(d["password"]))
 			g.Passwords = append(g.Passwords, string(pw))
 		}
+	}
+	for _, c := range rsp.GetConditions() {
+		g.Conditions = append(g.Conditions, fmt.Sprintf("%s=%s/%s", c.GetType(), strings.TrimPrefix(c.GetStatus().String(), "STATUS_CONDITION_"), c.GetReason()))
+	}
+	for n := range rsp.GetRequirements().GetResources() {
+		g.Requires = append(g.Requires, n)
 	}
 	if x := rsp.GetDesired().GetComposite().GetResource(); x != nil {
 		if s, ok := x.AsMap()["status"].(map[string]any); ok {
@@ -123,8 +131,10 @@ func TestRunFunction(t *testing.T) {
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "pdb": "READY_UNSPECIFIED",
 					"backup-pvc": "READY_UNSPECIFIED", "backup-cronjob": "READY_UNSPECIFIED",
 				},
-				Status:    map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
-				Passwords: []string{testPassword},
+				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
+				Passwords:  []string{testPassword},
+				Conditions: []string{"BackupHealthy=UNKNOWN/AwaitingFirstBackup"},
+				Requires:   []string{"backup-jobs"},
 			},
 		},
 		"DevelopmentWithoutDefaults": {
@@ -139,8 +149,9 @@ func TestRunFunction(t *testing.T) {
 					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED",
 				},
-				Status:    map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
-				Passwords: []string{testPassword},
+				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
+				Passwords:  []string{testPassword},
+				Conditions: []string{"BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 		"KeepsObservedPassword": {
@@ -155,8 +166,9 @@ func TestRunFunction(t *testing.T) {
 					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED",
 				},
-				Status:    map[string]any{"phase": "Creating", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
-				Passwords: []string{"s3cret-from-the-cluster"},
+				Status:     map[string]any{"phase": "Creating", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
+				Passwords:  []string{"s3cret-from-the-cluster"},
+				Conditions: []string{"BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 		"BrokenObservedSecret": {
@@ -212,8 +224,9 @@ func TestRunFunction(t *testing.T) {
 					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED",
 				},
-				Status:    map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:3306"},
-				Passwords: []string{testPassword},
+				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:3306"},
+				Passwords:  []string{testPassword},
+				Conditions: []string{"BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 		"AllReady": {
@@ -237,7 +250,9 @@ func TestRunFunction(t *testing.T) {
 					"phase": "Ready", "ready": true, "replicas": float64(2), "endpoint": "orders.team-a.svc.cluster.local:3306",
 					"lastBackup": "2026-11-22T02:00:31Z",
 				},
-				Passwords: []string{"pw"},
+				Passwords:  []string{"pw"},
+				Conditions: []string{"BackupHealthy=TRUE/BackupSucceeded"},
+				Requires:   []string{"backup-jobs"},
 			},
 		},
 		"PartiallyReady": {
@@ -255,8 +270,9 @@ func TestRunFunction(t *testing.T) {
 					"secret": "READY_TRUE", "configmap": "READY_TRUE", "service-headless": "READY_TRUE", "service": "READY_TRUE",
 					"statefulset": "READY_FALSE",
 				},
-				Status:    map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
-				Passwords: []string{"pw"},
+				Status:     map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
+				Passwords:  []string{"pw"},
+				Conditions: []string{"BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 		"BackupDisabledKeepsVolume": {
@@ -278,7 +294,8 @@ func TestRunFunction(t *testing.T) {
 					"phase": "Creating", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432",
 					"lastBackup": "2026-11-22T02:00:31Z",
 				},
-				Passwords: []string{"pw"},
+				Passwords:  []string{"pw"},
+				Conditions: []string{"BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 		"StorageGrowth": {
@@ -296,8 +313,9 @@ func TestRunFunction(t *testing.T) {
 					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_TRUE",
 				},
-				Status:    map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
-				Passwords: []string{"pw"},
+				Status:     map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
+				Passwords:  []string{"pw"},
+				Conditions: []string{"BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 	}
