@@ -64,9 +64,11 @@ func TestPodSecurityRestricted(t *testing.T) {
 
 	for name, s := range everySpec() {
 		p := params(t, s)
+		p.Restore = &v1.Restore{From: "orders-old", Backup: "latest"}
 		pods := map[string]*corev1.PodSpec{
 			"StatefulSet": &StatefulSet(p).Spec.Template.Spec,
 			"CronJob":     &BackupCronJob(p).Spec.JobTemplate.Spec.Template.Spec,
+			"RestoreJob":  &RestoreJob(p).Spec.Template.Spec,
 		}
 		for kind, pod := range pods {
 			if r := check(pod); !r.Allowed {
@@ -86,6 +88,7 @@ func TestPodSecurityRestricted(t *testing.T) {
 func TestPasswordOnlyThroughSecretKeyRef(t *testing.T) {
 	for name, s := range everySpec() {
 		p := params(t, s)
+		p.Restore, p.ComposeRestoreJob = &v1.Restore{From: "orders-old", Backup: "latest"}, true
 		for _, c := range Compose(p) {
 			if c.Name == rnSecret {
 				continue
@@ -98,7 +101,8 @@ func TestPasswordOnlyThroughSecretKeyRef(t *testing.T) {
 				t.Errorf("%s: the password appears in %s", name, c.Name)
 			}
 		}
-		for _, c := range append(StatefulSet(p).Spec.Template.Spec.Containers, BackupCronJob(p).Spec.JobTemplate.Spec.Template.Spec.Containers...) {
+		containers := append(StatefulSet(p).Spec.Template.Spec.Containers, BackupCronJob(p).Spec.JobTemplate.Spec.Template.Spec.Containers...)
+		for _, c := range append(containers, RestoreJob(p).Spec.Template.Spec.Containers...) {
 			for _, e := range c.Env {
 				secretish := strings.Contains(e.Name, "PASS") || strings.Contains(e.Name, "PWD")
 				if secretish && (e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != p.Secret()) {

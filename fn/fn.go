@@ -84,6 +84,15 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		return rsp, nil
 	}
 
+	if r := db.Spec.Restore; r != nil {
+		src, err := RestoreSource(req, db)
+		if err != nil {
+			response.Fatal(rsp, err)
+			return rsp, nil
+		}
+		o.RestoreSource = src
+	}
+
 	p, err := Resolve(db, o, f.password)
 	if err != nil {
 		response.Fatal(rsp, errors.Wrap(err, "cannot resolve parameters"))
@@ -120,9 +129,15 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		return rsp, nil
 	}
 
+	if rs := Requirements(p); len(rs) > 0 {
+		rsp.Requirements = &fnv1.Requirements{Resources: rs}
+	}
+	for _, w := range RestoreWarnings(p, o) {
+		response.Warning(rsp, errors.New(w)).TargetCompositeAndClaim()
+	}
+
 	var jobs []batchv1.Job
 	if p.Backup {
-		rsp.Requirements = &fnv1.Requirements{Resources: map[string]*fnv1.ResourceSelector{requiredBackupJobs: BackupJobs(p)}}
 		rs, _, err := request.GetRequiredResource(req, requiredBackupJobs)
 		if err != nil {
 			response.Fatal(rsp, errors.Wrap(err, "cannot get backup Jobs"))
@@ -164,8 +179,13 @@ func Compose(p Params) []Composed {
 		{rnSecret, Secret(p)},
 		{rnConfigMap, ConfigMap(p)},
 		{rnHeadlessService, HeadlessService(p)},
-		{rnService, Service(p)},
 		{rnStatefulSet, StatefulSet(p)},
+	}
+	if p.ComposeService {
+		c = append(c, Composed{rnService, Service(p)})
+	}
+	if p.ComposeRestoreJob {
+		c = append(c, Composed{rnRestoreJob, RestoreJob(p)})
 	}
 	if p.Profile.DisruptionBudget && p.Replicas > 1 {
 		c = append(c, Composed{rnDisruption, PodDisruptionBudget(p)})

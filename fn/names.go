@@ -18,6 +18,7 @@ const (
 	rnBackupCronJob   resource.Name = "backup-cronjob"
 	rnBackupVolume    resource.Name = "backup-pvc"
 	rnDisruption      resource.Name = "pdb"
+	rnRestoreJob      resource.Name = "restore-job"
 )
 
 // appDatabase is the database the image creates on first start.
@@ -69,6 +70,13 @@ func (n names) Secret() string          { return n.Name + "-credentials" }
 func (n names) BackupCronJob() string   { return n.Name + "-backup" }
 func (n names) BackupVolume() string    { return n.Name + "-backup" }
 func (n names) Disruption() string      { return n.Name }
+func (n names) RestoreJob() string      { return n.Name + "-restore" }
+
+// FirstPodHost is the first replica's DNS name through the headless Service,
+// which resolves before the replica is ready.
+func (n names) FirstPodHost() string {
+	return n.FirstPod() + "." + n.HeadlessService() + "." + n.Namespace + ".svc.cluster.local"
+}
 
 // FirstPod is the pod the client Service selects until replication exists.
 func (n names) FirstPod() string { return n.Name + "-0" }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/crossplane/function-sdk-go/errors"
 	fnresource "github.com/crossplane/function-sdk-go/resource"
+
+	v1 "github.com/dbplane/dbplane/apis/v1"
 )
 
 // Observed is what the function reads back from the observed composed
@@ -19,6 +21,11 @@ type Observed struct {
 	StatefulSet  *appsv1.StatefulSet
 	CronJob      *batchv1.CronJob
 	BackupVolume *corev1.PersistentVolumeClaim
+	RestoreJob   *batchv1.Job
+
+	// RestoreSource is the Database spec.restore.from names, once Crossplane
+	// supplied it and its type matches.
+	RestoreSource *v1.Database
 
 	// Password from the observed Secret; empty when there is no Secret yet.
 	Password string
@@ -48,6 +55,12 @@ func Observe(ocds map[fnresource.Name]fnresource.ObservedComposed) (Observed, er
 		o.BackupVolume = &corev1.PersistentVolumeClaim{}
 		if err := fromComposed(oc.Resource, o.BackupVolume); err != nil {
 			return Observed{}, errors.Wrapf(err, "cannot read observed PersistentVolumeClaim %q", oc.Resource.GetName())
+		}
+	}
+	if oc, ok := ocds[rnRestoreJob]; ok {
+		o.RestoreJob = &batchv1.Job{}
+		if err := fromComposed(oc.Resource, o.RestoreJob); err != nil {
+			return Observed{}, errors.Wrapf(err, "cannot read observed Job %q", oc.Resource.GetName())
 		}
 	}
 	if oc, ok := ocds[rnSecret]; ok {
@@ -88,4 +101,13 @@ func (o Observed) BackupVolumeSize() *resource.Quantity {
 		return &q
 	}
 	return nil
+}
+
+// jobSucceeded reports a Job whose Complete condition is true.
+func jobSucceeded(j *batchv1.Job) bool {
+	if j == nil {
+		return false
+	}
+	c := finishedCondition(*j)
+	return c != nil && c.Type == batchv1.JobComplete
 }

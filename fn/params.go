@@ -51,6 +51,13 @@ type Params struct {
 
 	Metrics bool
 
+	// Restore, when set, loads a backup before apps can connect: the restore
+	// Job is composed once the first replica is ready and the source
+	// Database is known, and the client Service once the Job completed.
+	Restore           *v1.Restore
+	ComposeRestoreJob bool
+	ComposeService    bool
+
 	// Credentials are the superuser's. Only the Secret builder reads them.
 	Credentials Credentials
 }
@@ -109,6 +116,11 @@ func Resolve(db *v1.Database, o Observed, gen func() (string, error)) (Params, e
 	})
 	sum := sha256.Sum256([]byte(p.Config))
 	p.ConfigHash = hex.EncodeToString(sum[:8])
+
+	p.Restore = s.Restore
+	p.ComposeService = s.Restore == nil || o.Exists[rnService] || jobSucceeded(o.RestoreJob)
+	p.ComposeRestoreJob = s.Restore != nil && (o.RestoreJob != nil ||
+		(o.RestoreSource != nil && o.StatefulSet != nil && o.StatefulSet.Status.ReadyReplicas > 0))
 
 	p.Credentials = Credentials{Username: e.Superuser, Password: o.Password}
 	if p.Credentials.Password == "" {

@@ -13,13 +13,17 @@ import (
 // A StatefulSet is ready when the controller has seen its latest spec, every
 // wanted replica is ready and updated, and no rollout is in progress. Every
 // other kind is ready once it exists: a CronJob does not wait for its first
-// run, and a backup volume that binds on first use is not waited for.
+// run, and a backup volume that binds on first use is not waited for. A
+// restore Job is ready once it completed.
 func Ready(name resource.Name, o Observed, replicas int32) resource.Ready {
 	if !o.Exists[name] {
 		return resource.ReadyUnspecified
 	}
-	if name == rnStatefulSet {
+	switch name {
+	case rnStatefulSet:
 		return readyIf(statefulSetReady(o.StatefulSet, replicas))
+	case rnRestoreJob:
+		return readyIf(jobSucceeded(o.RestoreJob))
 	}
 	switch name {
 	case rnHeadlessService, rnService, rnConfigMap, rnSecret, rnBackupCronJob, rnBackupVolume, rnDisruption:

@@ -23,7 +23,11 @@ import (
 // "-backup".
 const maxNameLength = 45
 
-var retentionRE = regexp.MustCompile(`^[1-9][0-9]*d$`)
+var (
+	retentionRE     = regexp.MustCompile(`^[1-9][0-9]*d$`)
+	dnsLabelRE      = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	restoreBackupRE = regexp.MustCompile(`^(latest|[A-Za-z0-9_]+-[0-9]{8}T[0-9]{6}Z\.sql\.gz)$`)
+)
 
 // Decode reads the observed Database from its unstructured content. It does
 // not validate.
@@ -56,6 +60,9 @@ func Default(s *v1.DatabaseSpec) {
 	}
 	if s.Monitoring == nil {
 		s.Monitoring = &v1.Monitoring{}
+	}
+	if s.Restore != nil && s.Restore.Backup == "" {
+		s.Restore.Backup = "latest"
 	}
 }
 
@@ -107,6 +114,14 @@ func Validate(db *v1.Database) field.ErrorList {
 		}
 		if !retentionRE.MatchString(b.Retention) {
 			errs = append(errs, field.Invalid(sp.Child("backup", "retention"), b.Retention, "must be a number of days such as 7d"))
+		}
+	}
+	if r := s.Restore; r != nil {
+		if len(r.From) > maxNameLength || !dnsLabelRE.MatchString(r.From) {
+			errs = append(errs, field.Invalid(sp.Child("restore", "from"), r.From, "must be the name of a Database in this namespace"))
+		}
+		if !restoreBackupRE.MatchString(r.Backup) {
+			errs = append(errs, field.Invalid(sp.Child("restore", "backup"), r.Backup, "must be latest or a backup file name such as app-20261122T020000Z.sql.gz"))
 		}
 	}
 	return errs

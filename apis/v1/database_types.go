@@ -66,6 +66,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.type != 'mysql' || self.version in ['8.0', '8.4']",message="spec.version: mysql supports versions 8.0 and 8.4",fieldPath=".version"
 // +kubebuilder:validation:XValidation:rule="self.type != 'postgresql' || self.version in ['14', '15', '16', '17', '18']",message="spec.version: postgresql supports versions 14, 15, 16, 17 and 18",fieldPath=".version"
 // +kubebuilder:validation:XValidation:rule="self.type != 'postgresql' || oldSelf.type != 'postgresql' || self.version == oldSelf.version",message="spec.version: a PostgreSQL major version cannot change in place (its data directory format differs): restore a backup into a new Database",fieldPath=".version"
+// +kubebuilder:validation:XValidation:rule="has(self.restore) == has(oldSelf.restore) && (!has(self.restore) || self.restore == oldSelf.restore)",message="spec.restore can only be set when a Database is created",fieldPath=".restore"
 // +kubebuilder:validation:XValidation:rule="!(self.type == 'mysql' && oldSelf.type == 'mysql' && oldSelf.version == '8.4' && self.version == '8.0')",message="spec.version: MySQL cannot be downgraded from 8.4 to 8.0",fieldPath=".version"
 type DatabaseSpec struct {
 	// Type is the database engine. It cannot change after creation: moving
@@ -113,6 +114,30 @@ type DatabaseSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Monitoring *Monitoring `json:"monitoring,omitempty"`
+
+	// Restore creates the Database from a backup of another Database of the
+	// same type in this namespace. It can only be set when the Database is
+	// created. Apps reach the Database only after the backup is loaded.
+	// +optional
+	Restore *Restore `json:"restore,omitempty"`
+}
+
+// Restore names the backup a Database starts from.
+type Restore struct {
+	// From is the Database, in this namespace, whose backup volume holds the
+	// backup. It may name this Database itself when its backup volume
+	// survived.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	From string `json:"from"`
+
+	// Backup is latest, or the file name of one backup such as
+	// app-20261122T020000Z.sql.gz. Its checksum is verified before loading.
+	// +kubebuilder:default=latest
+	// +kubebuilder:validation:Pattern=`^(latest|[A-Za-z0-9_]+-[0-9]{8}T[0-9]{6}Z\.sql\.gz)$`
+	// +optional
+	Backup string `json:"backup,omitempty"`
 }
 
 // Storage is a replica's data volume.

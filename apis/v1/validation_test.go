@@ -528,6 +528,37 @@ spec:
   backup: {enabled: true, schedule: "*/15 1-5 * * MON-FRI", retention: 1d}`,
 		},
 
+		"CreateWithRestore": {
+			reason: "A Database may start from another's backup; the backup defaults to the latest.",
+			new: `
+spec:
+  type: postgresql
+  version: "16"
+  storage: {size: 10Gi}
+  restore: {from: orders-old}`,
+		},
+		"CreateWithRestoreOfOneFile": {
+			reason: "A backup may be named by its file.",
+			new: `
+spec:
+  type: mysql
+  version: "8.4"
+  storage: {size: 10Gi}
+  restore: {from: orders-old, backup: app-20261122T020000Z.sql.gz}`,
+		},
+		"RestoreOfABadFileName": {
+			reason: "Only latest or a backup file name; no paths.",
+			new: `
+spec:
+  type: mysql
+  version: "8.4"
+  storage: {size: 10Gi}
+  restore: {from: orders-old, backup: ../../etc/passwd}`,
+			wantErr: []string{
+				`spec.restore.backup: Invalid value: "../../etc/passwd": spec.restore.backup in body should match '^(latest|[A-Za-z0-9_]+-[0-9]{8}T[0-9]{6}Z\.sql\.gz)$'`,
+			},
+		},
+
 		// Rejected creates. Each error names the field and carries the rule's
 		// message.
 		"ProductionWithOneReplica": {
@@ -905,6 +936,23 @@ spec:
   storage: {size: 10Gi}`,
 			wantErr: []string{
 				"spec.replicas: Invalid value: spec.replicas: production databases need at least 2 replicas",
+			},
+		},
+		"UpdateAddsRestore": {
+			reason: "Restoring into a running Database would load over its data: spec.restore is for creation only.",
+			old: `
+spec:
+  type: postgresql
+  version: "16"
+  storage: {size: 10Gi}`,
+			new: `
+spec:
+  type: postgresql
+  version: "16"
+  storage: {size: 10Gi}
+  restore: {from: orders-old}`,
+			wantErr: []string{
+				"spec.restore: Invalid value: spec.restore can only be set when a Database is created",
 			},
 		},
 		"UpdateMySQLUpgrade": {

@@ -1,0 +1,135 @@
+package fn
+
+import (
+	"fmt"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/crossplane/function-sdk-go/errors"
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"github.com/crossplane/function-sdk-go/request"
+
+	v1 "github.com/dbplane/dbplane/apis/v1"
+)
+
+// requiredRestoreSource names the Database spec.restore.from points at.
+const requiredRestoreSource = "restore-source"
+
+// restoreDeadline stops a stuck restore after three hours.
+const restoreDeadline = 3 * 60 * 60
+
+// RestoreJob loads the chosen backup from the source Database's backup
+// volume into the first replica, through the headless Service: the client
+// Service, which apps use, does not exist until this Job completed. The
+// script verifies the backup's checksum first and refuses a database that
+// already has tables, so a Job that runs again never loads twice.
+func RestoreJob(p Params) *batchv1.Job {
+	e := p.Engine
+	env := append(passwordEnv(p, e.ClientPasswordEnv), literalEnv(map[string]string{
+		"BACKUP_DIR":   backupMount,
+		"DATABASE":     appDatabase,
+		"DB_HOST":      p.FirstPodHost(),
+		"DB_PORT":      itoa(e.Port),
+		"DB_USER":      e.Superuser,
+		"RESTORE_FROM": p.Restore.Backup,
+	})...)
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: p.RestoreJob(), Namespace: p.Namespace, Labels: p.Labels("restore")},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:          ptr.To[int32](3),
+			ActiveDeadlineSeconds: ptr.To[int64](restoreDeadline),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: p.Labels("restore")},
+				Spec: corev1.PodSpec{
+					RestartPolicy:                corev1.RestartPolicyNever,
+					AutomountServiceAccountToken: ptr.To(false),
+					EnableServiceLinks:           ptr.To(false),
+					SecurityContext:              podSecurityContext(p),
+					Containers: []corev1.Container{{
+						Name:            "restore",
+						Image:           p.Release.Image,
+						ImagePullPolicy: corev1.PullIfNotPresent,
+						Command:         []string{"bash", "-c", RestoreScript(e)},
+						Env:             env,
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceCPU: mustQuantity("100m"), corev1.ResourceMemory: mustQuantity("128Mi")},
+							Limits:   corev1.ResourceList{corev1.ResourceCPU: mustQuantity("1"), corev1.ResourceMemory: mustQuantity("512Mi")},
+						},
+						VolumeMounts:    []corev1.VolumeMount{{Name: backupVolume, MountPath: backupMount, ReadOnly: true}},
+						SecurityContext: containerSecurityContext(),
+					}},
+					Volumes: []corev1.Volume{{
+						Name: backupVolume,
+						VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
+							ClaimName: names{Name: p.Restore.From}.BackupVolume(),
+							ReadOnly:  true,
+						}},
+					}},
+				},
+			},
+		},
+	}
+}
+
+// RestoreSourceSelector selects the Database spec.restore.from names.
+func RestoreSourceSelector(p Params) *fnv1.ResourceSelector {
+	return &fnv1.ResourceSelector{
+		ApiVersion: v1.GroupVersionKind.GroupVersion().String(),
+		Kind:       v1.Kind,
+		Namespace:  ptr.To(p.Namespace),
+		Match:      &fnv1.ResourceSelector_MatchName{MatchName: p.Restore.From},
+	}
+}
+
+// RestoreSource returns the Database spec.restore.from names, or nil until
+// Crossplane supplied it. A source of another type is an error: a MySQL dump
+// does not load into PostgreSQL.
+func RestoreSource(req *fnv1.RunFunctionRequest, db *v1.Database) (*v1.Database, error) {
+	rs, ok, err := request.GetRequiredResource(req, requiredRestoreSource)
+	if err != nil {
+		return nil, errors.Wrap(err, "cannot get the restore source Database")
+	}
+	if !ok || len(rs) == 0 {
+		return nil, nil
+	}
+	src, err := Decode(rs[0].Resource.UnstructuredContent())
+	if err != nil {
+		return nil, err
+	}
+	if src.Spec.Type != db.Spec.Type {
+		return nil, errors.Errorf("spec.restore.from: Database %q is %s, this Database is %s: a backup only restores into the same type", src.GetName(), src.Spec.Type, db.Spec.Type)
+	}
+	return src, nil
+}
+
+// Requirements are the resources the function asks Crossplane for.
+func Requirements(p Params) map[string]*fnv1.ResourceSelector {
+	rs := map[string]*fnv1.ResourceSelector{}
+	if p.Backup {
+		rs[requiredBackupJobs] = BackupJobs(p)
+	}
+	if p.Restore != nil {
+		rs[requiredRestoreSource] = RestoreSourceSelector(p)
+	}
+	return rs
+}
+
+// RestoreWarnings tell why a restore waits or failed.
+func RestoreWarnings(p Params, o Observed) []string {
+	if p.Restore == nil || jobSucceeded(o.RestoreJob) {
+		return nil
+	}
+	if o.RestoreJob != nil {
+		if c := finishedCondition(*o.RestoreJob); c != nil && c.Type == batchv1.JobFailed {
+			return []string{fmt.Sprintf("spec.restore: restore Job %s failed: %s: %s", o.RestoreJob.Name, c.Reason, c.Message)}
+		}
+		return nil
+	}
+	if o.RestoreSource == nil {
+		return []string{fmt.Sprintf("spec.restore.from: waiting for Database %q in namespace %q", p.Restore.From, p.Namespace)}
+	}
+	return nil
+}
