@@ -30,6 +30,7 @@ render: ## Render EXAMPLE (default: production PostgreSQL) through the real CLI.
 	@test/render.sh $(EXAMPLE) $(RENDER_FLAGS)
 
 test: tools check-generate ## Every test.
+	test/servers/install.sh
 	go vet ./...
 	DBPLANE_CROSSPLANE=$$(test/tools/build.sh crossplane-cli) \
 	DBPLANE_CROSSPLANE_CORE=$$(test/tools/build.sh crossplane-core) \

@@ -24,7 +24,7 @@ func params(t *testing.T, s v1.DatabaseSpec) Params {
 	if errs := Validate(db); len(errs) > 0 {
 		t.Fatalf("Validate(): %v", errs)
 	}
-	p, err := Resolve(db, Observed{}, func() (string, error) { return testPassword, nil })
+	p, err := Resolve(db, Observed{}, Input{SQLUsers: true}, func() (string, error) { return testPassword, nil })
 	if err != nil {
 		t.Fatalf("Resolve(): %v", err)
 	}

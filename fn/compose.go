@@ -29,6 +29,13 @@ var scheme = func() *runtime.Scheme {
 // and empty objects (a claim template's status). Builders use no field whose
 // empty object means something, such as emptyDir: {}.
 func ToComposed(o runtime.Object) (*composed.Unstructured, error) {
+	if u, ok := o.(*unstructured.Unstructured); ok {
+		// Kinds we have no Go types for are built unstructured already.
+		m := u.DeepCopy().Object
+		delete(m, "status")
+		prune(m)
+		return &composed.Unstructured{Unstructured: unstructured.Unstructured{Object: m}}, nil
+	}
 	gvks, _, err := scheme.ObjectKinds(o)
 	if err != nil {
 		return nil, errors.Wrap(err, "cannot determine kind")

@@ -49,6 +49,12 @@ type engine struct {
 	// $DATABASE to stdout; DumpExt names its format in the file name.
 	Dump    string
 	DumpExt string
+	// RestoreTables prints the number of tables in $DATABASE; Restore is
+	// the pipeline stage that loads the SQL on stdin into $DATABASE,
+	// stopping at the first error. Both read the password from
+	// ClientPasswordEnv.
+	RestoreTables string
+	Restore       string
 
 	// Config renders the server configuration file for a tuning profile.
 	Config func(t tuning) string `json:"-"`
@@ -130,9 +136,17 @@ var engines = map[v1.Engine]engine{
 			PasswordEnv: "DATA_SOURCE_PASS",
 		},
 
-		Dump:    `pg_dump --host="${DB_HOST}" --port="${DB_PORT}" --username="${DB_USER}" --dbname="${DATABASE}" --no-password --format=plain --no-owner --no-privileges`,
+		// --clean --if-exists: a load drops each object the dump holds
+		// before creating it, as mysqldump does for tables, so that a
+		// forced restore replaces them rather than fails on them.
+		Dump:    `pg_dump --host="${DB_HOST}" --port="${DB_PORT}" --username="${DB_USER}" --dbname="${DATABASE}" --no-password --format=plain --no-owner --no-privileges --clean --if-exists`,
 		DumpExt: "sql",
-		Config:  postgresqlConf,
+		// The dump holds no CREATE DATABASE: it loads into $DATABASE, which
+		// the image creates, in one transaction, so a failed load changes
+		// nothing.
+		RestoreTables: `psql --host="${DB_HOST}" --port="${DB_PORT}" --username="${DB_USER}" --dbname="${DATABASE}" --no-password --no-psqlrc --tuples-only --no-align --set=ON_ERROR_STOP=1 --command="SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"`,
+		Restore:       `psql --host="${DB_HOST}" --port="${DB_PORT}" --username="${DB_USER}" --dbname="${DATABASE}" --no-password --no-psqlrc --quiet --set=ON_ERROR_STOP=1 --single-transaction --file=- --output=/dev/null`,
+		Config:        postgresqlConf,
 	},
 	v1.MySQL: {
 		Versions: map[string]release{
@@ -160,8 +174,19 @@ var engines = map[v1.Engine]engine{
 			PasswordEnv: "MYSQLD_EXPORTER_PASSWORD",
 		},
 
-		Dump:    `mysqldump --protocol=TCP --host="${DB_HOST}" --port="${DB_PORT}" --user="${DB_USER}" --single-transaction --routines --triggers --events --hex-blob --databases "${DATABASE}"`,
+		// --set-gtid-purged=OFF: with gtid_mode=ON Oracle's mysqldump would
+		// write SET @@GLOBAL.GTID_PURGED and SQL_LOG_BIN=0, so the dump could
+		// not be loaded back into its own server (ERROR 3546) and a load
+		// would not reach replicas. --loose- because MariaDB's mysqldump,
+		// which test/integration runs, does not know the flag.
+		Dump:    `mysqldump --protocol=TCP --host="${DB_HOST}" --port="${DB_PORT}" --user="${DB_USER}" --loose-set-gtid-purged=OFF --single-transaction --routines --triggers --events --hex-blob --databases "${DATABASE}"`,
 		DumpExt: "sql",
-		Config:  myCnf,
+		// The dump (mysqldump --databases) creates $DATABASE if need be and
+		// selects it. Each INSERT must fit the server's max_allowed_packet
+		// (64MB by default in MySQL 8): with --hex-blob a BLOB takes twice
+		// its size.
+		RestoreTables: `mysql --protocol=TCP --host="${DB_HOST}" --port="${DB_PORT}" --user="${DB_USER}" --batch --skip-column-names --execute="SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${DATABASE}'"`,
+		Restore:       `mysql --protocol=TCP --host="${DB_HOST}" --port="${DB_PORT}" --user="${DB_USER}" --default-character-set=utf8mb4`,
+		Config:        myCnf,
 	},
 }

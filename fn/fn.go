@@ -17,6 +17,7 @@ import (
 	"github.com/crossplane/function-sdk-go/resource"
 	"github.com/crossplane/function-sdk-go/response"
 
+	inputv1alpha1 "github.com/dbplane/dbplane/apis/input/v1alpha1"
 	v1 "github.com/dbplane/dbplane/apis/v1"
 )
 
@@ -93,7 +94,13 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		o.RestoreSource = src
 	}
 
-	p, err := Resolve(db, o, f.password)
+	in, err := DecodeInput(req)
+	if err != nil {
+		response.Fatal(rsp, err)
+		return rsp, nil
+	}
+
+	p, err := Resolve(db, o, in, f.password)
 	if err != nil {
 		response.Fatal(rsp, errors.Wrap(err, "cannot resolve parameters"))
 		return rsp, nil
@@ -155,6 +162,22 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	return rsp, nil
 }
 
+// DecodeInput reads the optional input of the Composition step.
+func DecodeInput(req *fnv1.RunFunctionRequest) (Input, error) {
+	in := Input{SQLUsers: true}
+	if req.GetInput() == nil {
+		return in, nil
+	}
+	ti := &inputv1alpha1.Input{}
+	if err := request.GetInput(req, ti); err != nil {
+		return Input{}, errors.Wrap(err, "cannot decode function input")
+	}
+	if ti.SQLUsers != nil {
+		in.SQLUsers = *ti.SQLUsers
+	}
+	return in, nil
+}
+
 // condition sets a condition on the XR.
 func condition(rsp *fnv1.RunFunctionResponse, typ string, s corev1.ConditionStatus, reason string) *response.ConditionOption {
 	switch s {
@@ -186,6 +209,12 @@ func Compose(p Params) []Composed {
 	}
 	if p.ComposeRestoreJob {
 		c = append(c, Composed{rnRestoreJob, RestoreJob(p)})
+	}
+	if p.SQLUsers {
+		c = append(c, Composed{rnProviderConfig, ProviderConfig(p)})
+		for _, l := range p.Logins {
+			c = append(c, Composed{l.Resource, SQLUser(p, l)})
+		}
 	}
 	if p.Profile.DisruptionBudget && p.Replicas > 1 {
 		c = append(c, Composed{rnDisruption, PodDisruptionBudget(p)})

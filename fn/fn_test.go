@@ -55,6 +55,15 @@ func stsJSON(replicas, ready int, size string) string {
 		replicas, size, replicas, ready, replicas)
 }
 
+// userJSON is an observed SQL User, Ready when its login works.
+func userJSON(ready bool) string {
+	st := "False"
+	if ready {
+		st = "True"
+	}
+	return fmt.Sprintf(`{"apiVersion":"sql.database.example.com/v1alpha1","kind":"User","metadata":{"name":"orders-app","namespace":"team-a"},"status":{"conditions":[{"type":"Ready","status":%q,"reason":"Available"}]}}`, st)
+}
+
 const (
 	existsJSON  = `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"team-a"}}`
 	cronJobJSON = `{"apiVersion":"batch/v1","kind":"CronJob","metadata":{"name":"orders-backup","namespace":"team-a"},"status":{"lastSuccessfulTime":"2026-11-22T02:00:31Z"}}`
@@ -123,12 +132,12 @@ func TestRunFunction(t *testing.T) {
 				Composed: map[string]string{
 					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
 					"service-headless": "Service/orders-headless", "service": "Service/orders",
-					"statefulset": "StatefulSet/orders", "pdb": "PodDisruptionBudget/orders",
+					"statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app", "pdb": "PodDisruptionBudget/orders",
 					"backup-pvc": "PersistentVolumeClaim/orders-backup", "backup-cronjob": "CronJob/orders-backup",
 				},
 				Ready: map[string]string{
 					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
-					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "pdb": "READY_UNSPECIFIED",
+					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED", "pdb": "READY_UNSPECIFIED",
 					"backup-pvc": "READY_UNSPECIFIED", "backup-cronjob": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
@@ -143,11 +152,11 @@ func TestRunFunction(t *testing.T) {
 			want: got{
 				Composed: map[string]string{
 					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
-					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders",
+					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
 				Ready: map[string]string{
 					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
-					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED",
+					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{testPassword},
@@ -160,11 +169,11 @@ func TestRunFunction(t *testing.T) {
 			want: got{
 				Composed: map[string]string{
 					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
-					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders",
+					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
 				Ready: map[string]string{
 					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
-					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED",
+					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "Creating", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{"s3cret-from-the-cluster"},
@@ -218,11 +227,11 @@ func TestRunFunction(t *testing.T) {
 				Results: []string{"SEVERITY_WARNING: spec.version: MySQL 8.0 reached its end of life in April 2026 and gets no more security fixes: move to 8.4"},
 				Composed: map[string]string{
 					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
-					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders",
+					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
 				Ready: map[string]string{
 					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
-					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED",
+					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:3306"},
 				Passwords:  []string{testPassword},
@@ -234,17 +243,18 @@ func TestRunFunction(t *testing.T) {
 			args: args{req: req(xr("orders", myProd), map[string]string{
 				"secret": secretJSON("pw"), "configmap": existsJSON, "service-headless": existsJSON, "service": existsJSON,
 				"statefulset": stsJSON(2, 2, "20Gi"), "pdb": existsJSON, "backup-pvc": pvcJSON, "backup-cronjob": cronJobJSON,
+				"sql-providerconfig": existsJSON, "sql-user-app": userJSON(true),
 			}), password: mustNotGenerate},
 			want: got{
 				Composed: map[string]string{
 					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
 					"service-headless": "Service/orders-headless", "service": "Service/orders",
-					"statefulset": "StatefulSet/orders", "pdb": "PodDisruptionBudget/orders",
+					"statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app", "pdb": "PodDisruptionBudget/orders",
 					"backup-pvc": "PersistentVolumeClaim/orders-backup", "backup-cronjob": "CronJob/orders-backup",
 				},
 				Ready: map[string]string{
 					"secret": "READY_TRUE", "configmap": "READY_TRUE", "service-headless": "READY_TRUE", "service": "READY_TRUE",
-					"statefulset": "READY_TRUE", "pdb": "READY_TRUE", "backup-pvc": "READY_TRUE", "backup-cronjob": "READY_TRUE",
+					"statefulset": "READY_TRUE", "sql-providerconfig": "READY_TRUE", "sql-user-app": "READY_TRUE", "pdb": "READY_TRUE", "backup-pvc": "READY_TRUE", "backup-cronjob": "READY_TRUE",
 				},
 				Status: map[string]any{
 					"phase": "Ready", "ready": true, "replicas": float64(2), "endpoint": "orders.team-a.svc.cluster.local:3306",
@@ -264,11 +274,11 @@ func TestRunFunction(t *testing.T) {
 			want: got{
 				Composed: map[string]string{
 					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
-					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders",
+					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
 				Ready: map[string]string{
 					"secret": "READY_TRUE", "configmap": "READY_TRUE", "service-headless": "READY_TRUE", "service": "READY_TRUE",
-					"statefulset": "READY_FALSE",
+					"statefulset": "READY_FALSE", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{"pw"},
@@ -283,12 +293,12 @@ func TestRunFunction(t *testing.T) {
 			want: got{
 				Composed: map[string]string{
 					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
-					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders",
+					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 					"backup-pvc": "PersistentVolumeClaim/orders-backup",
 				},
 				Ready: map[string]string{
 					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
-					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "backup-pvc": "READY_TRUE",
+					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED", "backup-pvc": "READY_TRUE",
 				},
 				Status: map[string]any{
 					"phase": "Creating", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432",
@@ -307,11 +317,11 @@ func TestRunFunction(t *testing.T) {
 				Results: []string{"SEVERITY_WARNING: spec.storage.size: existing data volumes stay at 20Gi; growing them to 50Gi is not automated yet (a StatefulSet's volume claim templates are immutable)"},
 				Composed: map[string]string{
 					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
-					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders",
+					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
 				Ready: map[string]string{
 					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
-					"service": "READY_UNSPECIFIED", "statefulset": "READY_TRUE",
+					"service": "READY_UNSPECIFIED", "statefulset": "READY_TRUE", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{"pw"},

@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/crossplane/function-sdk-go/errors"
 	fnresource "github.com/crossplane/function-sdk-go/resource"
 
@@ -27,6 +28,9 @@ type Observed struct {
 	// supplied it and its type matches.
 	RestoreSource *v1.Database
 
+	// UsersReady holds the observed SQL Users whose Ready condition is true.
+	UsersReady map[fnresource.Name]bool
+
 	// Password from the observed Secret; empty when there is no Secret yet.
 	Password string
 }
@@ -35,9 +39,12 @@ type Observed struct {
 // object it cannot read is an error: guessing, for example generating a new
 // password for an existing server, would break the Database.
 func Observe(ocds map[fnresource.Name]fnresource.ObservedComposed) (Observed, error) {
-	o := Observed{Exists: map[fnresource.Name]bool{}}
-	for n := range ocds {
+	o := Observed{Exists: map[fnresource.Name]bool{}, UsersReady: map[fnresource.Name]bool{}}
+	for n, oc := range ocds {
 		o.Exists[n] = true
+		if oc.Resource.GetKind() == "User" && oc.Resource.GetAPIVersion() == sqlAPIVersion {
+			o.UsersReady[n] = oc.Resource.GetCondition(xpv2.TypeReady).Status == corev1.ConditionTrue
+		}
 	}
 	if oc, ok := ocds[rnStatefulSet]; ok {
 		o.StatefulSet = &appsv1.StatefulSet{}

@@ -58,8 +58,18 @@ type Params struct {
 	ComposeRestoreJob bool
 	ComposeService    bool
 
+	// SQLUsers composes the SQL provider's ProviderConfig and a User per
+	// login; Logins are the app login and spec.users.
+	SQLUsers bool
+	Logins   []login
+
 	// Credentials are the superuser's. Only the Secret builder reads them.
 	Credentials Credentials
+}
+
+// Input is the function's resolved input.
+type Input struct {
+	SQLUsers bool
 }
 
 // Credentials of the superuser.
@@ -70,7 +80,7 @@ type Credentials struct {
 
 // Resolve turns a validated, defaulted Database into builder Params. The
 // password comes from the observed Secret, or from gen for a new Database.
-func Resolve(db *v1.Database, o Observed, gen func() (string, error)) (Params, error) {
+func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) (Params, error) {
 	s := db.Spec
 	e := engines[s.Type]
 	pr := profiles[s.Environment]
@@ -116,6 +126,11 @@ func Resolve(db *v1.Database, o Observed, gen func() (string, error)) (Params, e
 	})
 	sum := sha256.Sum256([]byte(p.Config))
 	p.ConfigHash = hex.EncodeToString(sum[:8])
+
+	p.SQLUsers = in.SQLUsers
+	if p.SQLUsers {
+		p.Logins = logins(p.names, s.Users)
+	}
 
 	p.Restore = s.Restore
 	p.ComposeService = s.Restore == nil || o.Exists[rnService] || jobSucceeded(o.RestoreJob)

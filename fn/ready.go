@@ -14,7 +14,8 @@ import (
 // wanted replica is ready and updated, and no rollout is in progress. Every
 // other kind is ready once it exists: a CronJob does not wait for its first
 // run, and a backup volume that binds on first use is not waited for. A
-// restore Job is ready once it completed.
+// restore Job is ready once it completed; a SQL User once the provider
+// reports it Ready, that is when its login works.
 func Ready(name resource.Name, o Observed, replicas int32) resource.Ready {
 	if !o.Exists[name] {
 		return resource.ReadyUnspecified
@@ -25,8 +26,11 @@ func Ready(name resource.Name, o Observed, replicas int32) resource.Ready {
 	case rnRestoreJob:
 		return readyIf(jobSucceeded(o.RestoreJob))
 	}
+	if ready, ok := o.UsersReady[name]; ok {
+		return readyIf(ready) // A User is ready when its app can log in.
+	}
 	switch name {
-	case rnHeadlessService, rnService, rnConfigMap, rnSecret, rnBackupCronJob, rnBackupVolume, rnDisruption:
+	case rnHeadlessService, rnService, rnConfigMap, rnSecret, rnBackupCronJob, rnBackupVolume, rnDisruption, rnProviderConfig:
 		return resource.ReadyTrue
 	}
 	return resource.ReadyFalse

@@ -55,7 +55,7 @@ func TestRunFunctionRestore(t *testing.T) {
 			reason: "Before Crossplane supplied the source Database nothing loads and apps cannot connect: no restore Job, no client Service.",
 			req:    req(xr("orders", pgRestore), base),
 			want: want{
-				Composed: []string{"configmap", "secret", "service-headless", "statefulset"},
+				Composed: []string{"configmap", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"},
 				Results:  []string{`SEVERITY_WARNING: spec.restore.from: waiting for Database "orders-old" in namespace "team-a"`},
 			},
 		},
@@ -63,7 +63,7 @@ func TestRunFunctionRestore(t *testing.T) {
 			reason: "A source that does not exist is waited for, and said so.",
 			req:    withSource(req(xr("orders", pgRestore), base)),
 			want: want{
-				Composed: []string{"configmap", "secret", "service-headless", "statefulset"},
+				Composed: []string{"configmap", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"},
 				Results:  []string{`SEVERITY_WARNING: spec.restore.from: waiting for Database "orders-old" in namespace "team-a"`},
 			},
 		},
@@ -75,28 +75,28 @@ func TestRunFunctionRestore(t *testing.T) {
 		"WaitForFirstReplica": {
 			reason: "The restore Job needs a running server.",
 			req:    withSource(req(xr("orders", pgRestore), with(map[string]string{"statefulset": stsJSON(1, 0, "1Gi")})), sourcePG),
-			want:   want{Composed: []string{"configmap", "secret", "service-headless", "statefulset"}},
+			want:   want{Composed: []string{"configmap", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"}},
 		},
 		"Restoring": {
 			reason: "With a ready replica the restore Job runs; the client Service still waits.",
 			req:    withSource(req(xr("orders", pgRestore), with(map[string]string{"statefulset": stsJSON(1, 1, "1Gi")})), sourcePG),
-			want:   want{Composed: []string{"configmap", "restore-job", "secret", "service-headless", "statefulset"}, Ready: "READY_UNSPECIFIED"},
+			want:   want{Composed: []string{"configmap", "restore-job", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"}, Ready: "READY_UNSPECIFIED"},
 		},
 		"StillRestoring": {
 			reason: "A running restore Job is not ready.",
 			req:    withSource(req(xr("orders", pgRestore), with(map[string]string{"statefulset": stsJSON(1, 1, "1Gi"), "restore-job": jobRunning})), sourcePG),
-			want:   want{Composed: []string{"configmap", "restore-job", "secret", "service-headless", "statefulset"}, Ready: "READY_FALSE"},
+			want:   want{Composed: []string{"configmap", "restore-job", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"}, Ready: "READY_FALSE"},
 		},
 		"Restored": {
 			reason: "Once the restore Job completed, apps get their Service.",
 			req:    withSource(req(xr("orders", pgRestore), with(map[string]string{"statefulset": stsJSON(1, 1, "1Gi"), "restore-job": jobDone})), sourcePG),
-			want:   want{Composed: []string{"configmap", "restore-job", "secret", "service", "service-headless", "statefulset"}, Ready: "READY_TRUE"},
+			want:   want{Composed: []string{"configmap", "restore-job", "secret", "service", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"}, Ready: "READY_TRUE"},
 		},
 		"RestoreFailed": {
 			reason: "A failed restore keeps apps out and says why.",
 			req:    withSource(req(xr("orders", pgRestore), with(map[string]string{"statefulset": stsJSON(1, 1, "1Gi"), "restore-job": jobFailed})), sourcePG),
 			want: want{
-				Composed: []string{"configmap", "restore-job", "secret", "service-headless", "statefulset"},
+				Composed: []string{"configmap", "restore-job", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"},
 				Results:  []string{"SEVERITY_WARNING: spec.restore: restore Job orders-restore failed: BackoffLimitExceeded: Job has reached the specified backoff limit"},
 				Ready:    "READY_FALSE",
 			},

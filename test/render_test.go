@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -25,11 +26,15 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
+// xrKind matches a document whose top-level kind is Database.
+var xrKind = regexp.MustCompile(`(?m)^kind: Database$`)
+
 const (
-	root        = ".."
-	xrd         = root + "/package/configuration/xrd.yaml"
-	composition = root + "/package/configuration/composition.yaml"
-	functions   = root + "/examples/render/functions.yaml"
+	root         = ".."
+	providerCRDs = root + "/package/provider/crds"
+	xrd          = root + "/package/configuration/xrd.yaml"
+	composition  = root + "/package/configuration/composition.yaml"
+	functions    = root + "/examples/render/functions.yaml"
 )
 
 // goldenPassword makes renders repeatable. The real function draws from
@@ -203,16 +208,21 @@ func validateComposed(t *testing.T, cli, rendered string) {
 	t.Helper()
 	var docs []string
 	for d := range strings.SplitSeq(rendered, "\n---\n") {
-		if strings.Contains(d, "kind: Database\n") || strings.TrimSpace(strings.Trim(d, "-")) == "" {
+		// The XR is the one document whose top-level kind is Database
+		// (every composed object names it in its ownerReferences).
+		if xrKind.MatchString(d) || strings.TrimSpace(strings.Trim(d, "-")) == "" {
 			continue
 		}
 		docs = append(docs, d)
+	}
+	if len(docs) < 5 {
+		t.Fatalf("validate: want at least the Secret, ConfigMap, two Services and StatefulSet, got %d documents", len(docs))
 	}
 	f := filepath.Join(t.TempDir(), "composed.yaml")
 	if err := os.WriteFile(f, []byte(strings.Join(docs, "\n---\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, err := run(t.Context(), cli, "resource", "validate", xrd, f, "--crossplane-image=", "--cache-dir="+t.TempDir())
+	out, stderr, err := run(t.Context(), cli, "resource", "validate", xrd+","+providerCRDs, f, "--crossplane-image=", "--cache-dir="+t.TempDir(), "--error-on-missing-schemas")
 	if err != nil || !strings.Contains(out, " 0 failure cases") {
 		t.Errorf("crossplane resource validate: %v\n%s%s", err, out, stderr)
 	}

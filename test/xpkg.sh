@@ -18,7 +18,7 @@ CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "-s -w" -o "${
 (cd test/tools/image && GOFLAGS=-mod=mod go run . --binary="${out}/function" \
   --ref="xpkg.dbplane.io/dbplane/function-dbplane:${version}" --out="${out}/function-image.tar")
 
-cp package/function/crossplane.yaml "${out}/stage/function/"
+cp -r package/function/. "${out}/stage/function/"
 cp crossplane.yaml package/configuration/xrd.yaml package/configuration/composition.yaml "${out}/stage/configuration/"
 
 "${cli}" xpkg build --package-root="${out}/stage/function" \

@@ -115,11 +115,52 @@ type DatabaseSpec struct {
 	// +optional
 	Monitoring *Monitoring `json:"monitoring,omitempty"`
 
+	// Users are logins beyond the app login, each with its own connection
+	// Secret named <database>-user-<name>. Every Database has an app login
+	// that owns the app database, with its connection Secret <database>-app.
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Users []User `json:"users,omitempty"`
+
 	// Restore creates the Database from a backup of another Database of the
 	// same type in this namespace. It can only be set when the Database is
 	// created. Apps reach the Database only after the backup is loaded.
 	// +optional
 	Restore *Restore `json:"restore,omitempty"`
+}
+
+// Privileges of a login on the app database.
+// +kubebuilder:validation:Enum=owner;readWrite;readOnly
+type Privileges string
+
+// Privileges a login may have.
+const (
+	Owner     Privileges = "owner"
+	ReadWrite Privileges = "readWrite"
+	ReadOnly  Privileges = "readOnly"
+)
+
+// A User is a login on the app database.
+type User struct {
+	// Name of the login.
+	// +kubebuilder:validation:Pattern=`^[a-z][a-z0-9_]{0,30}$`
+	// +kubebuilder:validation:XValidation:rule="self != 'app'",message="spec.users[].name: app is the app login every Database has"
+	Name string `json:"name"`
+
+	// Privileges on the app database: owner, readWrite (read and write
+	// rows) or readOnly.
+	// +kubebuilder:default=readWrite
+	// +optional
+	Privileges Privileges `json:"privileges,omitempty"`
+
+	// PasswordRotationPeriod rotates the login's password this often, such
+	// as 720h. Unset never rotates it on a schedule.
+	// +kubebuilder:validation:Pattern=`^([0-9]+h)?([0-9]+m)?$`
+	// +kubebuilder:validation:MaxLength=16
+	// +optional
+	PasswordRotationPeriod string `json:"passwordRotationPeriod,omitempty"`
 }
 
 // Restore names the backup a Database starts from.

@@ -97,4 +97,3 @@ func XRD(crd *extv1.CustomResourceDefinition) (*xv2.CompositeResourceDefinition,
 		},
 	}, nil
 }
-

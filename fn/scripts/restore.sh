@@ -7,10 +7,10 @@
 # password variable (PGPASSWORD, MYSQL_PWD), RESTORE_FROM (latest, or the
 # name of a backup in BACKUP_DIR) and optionally RESTORE_FORCE.
 #
-# RESTORE_FORCE=true only skips the empty-database check. A MySQL dump drops
-# each table it contains before creating it; other tables are kept. A
-# PostgreSQL dump is loaded in one transaction: if an object it creates
-# already exists the load fails and changes nothing.
+# RESTORE_FORCE=true only skips the empty-database check; what happens to
+# what exists is up to the dump. mysqldump drops each table it holds before
+# creating it and keeps other tables. A PostgreSQL load runs in one
+# transaction: one that fails, say on an object that exists, changes nothing.
 set -euo pipefail
 
 fail() {
@@ -32,7 +32,7 @@ if [[ "${RESTORE_FROM}" == latest ]]; then
 else
   file="${RESTORE_FROM}"
   if [[ "${file}" == */* || "${file}" != "${DATABASE}"-*.@EXT@.gz ]]; then
-    fail "cannot restore '${file}': RESTORE_FROM must be latest or the name of a ${DATABASE}-*.@EXT@.gz file in ${BACKUP_DIR}"
+    fail "cannot restore '${file}': RESTORE_FROM must be latest or a file name matching ${DATABASE}-*.@EXT@.gz in ${BACKUP_DIR}"
   fi
   [[ -f "${BACKUP_DIR}/${file}" ]] || fail "cannot find ${file} in ${BACKUP_DIR}"
 fi
@@ -53,9 +53,9 @@ echo "verified ${file} (sha256 ${line%% *})"
 tables="$(@TABLES@)" || fail "cannot count the tables of ${DATABASE} on ${DB_HOST}:${DB_PORT}"
 tables="${tables//[[:space:]]/}"
 [[ "${tables}" =~ ^[0-9]+$ ]] || fail "cannot count the tables of ${DATABASE}: got '${tables}'"
-if ((tables > 0)); then
+if ((10#${tables} > 0)); then
   if [[ "${RESTORE_FORCE:-}" != true ]]; then
-    fail "refusing to restore into ${DATABASE}: it already has ${tables} tables; set RESTORE_FORCE=true to load ${file} anyway"
+    fail "refusing to restore into ${DATABASE}: it already has ${tables} table(s); set RESTORE_FORCE=true to load ${file} anyway"
   fi
   echo "RESTORE_FORCE=true: loading into ${DATABASE}, which has ${tables} tables"
 fi

@@ -1,0 +1,352 @@
+package mysql
+
+import (
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
+
+	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
+	"github.com/dbplane/dbplane/internal/clients/xsql"
+)
+
+// A Flavor is a MySQL-compatible server. They store accounts differently.
+type Flavor string
+
+// Flavors the provider knows.
+const (
+	// MariaDB keeps accounts as JSON in mysql.global_priv and creates
+	// mysql_native_password accounts by default.
+	MariaDB Flavor = "MariaDB"
+	// MySQL 8 keeps accounts in mysql.user and defaults to (8.4: only
+	// loads) caching_sha2_password.
+	MySQL Flavor = "MySQL"
+)
+
+// FlavorQuery returns the server's version string; MariaDB's contains
+// "MariaDB".
+var FlavorQuery = xsql.Query{SQL: "SELECT VERSION()"}
+
+// FlavorOf tells the flavor from a version string.
+func FlavorOf(version string) Flavor {
+	if strings.Contains(version, "MariaDB") {
+		return MariaDB
+	}
+	return MySQL
+}
+
+// A level is what a privilege level grants on the database, as data. need
+// is what the account must hold; allowed is what it may hold, nil for
+// anything (ALL PRIVILEGES differs between versions); grant is the
+// privilege list GRANT statements use.
+type level struct {
+	need, allowed []string
+	grant         string
+}
+
+// levels defines the privilege levels. The Privileges type's doc comment
+// in apis/sql/v1alpha1 says the same in words; keep them together.
+var levels = map[v1alpha1.Privileges]level{
+	v1alpha1.Owner: {
+		// What ALL PRIVILEGES at database level means on both MySQL 8 and
+		// MariaDB; newer servers add more (DELETE HISTORY, SHOW CREATE
+		// ROUTINE), which are allowed.
+		need: []string{
+			"ALTER", "ALTER ROUTINE", "CREATE", "CREATE ROUTINE", "CREATE TEMPORARY TABLES", "CREATE VIEW",
+			"DELETE", "DROP", "EVENT", "EXECUTE", "INDEX", "INSERT", "LOCK TABLES", "REFERENCES", "SELECT",
+			"SHOW VIEW", "TRIGGER", "UPDATE",
+		},
+		grant: "ALL PRIVILEGES",
+	},
+	v1alpha1.ReadWrite: {
+		need:    []string{"CREATE TEMPORARY TABLES", "DELETE", "EXECUTE", "INSERT", "SELECT", "UPDATE"},
+		allowed: []string{"CREATE TEMPORARY TABLES", "DELETE", "EXECUTE", "INSERT", "SELECT", "UPDATE"},
+		grant:   "SELECT, INSERT, UPDATE, DELETE, CREATE TEMPORARY TABLES, EXECUTE",
+	},
+	v1alpha1.ReadOnly: {
+		need:    []string{"SELECT", "SHOW VIEW"},
+		allowed: []string{"SELECT", "SHOW VIEW"},
+		grant:   "SELECT, SHOW VIEW",
+	},
+}
+
+func levelOf(p v1alpha1.Privileges) (level, error) {
+	lv, ok := levels[p]
+	if !ok {
+		return level{}, errors.Errorf("unsupported privileges %q: supported values: %q, %q, %q", p, v1alpha1.Owner, v1alpha1.ReadWrite, v1alpha1.ReadOnly)
+	}
+	return lv, nil
+}
+
+// observeHead reads the account itself, per flavor: plugin, the stored
+// authentication string (hex: MySQL 8's holds binary salt), locked, password
+// expired, and whether MariaDB has other authentication methods (OR ...)
+// besides the first.
+var observeHead = map[Flavor]string{
+	MariaDB: `SELECT JSON_VALUE(g.Priv, '$.plugin'), HEX(JSON_VALUE(g.Priv, '$.authentication_string')),
+  IF(JSON_VALUE(g.Priv, '$.account_locked') IN ('1', 'true'), 'Y', 'N'),
+  IF(JSON_VALUE(g.Priv, '$.password_last_changed') = '0', 'Y', 'N'),
+  IF(JSON_EXISTS(g.Priv, '$.auth_or'), 'Y', 'N')`,
+	MySQL: `SELECT u.plugin, HEX(u.authentication_string), u.account_locked, u.password_expired, 'N'`,
+}
+
+var observeFrom = map[Flavor]string{
+	MariaDB: `FROM mysql.global_priv g WHERE g.User = ? AND g.Host = '%'`,
+	MySQL:   `FROM mysql.user u WHERE u.User = ? AND u.Host = '%'`,
+}
+
+// observePrivileges reads the account's privileges from information_schema,
+// where both flavors agree: global ones, those on exactly the database
+// (with + marking GRANT OPTION), and how many grants it holds on other
+// databases and on tables, columns and routines.
+const observePrivileges = `,
+  (SELECT GROUP_CONCAT(CONCAT(PRIVILEGE_TYPE, IF(IS_GRANTABLE = 'YES', '+', '')) ORDER BY PRIVILEGE_TYPE SEPARATOR ',')
+    FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ? AND (PRIVILEGE_TYPE <> 'USAGE' OR IS_GRANTABLE = 'YES')),
+  (SELECT GROUP_CONCAT(CONCAT(PRIVILEGE_TYPE, IF(IS_GRANTABLE = 'YES', '+', '')) ORDER BY PRIVILEGE_TYPE SEPARATOR ',')
+    FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA = ?),
+  (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA <> ?),
+  (SELECT COUNT(*) FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = ?)
+    + (SELECT COUNT(*) FROM information_schema.COLUMN_PRIVILEGES WHERE GRANTEE = ?)
+    + (SELECT COUNT(*) FROM mysql.procs_priv WHERE User = ? AND Host = '%')
+`
+
+// ObserveQuery returns the one query that observes login l on a server of
+// flavor f. It returns no row when the account does not exist. Values are
+// parameters, which the driver interpolates client-side (one round trip).
+func ObserveQuery(f Flavor, l xsql.Login) (xsql.Query, error) {
+	if err := ValidateUserName(l.Name); err != nil {
+		return xsql.Query{}, errors.Wrap(err, "invalid login name")
+	}
+	if err := ValidateDatabaseName(l.Database); err != nil {
+		return xsql.Query{}, errors.Wrap(err, "invalid database name")
+	}
+	head, ok := observeHead[f]
+	if !ok {
+		return xsql.Query{}, errors.Errorf("unknown MySQL flavor %q", f)
+	}
+	// information_schema writes grantees as 'name'@'host' without escaping.
+	grantee := "'" + l.Name + "'@'%'"
+	pattern := DatabasePattern(l.Database)
+	return xsql.Query{
+		SQL:  head + observePrivileges + observeFrom[f],
+		Args: []any{grantee, grantee, pattern, grantee, pattern, grantee, grantee, l.Name, l.Name},
+	}, nil
+}
+
+// A Row receives ObserveQuery's columns.
+type Row struct {
+	Plugin, AuthHex                  sql.NullString
+	Locked, Expired, MultipleAuth    string
+	Global, Database                 sql.NullString
+	OtherDatabases, ObjectPrivileges int64
+}
+
+// Dest are the scan destinations of ObserveQuery's columns.
+func (r *Row) Dest() []any {
+	return []any{&r.Plugin, &r.AuthHex, &r.Locked, &r.Expired, &r.MultipleAuth, &r.Global, &r.Database, &r.OtherDatabases, &r.ObjectPrivileges}
+}
+
+// Detail is what ObserveQuery found about an existing account.
+type Detail struct {
+	Plugin string
+	// Auth is the stored authentication string.
+	Auth []byte
+	// Locked, Expired and MultipleAuth stop the app's password from logging
+	// in; the first is repaired with the privileges, the others by setting
+	// the password again.
+	Locked, Expired, MultipleAuth bool
+	// Global privileges, with + marking GRANT OPTION.
+	Global []string
+	// Database privileges on exactly the login's database, with + marking
+	// GRANT OPTION.
+	Database []string
+	// OtherDatabases and ObjectPrivileges count grants on other databases
+	// (and wildcard patterns) and on tables, columns and routines.
+	OtherDatabases, ObjectPrivileges int64
+}
+
+// ParseRow turns a Row into a Detail.
+func ParseRow(r Row) (Detail, error) {
+	auth, err := hex.DecodeString(r.AuthHex.String)
+	if err != nil {
+		return Detail{}, errors.Wrap(err, "cannot decode the stored authentication string")
+	}
+	split := func(s sql.NullString) []string {
+		if !s.Valid || s.String == "" {
+			return nil
+		}
+		return strings.Split(s.String, ",")
+	}
+	return Detail{
+		Plugin: r.Plugin.String, Auth: auth,
+		Locked: r.Locked == "Y", Expired: r.Expired == "Y", MultipleAuth: r.MultipleAuth == "Y",
+		Global: split(r.Global), Database: split(r.Database),
+		OtherDatabases: r.OtherDatabases, ObjectPrivileges: r.ObjectPrivileges,
+	}, nil
+}
+
+// privilegeName matches what information_schema calls a privilege, so that
+// one read from the server can be written into SQL unquoted.
+var privilegeName = regexp.MustCompile(`^[A-Z][A-Z ]*[A-Z]$`)
+
+// plan is how an account differs from its level, for humans (drift), and
+// the statements that repair it.
+type plan struct {
+	drift []string
+	stmts []string
+}
+
+func (p *plan) add(drift string, stmts ...string) {
+	p.drift = append(p.drift, drift)
+	p.stmts = append(p.stmts, stmts...)
+}
+
+// privilegesPlan compares d with the level l asks for.
+func privilegesPlan(l xsql.Login, d Detail) (plan, error) {
+	var p plan
+	lv, err := levelOf(l.Privileges)
+	if err != nil {
+		return p, err
+	}
+	acct, err := Account(l.Name)
+	if err != nil {
+		return p, err
+	}
+	target, err := GrantTarget(l.Database)
+	if err != nil {
+		return p, err
+	}
+	if d.Locked {
+		p.add("account is locked", "ALTER USER "+acct+" ACCOUNT UNLOCK")
+	}
+	grant := "GRANT " + lv.grant + " ON " + target + " TO " + acct
+
+	var elsewhere []string
+	if len(d.Global) > 0 {
+		elsewhere = append(elsewhere, "global privileges "+strings.Join(d.Global, " "))
+	}
+	if d.OtherDatabases > 0 {
+		elsewhere = append(elsewhere, fmt.Sprintf("%d grants on other databases", d.OtherDatabases))
+	}
+	if d.ObjectPrivileges > 0 {
+		elsewhere = append(elsewhere, fmt.Sprintf("%d grants on tables, columns or routines", d.ObjectPrivileges))
+	}
+	if len(elsewhere) > 0 {
+		// Only a full reset reaches every level; the account lacks its
+		// privileges for the moment between the two statements.
+		p.add("extra "+strings.Join(elsewhere, ", "), "REVOKE ALL PRIVILEGES, GRANT OPTION FROM "+acct, grant)
+		return p, nil
+	}
+
+	var have []string
+	grantOption := false
+	for _, priv := range d.Database {
+		name, grantable := strings.CutSuffix(priv, "+")
+		grantOption = grantOption || grantable
+		if name != "USAGE" {
+			have = append(have, name)
+		}
+	}
+	if missing := minus(lv.need, have); len(missing) > 0 {
+		p.add("missing "+strings.Join(missing, ", ")+" on "+target, grant)
+	}
+	if lv.allowed != nil {
+		if extra := minus(have, lv.allowed); len(extra) > 0 {
+			for _, e := range extra {
+				if !privilegeName.MatchString(e) {
+					return p, errors.Errorf("unexpected privilege %q", e)
+				}
+			}
+			p.add("extra "+strings.Join(extra, ", ")+" on "+target, "REVOKE "+strings.Join(extra, ", ")+" ON "+target+" FROM "+acct)
+		}
+	}
+	if grantOption {
+		p.add("GRANT OPTION on "+target, "REVOKE GRANT OPTION ON "+target+" FROM "+acct)
+	}
+	return p, nil
+}
+
+// Drift lists how an existing account differs from l.
+func Drift(l xsql.Login, d Detail) ([]string, error) {
+	p, err := privilegesPlan(l, d)
+	return p.drift, err
+}
+
+// PrivilegesStatements repair how the account differs from l.
+func PrivilegesStatements(l xsql.Login, d Detail) ([]string, error) {
+	p, err := privilegesPlan(l, d)
+	return p.stmts, err
+}
+
+// identifiedBy is how an account authenticates with password on a flavor:
+// MariaDB gets the pre-hashed mysql_native_password string, so the password
+// never appears in a statement; MySQL 8 gets caching_sha2_password from the
+// password itself (the server hashes it with a random salt and redacts it
+// from its logs).
+func identifiedBy(f Flavor, password string) (string, error) {
+	switch f {
+	case MariaDB:
+		h, err := QuoteLiteral(NativeHash(password))
+		return "IDENTIFIED VIA " + NativePassword + " USING " + h, err
+	case MySQL:
+		pw, err := QuoteLiteral(password)
+		return "IDENTIFIED WITH " + CachingSHA2Password + " BY " + pw, err
+	}
+	return "", errors.Errorf("unknown MySQL flavor %q", f)
+}
+
+// CreateStatements create login l with password and grant its level.
+func CreateStatements(f Flavor, l xsql.Login, password string) ([]string, error) {
+	acct, err := Account(l.Name)
+	if err != nil {
+		return nil, err
+	}
+	by, err := identifiedBy(f, password)
+	if err != nil {
+		return nil, err
+	}
+	p, err := privilegesPlan(l, Detail{})
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{"CREATE USER " + acct + " " + by}, p.stmts...), nil
+}
+
+// SetPasswordStatement sets the account's password, replacing any other
+// authentication method and clearing an expired password.
+func SetPasswordStatement(f Flavor, name, password string) (string, error) {
+	acct, err := Account(name)
+	if err != nil {
+		return "", err
+	}
+	by, err := identifiedBy(f, password)
+	if err != nil {
+		return "", err
+	}
+	return "ALTER USER " + acct + " " + by, nil
+}
+
+// DropStatement drops the account. Open sessions of the account survive a
+// DROP USER until they disconnect; Client.Delete ends them first on MariaDB.
+func DropStatement(name string) (string, error) {
+	acct, err := Account(name)
+	if err != nil {
+		return "", err
+	}
+	return "DROP USER IF EXISTS " + acct, nil
+}
+
+// minus returns the members of a not in b.
+func minus(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}

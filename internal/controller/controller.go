@@ -1,0 +1,27 @@
+// Package controller sets up every controller of the provider.
+package controller
+
+import (
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/controller"
+
+	"github.com/dbplane/dbplane/internal/controller/providerconfig"
+	"github.com/dbplane/dbplane/internal/controller/user"
+)
+
+// SetupGated adds every controller, each once its CRDs exist.
+func SetupGated(mgr ctrl.Manager, o controller.Options, uo user.Options) error {
+	if err := providerconfig.SetupGated(mgr, o); err != nil {
+		return err
+	}
+	return user.SetupGated(mgr, o, uo)
+}
+
+// Setup adds every controller at once, for CRDs known to exist.
+func Setup(mgr ctrl.Manager, o controller.Options, uo user.Options) error {
+	if err := providerconfig.Setup(mgr, o); err != nil {
+		return err
+	}
+	return user.Setup(mgr, o, uo)
+}

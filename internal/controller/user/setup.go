@@ -1,0 +1,108 @@
+package user
+
+import (
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/controller"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/event"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/ratelimiter"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/statemetrics"
+
+	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
+	"github.com/dbplane/dbplane/internal/clients/mysql"
+	"github.com/dbplane/dbplane/internal/clients/postgres"
+	"github.com/dbplane/dbplane/internal/clients/xsql"
+)
+
+// Options of the User controller beyond crossplane-runtime's.
+type Options struct {
+	// Pools are the connection pools shared between reconciles.
+	Pools *xsql.Pools
+	// SQL configures connections to servers.
+	SQL xsql.Options
+	// AbandonAfter is how long a User being deleted waits for an
+	// unreachable server before the provider stops trying to drop its
+	// login.
+	AbandonAfter time.Duration
+}
+
+// engines builds the Server of each engine: the one place that differs by
+// engine.
+var engines = map[v1alpha1.Engine]func(o Options, flavors *mysql.Flavors, ep xsql.Endpoint, admin xsql.Credential) (Server, error){
+	v1alpha1.PostgreSQL: func(o Options, _ *mysql.Flavors, ep xsql.Endpoint, admin xsql.Credential) (Server, error) {
+		return postgres.NewClient(postgres.PoolOpener(o.Pools, ep, admin, o.SQL), ep), nil
+	},
+	v1alpha1.MySQL: func(o Options, flavors *mysql.Flavors, ep xsql.Endpoint, admin xsql.Credential) (Server, error) {
+		db, err := mysql.PoolDB(o.Pools, ep, admin, o.SQL)
+		if err != nil {
+			return nil, err
+		}
+		return mysql.NewClient(db, ep, flavors), nil
+	},
+}
+
+// NewServer returns the NewServerFn of real servers, reached through o's
+// pools.
+func NewServer(o Options) NewServerFn {
+	flavors := &mysql.Flavors{}
+	return func(pc *v1alpha1.ProviderConfig, admin xsql.Credential) (Server, error) {
+		newServer, ok := engines[pc.Spec.Engine]
+		if !ok {
+			return nil, errors.Errorf("spec.engine: Unsupported value: %q: supported values: %q, %q", pc.Spec.Engine, v1alpha1.PostgreSQL, v1alpha1.MySQL)
+		}
+		ep := xsql.Endpoint{Host: pc.Spec.Host, Port: pc.Spec.Port, TLS: pc.Spec.TLS}
+		return newServer(o, flavors, ep, admin)
+	}
+}
+
+// Setup adds a controller that reconciles Users.
+func Setup(mgr ctrl.Manager, o controller.Options, uo Options) error {
+	name := managed.ControllerName(v1alpha1.UserGroupKind)
+	//nolint:staticcheck // crossplane-runtime's event recorder takes the record.EventRecorder interface.
+	record := event.NewAPIRecorder(mgr.GetEventRecorderFor(name), o.EventFilterFunctions...)
+
+	opts := []managed.ReconcilerOption{
+		managed.WithTypedExternalConnector(NewConnector(mgr.GetClient(), NewServer(uo), record, uo.AbandonAfter)),
+		managed.WithLogger(o.Logger.WithValues("controller", name)),
+		managed.WithPollInterval(o.PollInterval),
+		managed.WithRecorder(record),
+		managed.WithManagementPolicies(),
+		// The login name is the external name, known before Create: it is
+		// safe to retry a Create whose outcome was lost.
+		managed.WithDeterministicExternalName(true),
+	}
+	if o.MetricOptions != nil {
+		opts = append(opts, managed.WithMetricRecorder(o.MetricOptions.MRMetrics))
+		if o.MetricOptions.MRStateMetrics != nil {
+			sr := statemetrics.NewMRStateRecorder(mgr.GetClient(), o.Logger, o.MetricOptions.MRStateMetrics, &v1alpha1.UserList{}, o.MetricOptions.PollStateMetricInterval)
+			if err := mgr.Add(sr); err != nil {
+				return errors.Wrap(err, "cannot add the User state metrics recorder")
+			}
+		}
+	}
+
+	r := managed.NewReconciler(mgr, resource.ManagedKind(v1alpha1.UserGroupVersionKind), opts...)
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(name).
+		WithOptions(o.ForControllerRuntime()).
+		WithEventFilter(resource.DesiredStateChanged()).
+		For(&v1alpha1.User{}).
+		Complete(ratelimiter.NewReconciler(name, r, o.GlobalRateLimiter))
+}
+
+// SetupGated adds the User controller once the User CRD exists: with
+// Crossplane v2 a managed resource's CRD appears only when its
+// ManagedResourceDefinition is activated.
+func SetupGated(mgr ctrl.Manager, o controller.Options, uo Options) error {
+	o.Gate.Register(func() {
+		if err := Setup(mgr, o, uo); err != nil {
+			mgr.GetLogger().Error(err, "cannot set up the User controller")
+		}
+	}, v1alpha1.UserGroupVersionKind)
+	return nil
+}

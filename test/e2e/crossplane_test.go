@@ -1,0 +1,283 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/util/retry"
+)
+
+// Crossplane's kinds the harness reads and writes.
+var (
+	gvrFunction         = schema.GroupVersionResource{Group: "pkg.crossplane.io", Version: "v1", Resource: "functions"}
+	gvrFunctionRevision = schema.GroupVersionResource{Group: "pkg.crossplane.io", Version: "v1", Resource: "functionrevisions"}
+	gvrXRD              = schema.GroupVersionResource{Group: "apiextensions.crossplane.io", Version: "v2", Resource: "compositeresourcedefinitions"}
+	gvrDatabase         = schema.GroupVersionResource{Group: "database.example.com", Version: "v1", Resource: "databases"}
+)
+
+// installFunction installs dbplane's Function package offline and then acts
+// as Crossplane's External package runtime for it.
+//
+// The package client skips the registry when the package is a digest
+// reference with pull policy Never, and reads the gzipped package.yaml
+// stream from <xpkg cache>/<FriendlyID(source, digest)>.gz. Nobody deploys
+// the function or sets its endpoint under the External runtime: the harness
+// sets the FunctionRevision's endpoint to the local process, its TLS server
+// Secret, and RuntimeHealthy.
+func (c *cluster) installFunction(ctx context.Context) error {
+	meta, err := os.ReadFile(filepath.Join(c.root, "package", "function", "crossplane.yaml"))
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(meta)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	if err := writeGzip(filepath.Join(c.dir, "xpkg-cache", friendlyID(functionSource, digest)+".gz"), meta); err != nil {
+		return err
+	}
+	if err := c.apply(ctx, fmt.Sprintf(`apiVersion: pkg.crossplane.io/v1
+kind: Function
+metadata:
+  name: %s
+spec:
+  package: %s@%s
+  packagePullPolicy: Never
+`, functionName, functionSource, digest)); err != nil {
+		return err
+	}
+
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: functionTLSSecret, Namespace: crossplaneNamespace},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{"tls.crt": c.pki.function.cert, "tls.key": c.pki.function.key, "ca.crt": c.pki.ca.pem},
+	}
+	if _, err := c.kube.CoreV1().Secrets(crossplaneNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+
+	var rev string
+	if err := poll(ctx, setupTimeout, func(ctx context.Context) error {
+		l, err := c.dyn.Resource(gvrFunctionRevision).List(ctx, metav1.ListOptions{LabelSelector: "pkg.crossplane.io/package=" + functionName})
+		if err != nil {
+			return err
+		}
+		for _, r := range l.Items {
+			if s, _, _ := unstructured.NestedString(r.Object, "spec", "desiredState"); s == "Active" {
+				rev = r.GetName()
+				return nil
+			}
+		}
+		f, _ := c.dyn.Resource(gvrFunction).Get(ctx, functionName, metav1.GetOptions{})
+		return fmt.Errorf("no active FunctionRevision yet; Function conditions: %v", conditions(f))
+	}); err != nil {
+		return err
+	}
+
+	endpoint := "127.0.0.1:" + strconv.Itoa(c.ports["function"])
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		r, err := c.dyn.Resource(gvrFunctionRevision).Get(ctx, rev, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		_ = unstructured.SetNestedField(r.Object, endpoint, "status", "endpoint")
+		_ = unstructured.SetNestedField(r.Object, functionTLSSecret, "status", "tlsServerSecretName")
+		setCondition(r, "RuntimeHealthy", "True", "HealthyPackageRevision", "The dbplane e2e harness runs the function as a local process at "+endpoint)
+		_, err = c.dyn.Resource(gvrFunctionRevision).UpdateStatus(ctx, r, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
+		return fmt.Errorf("cannot set the FunctionRevision's endpoint: %w", err)
+	}
+
+	return poll(ctx, setupTimeout, func(ctx context.Context) error {
+		f, err := c.dyn.Resource(gvrFunction).Get(ctx, functionName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if s, _, _ := condition(f, "Healthy"); s != "True" {
+			return fmt.Errorf("Function not Healthy: %v", conditions(f))
+		}
+		r, err := c.dyn.Resource(gvrFunctionRevision).Get(ctx, rev, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if e, _, _ := unstructured.NestedString(r.Object, "status", "endpoint"); e != endpoint {
+			return fmt.Errorf("FunctionRevision endpoint is %q, want %q", e, endpoint)
+		}
+		return nil
+	})
+}
+
+// installConfiguration applies the XRD and the Composition as the
+// configuration package holds them, and waits until Databases are served.
+func (c *cluster) installConfiguration(ctx context.Context) error {
+	for _, f := range []string{"xrd.yaml", "composition.yaml"} {
+		if _, err := c.kubectl(ctx, nil, "apply", "-f", filepath.Join(c.root, "package", "configuration", f)); err != nil {
+			return err
+		}
+	}
+	if err := poll(ctx, setupTimeout, func(ctx context.Context) error {
+		x, err := c.dyn.Resource(gvrXRD).Get(ctx, xrdName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if s, _, _ := condition(x, "Established"); s != "True" {
+			return fmt.Errorf("XRD not Established: %v", conditions(x))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return poll(ctx, setupTimeout, func(ctx context.Context) error {
+		rl, err := c.kube.Discovery().ServerResourcesForGroupVersion(gvrDatabase.GroupVersion().String())
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(rl.APIResources, func(r metav1.APIResource) bool { return r.Name == gvrDatabase.Resource }) {
+			return errors.New("databases not served yet")
+		}
+		// Served is not enough: Crossplane must be allowed to read them,
+		// which the RBAC manager grants per XRD, and aggregation copies
+		// into Crossplane's ClusterRole.
+		_, err = c.kubectl(ctx, nil, "auth", "can-i", "watch", gvrDatabase.GroupResource().String(),
+			"--as=system:serviceaccount:"+crossplaneNamespace+":crossplane", "--all-namespaces")
+		return err
+	})
+}
+
+// friendlyID is xpkg.FriendlyID of crossplane-runtime v2.4.0 (the version
+// test/tools/crossplane-core builds core with): the name of a package in the
+// package cache. Copied because importing pkg/xpkg would add its
+// dependencies to the main module.
+func friendlyID(name, hash string) string {
+	truncate := func(s string, n int) string { return s[:min(len(s), n)] }
+	s := strings.Join([]string{truncate(name, 50), truncate(hash, 12)}, "-")
+	var cut strings.Builder
+	for i := range s {
+		b := s[i]
+		if ('a' <= b && b <= 'z') || ('0' <= b && b <= '9') {
+			cut.WriteByte(b)
+		}
+		if (b == '.' || b == '/' || b == ':' || b == '-') && (i != 0 && i != 62 && i != len(s)-1) {
+			cut.WriteByte('-')
+		}
+		if i == 62 {
+			break
+		}
+	}
+	return strings.Trim(cut.String(), "-")
+}
+
+func writeGzip(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600) //nolint:gosec // Our own cache.
+	if err != nil {
+		return err
+	}
+	zw := gzip.NewWriter(f)
+	if _, err := zw.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// condition returns the status, reason and message of a Crossplane-style
+// condition of o.
+func condition(o *unstructured.Unstructured, typ string) (status, reason, message string) {
+	if o == nil {
+		return "", "", ""
+	}
+	cs, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+	for _, c := range cs {
+		m, ok := c.(map[string]any)
+		if !ok || m["type"] != typ {
+			continue
+		}
+		s, _ := m["status"].(string)
+		r, _ := m["reason"].(string)
+		msg, _ := m["message"].(string)
+		return s, r, msg
+	}
+	return "", "", ""
+}
+
+// conditions summarises every condition of o, for error messages.
+func conditions(o *unstructured.Unstructured) string {
+	if o == nil {
+		return "<none>"
+	}
+	cs, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+	var b []string
+	for _, c := range cs {
+		m, ok := c.(map[string]any)
+		if !ok {
+			continue
+		}
+		b = append(b, fmt.Sprintf("%v=%v (%v: %v)", m["type"], m["status"], m["reason"], m["message"]))
+	}
+	if len(b) == 0 {
+		return "<none>"
+	}
+	return strings.Join(b, "; ")
+}
+
+// setCondition sets (adds or replaces) a condition in o's status.
+func setCondition(o *unstructured.Unstructured, typ, status, reason, message string) {
+	cs, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+	c := map[string]any{
+		"type":               typ,
+		"status":             status,
+		"reason":             reason,
+		"message":            message,
+		"lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
+	}
+	i := slices.IndexFunc(cs, func(x any) bool { m, ok := x.(map[string]any); return ok && m["type"] == typ })
+	if i >= 0 {
+		cs[i] = c
+	} else {
+		cs = append(cs, c)
+	}
+	_ = unstructured.SetNestedSlice(o.Object, cs, "status", "conditions")
+}
+
+// poll calls fn until it returns nil or timeout passes, and returns fn's
+// last error then.
+func poll(ctx context.Context, timeout time.Duration, fn func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		// Keep the last meaningful error, not the deadline that cut the
+		// final attempt short.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("after %s: %w", timeout, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,298 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// TestUpdates changes a running Database the ways the README allows and
+// checks the cluster follows: more replicas, MySQL 8.0 to 8.4 rolling the
+// image, backups on (CronJob and backup volume appear) and off (the CronJob
+// goes, the backup volume stays).
+func TestUpdates(t *testing.T) {
+	defer start(t)()
+	const ns, name = "updates", "shop"
+	namespace(t, ns)
+
+	d := newDatabase(ns, name, map[string]any{
+		"type":        "mysql",
+		"version":     "8.0",
+		"replicas":    int64(1),
+		"environment": "staging",
+		"storage":     map[string]any{"size": "5Gi"},
+		"backup":      map[string]any{"enabled": false},
+	})
+	applyDatabase(t, d)
+	waitReady(t, ns, name)
+
+	t.Run("ScaleOneToThree", func(t *testing.T) {
+		defer start(t)()
+		applyDatabase(t, d.set(t, int64(3), "replicas"))
+		waitFor(t, readyTimeout, "StatefulSet scaled", func(ctx context.Context) error {
+			s, err := env.kube.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if s.Spec.Replicas == nil || *s.Spec.Replicas != 3 || s.Status.ReadyReplicas != 3 {
+				return fmt.Errorf("spec.replicas %v, ready %d", s.Spec.Replicas, s.Status.ReadyReplicas)
+			}
+			return nil
+		})
+		if got := waitReady(t, ns, name); got.num("status", "replicas") != 3 {
+			t.Errorf("status.replicas is %d, want 3", got.num("status", "replicas"))
+		}
+		dataClaims(t, ns, name, 3)
+	})
+
+	t.Run("MySQL80To84RollsTheImage", func(t *testing.T) {
+		defer start(t)()
+		applyDatabase(t, d.set(t, "8.4", "version"))
+		waitFor(t, readyTimeout, "StatefulSet on the 8.4 image", func(ctx context.Context) error {
+			s, err := env.kube.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			for _, c := range s.Spec.Template.Spec.Containers {
+				if c.Name == "server" {
+					if !strings.HasSuffix(c.Image, ":8.4") {
+						return fmt.Errorf("server image is %s", c.Image)
+					}
+					// Rolled: every replica runs the new template.
+					if s.Status.UpdatedReplicas != 3 || s.Status.CurrentRevision != s.Status.UpdateRevision {
+						return fmt.Errorf("rolling: %d updated, revision %s -> %s", s.Status.UpdatedReplicas, s.Status.CurrentRevision, s.Status.UpdateRevision)
+					}
+					return nil
+				}
+			}
+			return errors.New("no server container")
+		})
+		waitReady(t, ns, name)
+		for i := range 3 {
+			p, err := env.kube.CoreV1().Pods(ns).Get(t.Context(), fmt.Sprintf("%s-%d", name, i), metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range p.Spec.Containers {
+				if c.Name == "server" && !strings.HasSuffix(c.Image, ":8.4") {
+					t.Errorf("pod %s runs %s, want the 8.4 image", p.Name, c.Image)
+				}
+			}
+		}
+	})
+
+	var backupPVC types.UID
+	t.Run("BackupOn", func(t *testing.T) {
+		defer start(t)()
+		applyDatabase(t, d.set(t, map[string]any{"enabled": true, "schedule": "0 3 * * *", "retention": "5d"}, "backup"))
+		waitFor(t, readyTimeout, "backup CronJob and PVC composed", func(ctx context.Context) error {
+			cj, err := env.kube.BatchV1().CronJobs(ns).Get(ctx, name+"-backup", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if cj.Spec.Schedule != "0 3 * * *" {
+				return fmt.Errorf("CronJob schedule is %q", cj.Spec.Schedule)
+			}
+			pvc, err := env.kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name+"-backup", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			backupPVC = pvc.UID
+			return nil
+		})
+		waitReady(t, ns, name)
+	})
+
+	t.Run("BackupOffKeepsTheBackupVolume", func(t *testing.T) {
+		defer start(t)()
+		if backupPVC == "" {
+			t.Skip("backups were never on")
+		}
+		applyDatabase(t, d.set(t, false, "backup", "enabled"))
+		waitFor(t, readyTimeout, "backup CronJob deleted", func(ctx context.Context) error {
+			o, err := getObject(ctx, "CronJob", ns, name+"-backup")
+			if err != nil {
+				return err
+			}
+			if o != nil {
+				return errors.New("CronJob still there")
+			}
+			return nil
+		})
+		waitReady(t, ns, name)
+		pvc, err := env.kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), name+"-backup", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("the backup PVC is gone after turning backups off: %v", err)
+		}
+		if pvc.UID != backupPVC || pvc.DeletionTimestamp != nil {
+			t.Errorf("the backup PVC was replaced or is being deleted: UID %s (was %s), deletionTimestamp %v", pvc.UID, backupPVC, pvc.DeletionTimestamp)
+		}
+	})
+}
+
+// TestNothingLostWhileFunctionIsDown stops the function while a Database
+// changes: nothing composed may be deleted, and the Database must catch up
+// once the function is back. It logs what a user sees in between.
+func TestNothingLostWhileFunctionIsDown(t *testing.T) {
+	defer start(t)()
+	const ns, name = "outage", "ledger"
+	namespace(t, ns)
+
+	d := newDatabase(ns, name, map[string]any{
+		"type":        "postgresql",
+		"version":     "16",
+		"replicas":    int64(2),
+		"environment": "production",
+		"storage":     map[string]any{"size": "5Gi"},
+		"backup":      map[string]any{"enabled": true},
+	})
+	applyDatabase(t, d)
+	waitReady(t, ns, name)
+	before := snapshot(t, d)
+
+	if err := env.stopFunction(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	defer func() {
+		if !restarted {
+			if err := env.startFunction(context.Background()); err != nil {
+				t.Errorf("cannot restart the function: %v", err)
+			}
+		}
+	}()
+
+	applyDatabase(t, d.set(t, int64(3), "replicas"))
+	// Long enough for several reconciles and their backoff.
+	seen := map[string]bool{}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		u, err := getDatabase(t.Context(), ns, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := database{u}
+		if c := conditions(u) + " phase=" + got.str("status", "phase"); !seen[c] {
+			seen[c] = true
+			t.Logf("while the function is down, the Database shows: %s", c)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if after := snapshot(t, d); !maps.Equal(before, after) {
+		t.Errorf("objects changed while the function was down:\nbefore %v\nafter  %v", before, after)
+	}
+
+	t0 := time.Now()
+	if err := env.startFunction(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	waitFor(t, readyTimeout, "Database caught up", func(ctx context.Context) error {
+		u, err := getDatabase(ctx, ns, name)
+		if err != nil {
+			return err
+		}
+		got := database{u}
+		if s, _, _ := condition(u, "Ready"); s != "True" || got.num("status", "replicas") != 3 {
+			return fmt.Errorf("not caught up: %s, status.replicas %d", conditions(u), got.num("status", "replicas"))
+		}
+		return nil
+	})
+	record("latency: function back -> Database Ready with the change", time.Since(t0))
+	after := snapshot(t, d)
+	for k, uid := range before {
+		if after[k] != uid {
+			t.Errorf("%s was replaced or deleted after the function came back", k)
+		}
+	}
+}
+
+// TestDeleteKeepsDataClaims deletes a Database: everything it composed goes
+// except the data volumes, which the StatefulSet retains.
+func TestDeleteKeepsDataClaims(t *testing.T) {
+	defer start(t)()
+	const ns, name = "deletion", "archive"
+	namespace(t, ns)
+
+	d := newDatabase(ns, name, map[string]any{
+		"type":        "mysql",
+		"version":     "8.4",
+		"replicas":    int64(2),
+		"environment": "staging",
+		"storage":     map[string]any{"size": "5Gi"},
+		"backup":      map[string]any{"enabled": true},
+	})
+	applyDatabase(t, d)
+	waitReady(t, ns, name)
+	claims := dataClaims(t, ns, name, 2)
+
+	t0 := time.Now()
+	if _, err := env.kubectl(t.Context(), nil, "delete", "database", name, "-n", ns, "--wait=true", "--timeout=2m"); err != nil {
+		t.Fatal(err)
+	}
+	record("latency: kubectl delete database (wait)", time.Since(t0))
+	waitFor(t, readyTimeout, "composed objects deleted", func(ctx context.Context) error {
+		var left []string
+		for _, c := range composedObjects(d) {
+			o, err := getObject(ctx, c.kind, ns, c.name)
+			if err != nil {
+				return err
+			}
+			if o != nil {
+				left = append(left, c.kind+"/"+c.name)
+			}
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("still there: %v", left)
+		}
+		return nil
+	})
+	for n, uid := range claims {
+		pvc, err := env.kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), n, metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("data PVC %s is gone after deleting the Database: %v", n, err)
+			continue
+		}
+		if pvc.UID != uid || pvc.DeletionTimestamp != nil {
+			t.Errorf("data PVC %s was replaced or is being deleted", n)
+		}
+	}
+}
+
+// snapshot maps every object a Database composed, and its data PVCs, to
+// their UIDs.
+func snapshot(t *testing.T, d database) map[string]types.UID {
+	t.Helper()
+	out := map[string]types.UID{}
+	for _, c := range composedObjects(d) {
+		o, err := getObject(t.Context(), c.kind, d.GetNamespace(), c.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o != nil {
+			out[c.kind+"/"+c.name] = o.GetUID()
+		}
+	}
+	l, err := env.kube.CoreV1().PersistentVolumeClaims(d.GetNamespace()).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range l.Items {
+		if p.DeletionTimestamp == nil {
+			out["PersistentVolumeClaim/"+p.Name] = p.UID
+		}
+	}
+	keys := slices.Sorted(maps.Keys(out))
+	t.Logf("objects: %v", keys)
+	return out
+}

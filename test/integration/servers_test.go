@@ -1,0 +1,508 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Engines, named as the engine table's PortName.
+const (
+	postgresql = "postgresql"
+	mysql      = "mysql"
+)
+
+// appDatabase is the database the images create and dbplane backs up.
+const appDatabase = "app"
+
+// testPassword is the superuser password of every test server. It holds
+// characters a shell or SQL would mangle, to show the scripts pass it through
+// the environment untouched.
+const testPassword = `p@ss word $HOME 'single' "double" \back ;&|`
+
+const (
+	startTimeout = 90 * time.Second
+	stopTimeout  = 30 * time.Second
+)
+
+// A server is a throwaway database server on 127.0.0.1, stopped and deleted
+// when the test that started it ends.
+type server struct {
+	Engine   string
+	Port     int
+	Password string
+
+	dir     string
+	log     string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	stopSig syscall.Signal
+}
+
+// requireBinaries skips the test when a server binary is missing, or fails
+// it in CI.
+func requireBinaries(t *testing.T, bins ...string) {
+	t.Helper()
+	var missing []string
+	for _, b := range bins {
+		if _, err := lookPath(b); err != nil {
+			missing = append(missing, b)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	msg := fmt.Sprintf("cannot find %s: run test/servers/install.sh", strings.Join(missing, ", "))
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// lookPath finds a binary in PATH or, for server binaries, in the sbin
+// directories a non-root PATH lacks.
+func lookPath(b string) (string, error) {
+	if filepath.IsAbs(b) {
+		if _, err := os.Stat(b); err != nil {
+			return "", err
+		}
+		return b, nil
+	}
+	if p, err := exec.LookPath(b); err == nil {
+		return p, nil
+	}
+	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
+		if p := filepath.Join(d, b); isExecutable(p) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("cannot find %s", b)
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+}
+
+// postgresBin is the newest installed PostgreSQL's bin directory.
+func postgresBin() string {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres") //nolint:errcheck // The pattern is valid.
+	if len(dirs) == 0 {
+		return "/usr/lib/postgresql/15/bin"
+	}
+	slices.SortFunc(dirs, func(a, b string) int { return version(a) - version(b) })
+	return filepath.Dir(dirs[len(dirs)-1])
+}
+
+func version(bin string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(bin)))) //nolint:errcheck // Not a number sorts first.
+	return v
+}
+
+// start starts a server of an engine, with the app database created as the
+// images create it.
+func start(t *testing.T, engine string) *server {
+	t.Helper()
+	switch engine {
+	case postgresql:
+		bin := postgresBin()
+		requireBinaries(t, bin+"/initdb", bin+"/postgres", "psql", "pg_dump")
+	case mysql:
+		requireBinaries(t, "mariadb-install-db", "mariadbd", "mysql", "mysqldump")
+	default:
+		t.Fatalf("cannot start a server: unknown engine %q", engine)
+	}
+
+	// A free port can be taken between finding and binding it: try again.
+	var errs []error
+	for range 3 {
+		s, err := try(t, engine)
+		if err == nil {
+			return s
+		}
+		errs = append(errs, err)
+		t.Logf("cannot start %s, trying again: %v", engine, err)
+	}
+	t.Fatalf("cannot start %s: %v", engine, errors.Join(errs...))
+	return nil
+}
+
+func try(t *testing.T, engine string) (*server, error) {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "dbplane-"+engine+"-")
+	if err != nil {
+		return nil, fmt.Errorf("cannot create server directory: %w", err)
+	}
+	// Cleanups run last first: the server stops, then its files go.
+	t.Cleanup(func() { _ = os.RemoveAll(dir) }) //nolint:errcheck // Best effort.
+
+	s := &server{Engine: engine, Port: port, Password: testPassword, dir: dir, log: filepath.Join(dir, "server.log")}
+	t.Cleanup(s.Stop)
+	switch engine {
+	case postgresql:
+		err = s.startPostgreSQL(t)
+	case mysql:
+		err = s.startMariaDB(t)
+	}
+	if err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("%w\nserver log:\n%s", err, s.tail())
+	}
+	t.Logf("started %s on 127.0.0.1:%d (pid %d) in %s", engine, port, s.cmd.Process.Pid, dir)
+	return s, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("cannot find a free port: %w", err)
+	}
+	defer l.Close() //nolint:errcheck // Only the port is needed.
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// serviceUser is the credential to run a server that refuses root as, when
+// the test runs as root, else nil.
+func serviceUser(name string) (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("cannot find the %s user to run the server as: %w", name, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)                                       //nolint:errcheck // Numeric on Linux.
+	gid, _ := strconv.Atoi(u.Gid)                                       //nolint:errcheck // Numeric on Linux.
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil //nolint:gosec // IDs fit.
+}
+
+func chownAll(dir string, c *syscall.Credential) error {
+	if c == nil {
+		return nil
+	}
+	return filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, int(c.Uid), int(c.Gid))
+	})
+}
+
+func (s *server) startPostgreSQL(t *testing.T) error {
+	t.Helper()
+	bin := postgresBin()
+	cred, err := serviceUser("postgres")
+	if err != nil {
+		return err
+	}
+	pwfile := filepath.Join(s.dir, "pwfile")
+	if err := os.WriteFile(pwfile, []byte(s.Password+"\n"), 0o600); err != nil {
+		return fmt.Errorf("cannot write password file: %w", err)
+	}
+	if err := chownAll(s.dir, cred); err != nil {
+		return fmt.Errorf("cannot hand the server directory to postgres: %w", err)
+	}
+	data := filepath.Join(s.dir, "data")
+	if err := s.run(t, cred, bin+"/initdb", "--pgdata="+data, "--username=postgres", "--pwfile="+pwfile,
+		"--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"); err != nil {
+		return fmt.Errorf("cannot initdb: %w", err)
+	}
+	if err := os.Remove(pwfile); err != nil {
+		return fmt.Errorf("cannot remove password file: %w", err)
+	}
+
+	// Durability is not needed from a throwaway server.
+	if err := s.spawn(cred, syscall.SIGINT, syscall.SIGQUIT, bin+"/postgres", "-D", data,
+		"-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(s.Port), "-c", "unix_socket_directories="+s.dir,
+		"-c", "password_encryption=scram-sha-256", "-c", "timezone=UTC", "-c", "log_timezone=UTC",
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_wal_size=1GB",
+		"-c", "shared_buffers=128MB", "-c", "logging_collector=off"); err != nil {
+		return err
+	}
+	if err := s.waitReady(t, func(ctx context.Context) error {
+		_, err := s.exec(ctx, "postgres", nil, "SELECT 1")
+		return err
+	}); err != nil {
+		return err
+	}
+	_, err = s.exec(t.Context(), "postgres", nil, "CREATE DATABASE "+appDatabase)
+	return err
+}
+
+func (s *server) startMariaDB(t *testing.T) error {
+	t.Helper()
+	data := filepath.Join(s.dir, "data")
+	sock := filepath.Join(s.dir, "mysqld.sock")
+	var asRoot []string
+	if os.Geteuid() == 0 {
+		asRoot = []string{"--user=root"}
+	}
+	install, err := lookPath("mariadb-install-db")
+	if err != nil {
+		return err
+	}
+	if err := s.run(t, nil, install, append([]string{"--no-defaults", "--datadir=" + data,
+		"--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"}, asRoot...)...); err != nil {
+		return fmt.Errorf("cannot mariadb-install-db: %w", err)
+	}
+
+	mariadbd, err := lookPath("mariadbd")
+	if err != nil {
+		return err
+	}
+	// As dbplane configures MySQL (utf8mb4, UTC, no name resolution), with
+	// MySQL 8's default packet limit. Durability is not needed.
+	args := append([]string{"--no-defaults", "--datadir=" + data, "--socket=" + sock,
+		"--port=" + strconv.Itoa(s.Port), "--bind-address=127.0.0.1", "--skip-networking=0",
+		"--pid-file=" + filepath.Join(s.dir, "mysqld.pid"), "--tmpdir=" + s.dir,
+		"--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
+		"--default-time-zone=+00:00", "--max-allowed-packet=64M",
+		"--innodb-buffer-pool-size=256M", "--innodb-flush-log-at-trx-commit=2", "--innodb-use-native-aio=0",
+		"--skip-log-bin"}, asRoot...)
+	if err := s.spawn(nil, syscall.SIGTERM, syscall.SIGKILL, mariadbd, args...); err != nil {
+		return err
+	}
+
+	// root@localhost has no password yet and logs in over the socket only.
+	socket := func(ctx context.Context, query string) error {
+		cmd := exec.CommandContext(ctx, "mysql", "--no-defaults", "--socket="+sock, "--user=root", "--batch", "--execute="+query)
+		cmd.Env = s.clientEnv(false)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("cannot run %q over the socket: %w: %s", query, err, out)
+		}
+		return nil
+	}
+	if err := s.waitReady(t, func(ctx context.Context) error { return socket(ctx, "SELECT 1") }); err != nil {
+		return err
+	}
+	// As in the images: root@localhost and root@'%', both with the
+	// password. mariadb-install-db also creates password-less root accounts
+	// for 127.0.0.1, ::1 and the host name, which TCP logins would match.
+	pw := mysqlString(s.Password)
+	if err := socket(t.Context(), strings.Join([]string{
+		"DELETE FROM mysql.global_priv WHERE User = 'root' AND Host <> 'localhost'",
+		"DELETE FROM mysql.proxies_priv WHERE User = 'root' AND Host <> 'localhost'",
+		"FLUSH PRIVILEGES",
+		"ALTER USER root@localhost IDENTIFIED BY " + pw,
+		"CREATE USER root@'%' IDENTIFIED BY " + pw,
+		"GRANT ALL PRIVILEGES ON *.* TO root@'%' WITH GRANT OPTION",
+		"CREATE DATABASE " + appDatabase,
+	}, "; ")); err != nil {
+		return err
+	}
+	_, err = s.exec(t.Context(), "", nil, "SELECT 1")
+	return err
+}
+
+// run runs a setup command to completion, logging to the server log.
+func (s *server) run(t *testing.T, cred *syscall.Credential, name string, args ...string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = s.dir
+	cmd.Env = s.serverEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	_ = appendFile(s.log, out) //nolint:errcheck // Diagnostics only.
+	if err != nil {
+		return fmt.Errorf("%s: %w", filepath.Base(name), err)
+	}
+	return nil
+}
+
+// spawn starts the server process. Stop sends it stop, by PID; if the test
+// binary dies first the kernel sends it death.
+func (s *server) spawn(cred *syscall.Credential, stop, death syscall.Signal, name string, args ...string) error {
+	log, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) //nolint:gosec // A log file.
+	if err != nil {
+		return fmt.Errorf("cannot open server log: %w", err)
+	}
+	defer log.Close()                  //nolint:errcheck // The server has its own descriptor.
+	cmd := exec.Command(name, args...) //nolint:noctx // Stopped by Stop, not by a context.
+	cmd.Dir = s.dir
+	cmd.Env = s.serverEnv()
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: death}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("cannot start %s: %w", filepath.Base(name), err)
+	}
+	s.cmd, s.stopSig, s.exited = cmd, stop, make(chan struct{})
+	go func() {
+		_ = cmd.Wait() //nolint:errcheck // A stopped server exits non-zero.
+		close(s.exited)
+	}()
+	return nil
+}
+
+// waitReady polls ready until it succeeds, the server exits or time is up.
+func (s *server) waitReady(t *testing.T, ready func(context.Context) error) error {
+	t.Helper()
+	deadline := time.Now().Add(startTimeout)
+	var err error
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("server exited while starting: %s", s.cmd.ProcessState)
+		default:
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		err = ready(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("server not ready after %s: %w", startTimeout, err)
+}
+
+// Stop stops the server by its PID, killing it if it does not stop in time.
+// It may be called more than once.
+func (s *server) Stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	pid := s.cmd.Process.Pid
+	_ = syscall.Kill(pid, s.stopSig) //nolint:errcheck // It may have just exited.
+	select {
+	case <-s.exited:
+		return
+	case <-time.After(stopTimeout):
+	}
+	// Kill the process group: the server and anything it started.
+	_ = syscall.Kill(-pid, syscall.SIGKILL) //nolint:errcheck // It may have just exited.
+	<-s.exited
+}
+
+// serverEnv is the environment of server processes.
+func (s *server) serverEnv() []string {
+	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.dir, "LANG=C.UTF-8", "TZ=UTC"}
+}
+
+// clientEnv is the environment of client commands, with the password when
+// withPassword is set. HOME is the server's directory so that no ~/.my.cnf
+// or ~/.pgpass is read.
+func (s *server) clientEnv(withPassword bool) []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.dir, "LANG=C.UTF-8", "PGCONNECT_TIMEOUT=10"}
+	if withPassword {
+		env = append(env, s.PasswordEnv()+"="+s.Password)
+	}
+	return env
+}
+
+// PasswordEnv is the variable the engine's clients read the password from.
+func (s *server) PasswordEnv() string {
+	if s.Engine == postgresql {
+		return "PGPASSWORD"
+	}
+	return "MYSQL_PWD"
+}
+
+// exec runs SQL, from query or else from stdin, in database db over TCP as
+// the superuser, and returns its tab-separated output.
+func (s *server) exec(ctx context.Context, db string, stdin io.Reader, query string) (string, error) {
+	var args []string
+	switch s.Engine {
+	case postgresql:
+		args = []string{"psql", "--no-psqlrc", "--host=127.0.0.1", "--port=" + strconv.Itoa(s.Port),
+			"--username=postgres", "--dbname=" + db, "--no-password", "--set=ON_ERROR_STOP=1",
+			"--quiet", "--tuples-only", "--no-align", "--field-separator=\t"}
+	case mysql:
+		args = []string{"mysql", "--no-defaults", "--protocol=TCP", "--host=127.0.0.1", "--port=" + strconv.Itoa(s.Port),
+			"--user=root", "--default-character-set=utf8mb4", "--batch", "--skip-column-names"}
+		if db != "" {
+			args = append(args, "--database="+db)
+		}
+	}
+	if query != "" {
+		args = append(args, "--execute="+query)
+		if s.Engine == postgresql {
+			args[len(args)-1] = "--command=" + query
+		}
+	}
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Env = s.clientEnv(true)
+	cmd.Stdin = stdin
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("cannot run SQL on %s:%d: %w: %s", s.Engine, s.Port, err, stderr.String())
+	}
+	return strings.TrimRight(out.String(), "\n"), nil
+}
+
+// Query runs SQL in the app database and returns its output, failing the
+// test on error.
+func (s *server) Query(t *testing.T, query string) string {
+	t.Helper()
+	out, err := s.exec(t.Context(), appDatabase, nil, query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Load runs SQL from r in the app database, failing the test on error.
+func (s *server) Load(t *testing.T, r io.Reader) {
+	t.Helper()
+	if _, err := s.exec(t.Context(), appDatabase, r, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tail is the end of the server log.
+func (s *server) tail() string {
+	b, err := os.ReadFile(s.log)
+	if err != nil {
+		return err.Error()
+	}
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+func appendFile(name string, b []byte) error {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) //nolint:gosec // A log file.
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		_ = f.Close() //nolint:errcheck // Reporting the write error.
+		return err
+	}
+	return f.Close()
+}
+
+// mysqlString quotes s as a MySQL string literal.
+func mysqlString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// pgString quotes s as a PostgreSQL string literal.
+func pgString(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
