@@ -36,8 +36,9 @@ test: tools check-generate ## Every test.
 	DBPLANE_CROSSPLANE_CORE=$$(test/tools/build.sh crossplane-core) \
 	go test -count=1 ./...
 
-bench: ## RunFunction against a no-op floor, in process and over gRPC.
+bench: ## RunFunction against no-op and echo floors; the provider's steady-state Observe on real servers.
 	go test ./fn/ -run '^$$' -bench . -benchtime=3s -count=3
+	go test ./test/integration/ -run TestProviderObserveBudget -count=1 -v | grep steady-state
 
 xpkg: tools build ## Build the function and configuration packages offline into _output/xpkg.
 	@test/xpkg.sh

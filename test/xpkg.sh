@@ -2,6 +2,7 @@
 # Builds dbplane's Crossplane packages offline into ${XPKG_OUT:-_output/xpkg}:
 #   function-dbplane.xpkg       the function, with its runtime image embedded
 #   configuration-dbplane.xpkg  the Database XRD and Composition
+#   provider-sql.xpkg           the SQL provider, with its runtime image embedded
 # `crossplane xpkg build` reads every YAML under a package root, so each
 # package is staged alone: examples and tests never end up in a package.
 set -euo pipefail
@@ -24,4 +25,14 @@ cp crossplane.yaml package/configuration/xrd.yaml package/configuration/composit
 "${cli}" xpkg build --package-root="${out}/stage/function" \
   --embed-runtime-image-tarball="${out}/function-image.tar" -o "${out}/function-dbplane.xpkg"
 "${cli}" xpkg build --package-root="${out}/stage/configuration" -o "${out}/configuration-dbplane.xpkg"
+
+# The SQL provider. Unlike the function it talks TLS to databases, so its
+# image carries this machine's CA bundle (Debian's ca-certificates).
+CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "-s -w" -o "${out}/provider" ./cmd/provider
+(cd test/tools/image && GOFLAGS=-mod=mod go run . --binary="${out}/provider" --entrypoint=/provider --port=8080/tcp \
+  --ca-bundle=/etc/ssl/certs/ca-certificates.crt \
+  --ref="xpkg.dbplane.io/dbplane/provider-sql:${version}" --out="${out}/provider-image.tar")
+mkdir -p "${out}/stage/provider" && cp -r package/provider/. "${out}/stage/provider/"
+"${cli}" xpkg build --package-root="${out}/stage/provider" \
+  --embed-runtime-image-tarball="${out}/provider-image.tar" -o "${out}/provider-sql.xpkg"
 ls -l "${out}"/*.xpkg

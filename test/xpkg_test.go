@@ -57,6 +57,22 @@ func TestPackages(t *testing.T) {
 	if !strings.Contains(fn["config"], `"User":"65532:65532"`) || !strings.Contains(fn["config"], `"Entrypoint":["/function"]`) {
 		t.Errorf("function package: the runtime image must run /function as 65532, got config %s", fn["config"])
 	}
+	if !strings.Contains(fn["package.yaml"], "name: inputs.fn.database.example.com") {
+		t.Errorf("function package: want the Input CRD")
+	}
+
+	pv := files(t, filepath.Join(out, "provider-sql.xpkg"))
+	for _, want := range []string{"kind: Provider", "name: users.sql.database.example.com", "name: providerconfigs.sql.database.example.com"} {
+		if !strings.Contains(pv["package.yaml"], want) {
+			t.Errorf("provider package: want %q in package.yaml", want)
+		}
+	}
+	if len(pv["provider"]) < 1<<20 || !strings.Contains(pv["etc/ssl/certs/ca-certificates.crt"], "BEGIN CERTIFICATE") {
+		t.Errorf("provider package: want /provider and a CA bundle in the runtime image")
+	}
+	if !strings.Contains(pv["config"], `"User":"65532:65532"`) || !strings.Contains(pv["config"], `"Entrypoint":["/provider"]`) {
+		t.Errorf("provider package: the runtime image must run /provider as 65532, got config %s", pv["config"])
+	}
 }
 
 // files reads an xpkg (an image tarball) into its layers' files, plus the

@@ -219,6 +219,18 @@ func condition(o *unstructured.Unstructured, typ string) (status, reason, messag
 	return "", "", ""
 }
 
+// observedGeneration returns the observedGeneration of a condition of o.
+func observedGeneration(o *unstructured.Unstructured, typ string) int64 {
+	cs, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+	for _, c := range cs {
+		if m, ok := c.(map[string]any); ok && m["type"] == typ {
+			g, _ := m["observedGeneration"].(int64)
+			return g
+		}
+	}
+	return 0
+}
+
 // conditions summarises every condition of o, for error messages.
 func conditions(o *unstructured.Unstructured) string {
 	if o == nil {

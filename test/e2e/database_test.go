@@ -135,9 +135,9 @@ func getDatabase(ctx context.Context, ns, name string) (*unstructured.Unstructur
 	return u, err
 }
 
-// waitReady waits until the Database is Ready as a user sees it: Ready=True,
-// status.phase Ready and status.replicas equal to spec.replicas. It returns
-// the Database and how long that took.
+// waitReady waits until the Database is Ready as a user sees it: Synced and
+// Ready True for its current generation, status.phase Ready and
+// status.replicas equal to spec.replicas. It returns the Database.
 func waitReady(t *testing.T, ns, name string) database {
 	t.Helper()
 	var last *unstructured.Unstructured
@@ -151,8 +151,14 @@ func waitReady(t *testing.T, ns, name string) database {
 		}
 		last = u
 		d := database{u}
-		if s, _, _ := condition(u, "Ready"); s != "True" {
-			return fmt.Errorf("not Ready: %s", conditions(u))
+		// Synced and Ready for the current spec, not an earlier one.
+		for _, typ := range []string{"Synced", "Ready"} {
+			if s, _, _ := condition(u, typ); s != "True" {
+				return fmt.Errorf("not %s: %s", typ, conditions(u))
+			}
+			if g := observedGeneration(u, typ); g != u.GetGeneration() {
+				return fmt.Errorf("%s is for generation %d, the Database is at %d", typ, g, u.GetGeneration())
+			}
 		}
 		if p := d.str("status", "phase"); p != "Ready" {
 			return fmt.Errorf("status.phase is %q", p)
@@ -254,10 +260,21 @@ func dataClaims(t *testing.T, ns, name string, replicas int) map[string]types.UI
 	return out
 }
 
-// waitFor polls fn until it returns nil, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, fn func(context.Context) error) {
+// describe summarises a Database's conditions and phase, for failure
+// messages.
+func describe(ctx context.Context, ns, name string) string {
+	u, err := getDatabase(ctx, ns, name)
+	if err != nil || u == nil {
+		return fmt.Sprintf("Database %s/%s: %v", ns, name, err)
+	}
+	return fmt.Sprintf("Database %s/%s (generation %d): %s; phase %q", ns, name, u.GetGeneration(), conditions(u), database{u}.str("status", "phase"))
+}
+
+// waitFor polls fn until it returns nil, failing the test after
+// readyTimeout with fn's last error and what the Database d shows.
+func waitFor(t *testing.T, d database, what string, fn func(context.Context) error) {
 	t.Helper()
-	if err := poll(t.Context(), timeout, fn); err != nil {
-		t.Fatalf("%s: %v", what, err)
+	if err := poll(t.Context(), readyTimeout, fn); err != nil {
+		t.Fatalf("%s: %v\n%s", what, err, describe(context.Background(), d.GetNamespace(), d.GetName()))
 	}
 }

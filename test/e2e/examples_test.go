@@ -83,7 +83,7 @@ func exampleBecomesReady(t *testing.T, d database) {
 
 	t0 := time.Now()
 	applyDatabase(t, d)
-	waitFor(t, readyTimeout, "StatefulSet created", func(ctx context.Context) error {
+	waitFor(t, d, "StatefulSet created", func(ctx context.Context) error {
 		s, err := getObject(ctx, "StatefulSet", ns, name)
 		if err == nil && s == nil {
 			err = errors.New("no StatefulSet yet")

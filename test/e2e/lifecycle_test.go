@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ func TestUpdates(t *testing.T) {
 	t.Run("ScaleOneToThree", func(t *testing.T) {
 		defer start(t)()
 		applyDatabase(t, d.set(t, int64(3), "replicas"))
-		waitFor(t, readyTimeout, "StatefulSet scaled", func(ctx context.Context) error {
+		waitFor(t, d, "StatefulSet scaled", func(ctx context.Context) error {
 			s, err := env.kube.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -58,7 +59,7 @@ func TestUpdates(t *testing.T) {
 	t.Run("MySQL80To84RollsTheImage", func(t *testing.T) {
 		defer start(t)()
 		applyDatabase(t, d.set(t, "8.4", "version"))
-		waitFor(t, readyTimeout, "StatefulSet on the 8.4 image", func(ctx context.Context) error {
+		waitFor(t, d, "StatefulSet on the 8.4 image", func(ctx context.Context) error {
 			s, err := env.kube.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -95,7 +96,7 @@ func TestUpdates(t *testing.T) {
 	t.Run("BackupOn", func(t *testing.T) {
 		defer start(t)()
 		applyDatabase(t, d.set(t, map[string]any{"enabled": true, "schedule": "0 3 * * *", "retention": "5d"}, "backup"))
-		waitFor(t, readyTimeout, "backup CronJob and PVC composed", func(ctx context.Context) error {
+		waitFor(t, d, "backup CronJob and PVC composed", func(ctx context.Context) error {
 			cj, err := env.kube.BatchV1().CronJobs(ns).Get(ctx, name+"-backup", metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -119,7 +120,7 @@ func TestUpdates(t *testing.T) {
 			t.Skip("backups were never on")
 		}
 		applyDatabase(t, d.set(t, false, "backup", "enabled"))
-		waitFor(t, readyTimeout, "backup CronJob deleted", func(ctx context.Context) error {
+		waitFor(t, d, "backup CronJob deleted", func(ctx context.Context) error {
 			o, err := getObject(ctx, "CronJob", ns, name+"-backup")
 			if err != nil {
 				return err
@@ -163,6 +164,7 @@ func TestNothingLostWhileFunctionIsDown(t *testing.T) {
 	if err := env.stopFunction(); err != nil {
 		t.Fatal(err)
 	}
+	stopped := time.Now()
 	restarted := false
 	defer func() {
 		if !restarted {
@@ -173,18 +175,29 @@ func TestNothingLostWhileFunctionIsDown(t *testing.T) {
 	}()
 
 	applyDatabase(t, d.set(t, int64(3), "replicas"))
-	// Long enough for several reconciles and their backoff.
+	// Long enough for several reconciles and their backoff;
+	// DBPLANE_E2E_OUTAGE (a duration) makes it longer, to see what users
+	// see once Crossplane gives up waiting for the function.
+	outage := 20 * time.Second
+	if v := os.Getenv("DBPLANE_E2E_OUTAGE"); v != "" {
+		var err error
+		if outage, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("DBPLANE_E2E_OUTAGE: %v", err)
+		}
+	}
 	seen := map[string]bool{}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(outage)
 	for time.Now().Before(deadline) {
 		u, err := getDatabase(t.Context(), ns, name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := database{u}
-		if c := conditions(u) + " phase=" + got.str("status", "phase"); !seen[c] {
+		c := fmt.Sprintf("%s; phase %s; generation %d, Synced for %d, Ready for %d", conditions(u), got.str("status", "phase"),
+			u.GetGeneration(), observedGeneration(u, "Synced"), observedGeneration(u, "Ready"))
+		if !seen[c] {
 			seen[c] = true
-			t.Logf("while the function is down, the Database shows: %s", c)
+			t.Logf("%5.1fs after stopping the function, the Database shows: %s", time.Since(stopped).Seconds(), c)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -197,7 +210,7 @@ func TestNothingLostWhileFunctionIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted = true
-	waitFor(t, readyTimeout, "Database caught up", func(ctx context.Context) error {
+	waitFor(t, d, "Database caught up", func(ctx context.Context) error {
 		u, err := getDatabase(ctx, ns, name)
 		if err != nil {
 			return err
@@ -241,7 +254,7 @@ func TestDeleteKeepsDataClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	record("latency: kubectl delete database (wait)", time.Since(t0))
-	waitFor(t, readyTimeout, "composed objects deleted", func(ctx context.Context) error {
+	waitFor(t, d, "composed objects deleted", func(ctx context.Context) error {
 		var left []string
 		for _, c := range composedObjects(d) {
 			o, err := getObject(ctx, c.kind, ns, c.name)

@@ -130,7 +130,7 @@ func newProviderEnv(t *testing.T, s *server) *providerEnv {
 	newServer := user.NewServer(user.Options{Pools: pools, SQL: xsql.Options{Timeouts: xsql.DefaultTimeouts, Wrap: counter.Wrap}})
 	return &providerEnv{
 		srv: s, e: e, kube: kube, counter: counter,
-		connector: user.NewConnector(kube, newServer, event.NewNopRecorder(), time.Minute),
+		connector: user.NewConnector(kube, kube, newServer, event.NewNopRecorder(), time.Minute),
 	}
 }
 
@@ -757,7 +757,7 @@ func TestProviderObserveBudget(t *testing.T) {
 			newServer := user.NewServer(user.Options{Pools: pools, SQL: xsql.Options{
 				Timeouts: xsql.DefaultTimeouts, Wrap: p.counter.Wrap, Dial: countingDialer(writes),
 			}})
-			p.connector = user.NewConnector(p.kube, newServer, event.NewNopRecorder(), time.Minute)
+			p.connector = user.NewConnector(p.kube, p.kube, newServer, event.NewNopRecorder(), time.Minute)
 
 			u := newUser("bench", "bench", appDatabase, v1alpha1.ReadWrite)
 			p.admin(t, appDatabase, "CREATE TABLE bench_t (id INT PRIMARY KEY)")

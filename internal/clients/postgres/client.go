@@ -147,6 +147,7 @@ type matches struct {
 	m  map[[sha256.Size]byte]struct{}
 }
 
+// Verify is VerifyPassword, remembering matches.
 func (ms *matches) Verify(verifier, role, password string) (bool, error) {
 	h := sha256.New()
 	for _, s := range []string{verifier, role, password} {

@@ -102,6 +102,7 @@ type sqlDB struct {
 	timeout time.Duration
 }
 
+// Exec runs q within the call timeout.
 func (d *sqlDB) Exec(ctx context.Context, q Query) error {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
@@ -109,12 +110,14 @@ func (d *sqlDB) Exec(ctx context.Context, q Query) error {
 	return err
 }
 
+// QueryRow runs q within the call timeout and scans its first row.
 func (d *sqlDB) QueryRow(ctx context.Context, q Query, dest ...any) error {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	return d.db.QueryRowContext(ctx, q.SQL, q.Args...).Scan(dest...)
 }
 
+// QueryStrings runs q within the call timeout and reads its first column.
 func (d *sqlDB) QueryStrings(ctx context.Context, q Query) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
@@ -156,16 +159,19 @@ type counted struct {
 	calls *atomic.Int64
 }
 
+// Exec counts one call and runs q.
 func (c *counted) Exec(ctx context.Context, q Query) error {
 	c.calls.Add(1)
 	return c.DB.Exec(ctx, q)
 }
 
+// QueryRow counts one call and runs q.
 func (c *counted) QueryRow(ctx context.Context, q Query, dest ...any) error {
 	c.calls.Add(1)
 	return c.DB.QueryRow(ctx, q, dest...)
 }
 
+// QueryStrings counts one call and runs q.
 func (c *counted) QueryStrings(ctx context.Context, q Query) ([]string, error) {
 	c.calls.Add(1)
 	return c.DB.QueryStrings(ctx, q)

@@ -67,7 +67,7 @@ func Setup(mgr ctrl.Manager, o controller.Options, uo Options) error {
 	record := event.NewAPIRecorder(mgr.GetEventRecorderFor(name), o.EventFilterFunctions...)
 
 	opts := []managed.ReconcilerOption{
-		managed.WithTypedExternalConnector(NewConnector(mgr.GetClient(), NewServer(uo), record, uo.AbandonAfter)),
+		managed.WithTypedExternalConnector(NewConnector(mgr.GetClient(), mgr.GetAPIReader(), NewServer(uo), record, uo.AbandonAfter)),
 		managed.WithLogger(o.Logger.WithValues("controller", name)),
 		managed.WithPollInterval(o.PollInterval),
 		managed.WithRecorder(record),
@@ -75,6 +75,10 @@ func Setup(mgr ctrl.Manager, o controller.Options, uo Options) error {
 		// The login name is the external name, known before Create: it is
 		// safe to retry a Create whose outcome was lost.
 		managed.WithDeterministicExternalName(true),
+		// A server's catalog is consistent: a login that Observe does not
+		// find right after Create is really missing, and a deleted User
+		// needs no grace period before its finalizer goes.
+		managed.WithCreationGracePeriod(0),
 	}
 	if o.MetricOptions != nil {
 		opts = append(opts, managed.WithMetricRecorder(o.MetricOptions.MRMetrics))

@@ -68,7 +68,11 @@ type NewServerFn func(pc *v1alpha1.ProviderConfig, admin xsql.Credential) (Serve
 
 // A connector connects a User to the server its ProviderConfig names.
 type connector struct {
-	kube      client.Client
+	kube client.Client
+	// uncached reads connection Secrets from the API server when the
+	// cache's copy does not log in: it may lag a Secret published moments
+	// ago.
+	uncached  client.Reader
 	usage     resource.ModernTracker
 	newServer NewServerFn
 	record    event.Recorder
@@ -81,12 +85,15 @@ type connector struct {
 }
 
 // NewConnector returns the connector of the User controller: it reads
-// ProviderConfigs and Secrets through kube, records ProviderConfig usage,
-// and reaches servers through newServer. A User being deleted whose server
-// stays unreachable for abandonAfter is let go.
-func NewConnector(kube client.Client, newServer NewServerFn, record event.Recorder, abandonAfter time.Duration) managed.TypedExternalConnector[*v1alpha1.User] {
+// ProviderConfigs and Secrets through kube (a manager's cached client), a
+// connection Secret whose password does not log in again through uncached,
+// records ProviderConfig usage, and reaches servers through newServer. A
+// User being deleted whose server stays unreachable for abandonAfter is let
+// go.
+func NewConnector(kube client.Client, uncached client.Reader, newServer NewServerFn, record event.Recorder, abandonAfter time.Duration) managed.TypedExternalConnector[*v1alpha1.User] {
 	return &connector{
 		kube:         kube,
+		uncached:     uncached,
 		usage:        resource.NewProviderConfigUsageTracker(kube, &v1alpha1.ProviderConfigUsage{}),
 		newServer:    newServer,
 		record:       record,
@@ -136,25 +143,29 @@ func (c *connector) Connect(ctx context.Context, cr *v1alpha1.User) (managed.Typ
 		return nil, errors.Wrapf(err, "cannot connect to the server of ProviderConfig %q", pc.GetName())
 	}
 
-	current, err := c.currentPassword(ctx, cr)
+	current, err := currentPassword(ctx, c.kube, cr)
 	if err != nil {
 		return nil, err
 	}
-	return &external{
+	e := &external{
 		server: srv, password: current, admin: admin.Username,
 		record: c.record, now: c.now, newPassword: xsql.GeneratePassword, abandonAfter: c.abandonAfter,
-	}, nil
+	}
+	if c.uncached != nil {
+		e.reread = func(ctx context.Context) (string, error) { return currentPassword(ctx, c.uncached, cr) }
+	}
+	return e, nil
 }
 
 // currentPassword reads the password from the User's connection Secret:
 // empty when there is no Secret or no password in it yet.
-func (c *connector) currentPassword(ctx context.Context, cr *v1alpha1.User) (string, error) {
+func currentPassword(ctx context.Context, kube client.Reader, cr *v1alpha1.User) (string, error) {
 	ref := cr.GetWriteConnectionSecretToReference()
 	if ref == nil {
 		return "", errors.New("spec.writeConnectionSecretToRef is required: the login's password lives only in that Secret")
 	}
 	s := &corev1.Secret{}
-	err := c.kube.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: ref.Name}, s)
+	err := kube.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: ref.Name}, s)
 	if kerrors.IsNotFound(err) {
 		return "", nil
 	}
@@ -192,6 +203,10 @@ type external struct {
 	password string
 	// admin is the ProviderConfig's login, which no User may manage.
 	admin string
+
+	// reread reads the connection Secret's password from the API server,
+	// bypassing the cache; nil when there is no uncached reader.
+	reread func(ctx context.Context) (string, error)
 
 	record       event.Recorder
 	now          func() time.Time
@@ -238,15 +253,21 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.User) (managed.Exte
 	}
 
 	var diff []string
-	if e.password == "" {
-		diff = append(diff, "the connection Secret has no password")
-	} else {
-		e.passwordOK, err = e.server.VerifyPassword(ctx, e.login, o, e.password)
+	why := e.verifyPassword(ctx, o)
+	if why != "" && e.reread != nil {
+		// The cache may lag a Secret published moments ago: ask the API
+		// server before replacing a password.
+		fresh, err := e.reread(ctx)
 		if err != nil {
-			diff = append(diff, "cannot verify the password: "+err.Error())
-		} else if !e.passwordOK {
-			diff = append(diff, "the connection Secret's password does not log in")
+			return managed.ExternalObservation{}, err
 		}
+		if fresh != e.password {
+			e.password = fresh
+			why = e.verifyPassword(ctx, o)
+		}
+	}
+	if why != "" {
+		diff = append(diff, why)
 	}
 
 	at := &cr.Status.AtProvider
@@ -282,6 +303,24 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.User) (managed.Exte
 		ConnectionDetails: details,
 		Diff:              strings.Join(diff, "; "),
 	}, nil
+}
+
+// verifyPassword sets passwordOK and says why the connection Secret's
+// password does not log in, or "".
+func (e *external) verifyPassword(ctx context.Context, o *xsql.Observation) string {
+	e.passwordOK = false
+	if e.password == "" {
+		return "the connection Secret has no password"
+	}
+	ok, err := e.server.VerifyPassword(ctx, e.login, o, e.password)
+	switch {
+	case err != nil:
+		return "cannot verify the password: " + err.Error()
+	case !ok:
+		return "the connection Secret's password does not log in"
+	}
+	e.passwordOK = true
+	return ""
 }
 
 // rotation says why the password must be replaced now, or "".

@@ -140,6 +140,7 @@ func TestObserve(t *testing.T) {
 	type args struct {
 		server   *fakeServer
 		password string
+		reread   func(context.Context) (string, error)
 		cr       *v1alpha1.User
 	}
 	type want struct {
@@ -196,6 +197,29 @@ func TestObserve(t *testing.T) {
 				cr: newUser(observed(v1alpha1.ReadWrite, now, ""),
 					conditions(xpv2.Unavailable().WithMessage("the connection Secret's password does not log in"))),
 			},
+		},
+		"StaleCache": {
+			reason: "A cached password that does not log in is read again from the API server before anything is replaced: the cache may lag a Secret just published.",
+			args: args{
+				server:   &fakeServer{observe: exists(), verify: matches("pw")},
+				password: "old",
+				reread:   func(context.Context) (string, error) { return "pw", nil },
+				cr:       newUser(observed(v1alpha1.ReadWrite, now, "")),
+			},
+			want: want{
+				o:  managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true, ConnectionDetails: details("pw")},
+				cr: newUser(observed(v1alpha1.ReadWrite, now, ""), conditions(xpv2.Available())),
+			},
+		},
+		"RereadFails": {
+			reason: "A failure to read the Secret again is returned rather than acted on.",
+			args: args{
+				server:   &fakeServer{observe: exists(), verify: matches("pw")},
+				password: "old",
+				reread:   func(context.Context) (string, error) { return "", errBoom },
+				cr:       newUser(observed(v1alpha1.ReadWrite, now, "")),
+			},
+			want: want{err: errBoom, cr: newUser(observed(v1alpha1.ReadWrite, now, ""))},
 		},
 		"NoSecret": {
 			reason: "Without a password in the Secret (an adopted login, a deleted Secret) the login is not up to date.",
@@ -310,7 +334,7 @@ func TestObserve(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			e := &external{
-				server: tc.args.server, password: tc.args.password, admin: "postgres",
+				server: tc.args.server, password: tc.args.password, reread: tc.args.reread, admin: "postgres",
 				record: event.NewNopRecorder(), now: func() time.Time { return now }, abandonAfter: 15 * time.Minute,
 			}
 			o, err := e.Observe(t.Context(), tc.args.cr)

@@ -1,6 +1,7 @@
 // Command image writes a container image tarball holding one static binary,
-// run as nonroot (65532): the function's runtime image, built without Docker
-// so that `crossplane xpkg build --embed-runtime-image-tarball` can embed it.
+// run as nonroot (65532): the function's and the provider's runtime images,
+// built without Docker so that `crossplane xpkg build
+// --embed-runtime-image-tarball` can embed them.
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -19,29 +21,44 @@ import (
 )
 
 func main() {
-	bin := flag.String("binary", "", "static binary to put at /function")
+	bin := flag.String("binary", "", "static binary to put in the image")
+	entrypoint := flag.String("entrypoint", "/function", "where the binary goes, and what runs")
 	ref := flag.String("ref", "", "image reference to record in the tarball")
 	out := flag.String("out", "", "tarball to write")
 	port := flag.String("port", "9443/tcp", "port the binary listens on")
+	ca := flag.String("ca-bundle", "", "CA certificates to put at /etc/ssl/certs/ca-certificates.crt, for binaries that dial TLS")
 	flag.Parse()
-	if err := run(*bin, *ref, *out, *port); err != nil {
+	if err := run(*bin, *entrypoint, *ca, *ref, *out, *port); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, ref, out, port string) error {
-	b, err := os.ReadFile(bin) //nolint:gosec // A path from the Makefile.
-	if err != nil {
-		return fmt.Errorf("cannot read binary: %w", err)
-	}
+func run(bin, entrypoint, ca, ref, out, port string) error {
 	var layer bytes.Buffer
 	tw := tar.NewWriter(&layer)
-	if err := tw.WriteHeader(&tar.Header{Name: "function", Mode: 0o755, Size: int64(len(b)), Uid: 0, Gid: 0, ModTime: time.Unix(0, 0)}); err != nil {
-		return fmt.Errorf("cannot write layer: %w", err)
+	files := []struct {
+		src, dst string
+		mode     int64
+	}{{bin, entrypoint, 0o755}}
+	if ca != "" {
+		files = append(files, struct {
+			src, dst string
+			mode     int64
+		}{ca, "/etc/ssl/certs/ca-certificates.crt", 0o644})
 	}
-	if _, err := tw.Write(b); err != nil {
-		return fmt.Errorf("cannot write layer: %w", err)
+	for _, f := range files {
+		b, err := os.ReadFile(f.src) //nolint:gosec // Paths from test/xpkg.sh.
+		if err != nil {
+			return fmt.Errorf("cannot read %s: %w", f.src, err)
+		}
+		h := &tar.Header{Name: strings.TrimPrefix(f.dst, "/"), Mode: f.mode, Size: int64(len(b)), ModTime: time.Unix(0, 0)}
+		if err := tw.WriteHeader(h); err != nil {
+			return fmt.Errorf("cannot write layer: %w", err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			return fmt.Errorf("cannot write layer: %w", err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return fmt.Errorf("cannot write layer: %w", err)
@@ -59,7 +76,7 @@ func run(bin, ref, out, port string) error {
 		return fmt.Errorf("cannot make image: %w", err)
 	}
 	img, err = mutate.Config(img, v1.Config{
-		Entrypoint:   []string{"/function"},
+		Entrypoint:   []string{entrypoint},
 		User:         "65532:65532",
 		ExposedPorts: map[string]struct{}{port: {}},
 	})
