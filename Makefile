@@ -38,7 +38,7 @@ test: tools check-generate ## Every test.
 
 bench: ## RunFunction against no-op and echo floors; the provider's steady-state Observe on real servers.
 	go test ./fn/ -run '^$$' -bench . -benchtime=3s -count=3
-	go test ./test/integration/ -run TestProviderObserveBudget -count=1 -v | grep steady-state
+	go test ./test/integration/ -run '^$$' -bench BenchmarkProviderObserve -benchtime=2s
 
 xpkg: tools build ## Build the function and configuration packages offline into _output/xpkg.
 	@test/xpkg.sh

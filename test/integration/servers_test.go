@@ -54,7 +54,7 @@ type server struct {
 
 // requireBinaries skips the test when a server binary is missing, or fails
 // it in CI.
-func requireBinaries(t *testing.T, bins ...string) {
+func requireBinaries(t testing.TB, bins ...string) {
 	t.Helper()
 	var missing []string
 	for _, b := range bins {
@@ -114,7 +114,7 @@ func version(bin string) int {
 
 // start starts a server of an engine, with the app database created as the
 // images create it.
-func start(t *testing.T, engine string) *server {
+func start(t testing.TB, engine string) *server {
 	t.Helper()
 	switch engine {
 	case postgresql:
@@ -140,7 +140,7 @@ func start(t *testing.T, engine string) *server {
 	return nil
 }
 
-func try(t *testing.T, engine string) (*server, error) {
+func try(t testing.TB, engine string) (*server, error) {
 	t.Helper()
 	port, err := freePort()
 	if err != nil {
@@ -205,7 +205,7 @@ func chownAll(dir string, c *syscall.Credential) error {
 	})
 }
 
-func (s *server) startPostgreSQL(t *testing.T) error {
+func (s *server) startPostgreSQL(t testing.TB) error {
 	t.Helper()
 	bin := postgresBin()
 	cred, err := serviceUser("postgres")
@@ -246,7 +246,7 @@ func (s *server) startPostgreSQL(t *testing.T) error {
 	return err
 }
 
-func (s *server) startMariaDB(t *testing.T) error {
+func (s *server) startMariaDB(t testing.TB) error {
 	t.Helper()
 	data := filepath.Join(s.dir, "data")
 	sock := filepath.Join(s.dir, "mysqld.sock")
@@ -312,7 +312,7 @@ func (s *server) startMariaDB(t *testing.T) error {
 }
 
 // run runs a setup command to completion, logging to the server log.
-func (s *server) run(t *testing.T, cred *syscall.Credential, name string, args ...string) error {
+func (s *server) run(t testing.TB, cred *syscall.Credential, name string, args ...string) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
 	defer cancel()
@@ -353,7 +353,7 @@ func (s *server) spawn(cred *syscall.Credential, stop, death syscall.Signal, nam
 }
 
 // waitReady polls ready until it succeeds, the server exits or time is up.
-func (s *server) waitReady(t *testing.T, ready func(context.Context) error) error {
+func (s *server) waitReady(t testing.TB, ready func(context.Context) error) error {
 	t.Helper()
 	deadline := time.Now().Add(startTimeout)
 	var err error
@@ -456,7 +456,7 @@ func (s *server) exec(ctx context.Context, db string, stdin io.Reader, query str
 
 // Query runs SQL in the app database and returns its output, failing the
 // test on error.
-func (s *server) Query(t *testing.T, query string) string {
+func (s *server) Query(t testing.TB, query string) string {
 	t.Helper()
 	out, err := s.exec(t.Context(), appDatabase, nil, query)
 	if err != nil {
@@ -466,7 +466,7 @@ func (s *server) Query(t *testing.T, query string) string {
 }
 
 // Load runs SQL from r in the app database, failing the test on error.
-func (s *server) Load(t *testing.T, r io.Reader) {
+func (s *server) Load(t testing.TB, r io.Reader) {
 	t.Helper()
 	if _, err := s.exec(t.Context(), appDatabase, r, ""); err != nil {
 		t.Fatal(err)
