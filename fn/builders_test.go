@@ -172,6 +172,91 @@ func TestStatefulSetStorage(t *testing.T) {
 	}
 }
 
+// TestStatefulSetImmutableFields checks that every update the XRD allows
+// leaves what the apiserver refuses to change in a StatefulSet alone: its
+// selector, service name, pod management policy and claim templates. One
+// version label in a claim template once made every version change fail.
+func TestStatefulSetImmutableFields(t *testing.T) {
+	immutable := func(s v1.DatabaseSpec) any {
+		st := StatefulSet(params(t, s)).Spec
+		return []any{st.Selector, st.ServiceName, st.PodManagementPolicy, st.VolumeClaimTemplates}
+	}
+	from := v1.DatabaseSpec{Type: v1.MySQL, Version: "8.0", Replicas: ptr.To[int32](1), Storage: v1.Storage{Size: "20Gi"}}
+	updates := map[string]func(s *v1.DatabaseSpec){
+		"Version":     func(s *v1.DatabaseSpec) { s.Version = "8.4" },
+		"Replicas":    func(s *v1.DatabaseSpec) { s.Replicas = ptr.To[int32](3) },
+		"Environment": func(s *v1.DatabaseSpec) { s.Environment = v1.Staging },
+		"Backup":      func(s *v1.DatabaseSpec) { s.Backup = &v1.Backup{Enabled: true} },
+		"Monitoring":  func(s *v1.DatabaseSpec) { s.Monitoring = &v1.Monitoring{Enabled: true, Metrics: true, Logging: true} },
+		"Resources": func(s *v1.DatabaseSpec) {
+			s.Resources = &v1.Resources{Limits: &v1.ResourceList{CPU: "3", Memory: "2Gi"}}
+		},
+	}
+	for name, update := range updates {
+		t.Run(name, func(t *testing.T) {
+			to := *from.DeepCopy()
+			update(&to)
+			if diff := cmp.Diff(immutable(from), immutable(to)); diff != "" {
+				t.Errorf("StatefulSet(...): updating %s changes immutable fields (-before +after):\n%s", name, diff)
+			}
+		})
+	}
+}
+
+// TestStatefulSetRepeatsObservedClaimTemplate checks that once a
+// StatefulSet exists its claim template is composed as observed, even when
+// an earlier function composed other labels or the spec asks for more
+// storage: the apiserver refuses any change to it.
+func TestStatefulSetRepeatsObservedClaimTemplate(t *testing.T) {
+	observed := StatefulSet(params(t, v1.DatabaseSpec{Type: v1.MySQL, Version: "8.0", Storage: v1.Storage{Size: "20Gi"}}))
+	observed.Spec.VolumeClaimTemplates[0].Labels["app.kubernetes.io/version"] = "8.0"
+	want := observed.Spec.VolumeClaimTemplates
+
+	db := &v1.Database{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "team-a"}, Spec: v1.DatabaseSpec{
+		Type: v1.MySQL, Version: "8.4", Storage: v1.Storage{Size: "50Gi"},
+	}}
+	Default(&db.Spec)
+	p, err := Resolve(db, Observed{StatefulSet: observed}, Input{}, func() (string, error) { return testPassword, nil })
+	if err != nil {
+		t.Fatalf("Resolve(): %v", err)
+	}
+	if diff := cmp.Diff(want, StatefulSet(p).Spec.VolumeClaimTemplates); diff != "" {
+		t.Errorf("StatefulSet(...): claim templates differ from the observed ones (-observed +composed):\n%s", diff)
+	}
+}
+
+// TestStorageGrowthKeepsVolumes checks that growing spec.storage.size
+// changes no existing claim (the data claim template is immutable, and
+// growing the backup claim fails on classes that cannot expand volumes) and
+// says so in Warnings.
+func TestStorageGrowthKeepsVolumes(t *testing.T) {
+	old := v1.DatabaseSpec{Type: v1.PostgreSQL, Version: "16", Storage: v1.Storage{Size: "20Gi"}, Backup: &v1.Backup{Enabled: true}}
+	p := params(t, old)
+	o := Observed{StatefulSet: StatefulSet(p), BackupVolume: BackupVolume(p)}
+
+	db := &v1.Database{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "team-a"}, Spec: *old.DeepCopy()}
+	db.Spec.Storage.Size = "50Gi"
+	Default(&db.Spec)
+	p, err := Resolve(db, o, Input{}, func() (string, error) { return testPassword, nil })
+	if err != nil {
+		t.Fatalf("Resolve(): %v", err)
+	}
+	got := []string{
+		StatefulSet(p).Spec.VolumeClaimTemplates[0].Spec.Resources.Requests.Storage().String(),
+		BackupVolume(p).Spec.Resources.Requests.Storage().String(),
+	}
+	if diff := cmp.Diff([]string{"20Gi", "20Gi"}, got); diff != "" {
+		t.Errorf("data claim template and backup claim sizes (-want +got):\n%s", diff)
+	}
+	want := []string{
+		"spec.storage.size: existing data volumes stay at 20Gi; growing them to 50Gi is not automated yet (a StatefulSet's volume claim templates are immutable)",
+		"spec.storage.size: the backup volume stays at 20Gi; growing it to 50Gi is not automated yet (not every storage class can expand a volume)",
+	}
+	if diff := cmp.Diff(want, Warnings(db, p)); diff != "" {
+		t.Errorf("Warnings(...) (-want +got):\n%s", diff)
+	}
+}
+
 func TestServiceSelectsFirstPodOnly(t *testing.T) {
 	p := params(t, v1.DatabaseSpec{Type: v1.MySQL, Version: "8.4", Replicas: ptr.To[int32](3), Storage: v1.Storage{Size: "1Gi"}})
 	want := map[string]string{

@@ -238,5 +238,9 @@ func Warnings(db *v1.Database, p Params) []string {
 		w = append(w, "spec.storage.size: existing data volumes stay at "+p.StorageSize.String()+
 			"; growing them to "+want.String()+" is not automated yet (a StatefulSet's volume claim templates are immutable)")
 	}
+	if want := mustQuantity(db.Spec.Storage.Size); p.KeepBackupVolume && want.Cmp(p.BackupVolumeSize) > 0 {
+		w = append(w, "spec.storage.size: the backup volume stays at "+p.BackupVolumeSize.String()+
+			"; growing it to "+want.String()+" is not automated yet (not every storage class can expand a volume)")
+	}
 	return w
 }

@@ -94,6 +94,14 @@ func (n names) Selector() map[string]string {
 	}
 }
 
+// claimLabels label the data volume claims. A StatefulSet's claim templates
+// are immutable, so they hold only labels that never change: no version.
+func (n names) claimLabels() map[string]string {
+	l := n.Selector()
+	l[labelManagedBy] = "dbplane"
+	return l
+}
+
 // Labels of every composed object of a component.
 func (n names) Labels(component string) map[string]string {
 	return map[string]string{

@@ -83,17 +83,16 @@ func Observe(ocds map[fnresource.Name]fnresource.ObservedComposed) (Observed, er
 	return o, nil
 }
 
-// TemplateStorage is the observed StatefulSet's data claim template size.
-func (o Observed) TemplateStorage() *resource.Quantity {
+// ClaimTemplate is the observed StatefulSet's data claim template, or nil.
+// A StatefulSet's claim templates are immutable: once one exists, what we
+// compose must repeat it.
+func (o Observed) ClaimTemplate() *corev1.PersistentVolumeClaim {
 	if o.StatefulSet == nil {
 		return nil
 	}
-	for _, t := range o.StatefulSet.Spec.VolumeClaimTemplates {
-		if t.Name != dataVolume {
-			continue
-		}
-		if q, ok := t.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
-			return &q
+	for i, t := range o.StatefulSet.Spec.VolumeClaimTemplates {
+		if t.Name == dataVolume {
+			return &o.StatefulSet.Spec.VolumeClaimTemplates[i]
 		}
 	}
 	return nil

@@ -33,6 +33,9 @@ type Params struct {
 	// through the template.
 	StorageSize  resource.Quantity
 	StorageClass *string
+	// ClaimLabels label the data claims: the observed template's labels
+	// once it exists (an older function may have composed other labels).
+	ClaimLabels map[string]string
 
 	// Config is the rendered server configuration, ConfigHash its digest,
 	// which rolls the pods when it changes.
@@ -42,8 +45,9 @@ type Params struct {
 	Backup        bool
 	Schedule      string
 	RetentionDays int
-	// BackupVolumeSize is the backup volume's size: the data size, grown
-	// with it, but never below what exists, since a claim cannot shrink.
+	// BackupVolumeSize is the backup volume's size: the data size when it is
+	// created, then what exists. Growing a claim fails outright on a storage
+	// class that cannot expand volumes, which would stop every later change.
 	BackupVolumeSize resource.Quantity
 	// KeepBackupVolume keeps an existing backup volume composed after
 	// backups are disabled, so that disabling backups never deletes them.
@@ -98,15 +102,19 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 	p.Resources = resources(pr, s.Resources)
 
 	p.StorageSize = resource.MustParse(s.Storage.Size)
-	if q := o.TemplateStorage(); q != nil {
-		p.StorageSize = *q
+	p.ClaimLabels = p.names.claimLabels()
+	if t := o.ClaimTemplate(); t != nil {
+		if q, ok := t.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
+			p.StorageSize = q
+		}
+		p.ClaimLabels = t.Labels
 	}
 	if s.Storage.Class != "" {
 		p.StorageClass = ptr.To(s.Storage.Class)
 	}
 
 	p.BackupVolumeSize = resource.MustParse(s.Storage.Size)
-	if q := o.BackupVolumeSize(); q != nil && q.Cmp(p.BackupVolumeSize) > 0 {
+	if q := o.BackupVolumeSize(); q != nil {
 		p.BackupVolumeSize = *q
 	}
 	p.KeepBackupVolume = o.BackupVolume != nil

@@ -54,7 +54,7 @@ func StatefulSet(p Params) *appsv1.StatefulSet {
 				},
 			},
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
-				ObjectMeta: metav1.ObjectMeta{Name: dataVolume, Labels: p.Labels("database")},
+				ObjectMeta: metav1.ObjectMeta{Name: dataVolume, Labels: p.ClaimLabels},
 				Spec: corev1.PersistentVolumeClaimSpec{
 					AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 					StorageClassName: p.StorageClass,

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/yaml"
 )
 
 // Crossplane's kinds the harness reads and writes.
@@ -41,7 +43,7 @@ var (
 // sets the FunctionRevision's endpoint to the local process, its TLS server
 // Secret, and RuntimeHealthy.
 func (c *cluster) installFunction(ctx context.Context) error {
-	meta, err := os.ReadFile(filepath.Join(c.root, "package", "function", "crossplane.yaml"))
+	meta, err := packageStream(filepath.Join(c.root, "package", "function"))
 	if err != nil {
 		return err
 	}
@@ -124,11 +126,20 @@ spec:
 
 // installConfiguration applies the XRD and the Composition as the
 // configuration package holds them, and waits until Databases are served.
+//
+// The Composition's function step gets the Input `sqlUsers: false`: no SQL
+// provider can log in to servers that do not run, and a Database with SQL
+// logins is Ready only once the provider has logged in.
 func (c *cluster) installConfiguration(ctx context.Context) error {
-	for _, f := range []string{"xrd.yaml", "composition.yaml"} {
-		if _, err := c.kubectl(ctx, nil, "apply", "-f", filepath.Join(c.root, "package", "configuration", f)); err != nil {
-			return err
-		}
+	if _, err := c.kubectl(ctx, nil, "apply", "-f", filepath.Join(c.root, "package", "configuration", "xrd.yaml")); err != nil {
+		return err
+	}
+	comp, err := compositionWithoutSQLUsers(filepath.Join(c.root, "package", "configuration", "composition.yaml"))
+	if err != nil {
+		return err
+	}
+	if err := c.apply(ctx, comp); err != nil {
+		return err
 	}
 	if err := poll(ctx, setupTimeout, func(ctx context.Context) error {
 		x, err := c.dyn.Resource(gvrXRD).Get(ctx, xrdName, metav1.GetOptions{})
@@ -157,6 +168,70 @@ func (c *cluster) installConfiguration(ctx context.Context) error {
 			"--as=system:serviceaccount:"+crossplaneNamespace+":crossplane", "--all-namespaces")
 		return err
 	})
+}
+
+// packageStream returns what `crossplane xpkg build` puts in a package's
+// package.yaml: the crossplane.yaml metadata first, then every other YAML
+// document under the package root (for the function, its Input CRD).
+func packageStream(root string) ([]byte, error) {
+	meta, err := os.ReadFile(filepath.Join(root, "crossplane.yaml")) //nolint:gosec // Our package.
+	if err != nil {
+		return nil, err
+	}
+	out := append([]byte{}, meta...)
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || path == filepath.Join(root, "crossplane.yaml") {
+			return err
+		}
+		if ext := filepath.Ext(path); ext != ".yaml" && ext != ".yml" {
+			return nil
+		}
+		b, err := os.ReadFile(path) //nolint:gosec // Our package.
+		if err != nil {
+			return err
+		}
+		out = append(append(out, []byte("\n---\n")...), b...)
+		return nil
+	})
+	return out, err
+}
+
+// compositionWithoutSQLUsers returns the Composition in path, as YAML, with
+// the Input `sqlUsers: false` on dbplane's function step.
+func compositionWithoutSQLUsers(path string) (string, error) {
+	b, err := os.ReadFile(path) //nolint:gosec // Our package.
+	if err != nil {
+		return "", err
+	}
+	j, err := yaml.YAMLToJSON(b)
+	if err != nil {
+		return "", err
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(j); err != nil {
+		return "", err
+	}
+	steps, _, _ := unstructured.NestedSlice(u.Object, "spec", "pipeline")
+	found := false
+	for _, s := range steps {
+		step, ok := s.(map[string]any)
+		if !ok {
+			continue
+		}
+		if ref, _ := step["functionRef"].(map[string]any); ref["name"] != functionName {
+			continue
+		}
+		step["input"] = map[string]any{"apiVersion": "fn.database.example.com/v1alpha1", "kind": "Input", "sqlUsers": false}
+		found = true
+	}
+	if !found {
+		return "", fmt.Errorf("%s: no pipeline step calls %s", path, functionName)
+	}
+	if err := unstructured.SetNestedSlice(u.Object, steps, "spec", "pipeline"); err != nil {
+		return "", err
+	}
+	out, err := yaml.Marshal(u.Object)
+	return string(out), err
 }
 
 // friendlyID is xpkg.FriendlyID of crossplane-runtime v2.4.0 (the version

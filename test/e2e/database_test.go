@@ -141,6 +141,7 @@ func getDatabase(ctx context.Context, ns, name string) (*unstructured.Unstructur
 func waitReady(t *testing.T, ns, name string) database {
 	t.Helper()
 	var last *unstructured.Unstructured
+	breaker := false
 	err := poll(t.Context(), readyTimeout, func(ctx context.Context) error {
 		u, err := getDatabase(ctx, ns, name)
 		if err != nil {
@@ -150,6 +151,12 @@ func waitReady(t *testing.T, ns, name string) database {
 			return fmt.Errorf("Database %s/%s does not exist", ns, name)
 		}
 		last = u
+		if s, r, m := condition(u, "Responsive"); s == "False" && !breaker {
+			// Crossplane's per-XR circuit breaker: changes now apply only
+			// every 30 s or so. Worth knowing when this wait is slow.
+			breaker = true
+			t.Logf("Database %s/%s: Responsive=False (%s): %s", ns, name, r, m)
+		}
 		d := database{u}
 		// Synced and Ready for the current spec, not an earlier one.
 		for _, typ := range []string{"Synced", "Ready"} {

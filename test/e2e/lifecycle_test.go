@@ -13,14 +13,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
 // TestUpdates changes a running Database the ways the README allows and
-// checks the cluster follows: more replicas, MySQL 8.0 to 8.4 rolling the
-// image, backups on (CronJob and backup volume appear) and off (the CronJob
-// goes, the backup volume stays).
+// checks the cluster follows: more replicas, backups on (CronJob and backup
+// volume appear) and off (the CronJob goes, the backup volume stays),
+// storage grows (accepted, every volume kept, a Warning event), MySQL
+// 8.0 to 8.4 rolling the image (last: a failed roll leaves the Database
+// unsynced, which would fail every later change too).
 func TestUpdates(t *testing.T) {
 	defer start(t)()
 	const ns, name = "updates", "shop"
@@ -54,42 +58,6 @@ func TestUpdates(t *testing.T) {
 			t.Errorf("status.replicas is %d, want 3", got.num("status", "replicas"))
 		}
 		dataClaims(t, ns, name, 3)
-	})
-
-	t.Run("MySQL80To84RollsTheImage", func(t *testing.T) {
-		defer start(t)()
-		applyDatabase(t, d.set(t, "8.4", "version"))
-		waitFor(t, d, "StatefulSet on the 8.4 image", func(ctx context.Context) error {
-			s, err := env.kube.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			for _, c := range s.Spec.Template.Spec.Containers {
-				if c.Name == "server" {
-					if !strings.HasSuffix(c.Image, ":8.4") {
-						return fmt.Errorf("server image is %s", c.Image)
-					}
-					// Rolled: every replica runs the new template.
-					if s.Status.UpdatedReplicas != 3 || s.Status.CurrentRevision != s.Status.UpdateRevision {
-						return fmt.Errorf("rolling: %d updated, revision %s -> %s", s.Status.UpdatedReplicas, s.Status.CurrentRevision, s.Status.UpdateRevision)
-					}
-					return nil
-				}
-			}
-			return errors.New("no server container")
-		})
-		waitReady(t, ns, name)
-		for i := range 3 {
-			p, err := env.kube.CoreV1().Pods(ns).Get(t.Context(), fmt.Sprintf("%s-%d", name, i), metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, c := range p.Spec.Containers {
-				if c.Name == "server" && !strings.HasSuffix(c.Image, ":8.4") {
-					t.Errorf("pod %s runs %s, want the 8.4 image", p.Name, c.Image)
-				}
-			}
-		}
 	})
 
 	var backupPVC types.UID
@@ -137,6 +105,72 @@ func TestUpdates(t *testing.T) {
 		}
 		if pvc.UID != backupPVC || pvc.DeletionTimestamp != nil {
 			t.Errorf("the backup PVC was replaced or is being deleted: UID %s (was %s), deletionTimestamp %v", pvc.UID, backupPVC, pvc.DeletionTimestamp)
+		}
+	})
+
+	t.Run("StorageGrowsKeepingEveryVolume", func(t *testing.T) {
+		defer start(t)()
+		claims := dataClaims(t, ns, name, 3)
+		applyDatabase(t, d.set(t, "8Gi", "storage", "size"))
+		got := waitReady(t, ns, name)
+		// The change is accepted and synced, no claim is replaced, and the
+		// Database says on its events that volumes are not grown yet.
+		if diff := cmp.Diff(claims, dataClaims(t, ns, name, 3)); diff != "" {
+			t.Errorf("data PVCs replaced after growing storage (-before +after):\n%s", diff)
+		}
+		if backupPVC != "" {
+			pvc, err := env.kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), name+"-backup", metav1.GetOptions{})
+			if err != nil || pvc.UID != backupPVC || pvc.DeletionTimestamp != nil {
+				t.Errorf("the backup PVC was lost or replaced after growing storage: %v", err)
+			}
+		}
+		waitFor(t, d, "a Warning event about the volumes", func(ctx context.Context) error {
+			evs, err := env.kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(got.GetUID())})
+			if err != nil {
+				return err
+			}
+			for _, e := range evs.Items {
+				if e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "existing data volumes stay at 5Gi; growing them to 8Gi") {
+					return nil
+				}
+			}
+			return fmt.Errorf("no such event among %d", len(evs.Items))
+		})
+	})
+
+	t.Run("MySQL80To84RollsTheImage", func(t *testing.T) {
+		defer start(t)()
+		applyDatabase(t, d.set(t, "8.4", "version"))
+		waitFor(t, d, "StatefulSet on the 8.4 image", func(ctx context.Context) error {
+			s, err := env.kube.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			for _, c := range s.Spec.Template.Spec.Containers {
+				if c.Name == "server" {
+					if !strings.HasSuffix(c.Image, ":8.4") {
+						return fmt.Errorf("server image is %s", c.Image)
+					}
+					// Rolled: every replica runs the new template.
+					if s.Status.UpdatedReplicas != 3 || s.Status.CurrentRevision != s.Status.UpdateRevision {
+						return fmt.Errorf("rolling: %d updated, revision %s -> %s", s.Status.UpdatedReplicas, s.Status.CurrentRevision, s.Status.UpdateRevision)
+					}
+					return nil
+				}
+			}
+			return errors.New("no server container")
+		})
+		waitReady(t, ns, name)
+		for i := range 3 {
+			p, err := env.kube.CoreV1().Pods(ns).Get(t.Context(), fmt.Sprintf("%s-%d", name, i), metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range p.Spec.Containers {
+				if c.Name == "server" && !strings.HasSuffix(c.Image, ":8.4") {
+					t.Errorf("pod %s runs %s, want the 8.4 image", p.Name, c.Image)
+				}
+			}
 		}
 	})
 }
