@@ -83,8 +83,19 @@ type cluster struct {
 
 	function *process // the composition function, restartable by tests
 
+	cfg  *rest.Config // the admin's, for clients of other rates
 	kube kubernetes.Interface
 	dyn  dynamic.Interface
+}
+
+// proc returns the started component called name, or nil.
+func (c *cluster) proc(name string) *process {
+	for _, p := range c.procs {
+		if p.name == name {
+			return p
+		}
+	}
+	return nil
 }
 
 // startCluster starts every component in order and waits for each to be
@@ -286,6 +297,7 @@ func (c *cluster) startAPIServer(ctx context.Context) error {
 		return err
 	}
 	cfg.QPS, cfg.Burst = 100, 200
+	c.cfg = cfg
 	if c.kube, err = kubernetes.NewForConfig(cfg); err != nil {
 		return err
 	}
