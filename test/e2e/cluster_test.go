@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -416,7 +417,21 @@ func (c *cluster) installCrossplane(ctx context.Context) error {
 	if _, err := c.kubectl(ctx, nil, "apply", "--server-side", "-f", filepath.Join(dir, "cluster", "crds")); err != nil {
 		return err
 	}
-	if _, err := c.kubectl(ctx, nil, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"); err != nil {
+	// Polled rather than `kubectl wait --all`, which fails outright on a
+	// CRD too new to have any status conditions.
+	gvrCRD := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	if err := poll(ctx, setupTimeout, func(ctx context.Context) error {
+		l, err := c.dyn.Resource(gvrCRD).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for i := range l.Items {
+			if s, _, _ := condition(&l.Items[i], "Established"); s != "True" {
+				return fmt.Errorf("CRD %s not Established yet", l.Items[i].GetName())
+			}
+		}
+		return nil
+	}); err != nil {
 		return err
 	}
 	if err := c.apply(ctx, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+crossplaneNamespace+"}\n---\n"+
