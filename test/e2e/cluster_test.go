@@ -332,6 +332,11 @@ func (c *cluster) startControllers(ctx context.Context) error {
 		"--cluster-signing-cert-file="+c.pki.caCert,
 		"--cluster-signing-key-file="+c.pki.caKey,
 		"--use-service-account-credentials=false",
+		// No client-side rate limit, as kwokctl's --disable-qps-limits: at
+		// the default 50 QPS, binding claims and creating pods for a
+		// few hundred fake Databases, not Crossplane or the function, set
+		// the pace of a scale run.
+		"--kube-api-qps=5000", "--kube-api-burst=10000",
 	)
 	sched := c.newProcess("kube-scheduler", c.bins["kube-scheduler"], ports[1:], nil,
 		"--kubeconfig="+c.admin,
@@ -340,6 +345,7 @@ func (c *cluster) startControllers(ctx context.Context) error {
 		"--bind-address=127.0.0.1",
 		"--secure-port="+strconv.Itoa(ports[1]),
 		"--leader-elect=false",
+		"--kube-api-qps=5000", "--kube-api-burst=10000",
 	)
 	// Their serving certificates are self-signed: only their health is
 	// read, never trusted.
