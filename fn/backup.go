@@ -55,34 +55,7 @@ func BackupCronJob(p Params) *batchv1.CronJob {
 				Spec: batchv1.JobSpec{
 					BackoffLimit:          ptr.To[int32](2),
 					ActiveDeadlineSeconds: ptr.To[int64](backupDeadline),
-					Template: corev1.PodTemplateSpec{
-						ObjectMeta: metav1.ObjectMeta{Labels: p.Labels("backup")},
-						Spec: corev1.PodSpec{
-							RestartPolicy:                corev1.RestartPolicyNever,
-							AutomountServiceAccountToken: ptr.To(false),
-							EnableServiceLinks:           ptr.To(false),
-							SecurityContext:              podSecurityContext(p),
-							Containers: []corev1.Container{{
-								Name:            "backup",
-								Image:           p.Release.Image,
-								ImagePullPolicy: corev1.PullIfNotPresent,
-								Command:         []string{"bash", "-c", BackupScript(e)},
-								Env:             env,
-								Resources: corev1.ResourceRequirements{
-									Requests: corev1.ResourceList{corev1.ResourceCPU: mustQuantity("100m"), corev1.ResourceMemory: mustQuantity("128Mi")},
-									Limits:   corev1.ResourceList{corev1.ResourceCPU: mustQuantity("1"), corev1.ResourceMemory: mustQuantity("512Mi")},
-								},
-								VolumeMounts:    []corev1.VolumeMount{{Name: backupVolume, MountPath: backupMount}},
-								SecurityContext: containerSecurityContext(),
-							}},
-							Volumes: []corev1.Volume{{
-								Name: backupVolume,
-								VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
-									ClaimName: p.BackupVolume(),
-								}},
-							}},
-						},
-					},
+					Template:              scriptPod(p, "backup", BackupScript(e), env, p.BackupVolume(), false),
 				},
 			},
 		},
@@ -101,6 +74,42 @@ func BackupVolume(p Params) *corev1.PersistentVolumeClaim {
 			Resources: corev1.VolumeResourceRequirements{
 				Requests: corev1.ResourceList{corev1.ResourceStorage: p.BackupVolumeSize},
 			},
+		},
+	}
+}
+
+// scriptPod is the pod of a backup or restore Job: one container, named
+// for its component, running script in the server's own image (so the
+// client tools match the server) with env, and the backup volume claim
+// mounted at backupMount.
+func scriptPod(p Params, component, script string, env []corev1.EnvVar, claim string, readOnly bool) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: p.Labels(component)},
+		Spec: corev1.PodSpec{
+			RestartPolicy:                corev1.RestartPolicyNever,
+			AutomountServiceAccountToken: ptr.To(false),
+			EnableServiceLinks:           ptr.To(false),
+			SecurityContext:              podSecurityContext(p),
+			Containers: []corev1.Container{{
+				Name:            component,
+				Image:           p.Release.Image,
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Command:         []string{"bash", "-c", script},
+				Env:             env,
+				Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceCPU: mustQuantity("100m"), corev1.ResourceMemory: mustQuantity("128Mi")},
+					Limits:   corev1.ResourceList{corev1.ResourceCPU: mustQuantity("1"), corev1.ResourceMemory: mustQuantity("512Mi")},
+				},
+				VolumeMounts:    []corev1.VolumeMount{{Name: backupVolume, MountPath: backupMount, ReadOnly: readOnly}},
+				SecurityContext: containerSecurityContext(),
+			}},
+			Volumes: []corev1.Volume{{
+				Name: backupVolume,
+				VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
+					ClaimName: claim,
+					ReadOnly:  readOnly,
+				}},
+			}},
 		},
 	}
 }

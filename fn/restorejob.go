@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -41,35 +40,7 @@ func RestoreJob(p Params) *batchv1.Job {
 		Spec: batchv1.JobSpec{
 			BackoffLimit:          ptr.To[int32](3),
 			ActiveDeadlineSeconds: ptr.To[int64](restoreDeadline),
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: p.Labels("restore")},
-				Spec: corev1.PodSpec{
-					RestartPolicy:                corev1.RestartPolicyNever,
-					AutomountServiceAccountToken: ptr.To(false),
-					EnableServiceLinks:           ptr.To(false),
-					SecurityContext:              podSecurityContext(p),
-					Containers: []corev1.Container{{
-						Name:            "restore",
-						Image:           p.Release.Image,
-						ImagePullPolicy: corev1.PullIfNotPresent,
-						Command:         []string{"bash", "-c", RestoreScript(e)},
-						Env:             env,
-						Resources: corev1.ResourceRequirements{
-							Requests: corev1.ResourceList{corev1.ResourceCPU: mustQuantity("100m"), corev1.ResourceMemory: mustQuantity("128Mi")},
-							Limits:   corev1.ResourceList{corev1.ResourceCPU: mustQuantity("1"), corev1.ResourceMemory: mustQuantity("512Mi")},
-						},
-						VolumeMounts:    []corev1.VolumeMount{{Name: backupVolume, MountPath: backupMount, ReadOnly: true}},
-						SecurityContext: containerSecurityContext(),
-					}},
-					Volumes: []corev1.Volume{{
-						Name: backupVolume,
-						VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
-							ClaimName: names{Name: p.Restore.From}.BackupVolume(),
-							ReadOnly:  true,
-						}},
-					}},
-				},
-			},
+			Template:              scriptPod(p, "restore", RestoreScript(e), env, names{Name: p.Restore.From}.BackupVolume(), true),
 		},
 	}
 }
