@@ -40,9 +40,9 @@ const (
 	setupTimeout     = 2 * time.Minute
 )
 
-// The fake node kwok manages, and the storage classes whose claims its
-// volume stages provision and bind: the default one and the class the
-// production examples ask for.
+// The fake node kwok manages, and the storage classes whose claims the
+// harness's volumeBinder provisions and binds: the default one and the class
+// the production examples ask for.
 const (
 	nodeName            = "kwok-node-0"
 	defaultStorageClass = "kwok-volume"
@@ -84,6 +84,8 @@ type cluster struct {
 
 	function *process // the composition function, restartable by tests
 
+	stopBinder context.CancelFunc // the volume binder's, in this process
+
 	cfg  *rest.Config // the admin's, for clients of other rates
 	kube kubernetes.Interface
 	dyn  dynamic.Interface
@@ -124,6 +126,7 @@ func startCluster(ctx context.Context) (*cluster, error) {
 		{"kube-apiserver", c.startAPIServer},
 		{"kube-controller-manager and kube-scheduler", c.startControllers},
 		{"kwok", c.startKwok},
+		{"volume binder", c.startVolumeBinder},
 		{"crossplane install", c.installCrossplane},
 		// Crossplane before the function: the function's metrics server
 		// binds :8080 (function-sdk-go's default; cmd/function has no flag
@@ -146,6 +149,9 @@ func startCluster(ctx context.Context) (*cluster, error) {
 
 // stop stops every process by its PID, in reverse start order.
 func (c *cluster) stop() []error {
+	if c.stopBinder != nil {
+		c.stopBinder()
+	}
 	var errs []error
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		if err := c.procs[i].stop(); err != nil {
@@ -367,8 +373,8 @@ func (c *cluster) startControllers(ctx context.Context) error {
 
 // startKwok creates the fake node and storage classes and starts kwok with
 // the stages of its module's kustomize/stage: nodes become Ready and keep a
-// lease, pods become Ready (Job pods complete), claims of the two storage
-// classes get a volume and bind.
+// lease, pods become Ready (Job pods complete), released volumes of the two
+// storage classes are deleted.
 func (c *cluster) startKwok(ctx context.Context) error {
 	dir, err := moduleDir(ctx, filepath.Join(c.root, "test", "tools", "kwok"), "sigs.k8s.io/kwok")
 	if err != nil {
@@ -409,6 +415,20 @@ func (c *cluster) startKwok(ctx context.Context) error {
 		}
 		return errors.New("node not Ready yet")
 	})
+}
+
+// startVolumeBinder starts the binder of the storage classes' claims in
+// this process; stop stops it.
+func (c *cluster) startVolumeBinder(ctx context.Context) error {
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.stopBinder = cancel
+	cfg := *c.cfg
+	cfg.QPS, cfg.Burst = -1, 0 // No client-side limit: a volume provisioner is not what a scale run measures.
+	kube, err := kubernetes.NewForConfig(&cfg)
+	if err != nil {
+		return err
+	}
+	return startVolumeBinder(bctx, kube)
 }
 
 // installCrossplane does what Crossplane's Helm chart and `crossplane core
