@@ -36,16 +36,20 @@ type volumeBinder struct {
 	kube  kubernetes.Interface
 	queue workqueue.TypedRateLimitingInterface[string]
 	pvcs  cache.Indexer
+	pvs   cache.Indexer
+	bound sync.Map // UIDs of the claims bound, which the cache may not show yet
 }
 
 // startVolumeBinder starts a binder that runs until ctx is done.
 func startVolumeBinder(ctx context.Context, kube kubernetes.Interface) error {
 	f := informers.NewSharedInformerFactory(kube, 0)
 	inf := f.Core().V1().PersistentVolumeClaims().Informer()
+	pvs := f.Core().V1().PersistentVolumes().Informer()
 	b := &volumeBinder{
 		kube:  kube,
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		pvcs:  inf.GetIndexer(),
+		pvs:   pvs.GetIndexer(),
 	}
 	enqueue := func(obj any) {
 		if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
@@ -59,7 +63,7 @@ func startVolumeBinder(ctx context.Context, kube kubernetes.Interface) error {
 		return err
 	}
 	f.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced, pvs.HasSynced) {
 		return fmt.Errorf("cannot sync claims: %w", ctx.Err())
 	}
 	var wg sync.WaitGroup
@@ -108,6 +112,9 @@ func (b *volumeBinder) bind(ctx context.Context, pvc *corev1.PersistentVolumeCla
 	if (class != defaultStorageClass && class != fastStorageClass) || pvc.DeletionTimestamp != nil || pvc.Status.Phase == corev1.ClaimBound {
 		return nil
 	}
+	if _, ok := b.bound.Load(pvc.UID); ok {
+		return nil
+	}
 	name := "pvc-" + string(pvc.UID)
 	mode := corev1.PersistentVolumeFilesystem
 	if pvc.Spec.VolumeMode != nil {
@@ -133,13 +140,8 @@ func (b *volumeBinder) bind(ctx context.Context, pvc *corev1.PersistentVolumeCla
 			},
 		},
 	}
-	created, err := b.kube.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{})
-	switch {
-	case kerrors.IsAlreadyExists(err):
-		if created, err = b.kube.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{}); err != nil {
-			return err
-		}
-	case err != nil:
+	created, err := b.volume(ctx, pv)
+	if err != nil {
 		return err
 	}
 	if created.Status.Phase != corev1.VolumeBound {
@@ -162,6 +164,21 @@ func (b *volumeBinder) bind(ctx context.Context, pvc *corev1.PersistentVolumeCla
 	claim.Status.Phase = corev1.ClaimBound
 	claim.Status.AccessModes = pvc.Spec.AccessModes
 	claim.Status.Capacity = pvc.Spec.Resources.Requests
-	_, err = b.kube.CoreV1().PersistentVolumeClaims(pvc.Namespace).UpdateStatus(ctx, claim, metav1.UpdateOptions{})
-	return err
+	if _, err := b.kube.CoreV1().PersistentVolumeClaims(pvc.Namespace).UpdateStatus(ctx, claim, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	b.bound.Store(pvc.UID, true)
+	return nil
+}
+
+// volume returns pv as it exists, creating it if it does not.
+func (b *volumeBinder) volume(ctx context.Context, pv *corev1.PersistentVolume) (*corev1.PersistentVolume, error) {
+	if obj, ok, err := b.pvs.GetByKey(pv.Name); err == nil && ok {
+		return obj.(*corev1.PersistentVolume).DeepCopy(), nil //nolint:forcetypeassert // The informer's type.
+	}
+	created, err := b.kube.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{})
+	if kerrors.IsAlreadyExists(err) {
+		return b.kube.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
+	}
+	return created, err
 }
