@@ -153,19 +153,10 @@ func scaleOnce(b *testing.B, n int, ns string) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if _, seen := stsAt[s.Name]; !seen {
-			stsAt[s.Name] = time.Now()
+		firstSeen(stsAt, s.Name)
+		if s.Spec.Replicas != nil && s.Status.ReadyReplicas == *s.Spec.Replicas {
+			firstSeen(stsUpAt, s.Name)
 		}
-		if _, seen := stsUpAt[s.Name]; !seen && s.Spec.Replicas != nil && s.Status.ReadyReplicas == *s.Spec.Replicas {
-			stsUpAt[s.Name] = time.Now()
-		}
-	}
-	_, err := kinf.Apps().V1().StatefulSets().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    sts,
-		UpdateFunc: func(_, obj any) { sts(obj) },
-	})
-	if err != nil {
-		b.Fatal(err)
 	}
 	claim := func(obj any) {
 		c, ok := obj.(*corev1.PersistentVolumeClaim)
@@ -199,17 +190,6 @@ func scaleOnce(b *testing.B, n int, ns string) {
 			}
 		}
 	}
-	for inf, fn := range map[cache.SharedIndexInformer]func(any){
-		kinf.Core().V1().PersistentVolumeClaims().Informer(): claim,
-		kinf.Core().V1().Pods().Informer():                   pod,
-	} {
-		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    fn,
-			UpdateFunc: func(_, obj any) { fn(obj) },
-		}); err != nil {
-			b.Fatal(err)
-		}
-	}
 	ready := func(obj any) {
 		u, ok := obj.(*unstructured.Unstructured)
 		if !ok {
@@ -227,12 +207,18 @@ func scaleOnce(b *testing.B, n int, ns string) {
 			}
 		}
 	}
-	_, err = dinf.ForResource(gvrDatabase).Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    ready,
-		UpdateFunc: func(_, obj any) { ready(obj) },
-	})
-	if err != nil {
-		b.Fatal(err)
+	for inf, fn := range map[cache.SharedIndexInformer]func(any){
+		kinf.Apps().V1().StatefulSets().Informer():           sts,
+		kinf.Core().V1().PersistentVolumeClaims().Informer(): claim,
+		kinf.Core().V1().Pods().Informer():                   pod,
+		dinf.ForResource(gvrDatabase).Informer():             ready,
+	} {
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    fn,
+			UpdateFunc: func(_, obj any) { fn(obj) },
+		}); err != nil {
+			b.Fatal(err)
+		}
 	}
 	stop := make(chan struct{})
 	defer close(stop)
