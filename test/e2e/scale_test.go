@@ -45,7 +45,8 @@ const scaleTimeout = 15 * time.Minute
 //   - fn-cpu-s, xp-cpu-s: CPU seconds the function and Crossplane core used
 //     during the run; fn-rss-MB, xp-rss-MB: their peak resident set so far
 //     (VmHWM: the process's high-water mark since it started);
-//   - all-cpu-s: CPU seconds of every process of the control plane.
+//   - all-cpu-s: CPU seconds of every process of the control plane and of
+//     this one (the informers above and the volume binder).
 //
 // It logs where the time went: claims from created to Bound, pods from
 // created to scheduled and to Ready, each process's CPU seconds and the
@@ -329,10 +330,14 @@ func scaleOnce(b *testing.B, n int, ns string) {
 		percentile(toPodReady, 50).Round(time.Millisecond), percentile(toPodReady, 99).Round(time.Millisecond))
 	var total float64
 	var each []string
+	names := []string{}
 	for _, p := range env.procs {
-		d := cpu1[p.name].cpu - cpu0[p.name].cpu
+		names = append(names, p.name)
+	}
+	for _, name := range append(names, harnessProcess) {
+		d := cpu1[name].cpu - cpu0[name].cpu
 		total += d
-		each = append(each, fmt.Sprintf("%s %.1f", p.name, d))
+		each = append(each, fmt.Sprintf("%s %.1f", name, d))
 	}
 	b.ReportMetric(total, "all-cpu-s")
 	b.Logf("N=%d CPU seconds during the run: %s; all %.1f over %s (%.2f cores busy)",
@@ -425,10 +430,18 @@ func usages(b *testing.B) map[string]procUsage {
 	b.Helper()
 	out := map[string]procUsage{}
 	for _, p := range env.procs {
-		out[p.name] = usage(b, p)
+		if err := p.alive(); err != nil {
+			b.Fatal(err)
+		}
+		out[p.name] = usage(b, p.cmd.Process.Pid)
 	}
+	// This process: the benchmark's informers and the volume binder.
+	out[harnessProcess] = usage(b, os.Getpid())
 	return out
 }
+
+// harnessProcess names this process, the test binary, among the usages.
+const harnessProcess = "harness (test process)"
 
 // percentile is the p-th percentile (nearest rank) of ds.
 func percentile(ds []time.Duration, p int) time.Duration {
@@ -451,13 +464,9 @@ type procUsage struct {
 // every Linux architecture Go supports.
 const clockTicks = 100
 
-// usage reads p's CPU time (user + system) and VmHWM from /proc.
-func usage(b *testing.B, p *process) procUsage {
+// usage reads process pid's CPU time (user + system) and VmHWM from /proc.
+func usage(b *testing.B, pid int) procUsage {
 	b.Helper()
-	if err := p.alive(); err != nil {
-		b.Fatal(err)
-	}
-	pid := p.cmd.Process.Pid
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		b.Fatal(err)
