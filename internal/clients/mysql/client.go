@@ -132,7 +132,7 @@ func (c *Client) Observe(ctx context.Context, l xsql.Login) (*xsql.Observation, 
 // authentication methods besides it, count as a mismatch so that the
 // password is set again.
 func (c *Client) VerifyPassword(_ context.Context, _ xsql.Login, o *xsql.Observation, password string) (bool, error) {
-	d, err := detail(o)
+	d, err := xsql.ObservedDetail[Detail](o)
 	if err != nil {
 		return false, err
 	}
@@ -172,7 +172,7 @@ func (c *Client) SetPassword(ctx context.Context, l xsql.Login, password string)
 
 // SetPrivileges repairs the drift o found.
 func (c *Client) SetPrivileges(ctx context.Context, l xsql.Login, o *xsql.Observation) error {
-	d, err := detail(o)
+	d, err := xsql.ObservedDetail[Detail](o)
 	if err != nil {
 		return err
 	}
@@ -222,17 +222,6 @@ func (c *Client) exec(ctx context.Context, stmts ...string) error {
 		}
 	}
 	return nil
-}
-
-func detail(o *xsql.Observation) (Detail, error) {
-	if o == nil {
-		return Detail{}, errors.New("login was not observed")
-	}
-	d, ok := o.Detail.(Detail)
-	if !ok {
-		return Detail{}, errors.Errorf("unexpected observation detail %T", o.Detail)
-	}
-	return d, nil
 }
 
 func port(ep xsql.Endpoint) int {

@@ -178,7 +178,7 @@ func (ms *matches) Verify(verifier, role, password string) (bool, error) {
 // Create creates login l with password and its privileges, in one
 // transaction.
 func (c *Client) Create(ctx context.Context, l xsql.Login, o *xsql.Observation, password string) error {
-	d, err := detail(o)
+	d, err := xsql.ObservedDetail[Detail](o)
 	if err != nil {
 		return err
 	}
@@ -219,7 +219,7 @@ func (c *Client) SetPassword(ctx context.Context, l xsql.Login, password string)
 
 // SetPrivileges repairs the drift o found, in one transaction.
 func (c *Client) SetPrivileges(ctx context.Context, l xsql.Login, o *xsql.Observation) error {
-	d, err := detail(o)
+	d, err := xsql.ObservedDetail[Detail](o)
 	if err != nil {
 		return err
 	}
@@ -289,17 +289,6 @@ func (c *Client) Delete(ctx context.Context, l xsql.Login) error {
 // ConnectionDetails are what an app needs to log in as cred to database.
 func (c *Client) ConnectionDetails(database string, cred xsql.Credential) map[string][]byte {
 	return ConnectionDetails(c.endpoint, cred, database)
-}
-
-func detail(o *xsql.Observation) (Detail, error) {
-	if o == nil {
-		return Detail{}, errors.New("login was not observed")
-	}
-	d, ok := o.Detail.(Detail)
-	if !ok {
-		return Detail{}, errors.Errorf("unexpected observation detail %T", o.Detail)
-	}
-	return d, nil
 }
 
 // isMissingDatabase reports whether err is PostgreSQL's invalid_catalog_name:

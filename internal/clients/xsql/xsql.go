@@ -218,6 +218,19 @@ type Observation struct {
 	Detail any
 }
 
+// ObservedDetail returns o's engine-specific Detail as the engine's type T.
+func ObservedDetail[T any](o *Observation) (T, error) {
+	var zero T
+	if o == nil {
+		return zero, errors.New("login was not observed")
+	}
+	d, ok := o.Detail.(T)
+	if !ok {
+		return zero, errors.Errorf("unexpected observation detail %T", o.Detail)
+	}
+	return d, nil
+}
+
 // PasswordBits is the entropy of a generated password: 32 characters from
 // 62, about 190 bits from crypto/rand.
 const PasswordBits = 190
