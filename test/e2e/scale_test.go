@@ -201,11 +201,8 @@ func scaleOnce(b *testing.B, n int, ns string) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if _, seen := readyAt[u.GetName()]; !seen {
-			readyAt[u.GetName()] = time.Now()
-			if len(readyAt) == n {
-				close(allReady)
-			}
+		if firstSeen(readyAt, u.GetName()) && len(readyAt) == n {
+			close(allReady)
 		}
 	}
 	for inf, fn := range map[cache.SharedIndexInformer]func(any){
@@ -349,11 +346,14 @@ func scaleOnce(b *testing.B, n int, ns string) {
 	}
 }
 
-// firstSeen records now as when name was first seen in m.
-func firstSeen(m map[string]time.Time, name string) {
-	if _, ok := m[name]; !ok {
-		m[name] = time.Now()
+// firstSeen records now as when name was first seen in m, and reports
+// whether this was the first time.
+func firstSeen(m map[string]time.Time, name string) bool {
+	if _, ok := m[name]; ok {
+		return false
 	}
+	m[name] = time.Now()
+	return true
 }
 
 // sinceEach is, for every name in to, how long after from it came.
