@@ -267,6 +267,17 @@ func (c *cluster) startEtcd(ctx context.Context) error {
 	})
 }
 
+// auditPolicy records every request once, when it completed, with who sent
+// it, its verb, object and timestamps, but no bodies: enough to follow one
+// Database from its create to its StatefulSet. DBPLANE_E2E_AUDIT=FILE turns
+// it on.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+`
+
 func (c *cluster) startAPIServer(ctx context.Context) error {
 	port, err := c.port("kube-apiserver")
 	if err != nil {
@@ -289,6 +300,13 @@ func (c *cluster) startAPIServer(ctx context.Context) error {
 		"--allow-privileged=true",
 		"--profiling=false",
 	)
+	if path := os.Getenv("DBPLANE_E2E_AUDIT"); path != "" {
+		policy := filepath.Join(c.dir, "audit-policy.yaml")
+		if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+			return err
+		}
+		p.args = append(p.args, "--audit-policy-file="+policy, "--audit-log-path="+path, "--audit-log-format=json")
+	}
 	if err := p.start(); err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ var env *cluster
 // Component logs go to a temporary directory, printed and kept when
 // anything fails; set DBPLANE_E2E_KEEP=1 to keep it anyway, and
 // DBPLANE_E2E_HOLD=1 to keep the control plane running after the tests
-// until ^C.
+// until ^C. DBPLANE_E2E_AUDIT=FILE writes the apiserver's audit log to FILE.
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
