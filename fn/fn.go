@@ -123,7 +123,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	}
 	ready := map[resource.Name]resource.Ready{}
 	for _, c := range composed {
-		r := Ready(c.Name, o, p.Replicas)
+		r := Ready(c.Name, o, WantOf(p.Replicas, c.Struct))
 		if prev, ok := rsp.Desired.Resources[string(c.Name)]; ok && prev.GetReady() != fnv1.Ready_READY_UNSPECIFIED {
 			r = fromProto(prev.GetReady()) // An earlier pipeline step decided.
 		}

@@ -52,6 +52,7 @@ const (
 	labelPodName   = "statefulset.kubernetes.io/pod-name"
 
 	annotationConfigHash = "database.example.com/config-hash"
+	annotationSpecDigest = "database.example.com/spec-digest"
 )
 
 // names are the object names and labels of one Database's composed objects.

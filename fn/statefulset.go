@@ -1,6 +1,9 @@
 package fn
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"maps"
 	"slices"
 
@@ -13,8 +16,21 @@ import (
 
 // StatefulSet runs the database servers. Each replica gets its own data
 // volume, which outlives the StatefulSet: deleting or scaling down a
-// Database never deletes data.
+// Database never deletes data. It carries the digest of its spec, so that
+// readiness can tell an observed StatefulSet from the one being applied.
 func StatefulSet(p Params) *appsv1.StatefulSet {
+	s := statefulSet(p)
+	s.Annotations = map[string]string{annotationSpecDigest: specDigest(s.Spec)}
+	return s
+}
+
+func specDigest(s appsv1.StatefulSetSpec) string {
+	j, _ := json.Marshal(s) //nolint:errchkjson // A typed spec always marshals.
+	sum := sha256.Sum256(j)
+	return hex.EncodeToString(sum[:8])
+}
+
+func statefulSet(p Params) *appsv1.StatefulSet {
 	podLabels := p.Labels("database")
 	annotations := map[string]string{annotationConfigHash: p.ConfigHash}
 	containers := []corev1.Container{server(p)}

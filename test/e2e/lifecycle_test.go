@@ -22,9 +22,9 @@ import (
 // TestUpdates changes a running Database the ways the README allows and
 // checks the cluster follows: more replicas, backups on (CronJob and backup
 // volume appear) and off (the CronJob goes, the backup volume stays),
-// storage grows (accepted, every volume kept, a Warning event), MySQL
-// 8.0 to 8.4 rolling the image (last: a failed roll leaves the Database
-// unsynced, which would fail every later change too).
+// storage grows (accepted, every volume kept, a Warning event), and, on a
+// Database of its own, MySQL 8.0 to 8.4 rolling the image, Ready only once
+// rolled out.
 func TestUpdates(t *testing.T) {
 	defer start(t)()
 	const ns, name = "updates", "shop"
@@ -140,27 +140,37 @@ func TestUpdates(t *testing.T) {
 
 	t.Run("MySQL80To84RollsTheImage", func(t *testing.T) {
 		defer start(t)()
-		applyDatabase(t, d.set(t, "8.4", "version"))
-		waitFor(t, d, "StatefulSet on the 8.4 image", func(ctx context.Context) error {
-			s, err := env.kube.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			for _, c := range s.Spec.Template.Spec.Containers {
-				if c.Name == "server" {
-					if !strings.HasSuffix(c.Image, ":8.4") {
-						return fmt.Errorf("server image is %s", c.Image)
-					}
-					// Rolled: every replica runs the new template.
-					if s.Status.UpdatedReplicas != 3 || s.Status.CurrentRevision != s.Status.UpdateRevision {
-						return fmt.Errorf("rolling: %d updated, revision %s -> %s", s.Status.UpdatedReplicas, s.Status.CurrentRevision, s.Status.UpdateRevision)
-					}
-					return nil
-				}
-			}
-			return errors.New("no server container")
+		// A Database of its own: the changes above spent shop's Crossplane
+		// watch circuit breaker, after which a change waits up to a minute
+		// to be applied.
+		const name = "catalog"
+		d := newDatabase(ns, name, map[string]any{
+			"type":        "mysql",
+			"version":     "8.0",
+			"replicas":    int64(3),
+			"environment": "staging",
+			"storage":     map[string]any{"size": "5Gi"},
 		})
+		applyDatabase(t, d)
 		waitReady(t, ns, name)
+		applyDatabase(t, d.set(t, "8.4", "version"))
+		// Ready for this generation means rolled out: the StatefulSet and
+		// every pod already run 8.4 when the Database says Ready, with no
+		// further wait.
+		waitReady(t, ns, name)
+		s, err := env.kube.AppsV1().StatefulSets(ns).Get(t.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range s.Spec.Template.Spec.Containers {
+			if c.Name == "server" && !strings.HasSuffix(c.Image, ":8.4") {
+				t.Errorf("Database Ready, but the StatefulSet's server image is %s", c.Image)
+			}
+		}
+		if st := s.Status; st.ObservedGeneration < s.Generation || st.UpdatedReplicas != 3 || st.CurrentRevision != st.UpdateRevision {
+			t.Errorf("Database Ready, but the StatefulSet is not rolled out: generation %d observed %d, %d updated, revision %s -> %s",
+				s.Generation, st.ObservedGeneration, st.UpdatedReplicas, st.CurrentRevision, st.UpdateRevision)
+		}
 		for i := range 3 {
 			p, err := env.kube.CoreV1().Pods(ns).Get(t.Context(), fmt.Sprintf("%s-%d", name, i), metav1.GetOptions{})
 			if err != nil {
@@ -168,7 +178,7 @@ func TestUpdates(t *testing.T) {
 			}
 			for _, c := range p.Spec.Containers {
 				if c.Name == "server" && !strings.HasSuffix(c.Image, ":8.4") {
-					t.Errorf("pod %s runs %s, want the 8.4 image", p.Name, c.Image)
+					t.Errorf("Database Ready, but pod %s runs %s", p.Name, c.Image)
 				}
 			}
 		}
