@@ -1,8 +1,6 @@
 package fn
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strconv"
 	"strings"
 
@@ -132,8 +130,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		SlowQueryMillis: pr.SlowQueryMillis,
 		Port:            e.Port,
 	})
-	sum := sha256.Sum256([]byte(p.Config))
-	p.ConfigHash = hex.EncodeToString(sum[:8])
+	p.ConfigHash = digest([]byte(p.Config))
 
 	p.SQLUsers = in.SQLUsers
 	if p.SQLUsers {

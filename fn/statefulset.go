@@ -1,8 +1,6 @@
 package fn
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -20,14 +18,9 @@ import (
 // readiness can tell an observed StatefulSet from the one being applied.
 func StatefulSet(p Params) *appsv1.StatefulSet {
 	s := statefulSet(p)
-	s.Annotations = map[string]string{annotationSpecDigest: specDigest(s.Spec)}
+	j, _ := json.Marshal(s.Spec) //nolint:errchkjson // A typed spec always marshals.
+	s.Annotations = map[string]string{annotationSpecDigest: digest(j)}
 	return s
-}
-
-func specDigest(s appsv1.StatefulSetSpec) string {
-	j, _ := json.Marshal(s) //nolint:errchkjson // A typed spec always marshals.
-	sum := sha256.Sum256(j)
-	return hex.EncodeToString(sum[:8])
 }
 
 func statefulSet(p Params) *appsv1.StatefulSet {
