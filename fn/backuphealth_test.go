@@ -97,6 +97,9 @@ func TestRunFunctionBackupFailed(t *testing.T) {
 	}
 	var got []string
 	for _, c := range rsp.GetConditions() {
+		if c.GetType() != ConditionBackupHealthy {
+			continue
+		}
 		got = append(got, fmt.Sprintf("%s %s %s %s %s", c.GetType(), c.GetStatus(), c.GetReason(), c.GetMessage(), c.GetTarget()))
 	}
 	want := []string{"BackupHealthy STATUS_CONDITION_FALSE BackupFailed Backup Job orders-backup-29400 failed: BackoffLimitExceeded: Job has reached the specified backoff limit TARGET_COMPOSITE"}

@@ -228,7 +228,7 @@ func TestStatefulSetRepeatsObservedClaimTemplate(t *testing.T) {
 // TestStorageGrowthKeepsVolumes checks that growing spec.storage.size
 // changes no existing claim (the data claim template is immutable, and
 // growing the backup claim fails on classes that cannot expand volumes) and
-// says so in Warnings.
+// says so in its advice.
 func TestStorageGrowthKeepsVolumes(t *testing.T) {
 	old := v1.DatabaseSpec{Type: v1.PostgreSQL, Version: "16", Storage: v1.Storage{Size: "20Gi"}, Backup: &v1.Backup{Enabled: true}}
 	p := params(t, old)
@@ -248,12 +248,13 @@ func TestStorageGrowthKeepsVolumes(t *testing.T) {
 	if diff := cmp.Diff([]string{"20Gi", "20Gi"}, got); diff != "" {
 		t.Errorf("data claim template and backup claim sizes (-want +got):\n%s", diff)
 	}
-	want := []string{
-		"spec.storage.size: existing data volumes stay at 20Gi; growing them to 50Gi is not automated yet (a StatefulSet's volume claim templates are immutable)",
-		"spec.storage.size: the backup volume stays at 20Gi; growing it to 50Gi is not automated yet (not every storage class can expand a volume)",
+	want := []Advice{
+		{Type: ConditionVersionSupported, Status: corev1.ConditionTrue, Reason: ReasonSupported},
+		{Type: ConditionStorageSized, Status: corev1.ConditionFalse, Reason: ReasonGrowthNotAutomated, Message: "spec.storage.size: existing data volumes stay at 20Gi; growing them to 50Gi is not automated yet (a StatefulSet's volume claim templates are immutable). " +
+			"spec.storage.size: the backup volume stays at 20Gi; growing it to 50Gi is not automated yet (not every storage class can expand a volume)"},
 	}
-	if diff := cmp.Diff(want, Warnings(db, p)); diff != "" {
-		t.Errorf("Warnings(...) (-want +got):\n%s", diff)
+	if diff := cmp.Diff(want, Advise(db, p, o)); diff != "" {
+		t.Errorf("Advise(...) (-want +got):\n%s", diff)
 	}
 }
 

@@ -18,7 +18,6 @@ import (
 	"github.com/crossplane/function-sdk-go/response"
 
 	inputv1alpha1 "github.com/dbplane/dbplane/apis/input/v1alpha1"
-	v1 "github.com/dbplane/dbplane/apis/v1"
 )
 
 // Function composes Databases.
@@ -105,8 +104,14 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		response.Fatal(rsp, errors.Wrap(err, "cannot resolve parameters"))
 		return rsp, nil
 	}
-	for _, w := range Warnings(db, p) {
-		response.Warning(rsp, errors.New(w)).TargetCompositeAndClaim()
+	for _, a := range Advise(db, p, o) {
+		c := condition(rsp, a.Type, a.Status, a.Reason).TargetComposite()
+		if a.Message != "" {
+			c.WithMessage(a.Message)
+		}
+		if a.Warn(oxr.Resource) {
+			response.Warning(rsp, errors.New(a.Message)).TargetCompositeAndClaim()
+		}
 	}
 
 	composed, err := f.cache.Composed(p)
@@ -138,9 +143,6 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 
 	if rs := Requirements(p); len(rs) > 0 {
 		rsp.Requirements = &fnv1.Requirements{Resources: rs}
-	}
-	for _, w := range RestoreWarnings(p, o) {
-		response.Warning(rsp, errors.New(w)).TargetCompositeAndClaim()
 	}
 
 	var jobs []batchv1.Job
@@ -226,21 +228,4 @@ func Compose(p Params) []Composed {
 		c = append(c, Composed{rnBackupCronJob, BackupCronJob(p)})
 	}
 	return c
-}
-
-// Warnings are about Databases that work but need attention.
-func Warnings(db *v1.Database, p Params) []string {
-	var w []string
-	if eol := p.Release.EndOfLife; eol != "" {
-		w = append(w, "spec.version: "+eol)
-	}
-	if want := mustQuantity(db.Spec.Storage.Size); want.Cmp(p.StorageSize) > 0 {
-		w = append(w, "spec.storage.size: existing data volumes stay at "+p.StorageSize.String()+
-			"; growing them to "+want.String()+" is not automated yet (a StatefulSet's volume claim templates are immutable)")
-	}
-	if want := mustQuantity(db.Spec.Storage.Size); p.KeepBackupVolume && want.Cmp(p.BackupVolumeSize) > 0 {
-		w = append(w, "spec.storage.size: the backup volume stays at "+p.BackupVolumeSize.String()+
-			"; growing it to "+want.String()+" is not automated yet (not every storage class can expand a volume)")
-	}
-	return w
 }

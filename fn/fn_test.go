@@ -142,7 +142,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{testPassword},
-				Conditions: []string{"BackupHealthy=UNKNOWN/AwaitingFirstBackup"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "BackupHealthy=UNKNOWN/AwaitingFirstBackup"},
 				Requires:   []string{"backup-jobs"},
 			},
 		},
@@ -160,7 +160,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{testPassword},
-				Conditions: []string{"BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 		"KeepsObservedPassword": {
@@ -177,7 +177,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status:     map[string]any{"phase": "Creating", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{"s3cret-from-the-cluster"},
-				Conditions: []string{"BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 		"BrokenObservedSecret": {
@@ -235,7 +235,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:3306"},
 				Passwords:  []string{testPassword},
-				Conditions: []string{"BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=FALSE/EndOfLife", "StorageSized=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 		"AllReady": {
@@ -261,7 +261,7 @@ func TestRunFunction(t *testing.T) {
 					"lastBackup": "2026-11-22T02:00:31Z",
 				},
 				Passwords:  []string{"pw"},
-				Conditions: []string{"BackupHealthy=TRUE/BackupSucceeded"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "BackupHealthy=TRUE/BackupSucceeded"},
 				Requires:   []string{"backup-jobs"},
 			},
 		},
@@ -282,7 +282,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status:     map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{"pw"},
-				Conditions: []string{"BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 		"BackupDisabledKeepsVolume": {
@@ -305,7 +305,7 @@ func TestRunFunction(t *testing.T) {
 					"lastBackup": "2026-11-22T02:00:31Z",
 				},
 				Passwords:  []string{"pw"},
-				Conditions: []string{"BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 		"StorageGrowth": {
@@ -325,7 +325,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status:     map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{"pw"},
-				Conditions: []string{"BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=FALSE/GrowthNotAutomated", "BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 	}

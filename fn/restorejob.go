@@ -1,8 +1,6 @@
 package fn
 
 import (
-	"fmt"
-
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -86,21 +84,4 @@ func Requirements(p Params) map[string]*fnv1.ResourceSelector {
 		rs[requiredRestoreSource] = RestoreSourceSelector(p)
 	}
 	return rs
-}
-
-// RestoreWarnings tell why a restore waits or failed.
-func RestoreWarnings(p Params, o Observed) []string {
-	if p.Restore == nil || jobSucceeded(o.RestoreJob) {
-		return nil
-	}
-	if o.RestoreJob != nil {
-		if c := finishedCondition(*o.RestoreJob); c != nil && c.Type == batchv1.JobFailed {
-			return []string{fmt.Sprintf("spec.restore: restore Job %s failed: %s: %s", o.RestoreJob.Name, c.Reason, c.Message)}
-		}
-		return nil
-	}
-	if o.RestoreSource == nil {
-		return []string{fmt.Sprintf("spec.restore.from: waiting for Database %q in namespace %q", p.Restore.From, p.Namespace)}
-	}
-	return nil
 }

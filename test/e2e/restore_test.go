@@ -70,6 +70,9 @@ func TestRestoreFromBackup(t *testing.T) {
 	}
 	got := waitReady(t, ns, d.GetName())
 	record("latency: apply -> restored Database Ready", time.Since(t0))
+	if s, r, _ := condition(got.Unstructured, "Restored"); s != "True" || r != "RestoreSucceeded" {
+		t.Errorf("condition Restored is %s/%s, want True/RestoreSucceeded", s, r)
+	}
 
 	if !controlledBy(job, got.GetUID()) {
 		t.Errorf("the restore Job is not controlled by its Database: %+v", job.OwnerReferences)

@@ -1,0 +1,109 @@
+package fn
+
+import (
+	"fmt"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	"github.com/crossplane/function-sdk-go/resource/composite"
+
+	v1 "github.com/dbplane/dbplane/apis/v1"
+)
+
+// Conditions of a Database that works but may need its owner's attention.
+const (
+	ConditionVersionSupported = "VersionSupported"
+	ConditionStorageSized     = "StorageSized"
+	ConditionRestored         = "Restored" // Only with spec.restore.
+)
+
+// Reasons of those conditions.
+const (
+	ReasonSupported          = "Supported"
+	ReasonEndOfLife          = "EndOfLife"
+	ReasonAsRequested        = "AsRequested"
+	ReasonGrowthNotAutomated = "GrowthNotAutomated"
+	ReasonRestoreSucceeded   = "RestoreSucceeded"
+	ReasonRestoring          = "Restoring"
+	ReasonWaitingForSource   = "WaitingForSource"
+	ReasonRestoreFailed      = "RestoreFailed"
+)
+
+// Advice is one such condition. Every call sets each of them, so a fixed
+// problem clears itself, and a False one is also a Warning event, but only
+// when it changed: Kubernetes records about 25 Warning events per object
+// and source, then one every five minutes, so a warning repeated on every
+// reconcile (MySQL 8.0's end of life, say) would hide the next new one.
+type Advice struct {
+	Type    string
+	Status  corev1.ConditionStatus
+	Reason  string
+	Message string
+}
+
+// Advise tells what about a Database needs attention, a condition each.
+func Advise(db *v1.Database, p Params, o Observed) []Advice {
+	a := []Advice{{Type: ConditionVersionSupported, Status: corev1.ConditionTrue, Reason: ReasonSupported}}
+	if eol := p.Release.EndOfLife; eol != "" {
+		a[0] = Advice{ConditionVersionSupported, corev1.ConditionFalse, ReasonEndOfLife, "spec.version: " + eol}
+	}
+
+	var grow []string
+	want := mustQuantity(db.Spec.Storage.Size)
+	if want.Cmp(p.StorageSize) > 0 {
+		grow = append(grow, "spec.storage.size: existing data volumes stay at "+p.StorageSize.String()+
+			"; growing them to "+want.String()+" is not automated yet (a StatefulSet's volume claim templates are immutable)")
+	}
+	if p.KeepBackupVolume && want.Cmp(p.BackupVolumeSize) > 0 {
+		grow = append(grow, "spec.storage.size: the backup volume stays at "+p.BackupVolumeSize.String()+
+			"; growing it to "+want.String()+" is not automated yet (not every storage class can expand a volume)")
+	}
+	sized := Advice{Type: ConditionStorageSized, Status: corev1.ConditionTrue, Reason: ReasonAsRequested}
+	if len(grow) > 0 {
+		sized = Advice{ConditionStorageSized, corev1.ConditionFalse, ReasonGrowthNotAutomated, strings.Join(grow, ". ")}
+	}
+	a = append(a, sized)
+
+	if p.Restore != nil {
+		a = append(a, restored(p, o))
+	}
+	return a
+}
+
+// restored tells how far a restore got.
+func restored(p Params, o Observed) Advice {
+	var failed *batchv1.JobCondition
+	if o.RestoreJob != nil {
+		if c := finishedCondition(*o.RestoreJob); c != nil && c.Type == batchv1.JobFailed {
+			failed = c
+		}
+	}
+	switch {
+	case jobSucceeded(o.RestoreJob) || o.Exists[rnService]:
+		// The client Service is composed only after the restore Job
+		// succeeded, and stays once the Job is gone.
+		return Advice{ConditionRestored, corev1.ConditionTrue, ReasonRestoreSucceeded, ""}
+	case failed != nil:
+		return Advice{ConditionRestored, corev1.ConditionFalse, ReasonRestoreFailed,
+			fmt.Sprintf("spec.restore: restore Job %s failed: %s: %s", o.RestoreJob.Name, failed.Reason, failed.Message)}
+	case o.RestoreJob == nil && o.RestoreSource == nil:
+		return Advice{ConditionRestored, corev1.ConditionFalse, ReasonWaitingForSource,
+			fmt.Sprintf("spec.restore.from: waiting for Database %q in namespace %q", p.Restore.From, p.Namespace)}
+	default:
+		return Advice{ConditionRestored, corev1.ConditionUnknown, ReasonRestoring,
+			fmt.Sprintf("loading backup %q of Database %q", p.Restore.Backup, p.Restore.From)}
+	}
+}
+
+// Warn tells whether a piece of advice is news: False, and not what the
+// observed Database already says.
+func (a Advice) Warn(xr *composite.Unstructured) bool {
+	if a.Status != corev1.ConditionFalse {
+		return false
+	}
+	c := xr.GetCondition(xpv2.ConditionType(a.Type))
+	return c.Status != a.Status || string(c.Reason) != a.Reason || c.Message != a.Message
+}
