@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
@@ -75,13 +74,7 @@ func Advise(db *v1.Database, p Params, o Observed) []Advice {
 
 // restored tells how far a restore got.
 func restored(p Params, o Observed) Advice {
-	var failed *batchv1.JobCondition
-	if o.RestoreJob != nil {
-		if c := finishedCondition(*o.RestoreJob); c != nil && c.Type == batchv1.JobFailed {
-			failed = c
-		}
-	}
-	switch {
+	switch failed := jobFailure(o.RestoreJob); {
 	case jobSucceeded(o.RestoreJob) || o.Exists[rnService]:
 		// The client Service is composed only after the restore Job
 		// succeeded, and stays once the Job is gone.

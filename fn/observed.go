@@ -117,3 +117,14 @@ func jobSucceeded(j *batchv1.Job) bool {
 	c := finishedCondition(*j)
 	return c != nil && c.Type == batchv1.JobComplete
 }
+
+// jobFailure is a Job's true Failed condition, if it failed for good.
+func jobFailure(j *batchv1.Job) *batchv1.JobCondition {
+	if j == nil {
+		return nil
+	}
+	if c := finishedCondition(*j); c != nil && c.Type == batchv1.JobFailed {
+		return c
+	}
+	return nil
+}

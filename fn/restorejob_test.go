@@ -38,6 +38,7 @@ func TestRunFunctionRestore(t *testing.T) {
 		Results  []string
 		Ready    string // of the restore Job
 		Restored string // status/reason of the Restored condition
+		Phase    string
 	}
 	base := map[string]string{"secret": secretJSON("pw")}
 	with := func(extra map[string]string) map[string]string {
@@ -56,7 +57,7 @@ func TestRunFunctionRestore(t *testing.T) {
 			reason: "Before Crossplane supplied the source Database nothing loads and apps cannot connect: no restore Job, no client Service.",
 			req:    req(xr("orders", pgRestore), base),
 			want: want{
-				Restored: "FALSE/WaitingForSource",
+				Restored: "FALSE/WaitingForSource", Phase: "Creating",
 				Composed: []string{"configmap", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"},
 				Results:  []string{`SEVERITY_WARNING: spec.restore.from: waiting for Database "orders-old" in namespace "team-a"`},
 			},
@@ -65,7 +66,7 @@ func TestRunFunctionRestore(t *testing.T) {
 			reason: "A source that does not exist is waited for, and said so.",
 			req:    withSource(req(xr("orders", pgRestore), base)),
 			want: want{
-				Restored: "FALSE/WaitingForSource",
+				Restored: "FALSE/WaitingForSource", Phase: "Creating",
 				Composed: []string{"configmap", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"},
 				Results:  []string{`SEVERITY_WARNING: spec.restore.from: waiting for Database "orders-old" in namespace "team-a"`},
 			},
@@ -78,28 +79,28 @@ func TestRunFunctionRestore(t *testing.T) {
 		"WaitForFirstReplica": {
 			reason: "The restore Job needs a running server.",
 			req:    withSource(req(xr("orders", pgRestore), with(map[string]string{"statefulset": stsJSON(1, 0, "1Gi")})), sourcePG),
-			want:   want{Restored: "UNKNOWN/Restoring", Composed: []string{"configmap", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"}},
+			want:   want{Restored: "UNKNOWN/Restoring", Phase: "Creating", Composed: []string{"configmap", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"}},
 		},
 		"Restoring": {
 			reason: "With a ready replica the restore Job runs; the client Service still waits.",
 			req:    withSource(req(xr("orders", pgRestore), with(map[string]string{"statefulset": stsJSON(1, 1, "1Gi")})), sourcePG),
-			want:   want{Restored: "UNKNOWN/Restoring", Composed: []string{"configmap", "restore-job", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"}, Ready: "READY_UNSPECIFIED"},
+			want:   want{Restored: "UNKNOWN/Restoring", Phase: "PartiallyReady", Composed: []string{"configmap", "restore-job", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"}, Ready: "READY_UNSPECIFIED"},
 		},
 		"StillRestoring": {
 			reason: "A running restore Job is not ready.",
 			req:    withSource(req(xr("orders", pgRestore), with(map[string]string{"statefulset": stsJSON(1, 1, "1Gi"), "restore-job": jobRunning})), sourcePG),
-			want:   want{Restored: "UNKNOWN/Restoring", Composed: []string{"configmap", "restore-job", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"}, Ready: "READY_FALSE"},
+			want:   want{Restored: "UNKNOWN/Restoring", Phase: "PartiallyReady", Composed: []string{"configmap", "restore-job", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"}, Ready: "READY_FALSE"},
 		},
 		"Restored": {
 			reason: "Once the restore Job completed, apps get their Service.",
 			req:    withSource(req(xr("orders", pgRestore), with(map[string]string{"statefulset": stsJSON(1, 1, "1Gi"), "restore-job": jobDone})), sourcePG),
-			want:   want{Restored: "TRUE/RestoreSucceeded", Composed: []string{"configmap", "restore-job", "secret", "service", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"}, Ready: "READY_TRUE"},
+			want:   want{Restored: "TRUE/RestoreSucceeded", Phase: "PartiallyReady", Composed: []string{"configmap", "restore-job", "secret", "service", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"}, Ready: "READY_TRUE"},
 		},
 		"RestoreFailed": {
 			reason: "A failed restore keeps apps out and says why.",
 			req:    withSource(req(xr("orders", pgRestore), with(map[string]string{"statefulset": stsJSON(1, 1, "1Gi"), "restore-job": jobFailed})), sourcePG),
 			want: want{
-				Restored: "FALSE/RestoreFailed",
+				Restored: "FALSE/RestoreFailed", Phase: "Failed",
 				Composed: []string{"configmap", "restore-job", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"},
 				Results:  []string{"SEVERITY_WARNING: spec.restore: restore Job orders-restore failed: BackoffLimitExceeded: Job has reached the specified backoff limit"},
 				Ready:    "READY_FALSE",
@@ -119,6 +120,9 @@ func TestRunFunctionRestore(t *testing.T) {
 			slices.Sort(got.Composed)
 			for _, r := range rsp.GetResults() {
 				got.Results = append(got.Results, r.GetSeverity().String()+": "+r.GetMessage())
+			}
+			if st, ok := rsp.GetDesired().GetComposite().GetResource().AsMap()["status"].(map[string]any); ok {
+				got.Phase, _ = st["phase"].(string)
 			}
 			for _, c := range rsp.GetConditions() {
 				if c.GetType() == ConditionRestored {

@@ -17,9 +17,10 @@ import (
 //
 // Phase is Pending before anything composed exists, Creating until the first
 // replica is ready, PartiallyReady while some replicas or resources are not,
-// and Ready when all are. The function never reports Failed itself: input it
-// refuses gets a Fatal result, and Crossplane then applies nothing, status
-// included, and reports the reason on the Synced condition.
+// and Ready when all are. Failed is for what will not mend itself: a restore
+// Job that gave up. Input the function refuses is not Failed: it gets a Fatal
+// result, and Crossplane then applies nothing, status included, and reports
+// the reason on the Synced condition.
 func Status(p Params, o Observed, ready map[resource.Name]resource.Ready) v1.DatabaseStatus {
 	s := v1.DatabaseStatus{Endpoint: net.JoinHostPort(p.Host(), itoa(p.Engine.Port))}
 	if o.StatefulSet != nil {
@@ -38,6 +39,10 @@ func Status(p Params, o Observed, ready map[resource.Name]resource.Ready) v1.Dat
 	switch {
 	case s.Ready:
 		s.Phase = v1.PhaseReady
+	case jobFailure(o.RestoreJob) != nil:
+		// Terminal: the restore Job gave up, and apps never got a
+		// Service. Restore into a new Database.
+		s.Phase = v1.PhaseFailed
 	case len(o.Exists) == 0:
 		s.Phase = v1.PhasePending
 	case s.Replicas == 0:
