@@ -12,7 +12,8 @@ import (
 	v1 "github.com/dbplane/dbplane/apis/v1"
 )
 
-// Conditions of a Database that works but may need its owner's attention.
+// Conditions of a Database that works but may need its owner's attention,
+// beside BackupHealthy.
 const (
 	ConditionVersionSupported = "VersionSupported"
 	ConditionStorageSized     = "StorageSized"

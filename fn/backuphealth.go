@@ -28,13 +28,6 @@ const (
 // one failed.
 const requiredBackupJobs = "backup-jobs"
 
-// BackupHealth is the BackupHealthy condition.
-type BackupHealth struct {
-	Status  corev1.ConditionStatus
-	Reason  string
-	Message string
-}
-
 // BackupJobs selects a Database's backup Jobs.
 func BackupJobs(p Params) *fnv1.ResourceSelector {
 	return &fnv1.ResourceSelector{
@@ -60,11 +53,12 @@ func DecodeJobs(rs []resource.Required) ([]batchv1.Job, error) {
 	return jobs, nil
 }
 
-// BackupHealthOf judges backups by the newest finished backup Job, else by
-// the CronJob's last successful time. A running Job does not change it.
-func BackupHealthOf(enabled bool, cj *batchv1.CronJob, jobs []batchv1.Job) BackupHealth {
+// BackupHealthOf is the BackupHealthy advice: it judges backups by the
+// newest finished backup Job, else by the CronJob's last successful time. A
+// running Job does not change it.
+func BackupHealthOf(enabled bool, cj *batchv1.CronJob, jobs []batchv1.Job) Advice {
 	if !enabled {
-		return BackupHealth{Status: corev1.ConditionUnknown, Reason: ReasonBackupsDisabled, Message: "Backups are disabled."}
+		return Advice{Type: ConditionBackupHealthy, Status: corev1.ConditionUnknown, Reason: ReasonBackupsDisabled, Message: "Backups are disabled."}
 	}
 	var finished []batchv1.Job
 	for _, j := range jobs {
@@ -79,17 +73,17 @@ func BackupHealthOf(enabled bool, cj *batchv1.CronJob, jobs []batchv1.Job) Backu
 		j := finished[len(finished)-1]
 		c := finishedCondition(j)
 		if c.Type == batchv1.JobFailed {
-			return BackupHealth{Status: corev1.ConditionFalse, Reason: ReasonBackupFailed,
+			return Advice{Type: ConditionBackupHealthy, Status: corev1.ConditionFalse, Reason: ReasonBackupFailed,
 				Message: fmt.Sprintf("Backup Job %s failed: %s: %s", j.Name, c.Reason, c.Message)}
 		}
-		return BackupHealth{Status: corev1.ConditionTrue, Reason: ReasonBackupSucceeded,
+		return Advice{Type: ConditionBackupHealthy, Status: corev1.ConditionTrue, Reason: ReasonBackupSucceeded,
 			Message: fmt.Sprintf("Backup Job %s completed at %s.", j.Name, c.LastTransitionTime.UTC().Format("2006-01-02T15:04:05Z"))}
 	}
 	if cj != nil && cj.Status.LastSuccessfulTime != nil {
-		return BackupHealth{Status: corev1.ConditionTrue, Reason: ReasonBackupSucceeded,
+		return Advice{Type: ConditionBackupHealthy, Status: corev1.ConditionTrue, Reason: ReasonBackupSucceeded,
 			Message: fmt.Sprintf("The last backup completed at %s.", cj.Status.LastSuccessfulTime.UTC().Format("2006-01-02T15:04:05Z"))}
 	}
-	return BackupHealth{Status: corev1.ConditionUnknown, Reason: ReasonAwaitingFirstBackup, Message: "No backup has completed yet."}
+	return Advice{Type: ConditionBackupHealthy, Status: corev1.ConditionUnknown, Reason: ReasonAwaitingFirstBackup, Message: "No backup has completed yet."}
 }
 
 // finishedCondition is a Job's true Complete or Failed condition, if any.

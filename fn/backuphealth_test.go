@@ -32,21 +32,21 @@ func TestBackupHealthOf(t *testing.T) {
 		enabled bool
 		cj      *batchv1.CronJob
 		jobs    []batchv1.Job
-		want    BackupHealth
+		want    Advice
 	}{
 		"Disabled": {
 			reason: "Without backups there is nothing to judge.",
-			want:   BackupHealth{Status: corev1.ConditionUnknown, Reason: ReasonBackupsDisabled, Message: "Backups are disabled."},
+			want:   Advice{Type: ConditionBackupHealthy, Status: corev1.ConditionUnknown, Reason: ReasonBackupsDisabled, Message: "Backups are disabled."},
 		},
 		"NoRunYet": {
 			reason:  "A new CronJob has not run: not a failure.",
 			enabled: true, cj: &batchv1.CronJob{},
-			want: BackupHealth{Status: corev1.ConditionUnknown, Reason: ReasonAwaitingFirstBackup, Message: "No backup has completed yet."},
+			want: Advice{Type: ConditionBackupHealthy, Status: corev1.ConditionUnknown, Reason: ReasonAwaitingFirstBackup, Message: "No backup has completed yet."},
 		},
 		"OnlyRunning": {
 			reason:  "A running first backup is not judged yet.",
 			enabled: true, cj: &batchv1.CronJob{}, jobs: []batchv1.Job{job("b-1", t0, "", "", "")},
-			want: BackupHealth{Status: corev1.ConditionUnknown, Reason: ReasonAwaitingFirstBackup, Message: "No backup has completed yet."},
+			want: Advice{Type: ConditionBackupHealthy, Status: corev1.ConditionUnknown, Reason: ReasonAwaitingFirstBackup, Message: "No backup has completed yet."},
 		},
 		"LastFailed": {
 			reason:  "The newest finished Job failed: the condition is False with the Job's reason, even though an older one succeeded.",
@@ -56,7 +56,7 @@ func TestBackupHealthOf(t *testing.T) {
 				job("b-2", t0.Add(24*time.Hour), batchv1.JobFailed, "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
 				job("b-3", t0.Add(48*time.Hour), "", "", ""),
 			},
-			want: BackupHealth{Status: corev1.ConditionFalse, Reason: ReasonBackupFailed, Message: "Backup Job b-2 failed: BackoffLimitExceeded: Job has reached the specified backoff limit"},
+			want: Advice{Type: ConditionBackupHealthy, Status: corev1.ConditionFalse, Reason: ReasonBackupFailed, Message: "Backup Job b-2 failed: BackoffLimitExceeded: Job has reached the specified backoff limit"},
 		},
 		"RecoveredAfterFailure": {
 			reason:  "A success after a failure makes backups healthy again.",
@@ -65,12 +65,12 @@ func TestBackupHealthOf(t *testing.T) {
 				job("b-2", t0, batchv1.JobFailed, "DeadlineExceeded", "Job was active longer than specified deadline"),
 				job("b-3", t0.Add(24*time.Hour), batchv1.JobComplete, "CompletionsReached", ""),
 			},
-			want: BackupHealth{Status: corev1.ConditionTrue, Reason: ReasonBackupSucceeded, Message: "Backup Job b-3 completed at 2026-11-23T02:01:00Z."},
+			want: Advice{Type: ConditionBackupHealthy, Status: corev1.ConditionTrue, Reason: ReasonBackupSucceeded, Message: "Backup Job b-3 completed at 2026-11-23T02:01:00Z."},
 		},
 		"JobsNotYetRequired": {
 			reason:  "Before Crossplane supplies the Jobs, the CronJob's last success counts.",
 			enabled: true, cj: succeeded,
-			want: BackupHealth{Status: corev1.ConditionTrue, Reason: ReasonBackupSucceeded, Message: "The last backup completed at 2026-11-22T02:00:00Z."},
+			want: Advice{Type: ConditionBackupHealthy, Status: corev1.ConditionTrue, Reason: ReasonBackupSucceeded, Message: "The last backup completed at 2026-11-22T02:00:00Z."},
 		},
 	}
 	for name, tc := range cases {
@@ -84,7 +84,8 @@ func TestBackupHealthOf(t *testing.T) {
 }
 
 // TestRunFunctionBackupFailed shows a failed backup Job, supplied by
-// Crossplane as a required resource, turns BackupHealthy False on the XR.
+// Crossplane as a required resource, turns BackupHealthy False on the XR and
+// is a Warning, since the XR did not say so yet.
 func TestRunFunctionBackupFailed(t *testing.T) {
 	r := req(xr("orders", pgProd), map[string]string{"secret": secretJSON("pw"), "backup-cronjob": cronJobJSON})
 	r.RequiredResources = map[string]*fnv1.Resources{requiredBackupJobs: {Items: []*fnv1.Resource{{
@@ -105,6 +106,13 @@ func TestRunFunctionBackupFailed(t *testing.T) {
 	want := []string{"BackupHealthy STATUS_CONDITION_FALSE BackupFailed Backup Job orders-backup-29400 failed: BackoffLimitExceeded: Job has reached the specified backoff limit TARGET_COMPOSITE"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("RunFunction(...): -want, +got:\n%s", diff)
+	}
+	var results []string
+	for _, r := range rsp.GetResults() {
+		results = append(results, r.GetSeverity().String()+": "+r.GetMessage())
+	}
+	if diff := cmp.Diff([]string{"SEVERITY_WARNING: Backup Job orders-backup-29400 failed: BackoffLimitExceeded: Job has reached the specified backoff limit"}, results); diff != "" {
+		t.Errorf("RunFunction(...): a failed backup is also a Warning: -want, +got results:\n%s", diff)
 	}
 	sel := rsp.GetRequirements().GetResources()[requiredBackupJobs]
 	if sel.GetKind() != "Job" || sel.GetNamespace() != "team-a" || sel.GetMatchLabels().GetLabels()[labelInstance] != "orders" {

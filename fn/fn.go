@@ -104,16 +104,6 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		response.Fatal(rsp, errors.Wrap(err, "cannot resolve parameters"))
 		return rsp, nil
 	}
-	for _, a := range Advise(db, p, o) {
-		c := condition(rsp, a.Type, a.Status, a.Reason).TargetComposite()
-		if a.Message != "" {
-			c.WithMessage(a.Message)
-		}
-		if a.Warn(oxr.Resource) {
-			response.Warning(rsp, errors.New(a.Message)).TargetCompositeAndClaim()
-		}
-	}
-
 	composed, err := f.cache.Composed(p)
 	if err != nil {
 		response.Fatal(rsp, err)
@@ -157,8 +147,15 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 			return rsp, nil
 		}
 	}
-	bh := BackupHealthOf(p.Backup, o.CronJob, jobs)
-	condition(rsp, ConditionBackupHealthy, bh.Status, bh.Reason).WithMessage(bh.Message).TargetComposite()
+	for _, a := range append(Advise(db, p, o), BackupHealthOf(p.Backup, o.CronJob, jobs)) {
+		c := condition(rsp, a.Type, a.Status, a.Reason).TargetComposite()
+		if a.Message != "" {
+			c.WithMessage(a.Message)
+		}
+		if a.Warn(oxr.Resource) {
+			response.Warning(rsp, errors.New(a.Message)).TargetCompositeAndClaim()
+		}
+	}
 
 	log.Debug("Composed Database", "composed", len(ready))
 	return rsp, nil
