@@ -8,8 +8,6 @@ import (
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/crossplane/function-sdk-go/resource/composite"
-
-	v1 "github.com/dbplane/dbplane/apis/v1"
 )
 
 // Conditions of a Database that works but may need its owner's attention,
@@ -45,14 +43,14 @@ type Advice struct {
 }
 
 // Advise tells what about a Database needs attention, a condition each.
-func Advise(db *v1.Database, p Params, o Observed) []Advice {
+func Advise(p Params, o Observed) []Advice {
 	a := []Advice{{Type: ConditionVersionSupported, Status: corev1.ConditionTrue, Reason: ReasonSupported}}
 	if eol := p.Release.EndOfLife; eol != "" {
 		a[0] = Advice{ConditionVersionSupported, corev1.ConditionFalse, ReasonEndOfLife, "spec.version: " + eol}
 	}
 
 	var grow []string
-	want := mustQuantity(db.Spec.Storage.Size)
+	want := p.RequestedStorage
 	if want.Cmp(p.StorageSize) > 0 {
 		grow = append(grow, "spec.storage.size: existing data volumes stay at "+p.StorageSize.String()+
 			"; growing them to "+want.String()+" is not automated yet (a StatefulSet's volume claim templates are immutable)")

@@ -8,9 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/crossplane/function-sdk-go/errors"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
-	"github.com/crossplane/function-sdk-go/resource"
 )
 
 // The BackupHealthy condition of a Database and its reasons.
@@ -38,19 +36,6 @@ func BackupJobs(p Params) *fnv1.ResourceSelector {
 			labelName: string(p.names.Engine), labelInstance: p.Name, labelComponent: "backup",
 		}}},
 	}
-}
-
-// DecodeJobs decodes required Jobs.
-func DecodeJobs(rs []resource.Required) ([]batchv1.Job, error) {
-	jobs := make([]batchv1.Job, 0, len(rs))
-	for _, r := range rs {
-		j := batchv1.Job{}
-		if err := fromObject(r.Resource.UnstructuredContent(), &j); err != nil {
-			return nil, errors.Wrapf(err, "cannot read backup Job %q", r.Resource.GetName())
-		}
-		jobs = append(jobs, j)
-	}
-	return jobs, nil
 }
 
 // BackupHealthOf is the BackupHealthy advice: it judges backups by the

@@ -253,7 +253,7 @@ func TestStorageGrowthKeepsVolumes(t *testing.T) {
 		{Type: ConditionStorageSized, Status: corev1.ConditionFalse, Reason: ReasonGrowthNotAutomated, Message: "spec.storage.size: existing data volumes stay at 20Gi; growing them to 50Gi is not automated yet (a StatefulSet's volume claim templates are immutable). " +
 			"spec.storage.size: the backup volume stays at 20Gi; growing it to 50Gi is not automated yet (not every storage class can expand a volume)"},
 	}
-	if diff := cmp.Diff(want, Advise(db, p, o)); diff != "" {
+	if diff := cmp.Diff(want, Advise(p, o)); diff != "" {
 		t.Errorf("Advise(...) (-want +got):\n%s", diff)
 	}
 }

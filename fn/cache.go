@@ -1,8 +1,7 @@
 package fn
 
 import (
-	"crypto/sha256"
-	"encoding/json"
+	"reflect"
 	"sync"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -11,76 +10,94 @@ import (
 	"github.com/crossplane/function-sdk-go/resource"
 )
 
-// A Database is reconciled every poll interval and on every change of what it
-// composed, almost always with the same inputs. The builders are pure
-// functions of Params, so equal Params give equal composed resources: the
-// cache keeps, per Database, the converted resources of the last Params it
-// saw, and skips building and converting them again.
-//
-// Cached structs are shared between responses and never mutated: the
-// function writes readiness into a new fnv1.Resource around them, and gRPC
-// only reads them to marshal.
-type cache struct {
-	mu  sync.Mutex
-	max int
-	m   map[string]cached // namespace/name -> last composition
-}
-
-type cached struct {
-	key       [sha256.Size]byte
-	resources []composedStruct
-}
-
-// A composedStruct is a composed resource, ready to send.
-type composedStruct struct {
+// A Desired composed resource, converted and ready to send, with its row and
+// what its readiness compares the observed object with.
+type Desired struct {
 	Name   resource.Name
 	Struct *structpb.Struct
+	Kind   Kind
+	Want   Want
 }
 
-func newCache(max int) *cache { return &cache{max: max, m: map[string]cached{}} }
-
-// Composed returns the composed resources for p, from the cache when it holds
-// them for exactly these Params.
-func (c *cache) Composed(p Params) ([]composedStruct, error) {
-	j, err := json.Marshal(p)
-	if err != nil {
-		return nil, errors.Wrap(err, "cannot digest parameters")
-	}
-	key := sha256.Sum256(j)
-	id := p.Namespace + "/" + p.Name
-
-	if c != nil {
-		c.mu.Lock()
-		e, ok := c.m[id]
-		c.mu.Unlock()
-		if ok && e.key == key {
-			return e.resources, nil
-		}
-	}
-
-	out := make([]composedStruct, 0, 8)
-	for _, o := range Compose(p) {
-		cd, err := ToComposed(o.Object)
+// Build composes p and converts every object: the pure part of RunFunction,
+// which the memo wraps.
+func Build(p Params) ([]Desired, error) {
+	cs := Compose(p)
+	out := make([]Desired, 0, len(cs))
+	for _, c := range cs {
+		cd, err := ToComposed(c.Object)
 		if err != nil {
-			return nil, errors.Wrapf(err, "cannot compose %s", o.Name)
+			return nil, errors.Wrapf(err, "cannot compose %s", c.Name)
 		}
 		s, err := structpb.NewStruct(cd.Object)
 		if err != nil {
-			return nil, errors.Wrapf(err, "cannot compose %s", o.Name)
+			return nil, errors.Wrapf(err, "cannot compose %s", c.Name)
 		}
-		out = append(out, composedStruct{Name: o.Name, Struct: s})
-	}
-
-	if c != nil {
-		c.mu.Lock()
-		if _, ok := c.m[id]; !ok && len(c.m) >= c.max {
-			for k := range c.m { // Evict one at random.
-				delete(c.m, k)
-				break
-			}
-		}
-		c.m[id] = cached{key: key, resources: out}
-		c.mu.Unlock()
+		out = append(out, Desired{Name: c.Name, Struct: s, Kind: c.Kind, Want: WantOf(p.Replicas, s)})
 	}
 	return out, nil
+}
+
+// A Database is reconciled every poll interval and on every change of what it
+// composed, almost always with the same inputs. Build is a pure function of
+// Params, so equal Params give equal results: the memo keeps, per Database,
+// the last Params it saw and what Build made of them.
+//
+// Results are shared between responses and never mutated: the function
+// writes readiness into a new fnv1.Resource around each struct, and gRPC
+// only reads them to marshal.
+type memo struct {
+	build func(Params) ([]Desired, error)
+	max   int
+
+	mu sync.Mutex
+	m  map[string]memoized // namespace/name -> last build
+}
+
+type memoized struct {
+	p   Params
+	out []Desired
+}
+
+// memoize wraps build, remembering at most max Databases.
+func memoize(max int, build func(Params) ([]Desired, error)) *memo {
+	return &memo{build: build, max: max, m: map[string]memoized{}}
+}
+
+// Build returns build(p), from memory when the Database's last call had
+// exactly these Params.
+func (m *memo) Build(p Params) ([]Desired, error) {
+	id := p.Namespace + "/" + p.Name
+	m.mu.Lock()
+	e, ok := m.m[id]
+	m.mu.Unlock()
+	if ok && sameParams(e.p, p) {
+		return e.out, nil
+	}
+
+	out, err := m.build(p)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if _, ok := m.m[id]; !ok && len(m.m) >= m.max {
+		for k := range m.m { // Evict one at random.
+			delete(m.m, k)
+			break
+		}
+	}
+	m.m[id] = memoized{p: p, out: out}
+	m.mu.Unlock()
+	return out, nil
+}
+
+// sameParams tells equal Params apart from others. Params hold the engine's
+// row of the engine table, whose Config is a function, and functions are
+// never deeply equal: the row is the same when the engine is.
+func sameParams(a, b Params) bool {
+	if a.names.Engine != b.names.Engine {
+		return false
+	}
+	a.Engine.Config, b.Engine.Config = nil, nil
+	return reflect.DeepEqual(a, b)
 }

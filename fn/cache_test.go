@@ -51,11 +51,11 @@ func TestCacheNeverStale(t *testing.T) {
 
 // TestCacheBounded shows the cache holds at most its size in Databases.
 func TestCacheBounded(t *testing.T) {
-	c := newCache(3)
+	c := memoize(3, Build)
 	for _, n := range []string{"a", "b", "c", "d", "e"} {
 		p := params(t, everySpec()["postgresql-14-development-metrics=false"])
 		p.Name = n
-		if _, err := c.Composed(p); err != nil {
+		if _, err := c.Build(p); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/crossplane/function-sdk-go/errors"
 	"github.com/crossplane/function-sdk-go/resource/composed"
+
+	sqlv1alpha1 "github.com/dbplane/dbplane/apis/sql/v1alpha1"
 )
 
 // scheme knows every kind the function composes.
@@ -20,6 +22,7 @@ var scheme = func() *runtime.Scheme {
 	utilruntime.Must(batchv1.AddToScheme(s))
 	utilruntime.Must(corev1.AddToScheme(s))
 	utilruntime.Must(policyv1.AddToScheme(s))
+	utilruntime.Must(sqlv1alpha1.AddToScheme(s))
 	return s
 }()
 
@@ -29,13 +32,6 @@ var scheme = func() *runtime.Scheme {
 // and empty objects (a claim template's status). Builders use no field whose
 // empty object means something, such as emptyDir: {}.
 func ToComposed(o runtime.Object) (*composed.Unstructured, error) {
-	if u, ok := o.(*unstructured.Unstructured); ok {
-		// Kinds we have no Go types for are built unstructured already.
-		m := u.DeepCopy().Object
-		delete(m, "status")
-		prune(m)
-		return &composed.Unstructured{Unstructured: unstructured.Unstructured{Object: m}}, nil
-	}
 	gvks, _, err := scheme.ObjectKinds(o)
 	if err != nil {
 		return nil, errors.Wrap(err, "cannot determine kind")
@@ -72,12 +68,7 @@ func prune(m map[string]any) {
 	}
 }
 
-// fromComposed decodes an observed composed resource into a typed object.
-func fromComposed(u *composed.Unstructured, into runtime.Object) error {
-	return fromObject(u.UnstructuredContent(), into)
-}
-
 // fromObject decodes unstructured content into a typed object.
-func fromObject(u map[string]any, into runtime.Object) error {
+func fromObject(u map[string]any, into any) error {
 	return runtime.DefaultUnstructuredConverter.FromUnstructured(u, into)
 }

@@ -5,16 +5,15 @@ package fn
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/crossplane/function-sdk-go/errors"
 	"github.com/crossplane/function-sdk-go/logging"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/request"
-	"github.com/crossplane/function-sdk-go/resource"
 	"github.com/crossplane/function-sdk-go/response"
 
 	inputv1alpha1 "github.com/dbplane/dbplane/apis/input/v1alpha1"
@@ -26,7 +25,7 @@ type Function struct {
 
 	log      logging.Logger
 	password func() (string, error)
-	cache    *cache
+	build    func(Params) ([]Desired, error)
 }
 
 // An Option configures a Function.
@@ -39,21 +38,39 @@ func WithPasswordGenerator(g func() (string, error)) Option {
 
 // WithoutCache builds and converts every composed resource on every call.
 func WithoutCache() Option {
-	return func(f *Function) { f.cache = nil }
+	return func(f *Function) { f.build = Build }
 }
 
 // New returns a Function that logs to log.
 func New(log logging.Logger, o ...Option) *Function {
-	f := &Function{log: log, password: GeneratePassword, cache: newCache(4096)}
+	f := &Function{log: log, password: GeneratePassword, build: memoize(4096, Build).Build}
 	for _, fn := range o {
 		fn(f)
 	}
 	return f
 }
 
-// RunFunction composes one Database.
-func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) (*fnv1.RunFunctionResponse, error) {
+// RunFunction composes one Database. A panic anywhere below becomes a Fatal
+// result for this Database alone: function-sdk-go does not recover, and
+// one bad Database must not stop the function for every other.
+func (f *Function) RunFunction(ctx context.Context, req *fnv1.RunFunctionRequest) (rsp *fnv1.RunFunctionResponse, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			rsp, err = f.crashed(req, r), nil
+		}
+	}()
+	return f.compose(ctx, req)
+}
+
+// compose is RunFunction's script.
+func (f *Function) compose(_ context.Context, req *fnv1.RunFunctionRequest) (*fnv1.RunFunctionResponse, error) {
 	rsp := response.To(req, response.DefaultTTL)
+
+	in, err := DecodeInput(req)
+	if err != nil {
+		response.Fatal(rsp, errors.Wrap(err, "cannot decode function input"))
+		return rsp, nil
+	}
 
 	oxr, err := request.GetObservedCompositeResource(req)
 	if err != nil {
@@ -64,7 +81,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 
 	db, err := Decode(oxr.Resource.UnstructuredContent())
 	if err != nil {
-		response.Fatal(rsp, err)
+		response.Fatal(rsp, errors.Wrap(err, "cannot decode Database"))
 		return rsp, nil
 	}
 	Default(&db.Spec)
@@ -73,29 +90,9 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		return rsp, nil
 	}
 
-	ocds, err := request.GetObservedComposedResources(req)
+	o, err := Observe(req, db)
 	if err != nil {
-		response.Fatal(rsp, errors.Wrap(err, "cannot get observed composed resources"))
-		return rsp, nil
-	}
-	o, err := Observe(ocds)
-	if err != nil {
-		response.Fatal(rsp, err)
-		return rsp, nil
-	}
-
-	if r := db.Spec.Restore; r != nil {
-		src, err := RestoreSource(req, db)
-		if err != nil {
-			response.Fatal(rsp, err)
-			return rsp, nil
-		}
-		o.RestoreSource = src
-	}
-
-	in, err := DecodeInput(req)
-	if err != nil {
-		response.Fatal(rsp, err)
+		response.Fatal(rsp, errors.Wrap(err, "cannot observe the Database's resources"))
 		return rsp, nil
 	}
 
@@ -104,30 +101,26 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		response.Fatal(rsp, errors.Wrap(err, "cannot resolve parameters"))
 		return rsp, nil
 	}
-	composed, err := f.cache.Composed(p)
+
+	ds, err := f.build(p)
 	if err != nil {
-		response.Fatal(rsp, err)
+		response.Fatal(rsp, errors.Wrap(err, "cannot build composed resources"))
 		return rsp, nil
 	}
-	// response.To copied the desired state of earlier steps: add ours to it.
-	if rsp.GetDesired() == nil {
-		rsp.Desired = &fnv1.State{}
-	}
-	if rsp.GetDesired().GetResources() == nil {
-		rsp.Desired.Resources = map[string]*fnv1.Resource{}
-	}
-	ready := map[resource.Name]resource.Ready{}
-	for _, c := range composed {
-		r := Ready(c.Name, o, WantOf(p.Replicas, c.Struct))
-		if prev, ok := rsp.Desired.Resources[string(c.Name)]; ok && prev.GetReady() != fnv1.Ready_READY_UNSPECIFIED {
-			r = fromProto(prev.GetReady()) // An earlier pipeline step decided.
-		}
-		rsp.Desired.Resources[string(c.Name)] = &fnv1.Resource{Resource: c.Struct, Ready: toProto(r)}
-		ready[c.Name] = r
-	}
+	ready := SetDesired(rsp, ds, o)
 
-	if err := SetStatus(rsp, Status(p, o, ready)); err != nil {
+	dxr, err := request.GetDesiredCompositeResource(req)
+	if err != nil {
+		response.Fatal(rsp, errors.Wrap(err, "cannot get desired composite resource"))
+		return rsp, nil
+	}
+	if err := SetStatus(dxr, Status(p, o, ready)); err != nil {
 		response.Fatal(rsp, errors.Wrap(err, "cannot set Database status"))
+		return rsp, nil
+	}
+	dxr.Ready = fromProto(req.GetDesired().GetComposite().GetReady())
+	if err := response.SetDesiredCompositeResource(rsp, dxr); err != nil {
+		response.Fatal(rsp, errors.Wrap(err, "cannot set desired composite resource"))
 		return rsp, nil
 	}
 
@@ -135,19 +128,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		rsp.Requirements = &fnv1.Requirements{Resources: rs}
 	}
 
-	var jobs []batchv1.Job
-	if p.Backup {
-		rs, _, err := request.GetRequiredResource(req, requiredBackupJobs)
-		if err != nil {
-			response.Fatal(rsp, errors.Wrap(err, "cannot get backup Jobs"))
-			return rsp, nil
-		}
-		if jobs, err = DecodeJobs(rs); err != nil {
-			response.Fatal(rsp, err)
-			return rsp, nil
-		}
-	}
-	for _, a := range append(Advise(db, p, o), BackupHealthOf(p.Backup, o.CronJob, jobs)) {
+	for _, a := range append(Advise(p, o), BackupHealthOf(p.Backup, o.CronJob, o.BackupJobs)) {
 		c := condition(rsp, a.Type, a.Status, a.Reason).TargetComposite()
 		if a.Message != "" {
 			c.WithMessage(a.Message)
@@ -161,6 +142,18 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	return rsp, nil
 }
 
+// crashed is the response to a call that panicked: a Fatal result naming
+// the Database, so Crossplane applies nothing and reports it on the
+// Database, and the stack in the log.
+func (f *Function) crashed(req *fnv1.RunFunctionRequest, r any) *fnv1.RunFunctionResponse {
+	md := req.GetObserved().GetComposite().GetResource().GetFields()["metadata"].GetStructValue().GetFields()
+	ns, name := md["namespace"].GetStringValue(), md["name"].GetStringValue()
+	f.log.Info("RunFunction panicked", "xr-namespace", ns, "xr-name", name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	rsp := response.To(req, response.DefaultTTL)
+	response.Fatal(rsp, errors.Errorf("cannot compose Database %s/%s: the function panicked: %v", ns, name, r))
+	return rsp
+}
+
 // DecodeInput reads the optional input of the Composition step.
 func DecodeInput(req *fnv1.RunFunctionRequest) (Input, error) {
 	in := Input{SQLUsers: true}
@@ -169,7 +162,7 @@ func DecodeInput(req *fnv1.RunFunctionRequest) (Input, error) {
 	}
 	ti := &inputv1alpha1.Input{}
 	if err := request.GetInput(req, ti); err != nil {
-		return Input{}, errors.Wrap(err, "cannot decode function input")
+		return Input{}, err
 	}
 	if ti.SQLUsers != nil {
 		in.SQLUsers = *ti.SQLUsers
@@ -187,42 +180,4 @@ func condition(rsp *fnv1.RunFunctionResponse, typ string, s corev1.ConditionStat
 	default:
 		return response.ConditionUnknown(rsp, typ, reason)
 	}
-}
-
-// A Composed object and its composed resource name.
-type Composed struct {
-	Name   resource.Name
-	Object runtime.Object
-}
-
-// Compose builds every object a Database consists of, in a stable order.
-func Compose(p Params) []Composed {
-	c := []Composed{
-		{rnSecret, Secret(p)},
-		{rnConfigMap, ConfigMap(p)},
-		{rnHeadlessService, HeadlessService(p)},
-		{rnStatefulSet, StatefulSet(p)},
-	}
-	if p.ComposeService {
-		c = append(c, Composed{rnService, Service(p)})
-	}
-	if p.ComposeRestoreJob {
-		c = append(c, Composed{rnRestoreJob, RestoreJob(p)})
-	}
-	if p.SQLUsers {
-		c = append(c, Composed{rnProviderConfig, ProviderConfig(p)})
-		for _, l := range p.Logins {
-			c = append(c, Composed{l.Resource, SQLUser(p, l)})
-		}
-	}
-	if p.Profile.DisruptionBudget && p.Replicas > 1 {
-		c = append(c, Composed{rnDisruption, PodDisruptionBudget(p)})
-	}
-	if p.Backup || p.KeepBackupVolume {
-		c = append(c, Composed{rnBackupVolume, BackupVolume(p)})
-	}
-	if p.Backup {
-		c = append(c, Composed{rnBackupCronJob, BackupCronJob(p)})
-	}
-	return c
 }

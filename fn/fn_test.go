@@ -184,7 +184,7 @@ func TestRunFunction(t *testing.T) {
 			reason: "An observed Secret without a password is fatal, naming the field: a new password would lock the app out of its data.",
 			args:   args{req: req(xr("orders", pgDev), map[string]string{"secret": `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"orders-credentials"},"data":{}}`}), password: generate},
 			want: got{
-				Results:  []string{`SEVERITY_FATAL: observed Secret "orders-credentials" has no data.password: refusing to generate a new password for an existing database`},
+				Results:  []string{`SEVERITY_FATAL: cannot observe the Database's resources: observed Secret "orders-credentials" has no data.password: refusing to generate a new password for an existing database`},
 				Composed: map[string]string{}, Ready: map[string]string{},
 			},
 		},

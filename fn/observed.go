@@ -5,16 +5,18 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/crossplane/function-sdk-go/errors"
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	fnresource "github.com/crossplane/function-sdk-go/resource"
 
 	v1 "github.com/dbplane/dbplane/apis/v1"
 )
 
-// Observed is what the function reads back from the observed composed
-// resources, decoded once.
+// Observed is what the function reads back from the cluster, decoded once:
+// the observed composed resources and the resources it asked Crossplane for.
 type Observed struct {
 	// Exists holds the composed resources that exist.
 	Exists map[fnresource.Name]bool
@@ -24,63 +26,119 @@ type Observed struct {
 	BackupVolume *corev1.PersistentVolumeClaim
 	RestoreJob   *batchv1.Job
 
+	// ReadyCondition holds, for composed resources whose readiness is their
+	// own Ready condition (SQL Users), whether it is True.
+	ReadyCondition map[fnresource.Name]bool
+
+	// Password from the observed Secret; empty when there is no Secret yet.
+	Password string
+
 	// RestoreSource is the Database spec.restore.from names, once Crossplane
 	// supplied it and its type matches.
 	RestoreSource *v1.Database
 
-	// UsersReady holds the observed SQL Users whose Ready condition is true.
-	UsersReady map[fnresource.Name]bool
-
-	// Password from the observed Secret; empty when there is no Secret yet.
-	Password string
+	// BackupJobs are the Database's backup Jobs, once Crossplane supplied
+	// them.
+	BackupJobs []batchv1.Job
 }
 
-// Observe decodes the observed composed resources the function reads. An
-// object it cannot read is an error: guessing, for example generating a new
-// password for an existing server, would break the Database.
-func Observe(ocds map[fnresource.Name]fnresource.ObservedComposed) (Observed, error) {
-	o := Observed{Exists: map[fnresource.Name]bool{}, UsersReady: map[fnresource.Name]bool{}}
-	for n, oc := range ocds {
+// Observe reads the observed composed resources, each through its row of
+// Kinds, and the required resources the last call asked for. An object it
+// cannot read is an error: guessing, for example generating a new password
+// for an existing server, would break the Database.
+func Observe(req *fnv1.RunFunctionRequest, db *v1.Database) (Observed, error) {
+	ocds := req.GetObserved().GetResources()
+	o := Observed{Exists: make(map[fnresource.Name]bool, len(ocds)), ReadyCondition: map[fnresource.Name]bool{}}
+	for name, r := range ocds {
+		n := fnresource.Name(name)
 		o.Exists[n] = true
-		if oc.Resource.GetKind() == "User" && oc.Resource.GetAPIVersion() == sqlAPIVersion {
-			o.UsersReady[n] = oc.Resource.GetCondition(xpv2.TypeReady).Status == corev1.ConditionTrue
+		k, ok := kindOf(n)
+		if !ok || k.Observe == nil {
+			continue
+		}
+		if err := k.Observe(r.GetResource().AsMap(), n, &o); err != nil {
+			return Observed{}, err
 		}
 	}
-	if oc, ok := ocds[rnStatefulSet]; ok {
-		o.StatefulSet = &appsv1.StatefulSet{}
-		if err := fromComposed(oc.Resource, o.StatefulSet); err != nil {
-			return Observed{}, errors.Wrapf(err, "cannot read observed StatefulSet %q", oc.Resource.GetName())
+
+	if db.Spec.Restore != nil {
+		src, err := restoreSource(req, db)
+		if err != nil {
+			return Observed{}, err
 		}
+		o.RestoreSource = src
 	}
-	if oc, ok := ocds[rnBackupCronJob]; ok {
-		o.CronJob = &batchv1.CronJob{}
-		if err := fromComposed(oc.Resource, o.CronJob); err != nil {
-			return Observed{}, errors.Wrapf(err, "cannot read observed CronJob %q", oc.Resource.GetName())
-		}
+
+	rs, err := required(req, requiredBackupJobs)
+	if err != nil {
+		return Observed{}, errors.Wrap(err, "cannot get backup Jobs")
 	}
-	if oc, ok := ocds[rnBackupVolume]; ok {
-		o.BackupVolume = &corev1.PersistentVolumeClaim{}
-		if err := fromComposed(oc.Resource, o.BackupVolume); err != nil {
-			return Observed{}, errors.Wrapf(err, "cannot read observed PersistentVolumeClaim %q", oc.Resource.GetName())
+	for _, r := range rs {
+		j := batchv1.Job{}
+		if err := fromObject(r, &j); err != nil {
+			return Observed{}, errors.Wrapf(err, "cannot read backup Job %q", (&unstructured.Unstructured{Object: r}).GetName())
 		}
-	}
-	if oc, ok := ocds[rnRestoreJob]; ok {
-		o.RestoreJob = &batchv1.Job{}
-		if err := fromComposed(oc.Resource, o.RestoreJob); err != nil {
-			return Observed{}, errors.Wrapf(err, "cannot read observed Job %q", oc.Resource.GetName())
-		}
-	}
-	if oc, ok := ocds[rnSecret]; ok {
-		s := &corev1.Secret{}
-		if err := fromComposed(oc.Resource, s); err != nil {
-			return Observed{}, errors.Wrapf(err, "cannot read observed Secret %q", oc.Resource.GetName())
-		}
-		if len(s.Data[keyPassword]) == 0 {
-			return Observed{}, errors.Errorf("observed Secret %q has no data.%s: refusing to generate a new password for an existing database", s.GetName(), keyPassword)
-		}
-		o.Password = string(s.Data[keyPassword])
+		o.BackupJobs = append(o.BackupJobs, j)
 	}
 	return o, nil
+}
+
+// required is what Crossplane supplied for a requirement the last call
+// made: in required_resources, or in extra_resources where a Crossplane
+// older than v2 puts them.
+func required(req *fnv1.RunFunctionRequest, name string) ([]map[string]any, error) {
+	rs, ok := req.GetRequiredResources()[name]
+	if !ok {
+		rs = req.GetExtraResources()[name]
+	}
+	out := make([]map[string]any, 0, len(rs.GetItems()))
+	for _, i := range rs.GetItems() {
+		if i.GetResource() == nil {
+			return nil, errors.Errorf("required resource %q has an empty item", name)
+		}
+		out = append(out, i.GetResource().AsMap())
+	}
+	return out, nil
+}
+
+// decodeTo is an Observe that decodes the observed object into the field
+// of Observed that at points to.
+func decodeTo[T any](at func(*Observed) **T) func(map[string]any, fnresource.Name, *Observed) error {
+	return func(u map[string]any, _ fnresource.Name, o *Observed) error {
+		v := new(T)
+		if err := fromObject(u, v); err != nil {
+			uu := unstructured.Unstructured{Object: u}
+			return errors.Wrapf(err, "cannot read observed %s %q", uu.GetKind(), uu.GetName())
+		}
+		*at(o) = v
+		return nil
+	}
+}
+
+// observeSecret reads the superuser's password.
+func observeSecret(u map[string]any, n fnresource.Name, o *Observed) error {
+	s := &corev1.Secret{}
+	if err := decodeTo(func(*Observed) **corev1.Secret { return &s })(u, n, o); err != nil {
+		return err
+	}
+	if len(s.Data[keyPassword]) == 0 {
+		return errors.Errorf("observed Secret %q has no data.%s: refusing to generate a new password for an existing database", s.GetName(), keyPassword)
+	}
+	o.Password = string(s.Data[keyPassword])
+	return nil
+}
+
+// observeReadyCondition records whether the object's Ready condition is
+// True, for objects that report their own readiness (managed resources).
+func observeReadyCondition(u map[string]any, n fnresource.Name, o *Observed) error {
+	st, _ := u["status"].(map[string]any)
+	cs, _ := st["conditions"].([]any)
+	for _, c := range cs {
+		if cm, ok := c.(map[string]any); ok && cm["type"] == string(xpv2.TypeReady) {
+			o.ReadyCondition[n] = cm["status"] == string(corev1.ConditionTrue)
+		}
+	}
+	return nil
 }
 
 // ClaimTemplate is the observed StatefulSet's data claim template, or nil.

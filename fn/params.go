@@ -31,6 +31,9 @@ type Params struct {
 	// through the template.
 	StorageSize  resource.Quantity
 	StorageClass *string
+	// RequestedStorage is spec.storage.size, which StorageSize and
+	// BackupVolumeSize may be below.
+	RequestedStorage resource.Quantity
 	// ClaimLabels label the data claims: the observed template's labels
 	// once it exists (an older function may have composed other labels).
 	ClaimLabels map[string]string
@@ -84,12 +87,25 @@ type Credentials struct {
 // password comes from the observed Secret, or from gen for a new Database.
 func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) (Params, error) {
 	s := db.Spec
-	e := engines[s.Type]
-	pr := profiles[s.Environment]
+	e, ok := engines[s.Type]
+	if !ok {
+		return Params{}, errors.Errorf("spec.type: unsupported engine %q", s.Type)
+	}
+	rel, ok := e.Versions[s.Version]
+	if !ok {
+		return Params{}, errors.Errorf("spec.version: unsupported %s version %q", s.Type, s.Version)
+	}
+	pr, ok := profiles[s.Environment]
+	if !ok {
+		return Params{}, errors.Errorf("spec.environment: unsupported environment %q", s.Environment)
+	}
+	if s.Replicas == nil || s.Backup == nil || s.Monitoring == nil {
+		return Params{}, errors.New("spec: not defaulted")
+	}
 	p := Params{
 		names:    names{Name: db.GetName(), Namespace: db.GetNamespace(), Engine: s.Type, Version: s.Version},
 		Engine:   e,
-		Release:  e.Versions[s.Version],
+		Release:  rel,
 		Replicas: *s.Replicas,
 		Profile:  pr,
 		Backup:   s.Backup.Enabled,
@@ -97,9 +113,15 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		Metrics:  s.Monitoring.Enabled && s.Monitoring.Metrics,
 	}
 
-	p.Resources = resources(pr, s.Resources)
+	var err error
+	if p.Resources, err = resources(pr, s.Resources); err != nil {
+		return Params{}, errors.Wrap(err, "spec.resources")
+	}
 
-	p.StorageSize = resource.MustParse(s.Storage.Size)
+	if p.RequestedStorage, err = resource.ParseQuantity(s.Storage.Size); err != nil {
+		return Params{}, errors.Wrapf(err, "spec.storage.size: cannot parse %q", s.Storage.Size)
+	}
+	p.StorageSize = p.RequestedStorage
 	p.ClaimLabels = p.names.claimLabels()
 	if t := o.ClaimTemplate(); t != nil {
 		if q, ok := t.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
@@ -111,13 +133,18 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		p.StorageClass = ptr.To(s.Storage.Class)
 	}
 
-	p.BackupVolumeSize = resource.MustParse(s.Storage.Size)
+	p.BackupVolumeSize = p.RequestedStorage
 	if q := o.BackupVolumeSize(); q != nil {
 		p.BackupVolumeSize = *q
 	}
 	p.KeepBackupVolume = o.BackupVolume != nil
-	days, _ := strconv.Atoi(strings.TrimSuffix(s.Backup.Retention, "d")) //nolint:errcheck // Validated by Validate.
-	p.RetentionDays = days
+	if p.Backup {
+		days, err := strconv.Atoi(strings.TrimSuffix(s.Backup.Retention, "d"))
+		if err != nil || days < 1 {
+			return Params{}, errors.Errorf("spec.backup.retention: cannot parse %q as a number of days such as 7d", s.Backup.Retention)
+		}
+		p.RetentionDays = days
+	}
 
 	mem := p.Resources.Limits.Memory()
 	if mem.IsZero() {
@@ -154,32 +181,38 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 }
 
 // resources are the profile's, unless the Database sets its own.
-func resources(pr profile, r *v1.Resources) corev1.ResourceRequirements {
+func resources(pr profile, r *v1.Resources) (corev1.ResourceRequirements, error) {
 	if r == nil {
-		return corev1.ResourceRequirements{
-			Requests: corev1.ResourceList{
-				corev1.ResourceCPU:    resource.MustParse(pr.CPURequest),
-				corev1.ResourceMemory: resource.MustParse(pr.MemoryRequest),
-			},
-			Limits: corev1.ResourceList{
-				corev1.ResourceCPU:    resource.MustParse(pr.CPULimit),
-				corev1.ResourceMemory: resource.MustParse(pr.MemoryLimit),
-			},
+		r = &v1.Resources{
+			Requests: &v1.ResourceList{CPU: pr.CPURequest, Memory: pr.MemoryRequest},
+			Limits:   &v1.ResourceList{CPU: pr.CPULimit, Memory: pr.MemoryLimit},
 		}
 	}
-	return corev1.ResourceRequirements{Requests: list(r.Requests), Limits: list(r.Limits)}
+	req, err := list(r.Requests)
+	if err != nil {
+		return corev1.ResourceRequirements{}, errors.Wrap(err, "requests")
+	}
+	lim, err := list(r.Limits)
+	if err != nil {
+		return corev1.ResourceRequirements{}, errors.Wrap(err, "limits")
+	}
+	return corev1.ResourceRequirements{Requests: req, Limits: lim}, nil
 }
 
-func list(l *v1.ResourceList) corev1.ResourceList {
+func list(l *v1.ResourceList) (corev1.ResourceList, error) {
 	if l == nil {
-		return nil
+		return nil, nil
 	}
 	out := corev1.ResourceList{}
-	if l.CPU != "" {
-		out[corev1.ResourceCPU] = resource.MustParse(l.CPU)
+	for k, v := range map[corev1.ResourceName]string{corev1.ResourceCPU: l.CPU, corev1.ResourceMemory: l.Memory} {
+		if v == "" {
+			continue
+		}
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return nil, errors.Wrapf(err, "%s: cannot parse %q", k, v)
+		}
+		out[k] = q
 	}
-	if l.Memory != "" {
-		out[corev1.ResourceMemory] = resource.MustParse(l.Memory)
-	}
-	return out
+	return out, nil
 }

@@ -2,42 +2,15 @@ package fn
 
 import (
 	"google.golang.org/protobuf/types/known/structpb"
-	appsv1 "k8s.io/api/apps/v1"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
 )
 
-// Ready reports whether an observed composed resource is ready. Readiness is
-// explicit for every kind we compose; a kind not listed here is never ready.
-//
-// A StatefulSet is ready when it has the spec being applied now (its digest
-// annotation: otherwise this very composition changes it, and the rollout
-// has not begun), the controller has seen that spec, every wanted replica is
-// ready and updated, and no rollout is in progress. Every
-// other kind is ready once it exists: a CronJob does not wait for its first
-// run, and a backup volume that binds on first use is not waited for. A
-// restore Job is ready once it completed; a SQL User once the provider
-// reports it Ready, that is when its login works.
-func Ready(name resource.Name, o Observed, w Want) resource.Ready {
-	if !o.Exists[name] {
-		return resource.ReadyUnspecified
-	}
-	switch name {
-	case rnStatefulSet:
-		return readyIf(statefulSetReady(o.StatefulSet, w))
-	case rnRestoreJob:
-		return readyIf(jobSucceeded(o.RestoreJob))
-	}
-	if ready, ok := o.UsersReady[name]; ok {
-		return readyIf(ready) // A User is ready when its app can log in.
-	}
-	switch name {
-	case rnHeadlessService, rnService, rnConfigMap, rnSecret, rnBackupCronJob, rnBackupVolume, rnDisruption, rnProviderConfig:
-		return resource.ReadyTrue
-	}
-	return resource.ReadyFalse
-}
+// Readiness tells whether an observed composed resource is ready, given what
+// is being applied. Every row of Kinds has one; it is pure and called only
+// for resources that exist.
+type Readiness func(o Observed, n resource.Name, w Want) bool
 
 // Want is what readiness compares an observed object with.
 type Want struct {
@@ -55,19 +28,70 @@ func WantOf(replicas int32, desired *structpb.Struct) Want {
 	}
 }
 
-func statefulSetReady(s *appsv1.StatefulSet, w Want) bool {
+// ReadyOf is the readiness of composed resource n of row k: unspecified until
+// it exists, then what the row's Readiness says. A row without one is never
+// ready (a test fails on such a row).
+func (k Kind) ReadyOf(o Observed, n resource.Name, w Want) resource.Ready {
+	if !o.Exists[n] {
+		return resource.ReadyUnspecified
+	}
+	return readyIf(k.Ready != nil && k.Ready(o, n, w))
+}
+
+// exists: a Service, ConfigMap, Secret, PodDisruptionBudget or
+// ProviderConfig is ready once it exists, a CronJob does not wait for its
+// first run, and a backup volume that binds on first use is not waited for.
+func exists(Observed, resource.Name, Want) bool { return true }
+
+// rolledOut: a StatefulSet is ready when it has the spec being applied now
+// (its digest annotation: otherwise this very composition changes it, and
+// the rollout has not begun), the controller has seen that spec, every
+// wanted replica is ready and updated, and no rollout is in progress.
+func rolledOut(o Observed, _ resource.Name, w Want) bool {
+	s := o.StatefulSet
+	if s == nil {
+		return false
+	}
 	// A StatefulSet an older function applied has no digest: the checks
 	// below alone decide, as they did then.
 	if d, ok := s.GetAnnotations()[annotationSpecDigest]; ok && d != w.Digest {
 		return false
 	}
-	replicas := w.Replicas
 	st := s.Status
 	return st.ObservedGeneration >= s.GetGeneration() &&
-		s.Spec.Replicas != nil && *s.Spec.Replicas == replicas &&
-		st.ReadyReplicas == replicas &&
-		st.UpdatedReplicas == replicas &&
+		s.Spec.Replicas != nil && *s.Spec.Replicas == w.Replicas &&
+		st.ReadyReplicas == w.Replicas &&
+		st.UpdatedReplicas == w.Replicas &&
 		(st.UpdateRevision == "" || st.CurrentRevision == st.UpdateRevision)
+}
+
+// restoreCompleted: a restore Job is ready once it completed.
+func restoreCompleted(o Observed, _ resource.Name, _ Want) bool { return jobSucceeded(o.RestoreJob) }
+
+// readyCondition: a SQL User is ready when the provider reports it Ready,
+// that is when its login works.
+func readyCondition(o Observed, n resource.Name, _ Want) bool { return o.ReadyCondition[n] }
+
+// SetDesired adds the composed resources to the response's desired state,
+// beside those of earlier steps, each with its row's readiness unless an
+// earlier step decided it. It returns the readiness of each.
+func SetDesired(rsp *fnv1.RunFunctionResponse, ds []Desired, o Observed) map[resource.Name]resource.Ready {
+	if rsp.GetDesired() == nil {
+		rsp.Desired = &fnv1.State{}
+	}
+	if rsp.GetDesired().GetResources() == nil {
+		rsp.Desired.Resources = make(map[string]*fnv1.Resource, len(ds))
+	}
+	ready := make(map[resource.Name]resource.Ready, len(ds))
+	for _, d := range ds {
+		r := d.Kind.ReadyOf(o, d.Name, d.Want)
+		if prev, ok := rsp.Desired.Resources[string(d.Name)]; ok && prev.GetReady() != fnv1.Ready_READY_UNSPECIFIED {
+			r = fromProto(prev.GetReady())
+		}
+		rsp.Desired.Resources[string(d.Name)] = &fnv1.Resource{Resource: d.Struct, Ready: toProto(r)}
+		ready[d.Name] = r
+	}
+	return ready
 }
 
 func toProto(r resource.Ready) fnv1.Ready {
@@ -81,6 +105,13 @@ func toProto(r resource.Ready) fnv1.Ready {
 	}
 }
 
+func readyIf(b bool) resource.Ready {
+	if b {
+		return resource.ReadyTrue
+	}
+	return resource.ReadyFalse
+}
+
 func fromProto(r fnv1.Ready) resource.Ready {
 	switch r {
 	case fnv1.Ready_READY_TRUE:
@@ -90,11 +121,4 @@ func fromProto(r fnv1.Ready) resource.Ready {
 	default:
 		return resource.ReadyUnspecified
 	}
-}
-
-func readyIf(b bool) resource.Ready {
-	if b {
-		return resource.ReadyTrue
-	}
-	return resource.ReadyFalse
 }

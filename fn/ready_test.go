@@ -102,7 +102,8 @@ func TestStatefulSetReady(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := Ready(rnStatefulSet, o, WantOf(*tc.want.Replicas, s))
+			k, _ := kindOf(rnStatefulSet)
+			got := k.ReadyOf(o, rnStatefulSet, WantOf(*tc.want.Replicas, s))
 			if diff := cmp.Diff(tc.ready, got); diff != "" {
 				t.Errorf("%s\nReady(...): -want, +got:\n%s", tc.reason, diff)
 			}

@@ -29,7 +29,7 @@ func TestScripts(t *testing.T) {
 	}
 	for _, typ := range []v1.Engine{v1.PostgreSQL, v1.MySQL} {
 		e := engines[typ]
-		if tables, restore := restoreCommands(e); tables == "" || restore == "" {
+		if tables, restore := e.RestoreTables, e.Restore; tables == "" || restore == "" {
 			t.Errorf("%s: want restore commands, got tables %q, restore %q", typ, tables, restore)
 		}
 		for name, script := range map[string]string{"BackupScript": BackupScript(e), "RestoreScript": RestoreScript(e)} {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/crossplane/function-sdk-go/errors"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
-	"github.com/crossplane/function-sdk-go/request"
 
 	v1 "github.com/dbplane/dbplane/apis/v1"
 )
@@ -53,20 +52,20 @@ func RestoreSourceSelector(p Params) *fnv1.ResourceSelector {
 	}
 }
 
-// RestoreSource returns the Database spec.restore.from names, or nil until
+// restoreSource returns the Database spec.restore.from names, or nil until
 // Crossplane supplied it. A source of another type is an error: a MySQL dump
 // does not load into PostgreSQL.
-func RestoreSource(req *fnv1.RunFunctionRequest, db *v1.Database) (*v1.Database, error) {
-	rs, ok, err := request.GetRequiredResource(req, requiredRestoreSource)
+func restoreSource(req *fnv1.RunFunctionRequest, db *v1.Database) (*v1.Database, error) {
+	rs, err := required(req, requiredRestoreSource)
 	if err != nil {
-		return nil, errors.Wrap(err, "cannot get the restore source Database")
+		return nil, errors.Wrap(err, "spec.restore.from: cannot get the source Database")
 	}
-	if !ok || len(rs) == 0 {
+	if len(rs) == 0 {
 		return nil, nil
 	}
-	src, err := Decode(rs[0].Resource.UnstructuredContent())
+	src, err := Decode(rs[0])
 	if err != nil {
-		return nil, err
+		return nil, errors.Wrap(err, "spec.restore.from")
 	}
 	if src.Spec.Type != db.Spec.Type {
 		return nil, errors.Errorf("spec.restore.from: Database %q is %s, this Database is %s: a backup only restores into the same type", src.GetName(), src.Spec.Type, db.Spec.Type)

@@ -1,94 +1,89 @@
 package fn
 
 import (
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/meta"
 	"github.com/crossplane/function-sdk-go/resource"
 
 	v1 "github.com/dbplane/dbplane/apis/v1"
+	sqlv1alpha1 "github.com/dbplane/dbplane/apis/sql/v1alpha1"
 )
 
 // The SQL provider's API, which the function composes: a ProviderConfig
 // pointing at the Database's server with its superuser Secret, and a User per
 // login, each publishing a connection Secret an app can mount.
 const (
-	sqlAPIVersion = "sql.database.example.com/v1alpha1"
-
 	rnProviderConfig resource.Name = "sql-providerconfig"
-	rnAppUser        resource.Name = "sql-user-app"
+	// rnUserPrefix is followed by the login: sql-user-app, sql-user-<login>.
+	rnUserPrefix resource.Name = "sql-user-"
 
 	// appLogin owns the app database; apps use it, never the superuser.
 	appLogin = "app"
-
-	annotationExternalName = "crossplane.io/external-name"
 )
 
 // A login is one SQL login the function composes a User for.
 type login struct {
-	Resource   resource.Name
 	Object     string // the User's and its connection Secret's name
 	Login      string
 	Privileges v1.Privileges
 	Rotation   string
 }
 
+// Suffix of the login's composed resource name: its login name, unique
+// within a Database.
+func (l login) Suffix() string { return l.Login }
+
 // logins are the app login and spec.users.
 func logins(n names, users []v1.User) []login {
-	ls := []login{{Resource: rnAppUser, Object: n.Name + "-app", Login: appLogin, Privileges: v1.Owner}}
+	ls := []login{{Object: n.Name + "-app", Login: appLogin, Privileges: v1.Owner}}
 	for _, u := range users {
 		pr := u.Privileges
 		if pr == "" {
 			pr = v1.ReadWrite
 		}
-		ls = append(ls, login{
-			Resource: resource.Name("sql-user-" + u.Name), Object: n.Name + "-user-" + u.Name,
-			Login: u.Name, Privileges: pr, Rotation: u.PasswordRotationPeriod,
-		})
+		ls = append(ls, login{Object: n.Name + "-user-" + u.Name, Login: u.Name, Privileges: pr, Rotation: u.PasswordRotationPeriod})
 	}
 	return ls
 }
 
 // ProviderConfig points the SQL provider at the Database's server, with the
 // superuser credentials from the composed Secret.
-func ProviderConfig(p Params) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"spec": map[string]any{
-			"engine": string(p.names.Engine),
-			"host":   p.Host(),
-			"port":   int64(p.Engine.Port),
-			"tls":    "disable",
-			"credentials": map[string]any{
-				"secretRef": map[string]any{"name": p.Secret(), "usernameKey": keyUsername, "passwordKey": keyPassword},
-			},
+func ProviderConfig(p Params) *sqlv1alpha1.ProviderConfig {
+	return &sqlv1alpha1.ProviderConfig{
+		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Labels: p.Labels("sql")},
+		Spec: sqlv1alpha1.ProviderConfigSpec{
+			Engine: sqlv1alpha1.Engine(p.names.Engine),
+			Host:   p.Host(),
+			Port:   int(p.Engine.Port),
+			TLS:    sqlv1alpha1.TLSDisable,
+			Credentials: sqlv1alpha1.ProviderCredentials{SecretRef: sqlv1alpha1.AdminSecretReference{
+				Name: p.Secret(), UsernameKey: keyUsername, PasswordKey: keyPassword,
+			}},
 		},
-	}}
-	u.SetAPIVersion(sqlAPIVersion)
-	u.SetKind("ProviderConfig")
-	u.SetName(p.Name)
-	u.SetNamespace(p.Namespace)
-	u.SetLabels(p.Labels("sql"))
-	return u
+	}
 }
 
 // SQLUser is one login with its privileges on the app database and its
 // connection Secret.
-func SQLUser(p Params, l login) *unstructured.Unstructured {
-	fp := map[string]any{"database": appDatabase, "privileges": string(l.Privileges)}
-	if l.Rotation != "" {
-		fp["passwordRotation"] = map[string]any{"period": l.Rotation}
-	}
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"spec": map[string]any{
-			"forProvider":                fp,
-			"providerConfigRef":          map[string]any{"name": p.Name, "kind": "ProviderConfig"},
-			"writeConnectionSecretToRef": map[string]any{"name": l.Object},
+func SQLUser(p Params, l login) *sqlv1alpha1.User {
+	u := &sqlv1alpha1.User{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: l.Object, Namespace: p.Namespace, Labels: p.Labels("sql"),
+			Annotations: map[string]string{meta.AnnotationKeyExternalName: l.Login},
 		},
-	}}
-	u.SetAPIVersion(sqlAPIVersion)
-	u.SetKind("User")
-	u.SetName(l.Object)
-	u.SetNamespace(p.Namespace)
-	u.SetLabels(p.Labels("sql"))
-	u.SetAnnotations(map[string]string{annotationExternalName: l.Login})
+		Spec: sqlv1alpha1.UserSpec{
+			ForProvider: sqlv1alpha1.UserParameters{
+				Database:   appDatabase,
+				Privileges: sqlv1alpha1.Privileges(l.Privileges),
+			},
+			ProviderConfigReference:          &xpv2.ProviderConfigReference{Name: p.Name, Kind: sqlv1alpha1.ProviderConfigKind},
+			WriteConnectionSecretToReference: &xpv2.LocalSecretReference{Name: l.Object},
+		},
+	}
+	if l.Rotation != "" {
+		u.Spec.ForProvider.PasswordRotation = &sqlv1alpha1.PasswordRotation{Period: l.Rotation}
+	}
 	return u
 }

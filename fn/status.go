@@ -4,9 +4,7 @@ import (
 	"net"
 	"time"
 
-	"google.golang.org/protobuf/types/known/structpb"
-
-	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"github.com/crossplane/function-sdk-go/errors"
 	"github.com/crossplane/function-sdk-go/resource"
 
 	v1 "github.com/dbplane/dbplane/apis/v1"
@@ -54,9 +52,9 @@ func Status(p Params, o Observed, ready map[resource.Name]resource.Ready) v1.Dat
 }
 
 // SetStatus writes the Database status fields the function owns into the
-// desired XR of a response, beside any an earlier step set. Crossplane owns
+// desired XR, beside any an earlier step set. Crossplane owns
 // status.conditions.
-func SetStatus(rsp *fnv1.RunFunctionResponse, s v1.DatabaseStatus) error {
+func SetStatus(dxr *resource.Composite, s v1.DatabaseStatus) error {
 	fields := map[string]any{
 		"phase":    string(s.Phase),
 		"ready":    s.Ready,
@@ -66,24 +64,10 @@ func SetStatus(rsp *fnv1.RunFunctionResponse, s v1.DatabaseStatus) error {
 	if s.LastBackup != nil {
 		fields["lastBackup"] = s.LastBackup.UTC().Format(time.RFC3339)
 	}
-	st, err := structpb.NewStruct(fields)
-	if err != nil {
-		return err
-	}
-	if rsp.GetDesired().GetComposite().GetResource() == nil {
-		rsp.Desired.Composite = &fnv1.Resource{Resource: &structpb.Struct{Fields: map[string]*structpb.Value{}}}
-	}
-	xr := rsp.Desired.Composite.Resource
-	if prev := xr.GetFields()["status"].GetStructValue(); prev != nil {
-		for k, v := range prev.GetFields() {
-			if _, ours := st.Fields[k]; !ours {
-				st.Fields[k] = v
-			}
+	for k, v := range fields {
+		if err := dxr.Resource.SetValue("status."+k, v); err != nil {
+			return errors.Wrapf(err, "cannot set status.%s", k)
 		}
 	}
-	if xr.Fields == nil {
-		xr.Fields = map[string]*structpb.Value{}
-	}
-	xr.Fields["status"] = structpb.NewStructValue(st)
 	return nil
 }

@@ -1,0 +1,182 @@
+package fn
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+	"sigs.k8s.io/yaml"
+
+	"github.com/crossplane/function-sdk-go/logging"
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+
+	v1 "github.com/dbplane/dbplane/apis/v1"
+)
+
+// FuzzRunFunction composes arbitrary Databases against arbitrary observed
+// composed resources: spec is the Database's spec as JSON, observed a JSON
+// object of composed resource name to object. It calls the script under
+// RunFunction's recover, so a panic fails the fuzzer, and checks what must
+// hold for any input: no error (a bad input is a Fatal result), the memo
+// answers what an uncached Function answers, and without a Fatal result
+// every composed object is named and no password leaves the Secret.
+//
+// Seeds: every example Database against nothing observed, and the render
+// goldens' observed fixtures against the examples they belong to. Run it
+// longer with make fuzz FUZZTIME=10m.
+func FuzzRunFunction(f *testing.F) {
+	examples, err := filepath.Glob(filepath.Join("..", "examples", "databases", "*.yaml"))
+	if err != nil || len(examples) == 0 {
+		f.Fatalf("no example Databases: %v", err)
+	}
+	fixtures, err := filepath.Glob(filepath.Join("..", "test", "testdata", "observed", "*.yaml"))
+	if err != nil || len(fixtures) == 0 {
+		f.Fatalf("no observed fixtures: %v", err)
+	}
+	for _, e := range examples {
+		spec := exampleSpec(f, e)
+		f.Add(spec, []byte(`{}`))
+		for _, o := range fixtures {
+			f.Add(spec, observedFixture(f, o))
+		}
+	}
+	f.Add([]byte(pgProd), []byte(`{"secret":{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"data":{"password":"cHc="}},"statefulset":{"apiVersion":"apps/v1","kind":"StatefulSet","spec":{"replicas":2}}}`))
+
+	gen := func() (string, error) { return testPassword, nil }
+	cached := New(logging.NewNopLogger(), WithPasswordGenerator(gen))
+	uncached := New(logging.NewNopLogger(), WithPasswordGenerator(gen), WithoutCache())
+
+	f.Fuzz(func(t *testing.T, spec, observed []byte) {
+		r1, ok := fuzzRequest(spec, observed)
+		if !ok {
+			t.Skip("not a JSON spec and a JSON object of objects")
+		}
+		r2 := proto.Clone(r1).(*fnv1.RunFunctionRequest) //nolint:forcetypeassert // Clone returns its argument's type.
+
+		got, err := cached.compose(t.Context(), r1)
+		if err != nil {
+			t.Fatalf("RunFunction(...): want a Fatal result, not an error: %v", err)
+		}
+		want, err := uncached.compose(t.Context(), r2)
+		if err != nil {
+			t.Fatalf("RunFunction(...) uncached: %v", err)
+		}
+		if !proto.Equal(want, got) {
+			t.Fatalf("RunFunction(...): the memo answered otherwise than an uncached Function:\nuncached: %s\ncached: %s", protojson.Format(want), protojson.Format(got))
+		}
+		if slices.ContainsFunc(got.GetResults(), func(r *fnv1.Result) bool { return r.GetSeverity() == fnv1.Severity_SEVERITY_FATAL }) {
+			return
+		}
+
+		secrets := [][]byte{[]byte(testPassword), []byte(base64.StdEncoding.EncodeToString([]byte(testPassword)))}
+		for n, r := range got.GetDesired().GetResources() {
+			m := r.GetResource().AsMap()
+			md, _ := m["metadata"].(map[string]any)
+			if m["apiVersion"] == nil || m["kind"] == nil || md["name"] == nil {
+				t.Errorf("RunFunction(...): composed resource %q has no apiVersion, kind or name", n)
+			}
+			if n == string(rnSecret) {
+				continue
+			}
+			j, _ := r.GetResource().MarshalJSON()
+			for _, s := range secrets {
+				if bytes.Contains(j, s) {
+					t.Errorf("RunFunction(...): the password appears in %q, outside the Secret", n)
+				}
+			}
+		}
+		st, _ := got.GetDesired().GetComposite().GetResource().AsMap()["status"].(map[string]any)
+		if ph, _ := st["phase"].(string); !slices.Contains([]v1.Phase{v1.PhasePending, v1.PhaseCreating, v1.PhasePartiallyReady, v1.PhaseReady, v1.PhaseFailed}, v1.Phase(ph)) {
+			t.Errorf("RunFunction(...): status.phase %q is not a phase", ph)
+		}
+	})
+}
+
+// fuzzRequest is a request for a Database with spec in team-a, observing
+// observed. ok is false when the bytes are not the JSON that can be.
+func fuzzRequest(spec, observed []byte) (*fnv1.RunFunctionRequest, bool) {
+	xr := map[string]any{}
+	if err := json.Unmarshal([]byte(`{"apiVersion":"database.example.com/v1","kind":"Database","metadata":{"name":"orders","namespace":"team-a"}}`), &xr); err != nil {
+		return nil, false
+	}
+	var s any
+	if err := json.Unmarshal(spec, &s); err != nil {
+		return nil, false
+	}
+	xr["spec"] = s
+	oxr, err := structpb.NewStruct(xr)
+	if err != nil {
+		return nil, false
+	}
+	ocds := map[string]map[string]any{}
+	if err := json.Unmarshal(observed, &ocds); err != nil {
+		return nil, false
+	}
+	r := &fnv1.RunFunctionRequest{
+		Meta:     &fnv1.RequestMeta{Tag: "fuzz"},
+		Observed: &fnv1.State{Composite: &fnv1.Resource{Resource: oxr}, Resources: map[string]*fnv1.Resource{}},
+	}
+	for n, o := range ocds {
+		st, err := structpb.NewStruct(o)
+		if err != nil {
+			return nil, false
+		}
+		r.Observed.Resources[n] = &fnv1.Resource{Resource: st}
+	}
+	return r, true
+}
+
+// exampleSpec is the spec of an example Database, as JSON.
+func exampleSpec(f *testing.F, file string) []byte {
+	f.Helper()
+	b, err := os.ReadFile(file) //nolint:gosec // A file of the repository's examples.
+	if err != nil {
+		f.Fatal(err)
+	}
+	db := map[string]any{}
+	if err := yaml.Unmarshal(b, &db); err != nil {
+		f.Fatalf("%s: %v", file, err)
+	}
+	j, err := json.Marshal(db["spec"])
+	if err != nil {
+		f.Fatal(err)
+	}
+	return j
+}
+
+// observedFixture reads a --observed-resources file of the render goldens
+// into a JSON object of composed resource name to object.
+func observedFixture(f *testing.F, file string) []byte {
+	f.Helper()
+	b, err := os.ReadFile(file) //nolint:gosec // A file of the repository's test data.
+	if err != nil {
+		f.Fatal(err)
+	}
+	out := map[string]any{}
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		o := map[string]any{}
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			f.Fatalf("%s: %v", file, err)
+		}
+		md, _ := o["metadata"].(map[string]any)
+		an, _ := md["annotations"].(map[string]any)
+		n, _ := an["crossplane.io/composition-resource-name"].(string)
+		if n == "" {
+			f.Fatalf("%s: an object without a composition resource name", file)
+		}
+		out[n] = o
+	}
+	j, err := json.Marshal(out)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return j
+}
