@@ -3,12 +3,12 @@ package fn
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/crossplane/crossplane-runtime/v2/pkg/meta"
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/crossplane/function-sdk-go/resource"
 
-	v1 "github.com/dbplane/dbplane/apis/v1"
 	sqlv1alpha1 "github.com/dbplane/dbplane/apis/sql/v1alpha1"
+	v1 "github.com/dbplane/dbplane/apis/v1"
 )
 
 // The SQL provider's API, which the function composes: a ProviderConfig
