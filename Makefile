@@ -26,8 +26,10 @@ build:
 generate: ## Regenerate deepcopy and the XRD from apis/.
 	cd apis && go generate ./...
 
-check-generate: generate ## Fail when generated files differ from git.
+check-generate: generate ## Fail when generated files differ from git or are new and untracked.
 	@git diff --exit-code -- apis package || { echo "generated files are stale: run make generate and commit"; exit 1; }
+	@untracked=$$(git status --porcelain --untracked-files=all -- apis package | grep '^??' || true); \
+	if [[ -n "$$untracked" ]]; then echo "$$untracked"; echo "generated files are untracked: git add them (or delete strays) and commit"; exit 1; fi
 
 render: ## Render EXAMPLE (default: production PostgreSQL) through the real CLI.
 	@test/render.sh $(EXAMPLE) $(RENDER_FLAGS)
