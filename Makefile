@@ -12,7 +12,20 @@ export DBPLANE_CACHE := $(CACHE)
 # The local control plane the e2e suites start (test/e2e), besides crossplane-core.
 E2E_TOOLS := etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok
 
-.PHONY: all tools build generate check-generate render test e2e bench bench-e2e xpkg clean
+# The tiers make test runs, in order; each is also a target of its own. A new
+# step (lint, say) goes in this list to be part of make test and so of CI.
+TEST_STEPS := check-generate vet unit integration golden-test e2e
+
+# What runs with no database server, no control plane and no pinned CLI: every
+# package outside test/, and test/tools' check of build.sh (which builds nothing).
+UNIT_PKGS := ./apis/... ./cmd/... ./fn/... ./internal/... ./test/tools/
+
+# Prefix of a command that needs the pinned crossplane CLI and core (the tests
+# in test/): builds them once, and fails rather than run without them.
+with-crossplane = cli=$$(test/tools/build.sh crossplane-cli) && core=$$(test/tools/build.sh crossplane-core) && \
+	DBPLANE_CROSSPLANE=$$cli DBPLANE_CROSSPLANE_CORE=$$core
+
+.PHONY: all tools build generate check-generate render test vet unit integration golden-test golden e2e bench bench-e2e xpkg clean
 
 all: build test
 
@@ -26,20 +39,33 @@ build:
 generate: ## Regenerate deepcopy and the XRD from apis/.
 	cd apis && go generate ./...
 
-check-generate: generate ## Fail when generated files differ from git.
+check-generate: generate ## Fail when generated files differ from git or are new and untracked.
 	@git diff --exit-code -- apis package || { echo "generated files are stale: run make generate and commit"; exit 1; }
+	@untracked=$$(git status --porcelain --untracked-files=all -- apis package | grep '^??' || true); \
+	if [[ -n "$$untracked" ]]; then echo "$$untracked"; echo "generated files are untracked: git add them (or delete strays) and commit"; exit 1; fi
 
 render: ## Render EXAMPLE (default: production PostgreSQL) through the real CLI.
 	@test/render.sh $(EXAMPLE) $(RENDER_FLAGS)
 
-test: tools check-generate ## Every test.
-	test/servers/install.sh
+test: tools ## Every test, the TEST_STEPS in order: what CI runs (.ci/run).
+	@for step in $(TEST_STEPS); do $(MAKE) --no-print-directory $$step || exit 1; done
+
+vet: ## go vet every package, the e2e suite's included.
 	go vet ./...
 	go vet -tags e2e ./test/e2e/
-	DBPLANE_CROSSPLANE=$$(test/tools/build.sh crossplane-cli) \
-	DBPLANE_CROSSPLANE_CORE=$$(test/tools/build.sh crossplane-core) \
-	go test -count=1 ./...
-	$(MAKE) --no-print-directory e2e
+
+unit: ## Fast feedback, no servers, control plane or pinned CLI: fn, apis (schema and CEL), internal, cmd.
+	go test $(UNIT_PKGS)
+
+integration: ## Backup, restore and the SQL provider against real PostgreSQL and MariaDB (installed by test/servers/install.sh).
+	test/servers/install.sh
+	go test -count=1 ./test/integration/
+
+golden-test: ## Every example through the pinned crossplane CLI: renders against the goldens, validation, packages.
+	$(with-crossplane) go test -count=1 ./test/
+
+golden: ## Rewrite the golden renders in test/testdata from the pinned crossplane CLI, after an intended change.
+	$(with-crossplane) go test -count=1 ./test/ -update
 
 e2e: tools ## End to end on a local control plane: etcd, kube-apiserver, kwok, Crossplane core, our function.
 	go test -tags e2e -count=1 -timeout 45m -v ./test/e2e/ 2>&1 | grep -v '^=== \(RUN\|PAUSE\|CONT\)'

@@ -1,56 +1,49 @@
 #!/usr/bin/env bash
-# Builds a pinned tool from its wrapper module under test/tools/<name> into
+# Builds a pinned tool from its wrapper module under test/tools/<dir> into
 # the cache outside the repo, keyed by version, once. Prints the binary path.
 #
-#   test/tools/build.sh crossplane-cli|crossplane-core
+#   test/tools/build.sh crossplane-cli|crossplane-core|etcd|kwok|golangci-lint|
+#                       kube-apiserver|kube-controller-manager|kube-scheduler|kubectl
+#
+# The version lives in one place: the wrapper's go.mod requires the tool's
+# module, and that require line is the version built, stamped and cached. A
+# bump there (go get MODULE@vX in the wrapper) rebuilds.
 set -euo pipefail
 
 name="$1"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${DBPLANE_CACHE:-${HOME}/.cache/dbplane}/bin"
 
+# Per tool: the module its wrapper requires and the main package to build.
+# The wrapper directory is the tool's name unless set.
+dir="${name}"
 case "${name}" in
 crossplane-cli)
-  version=v2.5.0
-  pkg=github.com/crossplane/cli/v2/cmd/crossplane
+  mod=github.com/crossplane/cli/v2
+  pkg=${mod}/cmd/crossplane
   ;;
 crossplane-core)
-  version=v2.4.2
-  pkg=github.com/crossplane/crossplane/v2/cmd/crossplane
+  mod=github.com/crossplane/crossplane/v2
+  pkg=${mod}/cmd/crossplane
   ;;
 etcd)
-  # The version k8s.io/kubernetes v1.35.4 pins; the server module's root is the binary.
-  version=v3.6.5
-  pkg=go.etcd.io/etcd/server/v3
+  # The version k8s.io/kubernetes pins; the server module's root is the binary.
+  mod=go.etcd.io/etcd/server/v3
+  pkg=${mod}
   ;;
 kwok)
-  version=v0.8.0
-  pkg=sigs.k8s.io/kwok/cmd/kwok
+  mod=sigs.k8s.io/kwok
+  pkg=${mod}/cmd/kwok
+  ;;
+golangci-lint)
+  mod=github.com/golangci/golangci-lint/v2
+  pkg=${mod}/cmd/golangci-lint
   ;;
 kube-apiserver | kube-controller-manager | kube-scheduler | kubectl)
-  # Four binaries from one wrapper module (test/tools/kube) with the version
-  # stamped the way Kubernetes releases do, so /version and the skew checks
-  # see v1.35.4. Built here rather than below because the wrapper directory
-  # is shared and the ldflags differ.
-  version=v1.35.4
-  out="${cache}/${name}-${version}"
-  if [[ ! -x "${out}" ]]; then
-    mkdir -p "${cache}"
-    echo "building ${name} ${version} into ${out} (cold: 1-10 minutes)" >&2
-    x=""
-    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-      x+=" -X ${p}.gitVersion=${version} -X ${p}.gitMajor=1 -X ${p}.gitMinor=35"
-      x+=" -X ${p}.gitTreeState=clean -X ${p}.buildDate=2026-01-01T00:00:00Z"
-    done
-    (
-      cd "${here}/kube"
-      CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w${x}" \
-        -o "${out}.tmp" "k8s.io/kubernetes/cmd/${name}"
-    )
-    mv "${out}.tmp" "${out}"
-  fi
-  echo "${out}"
-  exit 0
+  # Four binaries from one wrapper module.
+  dir=kube
+  mod=k8s.io/kubernetes
+  pkg=${mod}/cmd/${name}
   ;;
 *)
   echo "unknown tool ${name}" >&2
@@ -58,17 +51,58 @@ kube-apiserver | kube-controller-manager | kube-scheduler | kubectl)
   ;;
 esac
 
+# The version the wrapper's go.mod requires, read from the file itself (not
+# go list -m, which needs the module cache populated, so a warm binary cache
+# would stop working offline). go.mod is machine-formatted: either
+# "require MOD VERSION" or "MOD VERSION" inside a "require (" block.
+gomod="${here}/${dir}/go.mod"
+if [[ ! -f "${gomod}" ]]; then
+  echo "no wrapper module ${gomod} for ${name}" >&2
+  exit 2
+fi
+version="$(awk -v mod="${mod}" '
+  $1 == "require" && $2 == mod { print $3; exit }
+  $1 == "require" && $2 == "(" { block = 1; next }
+  block && $1 == ")" { block = 0; next }
+  block && $1 == mod { print $2; exit }
+' "${gomod}")"
+if [[ ! "${version}" =~ ^v[0-9]+\.[0-9]+\.[0-9]+ ]]; then
+  echo "${gomod} does not require ${mod} at a semantic version (got '${version}')" >&2
+  exit 2
+fi
+
 out="${cache}/${name}-${version}"
 if [[ -x "${out}" ]]; then
   echo "${out}"
   exit 0
 fi
+
+# Version stamps, per module the way its releases set them, from the version
+# read above.
+x=""
+case "${mod}" in
+github.com/crossplane/*)
+  x="-X github.com/crossplane/crossplane-runtime/v2/pkg/version.version=${version}"
+  ;;
+github.com/golangci/golangci-lint/*)
+  # Without a date, golangci-lint reports the wrapper module's version instead.
+  x="-X main.version=${version#v} -X main.date=2026-01-01T00:00:00Z"
+  ;;
+k8s.io/kubernetes)
+  # So /version and the skew checks see the pinned Kubernetes version.
+  IFS=. read -r major minor _ <<<"${version#v}"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    x+=" -X ${p}.gitVersion=${version} -X ${p}.gitMajor=${major} -X ${p}.gitMinor=${minor}"
+    x+=" -X ${p}.gitTreeState=clean -X ${p}.buildDate=2026-01-01T00:00:00Z"
+  done
+  ;;
+esac
+
 mkdir -p "${cache}"
-echo "building ${name} ${version} into ${out} (cold: 5-20 minutes)" >&2
+echo "building ${name} ${version} into ${out} (cold: 1-20 minutes)" >&2
 (
-  cd "${here}/${name}"
-  CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
-    -ldflags "-s -w -X github.com/crossplane/crossplane-runtime/v2/pkg/version.version=${version}" \
+  cd "${here}/${dir}"
+  CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w ${x}" \
     -o "${out}.tmp" "${pkg}"
 )
 mv "${out}.tmp" "${out}"
