@@ -18,6 +18,10 @@ crossplane-core)
   version=v2.4.2
   pkg=github.com/crossplane/crossplane/v2/cmd/crossplane
   ;;
+golangci-lint)
+  version=v2.15.0
+  pkg=github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+  ;;
 etcd)
   # The version k8s.io/kubernetes v1.35.4 pins; the server module's root is the binary.
   version=v3.6.5
