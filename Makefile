@@ -32,7 +32,11 @@ check-generate: generate ## Fail when generated files differ from git.
 render: ## Render EXAMPLE (default: production PostgreSQL) through the real CLI.
 	@test/render.sh $(EXAMPLE) $(RENDER_FLAGS)
 
-test: tools check-generate ## Every test.
+.PHONY: lint
+lint: ## golangci-lint (pinned, built once into $(CACHE)) with .golangci.yml, e2e tag included.
+	$$(test/tools/build.sh golangci-lint) run ./...
+
+test: tools check-generate lint ## Every test.
 	test/servers/install.sh
 	go vet ./...
 	go vet -tags e2e ./test/e2e/
