@@ -4,7 +4,8 @@
 #                 real PostgreSQL/MariaDB, and e2e on a local control plane
 SHELL := /usr/bin/env bash -o pipefail
 
-EXAMPLE ?= examples/databases/postgresql-production.yaml
+EXAMPLE  ?= examples/databases/postgresql-production.yaml
+FUZZTIME ?= 20s
 CACHE   ?= $(HOME)/.cache/dbplane
 OUT     := _output
 export DBPLANE_CACHE := $(CACHE)
@@ -13,8 +14,8 @@ export DBPLANE_CACHE := $(CACHE)
 E2E_TOOLS := etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok
 
 # The tiers make test runs, in order; each is also a target of its own. A new
-# step (lint, say) goes in this list to be part of make test and so of CI.
-TEST_STEPS := check-generate vet unit integration golden-test e2e
+# step goes in this list to be part of make test and so of CI.
+TEST_STEPS := check-generate vet lint unit fuzz integration golden-test e2e
 
 # What runs with no database server, no control plane and no pinned CLI: every
 # package outside test/, and test/tools' check of build.sh (which builds nothing).
@@ -25,7 +26,7 @@ UNIT_PKGS := ./apis/... ./cmd/... ./fn/... ./internal/... ./test/tools/
 with-crossplane = cli=$$(test/tools/build.sh crossplane-cli) && core=$$(test/tools/build.sh crossplane-core) && \
 	DBPLANE_CROSSPLANE=$$cli DBPLANE_CROSSPLANE_CORE=$$core
 
-.PHONY: all tools build generate check-generate render test vet unit integration golden-test golden e2e bench bench-e2e xpkg clean
+.PHONY: all tools build generate check-generate render test lint fuzz vet unit integration golden-test golden e2e bench bench-e2e xpkg clean
 
 all: build test
 
@@ -48,14 +49,20 @@ render: ## Render EXAMPLE (default: production PostgreSQL) through the real CLI.
 	@test/render.sh $(EXAMPLE) $(RENDER_FLAGS)
 
 test: tools ## Every test, the TEST_STEPS in order: what CI runs (.ci/run).
-	@for step in $(TEST_STEPS); do $(MAKE) --no-print-directory $$step || exit 1; done
+	@for step in $(TEST_STEPS); do $(MAKE) --no-print-directory $$step UNIT_FLAGS=-count=1 || exit 1; done
+
+lint: ## golangci-lint (pinned, built once into $(CACHE)) with .golangci.yml, e2e tag included.
+	$$(test/tools/build.sh golangci-lint) run ./...
+
+fuzz: ## FuzzRunFunction for FUZZTIME (20s in make test; make fuzz FUZZTIME=10m for longer).
+	go test ./fn/ -run '^$$' -fuzz '^FuzzRunFunction$$' -fuzztime $(FUZZTIME)
 
 vet: ## go vet every package, the e2e suite's included.
 	go vet ./...
 	go vet -tags e2e ./test/e2e/
 
 unit: ## Fast feedback, no servers, control plane or pinned CLI: fn, apis (schema and CEL), internal, cmd.
-	go test $(UNIT_PKGS)
+	go test $(UNIT_FLAGS) $(UNIT_PKGS)
 
 integration: ## Backup, restore and the SQL provider against real PostgreSQL and MariaDB (installed by test/servers/install.sh).
 	test/servers/install.sh

@@ -59,7 +59,8 @@ func tools(t *testing.T) (cli, core string) {
 // Development runtime expects, and returns a functions.yaml pointing at it.
 func serve(t *testing.T) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	lis, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func serve(t *testing.T) string {
 	}
 	out := filepath.Join(t.TempDir(), "functions.yaml")
 	f = bytes.ReplaceAll(f, []byte("127.0.0.1:9443"), []byte(lis.Addr().String()))
-	if err := os.WriteFile(out, f, 0o600); err != nil {
+	if err := os.WriteFile(out, f, 0o600); err != nil { //nolint:gosec // The test's temp dir.
 		t.Fatal(err)
 	}
 	return out
@@ -83,7 +84,7 @@ func serve(t *testing.T) string {
 
 func run(ctx context.Context, name string, args ...string) (stdout, stderr string, err error) {
 	var o, e bytes.Buffer
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, name, args...) //nolint:gosec // The pinned crossplane binaries.
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
 	return o.String(), e.String(), err

@@ -19,18 +19,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-)
-
-// Versions of the components, as test/tools/build.sh builds them.
-const (
-	kubeVersion = "v1.35.4"
 )
 
 // Timeouts of the start-up steps. Generous: on 2 busy cores the apiserver
@@ -89,16 +83,6 @@ type cluster struct {
 	cfg  *rest.Config // the admin's, for clients of other rates
 	kube kubernetes.Interface
 	dyn  dynamic.Interface
-}
-
-// proc returns the started component called name, or nil.
-func (c *cluster) proc(name string) *process {
-	for _, p := range c.procs {
-		if p.name == name {
-			return p
-		}
-	}
-	return nil
 }
 
 // startCluster starts every component in order and waits for each to be
@@ -205,7 +189,7 @@ func (c *cluster) buildBinaries(ctx context.Context) error {
 			c.bins[name] = p
 			continue
 		}
-		cmd := exec.CommandContext(ctx, filepath.Join(c.root, "test", "tools", "build.sh"), name)
+		cmd := exec.CommandContext(ctx, filepath.Join(c.root, "test", "tools", "build.sh"), name) //nolint:gosec // Our build script and tool names.
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
@@ -216,7 +200,7 @@ func (c *cluster) buildBinaries(ctx context.Context) error {
 	}
 	t0 := time.Now()
 	c.bins["function"] = filepath.Join(c.dir, "bin", "function")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", c.bins["function"], "./cmd/function")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", c.bins["function"], "./cmd/function") //nolint:gosec // Into the harness's own directory.
 	cmd.Dir = c.root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("cannot build the function: %w\n%s", err, out)
@@ -579,7 +563,7 @@ func (c *cluster) startCrossplane(ctx context.Context) error {
 // kubectl runs the built kubectl as the admin, with stdin if not nil. The
 // error holds kubectl's stderr: the apiserver's message, as a user sees it.
 func (c *cluster) kubectl(ctx context.Context, stdin io.Reader, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, c.bins["kubectl"], append([]string{"--kubeconfig=" + c.admin}, args...)...)
+	cmd := exec.CommandContext(ctx, c.bins["kubectl"], append([]string{"--kubeconfig=" + c.admin}, args...)...) //nolint:gosec // The pinned kubectl, arguments from the tests.
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -650,7 +634,7 @@ current-context: e2e
 // moduleDir returns the directory of module mod in the module cache, as the
 // wrapper module in dir requires it.
 func moduleDir(ctx context.Context, dir, mod string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", mod)
+	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", mod) //nolint:gosec // Module paths from the harness.
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
 	out, err := cmd.Output()
@@ -666,12 +650,4 @@ func moduleDir(ctx context.Context, dir, mod string) (string, error) {
 		return "", fmt.Errorf("module %s is not downloaded", mod)
 	}
 	return d, nil
-}
-
-// ignoreNotFound returns nil for a NotFound error.
-func ignoreNotFound(err error) error {
-	if kerrors.IsNotFound(err) {
-		return nil
-	}
-	return err
 }

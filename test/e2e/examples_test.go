@@ -117,7 +117,7 @@ func exampleBecomesReady(t *testing.T, d database) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := int32(d.num("spec", "replicas")); sts.Spec.Replicas == nil || *sts.Spec.Replicas != want || sts.Status.ReadyReplicas != want {
+	if want := d.num("spec", "replicas"); sts.Spec.Replicas == nil || int64(*sts.Spec.Replicas) != want || int64(sts.Status.ReadyReplicas) != want {
 		t.Errorf("StatefulSet %s: spec.replicas %v, ready %d; want %d", name, sts.Spec.Replicas, sts.Status.ReadyReplicas, want)
 	}
 

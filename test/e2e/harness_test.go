@@ -111,13 +111,6 @@ func record(name string, d time.Duration) {
 	timings[name] = append(timings[name], d)
 }
 
-// suite records how long a test took, as "suite: <name>".
-func suite(t *testing.T) {
-	t.Helper()
-	t0 := time.Now()
-	t.Cleanup(func() { record("suite: "+t.Name(), time.Since(t0)) })
-}
-
 func printTimings() {
 	timingsMu.Lock()
 	defer timingsMu.Unlock()

@@ -36,12 +36,17 @@ type process struct {
 
 // freePort returns a TCP port nothing listens on, on any interface.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", ":0")
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", ":0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close() //nolint:errcheck // Only probing.
-	return l.Addr().(*net.TCPAddr).Port, nil
+	a, ok := l.Addr().(*net.TCPAddr)
+	if !ok {
+		return 0, fmt.Errorf("cannot read the port of %s", l.Addr())
+	}
+	return a.Port, nil
 }
 
 // portTaken tells whether something already listens on port, on any
@@ -49,7 +54,8 @@ func freePort() (int, error) {
 // makes tests hang silently instead of failing, so the harness refuses to
 // start a component whose port is taken.
 func portTaken(port int) bool {
-	l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", ":"+strconv.Itoa(port))
 	if err != nil {
 		return true
 	}
@@ -59,7 +65,7 @@ func portTaken(port int) bool {
 
 // listener says which process listens on port, when ss can tell.
 func listener(port int) string {
-	out, err := exec.Command("ss", "-Hltnp", "sport = :"+strconv.Itoa(port)).Output()
+	out, err := exec.CommandContext(context.Background(), "ss", "-Hltnp", "sport = :"+strconv.Itoa(port)).Output() //nolint:gosec // A port number.
 	if err != nil {
 		return ""
 	}
@@ -77,8 +83,11 @@ func (p *process) start() error {
 	if err != nil {
 		return fmt.Errorf("cannot open log of %s: %w", p.name, err)
 	}
-	fmt.Fprintf(f, "\n=== %s starting: %s %v\n", time.Now().Format(time.RFC3339Nano), p.bin, p.args)
-	cmd := exec.Command(p.bin, p.args...) //nolint:gosec // Our own binaries and arguments.
+	if _, err := fmt.Fprintf(f, "\n=== %s starting: %s %v\n", time.Now().Format(time.RFC3339Nano), p.bin, p.args); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("cannot write log of %s: %w", p.name, err)
+	}
+	cmd := exec.Command(p.bin, p.args...) //nolint:gosec,noctx // Our own binaries and arguments; stopped by stop, not by a context.
 	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stdout = f
 	cmd.Stderr = f
@@ -111,7 +120,7 @@ func (p *process) alive() error {
 	}
 	select {
 	case <-p.exited:
-		return fmt.Errorf("%s (pid %d) exited: %v; see %s", p.name, p.cmd.Process.Pid, p.err, p.log)
+		return fmt.Errorf("%s (pid %d) exited: %w; see %s", p.name, p.cmd.Process.Pid, p.err, p.log)
 	default:
 		return nil
 	}

@@ -185,7 +185,7 @@ func TestBackupRetention(t *testing.T) {
 						if err := os.WriteFile(p, []byte("old\n"), 0o600); err != nil {
 							t.Fatal(err)
 						}
-						if out, err := exec.CommandContext(t.Context(), "touch", "-d", strconv.Itoa(f.days)+" days ago", p).CombinedOutput(); err != nil {
+						if out, err := exec.CommandContext(t.Context(), "touch", "-d", strconv.Itoa(f.days)+" days ago", p).CombinedOutput(); err != nil { //nolint:gosec // A file in the test's temp dir.
 							t.Fatalf("touch -d: %v: %s", err, out)
 						}
 					}
@@ -408,7 +408,7 @@ func backups(t *testing.T, dir string) []string {
 // sha256sum checks a backup against its checksum file with sha256sum -c.
 func sha256sum(t *testing.T, dir, name string) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), "sha256sum", "--check", "--strict", name+".sha256")
+	cmd := exec.CommandContext(t.Context(), "sha256sum", "--check", "--strict", name+".sha256") //nolint:gosec // A backup the test made.
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("sha256sum --check %s.sha256: %v: %s", name, err, out)
@@ -431,7 +431,7 @@ func sizes(t *testing.T, name string) (compressed, uncompressed int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := io.Copy(io.Discard, zr)
+	n, err := io.Copy(io.Discard, zr) //nolint:gosec // A backup of the test's own small data set.
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +445,7 @@ func flipByte(t *testing.T, name string) {
 		t.Fatal(err)
 	}
 	b[len(b)/2] ^= 0x01
-	if err := os.WriteFile(name, b, 0o600); err != nil {
+	if err := os.WriteFile(name, b, 0o600); err != nil { //nolint:gosec // A file in the test's temp dir.
 		t.Fatal(err)
 	}
 }
@@ -456,14 +456,14 @@ func copyFile(t *testing.T, from, to string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(to, b, 0o600); err != nil {
+	if err := os.WriteFile(to, b, 0o600); err != nil { //nolint:gosec // A file in the test's temp dir.
 		t.Fatal(err)
 	}
 }
 
 func write(t *testing.T, name, s string) {
 	t.Helper()
-	if err := os.WriteFile(name, []byte(s), 0o600); err != nil {
+	if err := os.WriteFile(name, []byte(s), 0o600); err != nil { //nolint:gosec // A file in the test's temp dir.
 		t.Fatal(err)
 	}
 }

@@ -187,8 +187,8 @@ func (g *gen) maybe(nullPercent int, v func() string) string {
 	return v()
 }
 
-func (g *gen) words(min, max, maxRunes int) string {
-	n := min + g.rnd.IntN(max-min+1)
+func (g *gen) words(fewest, most, maxRunes int) string {
+	n := fewest + g.rnd.IntN(most-fewest+1)
 	var sb strings.Builder
 	for i := range n {
 		w := words[g.rnd.IntN(len(words))]
@@ -279,7 +279,7 @@ func (g *gen) blobs(n, large int) {
 		id++
 		data := make([]byte, 1+g.rnd.IntN(16<<10))
 		for j := range data {
-			data[j] = byte(g.rnd.Uint32())
+			data[j] = byte(g.rnd.Uint32() & 0xff)
 		}
 		b.add(g.num(strconv.Itoa(id)), g.text(fmt.Sprintf("random %d", len(data))), g.bin(data))
 	}
@@ -288,7 +288,7 @@ func (g *gen) blobs(n, large int) {
 		id++
 		data := make([]byte, large)
 		for j := range data {
-			data[j] = byte(g.rnd.Uint32())
+			data[j] = byte(g.rnd.Uint32() & 0xff)
 		}
 		g.sql(g.batch("blobs", "id", "name", "data").head + "(" + g.num(strconv.Itoa(id)) + ", " + g.text("large") + ", " + g.bin(data) + ")")
 		g.d.Rows++

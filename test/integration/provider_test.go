@@ -63,14 +63,14 @@ var providerEngines = map[string]providerEngine{
 	postgresql: {
 		engine: postgresql, api: v1alpha1.PostgreSQL, admin: "postgres", driver: "pgx",
 		ident:    pgc.QuoteIdentifier,
-		account:  func(n string) string { q, _ := pgc.QuoteIdentifier(n); return q }, //nolint:errcheck // Names are valid.
+		account:  func(n string) string { q, _ := pgc.QuoteIdentifier(n); return q }, // Names are valid.
 		loginSQL: func(n string) string { return "SELECT count(*) FROM pg_roles WHERE rolname = " + pgString(n) },
 		setPW: func(n, pw string) string {
-			q, _ := pgc.QuoteIdentifier(n) //nolint:errcheck // Names are valid.
+			q, _ := pgc.QuoteIdentifier(n) // Names are valid.
 			return "ALTER ROLE " + q + " PASSWORD " + pgString(pw)
 		},
 		dropLogin: func(n string) string {
-			q, _ := pgc.QuoteIdentifier(n) //nolint:errcheck // Names are valid.
+			q, _ := pgc.QuoteIdentifier(n) // Names are valid.
 			return "DROP OWNED BY " + q + "; DROP ROLE " + q
 		},
 		hostile: []string{`we"ird'na;me\`, "Ünïcødé ユーザー", `x"; DROP ROLE postgres; --`, "UPPER case"},
@@ -320,7 +320,7 @@ func (p *providerEnv) open(t testing.TB, dsn string) (*sql.DB, error) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {
-		_ = db.Close() //nolint:errcheck // Reporting the ping.
+		_ = db.Close() // Reporting the ping.
 		return nil, err
 	}
 	db.SetMaxOpenConns(1)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -99,7 +100,7 @@ func isExecutable(p string) bool {
 
 // postgresBin is the newest installed PostgreSQL's bin directory.
 func postgresBin() string {
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres") //nolint:errcheck // The pattern is valid.
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres") // The pattern is valid.
 	if len(dirs) == 0 {
 		return "/usr/lib/postgresql/15/bin"
 	}
@@ -108,7 +109,7 @@ func postgresBin() string {
 }
 
 func version(bin string) int {
-	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(bin)))) //nolint:errcheck // Not a number sorts first.
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(bin)))) // Not a number sorts first.
 	return v
 }
 
@@ -151,7 +152,7 @@ func try(t testing.TB, engine string) (*server, error) {
 		return nil, fmt.Errorf("cannot create server directory: %w", err)
 	}
 	// Cleanups run last first: the server stops, then its files go.
-	t.Cleanup(func() { _ = os.RemoveAll(dir) }) //nolint:errcheck // Best effort.
+	t.Cleanup(func() { _ = os.RemoveAll(dir) }) // Best effort.
 
 	s := &server{Engine: engine, Port: port, Password: testPassword, dir: dir, log: filepath.Join(dir, "server.log")}
 	t.Cleanup(s.Stop)
@@ -170,12 +171,17 @@ func try(t testing.TB, engine string) (*server, error) {
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("cannot find a free port: %w", err)
 	}
 	defer l.Close() //nolint:errcheck // Only the port is needed.
-	return l.Addr().(*net.TCPAddr).Port, nil
+	a, ok := l.Addr().(*net.TCPAddr)
+	if !ok {
+		return 0, fmt.Errorf("cannot read the port of %s", l.Addr())
+	}
+	return a.Port, nil
 }
 
 // serviceUser is the credential to run a server that refuses root as, when
@@ -188,8 +194,8 @@ func serviceUser(name string) (*syscall.Credential, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot find the %s user to run the server as: %w", name, err)
 	}
-	uid, _ := strconv.Atoi(u.Uid)                                       //nolint:errcheck // Numeric on Linux.
-	gid, _ := strconv.Atoi(u.Gid)                                       //nolint:errcheck // Numeric on Linux.
+	uid, _ := strconv.Atoi(u.Uid)                                       // Numeric on Linux.
+	gid, _ := strconv.Atoi(u.Gid)                                       // Numeric on Linux.
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil //nolint:gosec // IDs fit.
 }
 
@@ -197,11 +203,17 @@ func chownAll(dir string, c *syscall.Credential) error {
 	if c == nil {
 		return nil
 	}
-	return filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+	// Inside an os.Root, so a symlink cannot lead the walk out of dir.
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer r.Close() //nolint:errcheck // The walk's error is the one to report.
+	return fs.WalkDir(r.FS(), ".", func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		return os.Lchown(p, int(c.Uid), int(c.Gid))
+		return r.Lchown(p, int(c.Uid), int(c.Gid))
 	})
 }
 
@@ -282,7 +294,7 @@ func (s *server) startMariaDB(t testing.TB) error {
 
 	// root@localhost has no password yet and logs in over the socket only.
 	socket := func(ctx context.Context, query string) error {
-		cmd := exec.CommandContext(ctx, "mysql", "--no-defaults", "--socket="+sock, "--user=root", "--batch", "--execute="+query)
+		cmd := exec.CommandContext(ctx, "mysql", "--no-defaults", "--socket="+sock, "--user=root", "--batch", "--execute="+query) //nolint:gosec // The test's own query.
 		cmd.Env = s.clientEnv(false)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("cannot run %q over the socket: %w: %s", query, err, out)
@@ -316,12 +328,12 @@ func (s *server) run(t testing.TB, cred *syscall.Credential, name string, args .
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, name, args...) //nolint:gosec // The test servers' setup commands.
 	cmd.Dir = s.dir
 	cmd.Env = s.serverEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
-	_ = appendFile(s.log, out) //nolint:errcheck // Diagnostics only.
+	_ = appendFile(s.log, out) // Diagnostics only.
 	if err != nil {
 		return fmt.Errorf("%s: %w", filepath.Base(name), err)
 	}
@@ -336,7 +348,7 @@ func (s *server) spawn(cred *syscall.Credential, stop, death syscall.Signal, nam
 		return fmt.Errorf("cannot open server log: %w", err)
 	}
 	defer log.Close()                  //nolint:errcheck // The server has its own descriptor.
-	cmd := exec.Command(name, args...) //nolint:noctx // Stopped by Stop, not by a context.
+	cmd := exec.Command(name, args...) //nolint:gosec,noctx // The test server's binary; stopped by Stop, not by a context.
 	cmd.Dir = s.dir
 	cmd.Env = s.serverEnv()
 	cmd.Stdout, cmd.Stderr = log, log
@@ -346,7 +358,7 @@ func (s *server) spawn(cred *syscall.Credential, stop, death syscall.Signal, nam
 	}
 	s.cmd, s.stopSig, s.exited = cmd, stop, make(chan struct{})
 	go func() {
-		_ = cmd.Wait() //nolint:errcheck // A stopped server exits non-zero.
+		_ = cmd.Wait() // A stopped server exits non-zero.
 		close(s.exited)
 	}()
 	return nil
@@ -386,14 +398,14 @@ func (s *server) Stop() {
 	default:
 	}
 	pid := s.cmd.Process.Pid
-	_ = syscall.Kill(pid, s.stopSig) //nolint:errcheck // It may have just exited.
+	_ = syscall.Kill(pid, s.stopSig) // It may have just exited.
 	select {
 	case <-s.exited:
 		return
 	case <-time.After(stopTimeout):
 	}
 	// Kill the process group: the server and anything it started.
-	_ = syscall.Kill(-pid, syscall.SIGKILL) //nolint:errcheck // It may have just exited.
+	_ = syscall.Kill(-pid, syscall.SIGKILL) // It may have just exited.
 	<-s.exited
 }
 
@@ -443,7 +455,7 @@ func (s *server) exec(ctx context.Context, db string, stdin io.Reader, query str
 			args[len(args)-1] = "--command=" + query
 		}
 	}
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...) //nolint:gosec // The engine's client and the test's query.
 	cmd.Env = s.clientEnv(true)
 	cmd.Stdin = stdin
 	var out, stderr bytes.Buffer
@@ -491,7 +503,7 @@ func appendFile(name string, b []byte) error {
 		return err
 	}
 	if _, err := f.Write(b); err != nil {
-		_ = f.Close() //nolint:errcheck // Reporting the write error.
+		_ = f.Close() // Reporting the write error.
 		return err
 	}
 	return f.Close()

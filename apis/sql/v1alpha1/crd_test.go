@@ -52,7 +52,7 @@ type api struct {
 
 func newAPI(t *testing.T, file string, gvk schema.GroupVersionKind) *api {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(crdDir, file))
+	b, err := os.ReadFile(filepath.Join(crdDir, file)) //nolint:gosec // The generated CRDs.
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func newAPI(t *testing.T, file string, gvk schema.GroupVersionKind) *api {
 	}
 	var status *apiextensions.CustomResourceSubresourceStatus
 	var statusValidator apiservervalidation.SchemaValidator
-	if sub, _ := apihelpers.GetSubresourcesForVersion(crd, gvk.Version); sub != nil && sub.Status != nil { //nolint:errcheck // The version exists.
+	if sub, _ := apihelpers.GetSubresourcesForVersion(crd, gvk.Version); sub != nil && sub.Status != nil {
 		status = &apiextensions.CustomResourceSubresourceStatus{}
 		st := v.OpenAPIV3Schema.Properties["status"]
 		if statusValidator, _, err = apiservervalidation.NewSchemaValidator(&st); err != nil {
@@ -298,7 +298,7 @@ func TestExamples(t *testing.T) {
 	}
 	seen := map[string]int{}
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		b, err := os.ReadFile(f) //nolint:gosec // The checked-in examples.
 		if err != nil {
 			t.Fatal(err)
 		}

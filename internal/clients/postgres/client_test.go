@@ -149,8 +149,8 @@ func TestClientDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dropRole, _ := DropRoleStatement("app_owner")     //nolint:errcheck // Valid name.
-	others, _ := DependentDatabasesQuery("app_owner") //nolint:errcheck // Valid name.
+	dropRole, _ := DropRoleStatement("app_owner")     // Valid name.
+	others, _ := DependentDatabasesQuery("app_owner") // Valid name.
 	l := xsql.Login{Name: "app_owner", Database: "app", Privileges: v1alpha1.Owner}
 
 	type want struct {

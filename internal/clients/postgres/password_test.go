@@ -37,7 +37,7 @@ func TestVerifyPassword(t *testing.T) {
 			verifier: pencilSCRAM, role: "v1", password: "pencil2",
 			want: want{ok: false},
 		},
-		"SCRAMHostilePassword": {
+		"SCRAMHostilePassword": { //nolint:gosec // A test case name.
 			reason:   "A password with spaces, a backslash and quotes verifies byte for byte.",
 			verifier: weirdSCRAM, role: "we'ird", password: `p@ss word \ 'q'`,
 			want: want{ok: true},

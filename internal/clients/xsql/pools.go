@@ -71,7 +71,7 @@ func (p *Pools) Sweep() {
 	}
 	p.mu.Unlock()
 	for _, s := range stale {
-		_ = s.Close() //nolint:errcheck // Closing idle connections; nothing to report to.
+		_ = s.Close() // Closing idle connections; nothing to report to.
 	}
 }
 
@@ -82,7 +82,7 @@ func (p *Pools) Close() {
 	p.m = map[[sha256.Size]byte]*pooled{}
 	p.mu.Unlock()
 	for _, e := range all {
-		_ = e.sql.Close() //nolint:errcheck // Shutting down.
+		_ = e.sql.Close() // Shutting down.
 	}
 }
 
