@@ -83,7 +83,7 @@ func BenchmarkRunFunction(b *testing.B) {
 func BenchmarkRunFunctionGRPC(b *testing.B) {
 	for name, r := range benchRequests {
 		for sname, s := range servers(b, r) {
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			lis, err := (&net.ListenConfig{}).Listen(b.Context(), "tcp", "127.0.0.1:0")
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -3,6 +3,7 @@ package fn
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -101,8 +102,9 @@ func TestPasswordOnlyThroughSecretKeyRef(t *testing.T) {
 				t.Errorf("%s: the password appears in %s", name, c.Name)
 			}
 		}
-		containers := append(StatefulSet(p).Spec.Template.Spec.Containers, BackupCronJob(p).Spec.JobTemplate.Spec.Template.Spec.Containers...)
-		for _, c := range append(containers, RestoreJob(p).Spec.Template.Spec.Containers...) {
+		containers := slices.Concat(StatefulSet(p).Spec.Template.Spec.Containers,
+			BackupCronJob(p).Spec.JobTemplate.Spec.Template.Spec.Containers, RestoreJob(p).Spec.Template.Spec.Containers)
+		for _, c := range containers {
 			for _, e := range c.Env {
 				secretish := strings.Contains(e.Name, "PASS") || strings.Contains(e.Name, "PWD")
 				if secretish && (e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != p.Secret()) {
@@ -345,7 +347,10 @@ func TestToComposed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		j, _ := json.Marshal(u.Object)
+		j, err := json.Marshal(u.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, bad := range []string{`"status"`, `"creationTimestamp"`, `null`, `"hostNetwork"`, `{}`} {
 			if strings.Contains(string(j), bad) {
 				t.Errorf("ToComposed(%s): %s must not be part of the apply intent:\n%s", c.Name, bad, j)

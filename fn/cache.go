@@ -59,9 +59,9 @@ type memoized struct {
 	out []Desired
 }
 
-// memoize wraps build, remembering at most max Databases.
-func memoize(max int, build func(Params) ([]Desired, error)) *memo {
-	return &memo{build: build, max: max, m: map[string]memoized{}}
+// memoize wraps build, remembering at most size Databases.
+func memoize(size int, build func(Params) ([]Desired, error)) *memo {
+	return &memo{build: build, max: size, m: map[string]memoized{}}
 }
 
 // Build returns build(p), from memory when the Database's last call had

@@ -14,7 +14,7 @@ import (
 // result naming it, with the stack in the log, not a crashed function.
 func TestRunFunctionRecovers(t *testing.T) {
 	var log strings.Builder
-	logger := logging.NewLogrLogger(funcr.New(func(prefix, args string) { log.WriteString(args + "\n") }, funcr.Options{}))
+	logger := logging.NewLogrLogger(funcr.New(func(_, args string) { log.WriteString(args + "\n") }, funcr.Options{}))
 	boom := func() (string, error) { panic("boom") }
 
 	rsp, err := New(logger, WithPasswordGenerator(boom)).RunFunction(t.Context(), req(xr("orders", pgDev), nil))

@@ -148,7 +148,7 @@ var engines = map[v1.Engine]engine{
 		Restore:       `psql --host="${DB_HOST}" --port="${DB_PORT}" --username="${DB_USER}" --dbname="${DATABASE}" --no-password --no-psqlrc --quiet --set=ON_ERROR_STOP=1 --single-transaction --file=- --output=/dev/null`,
 		Config:        postgresqlConf,
 	},
-	v1.MySQL: {
+	v1.MySQL: { //nolint:gosec // Names of environment variables and the superuser, no credential.
 		Versions: map[string]release{
 			"8.0": {Image: "docker.io/library/mysql:8.0", DataMount: "/var/lib/mysql", DataSubPath: "mysql", DataDir: "/var/lib/mysql", EndOfLife: "MySQL 8.0 reached its end of life in April 2026 and gets no more security fixes: move to 8.4"},
 			"8.4": {Image: "docker.io/library/mysql:8.4", DataMount: "/var/lib/mysql", DataSubPath: "mysql", DataDir: "/var/lib/mysql"},
@@ -167,7 +167,7 @@ var engines = map[v1.Engine]engine{
 		LivenessProbe:  []string{"mysqladmin", "--protocol=TCP", "--host=127.0.0.1", "--port=3306", "--user=root", "ping"},
 		ReadinessProbe: []string{"mysql", "--protocol=TCP", "--host=127.0.0.1", "--port=3306", "--user=root", "--batch", "--skip-column-names", "--execute=SELECT 1"},
 
-		Exporter: exporter{
+		Exporter: exporter{ //nolint:gosec // The name of the password variable, no credential.
 			Image:       "docker.io/prom/mysqld-exporter:v0.17.2",
 			Port:        9104,
 			Args:        []string{"--mysqld.address=127.0.0.1:3306", "--mysqld.username=root"},

@@ -135,7 +135,7 @@ func TestRunFunction(t *testing.T) {
 					"statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app", "pdb": "PodDisruptionBudget/orders",
 					"backup-pvc": "PersistentVolumeClaim/orders-backup", "backup-cronjob": "CronJob/orders-backup",
 				},
-				Ready: map[string]string{
+				Ready: map[string]string{ //nolint:gosec // Composed resource names, no credential.
 					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED", "pdb": "READY_UNSPECIFIED",
 					"backup-pvc": "READY_UNSPECIFIED", "backup-cronjob": "READY_UNSPECIFIED",
@@ -154,7 +154,7 @@ func TestRunFunction(t *testing.T) {
 					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
 					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
-				Ready: map[string]string{
+				Ready: map[string]string{ //nolint:gosec // Composed resource names, no credential.
 					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},
@@ -182,7 +182,7 @@ func TestRunFunction(t *testing.T) {
 		},
 		"BrokenObservedSecret": {
 			reason: "An observed Secret without a password is fatal, naming the field: a new password would lock the app out of its data.",
-			args:   args{req: req(xr("orders", pgDev), map[string]string{"secret": `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"orders-credentials"},"data":{}}`}), password: generate},
+			args:   args{req: req(xr("orders", pgDev), map[string]string{"secret": `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"orders-credentials"},"data":{}}`}), password: generate}, //nolint:gosec // A test Secret without a password.
 			want: got{
 				Results:  []string{`SEVERITY_FATAL: cannot observe the Database's resources: observed Secret "orders-credentials" has no data.password: refusing to generate a new password for an existing database`},
 				Composed: map[string]string{}, Ready: map[string]string{},
@@ -229,7 +229,7 @@ func TestRunFunction(t *testing.T) {
 					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
 					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
-				Ready: map[string]string{
+				Ready: map[string]string{ //nolint:gosec // Composed resource names, no credential.
 					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},

@@ -89,7 +89,7 @@ func Observe(req *fnv1.RunFunctionRequest, db *v1.Database) (Observed, error) {
 func required(req *fnv1.RunFunctionRequest, name string) ([]map[string]any, error) {
 	rs, ok := req.GetRequiredResources()[name]
 	if !ok {
-		rs = req.GetExtraResources()[name]
+		rs = req.GetExtraResources()[name] //nolint:staticcheck // Crossplane before v2 answers requirements here.
 	}
 	out := make([]map[string]any, 0, len(rs.GetItems()))
 	for _, i := range rs.GetItems() {

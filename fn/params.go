@@ -122,7 +122,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		return Params{}, errors.Wrapf(err, "spec.storage.size: cannot parse %q", s.Storage.Size)
 	}
 	p.StorageSize = p.RequestedStorage
-	p.ClaimLabels = p.names.claimLabels()
+	p.ClaimLabels = p.claimLabels()
 	if t := o.ClaimTemplate(); t != nil {
 		if q, ok := t.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
 			p.StorageSize = q

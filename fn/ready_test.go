@@ -119,7 +119,7 @@ func TestStatefulSetDigest(t *testing.T) {
 	if d := digest(spec(2)); len(d) != 16 {
 		t.Errorf("StatefulSet(...): want a 16 hex digit spec digest annotation, got %q", d)
 	}
-	if digest(spec(2)) != digest(spec(2)) {
+	if a, b := digest(spec(2)), digest(spec(2)); a != b {
 		t.Error("StatefulSet(...): equal Params gave different digests")
 	}
 	if digest(spec(2)) == digest(spec(3)) {

@@ -36,7 +36,7 @@ func TestScripts(t *testing.T) {
 			if got := placeholder.FindAllString(script, -1); len(got) > 0 {
 				t.Errorf("%s(%s): placeholders left: %v", name, typ, got)
 			}
-			cmd := exec.CommandContext(t.Context(), bash, "-n")
+			cmd := exec.CommandContext(t.Context(), bash, "-n") //nolint:gosec // bash from PATH, checking our own script.
 			cmd.Stdin = strings.NewReader(script)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Errorf("%s(%s): bash -n: %v\n%s", name, typ, err, out)
@@ -177,7 +177,7 @@ func TestRestoreScript(t *testing.T) {
 				writeBackup(t, dir, f, time.Now().Add(time.Duration(i)*time.Hour))
 			}
 			out := filepath.Join(t.TempDir(), "loaded")
-			cmd := exec.CommandContext(t.Context(), bash, "-c", restoreScriptFor(stubTables, stubRestore, "sql"))
+			cmd := exec.CommandContext(t.Context(), bash, "-c", restoreScriptFor(stubTables, stubRestore, "sql")) //nolint:gosec // Our own restore script with stub commands.
 			cmd.Env = []string{
 				"PATH=" + os.Getenv("PATH"), "BACKUP_DIR=" + dir, "DATABASE=app", "DB_HOST=db", "DB_PORT=1", "DB_USER=root",
 				"RESTORE_FROM=" + tc.from, "RESTORE_FORCE=" + tc.force, "STUB_TABLES=" + tc.tables, "STUB_OUT=" + out,

@@ -88,7 +88,8 @@ func TestRunFunctionSQLUsers(t *testing.T) {
 			if len(rsp.GetResults()) > 0 {
 				t.Fatalf("%s\nRunFunction(...): unexpected results %v", tc.reason, rsp.GetResults())
 			}
-			got := want{Phase: rsp.GetDesired().GetComposite().GetResource().AsMap()["status"].(map[string]any)["phase"]}
+			st, _ := rsp.GetDesired().GetComposite().GetResource().AsMap()["status"].(map[string]any)
+			got := want{Phase: st["phase"]}
 			for n := range rsp.GetDesired().GetResources() {
 				got.Composed = append(got.Composed, n)
 			}

@@ -35,7 +35,7 @@ var wrappers = map[string]struct{ dir, module string }{
 // command reads it.
 func required(t *testing.T, dir, module string) string {
 	t.Helper()
-	cmd := exec.Command("go", "mod", "edit", "-json")
+	cmd := exec.CommandContext(t.Context(), "go", "mod", "edit", "-json")
 	cmd.Dir = dir
 	out, err := cmd.Output()
 	if err != nil {
@@ -60,7 +60,7 @@ func required(t *testing.T, dir, module string) string {
 func cached(t *testing.T, cache, name, version string) string {
 	t.Helper()
 	p := filepath.Join(cache, "bin", name+"-"+version)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil { //nolint:gosec // A stand-in binary must be executable.
@@ -73,7 +73,7 @@ func cached(t *testing.T, cache, name, version string) string {
 // PATH: it must find the binary, not build it.
 func build(t *testing.T, script, cache, name string) (string, int) {
 	t.Helper()
-	cmd := exec.Command("bash", script, name)
+	cmd := exec.CommandContext(t.Context(), "bash", script, name) //nolint:gosec // The repository's build.sh, or a copy of it.
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "DBPLANE_CACHE=" + cache, "HOME=" + t.TempDir()}
 	out, err := cmd.Output()
 	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
@@ -144,10 +144,10 @@ func TestBuildKeyedByVersion(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, "build.sh"), script, 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, "build.sh"), script, 0o600); err != nil { //nolint:gosec // dir is the test's own temporary directory.
 				t.Fatal(err)
 			}
-			if err := os.Mkdir(filepath.Join(dir, "crossplane-cli"), 0o755); err != nil {
+			if err := os.Mkdir(filepath.Join(dir, "crossplane-cli"), 0o750); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.WriteFile(filepath.Join(dir, "crossplane-cli", "go.mod"), []byte(tc.gomod), 0o600); err != nil {
