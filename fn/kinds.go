@@ -4,7 +4,6 @@ import (
 	"reflect"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
@@ -24,7 +23,7 @@ var Kinds = []Kind{
 	{Name: rnSecret, Build: one(Secret), Observe: observeSecret, Ready: exists},
 	{Name: rnConfigMap, Build: one(ConfigMap), Ready: exists},
 	{Name: rnHeadlessService, Build: one(HeadlessService), Ready: exists},
-	{Name: rnStatefulSet, Build: one(StatefulSet), Observe: decodeTo(func(o *Observed) **appsv1.StatefulSet { return &o.StatefulSet }), Ready: rolledOut},
+	{Name: rnStatefulSet, Build: one(StatefulSet), Observe: observeStatefulSet, Ready: rolledOut},
 	{Name: rnService, When: func(p Params) bool { return p.ComposeService }, Build: one(Service), Ready: exists},
 	{Name: rnRestoreJob, When: func(p Params) bool { return p.ComposeRestoreJob }, Build: one(RestoreJob),
 		Observe: decodeTo(func(o *Observed) **batchv1.Job { return &o.RestoreJob }), Ready: restoreCompleted},

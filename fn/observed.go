@@ -21,6 +21,7 @@ type Observed struct {
 	// Exists holds the composed resources that exist.
 	Exists map[fnresource.Name]bool
 
+	// StatefulSet is the observed StatefulSet without its pod template.
 	StatefulSet  *appsv1.StatefulSet
 	CronJob      *batchv1.CronJob
 	BackupVolume *corev1.PersistentVolumeClaim
@@ -113,6 +114,15 @@ func decodeTo[T any](at func(*Observed) **T) func(map[string]any, fnresource.Nam
 		*at(o) = v
 		return nil
 	}
+}
+
+// observeStatefulSet reads the observed StatefulSet but for its pod
+// template, which nothing reads back and which is most of its size.
+func observeStatefulSet(u map[string]any, n fnresource.Name, o *Observed) error {
+	if spec, ok := u["spec"].(map[string]any); ok {
+		delete(spec, "template")
+	}
+	return decodeTo(func(o *Observed) **appsv1.StatefulSet { return &o.StatefulSet })(u, n, o)
 }
 
 // observeSecret reads the superuser's password.

@@ -1,10 +1,10 @@
 package fn
 
 import (
+	"maps"
 	"net"
 	"time"
 
-	"github.com/crossplane/function-sdk-go/errors"
 	"github.com/crossplane/function-sdk-go/resource"
 
 	v1 "github.com/dbplane/dbplane/apis/v1"
@@ -64,10 +64,10 @@ func SetStatus(dxr *resource.Composite, s v1.DatabaseStatus) error {
 	if s.LastBackup != nil {
 		fields["lastBackup"] = s.LastBackup.UTC().Format(time.RFC3339)
 	}
-	for k, v := range fields {
-		if err := dxr.Resource.SetValue("status."+k, v); err != nil {
-			return errors.Wrapf(err, "cannot set status.%s", k)
-		}
+	st, ok := dxr.Resource.Object["status"].(map[string]any)
+	if !ok {
+		st = make(map[string]any, len(fields))
 	}
-	return nil
+	maps.Copy(st, fields)
+	return dxr.Resource.SetValue("status", st)
 }
