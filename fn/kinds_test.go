@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -115,6 +116,20 @@ func TestCrossplaneMayComposeEveryKind(t *testing.T) {
 		}
 		if !allows(gvk, "get", "list", "watch") {
 			t.Errorf("required resource %q is a %s, which examples/install/crossplane-rbac.yaml does not let Crossplane read", name, gvk)
+		}
+	}
+}
+
+// TestREADMEListsEveryKind: the README's table of composed resources names
+// every row of Kinds, so the next engineer reads the table the code runs.
+func TestREADMEListsEveryKind(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Kinds {
+		if !strings.Contains(string(b), "\n| `"+string(k.Name)) {
+			t.Errorf("README.md: the table of composed resources has no row for %q", k.Name)
 		}
 	}
 }
