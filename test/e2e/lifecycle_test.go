@@ -17,6 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/dbplane/dbplane/test/harness/cluster"
 )
 
 // TestUpdates changes a running Database the ways the README allows and
@@ -28,9 +30,9 @@ import (
 func TestUpdates(t *testing.T) {
 	defer start(t)()
 	const ns, name = "updates", "shop"
-	namespace(t, ns)
+	env.Namespace(t, ns)
 
-	d := newDatabase(ns, name, map[string]any{
+	d := cluster.NewDatabase(ns, name, map[string]any{
 		"type":        "mysql",
 		"version":     "8.0",
 		"replicas":    int64(1),
@@ -38,14 +40,14 @@ func TestUpdates(t *testing.T) {
 		"storage":     map[string]any{"size": "5Gi"},
 		"backup":      map[string]any{"enabled": false},
 	})
-	applyDatabase(t, d)
-	waitReady(t, ns, name)
+	env.ApplyDatabase(t, d)
+	env.WaitReady(t, ns, name)
 
 	t.Run("ScaleOneToThree", func(t *testing.T) {
 		defer start(t)()
-		applyDatabase(t, d.set(t, int64(3), "replicas"))
-		waitFor(t, d, "StatefulSet scaled", func(ctx context.Context) error {
-			s, err := env.kube.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
+		env.ApplyDatabase(t, d.Set(t, int64(3), "replicas"))
+		env.WaitFor(t, d, "StatefulSet scaled", func(ctx context.Context) error {
+			s, err := env.Kube.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
@@ -54,32 +56,32 @@ func TestUpdates(t *testing.T) {
 			}
 			return nil
 		})
-		if got := waitReady(t, ns, name); got.num("status", "replicas") != 3 {
-			t.Errorf("status.replicas is %d, want 3", got.num("status", "replicas"))
+		if got := env.WaitReady(t, ns, name); got.Num("status", "replicas") != 3 {
+			t.Errorf("status.replicas is %d, want 3", got.Num("status", "replicas"))
 		}
-		dataClaims(t, ns, name, 3)
+		env.DataClaims(t, ns, name, 3)
 	})
 
 	var backupPVC types.UID
 	t.Run("BackupOn", func(t *testing.T) {
 		defer start(t)()
-		applyDatabase(t, d.set(t, map[string]any{"enabled": true, "schedule": "0 3 * * *", "retention": "5d"}, "backup"))
-		waitFor(t, d, "backup CronJob and PVC composed", func(ctx context.Context) error {
-			cj, err := env.kube.BatchV1().CronJobs(ns).Get(ctx, name+"-backup", metav1.GetOptions{})
+		env.ApplyDatabase(t, d.Set(t, map[string]any{"enabled": true, "schedule": "0 3 * * *", "retention": "5d"}, "backup"))
+		env.WaitFor(t, d, "backup CronJob and PVC composed", func(ctx context.Context) error {
+			cj, err := env.Kube.BatchV1().CronJobs(ns).Get(ctx, name+"-backup", metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
 			if cj.Spec.Schedule != "0 3 * * *" {
 				return fmt.Errorf("CronJob schedule is %q", cj.Spec.Schedule)
 			}
-			pvc, err := env.kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name+"-backup", metav1.GetOptions{})
+			pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name+"-backup", metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
 			backupPVC = pvc.UID
 			return nil
 		})
-		waitReady(t, ns, name)
+		env.WaitReady(t, ns, name)
 	})
 
 	t.Run("BackupOffKeepsTheBackupVolume", func(t *testing.T) {
@@ -87,9 +89,9 @@ func TestUpdates(t *testing.T) {
 		if backupPVC == "" {
 			t.Skip("backups were never on")
 		}
-		applyDatabase(t, d.set(t, false, "backup", "enabled"))
-		waitFor(t, d, "backup CronJob deleted", func(ctx context.Context) error {
-			o, err := getObject(ctx, "CronJob", ns, name+"-backup")
+		env.ApplyDatabase(t, d.Set(t, false, "backup", "enabled"))
+		env.WaitFor(t, d, "backup CronJob deleted", func(ctx context.Context) error {
+			o, err := env.Object(ctx, "CronJob", ns, name+"-backup")
 			if err != nil {
 				return err
 			}
@@ -98,8 +100,8 @@ func TestUpdates(t *testing.T) {
 			}
 			return nil
 		})
-		waitReady(t, ns, name)
-		pvc, err := env.kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), name+"-backup", metav1.GetOptions{})
+		env.WaitReady(t, ns, name)
+		pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), name+"-backup", metav1.GetOptions{})
 		if err != nil {
 			t.Fatalf("the backup PVC is gone after turning backups off: %v", err)
 		}
@@ -110,29 +112,29 @@ func TestUpdates(t *testing.T) {
 
 	t.Run("StorageGrowsKeepingEveryVolume", func(t *testing.T) {
 		defer start(t)()
-		claims := dataClaims(t, ns, name, 3)
-		applyDatabase(t, d.set(t, "8Gi", "storage", "size"))
-		got := waitReady(t, ns, name)
+		claims := env.DataClaims(t, ns, name, 3)
+		env.ApplyDatabase(t, d.Set(t, "8Gi", "storage", "size"))
+		got := env.WaitReady(t, ns, name)
 		// The change is accepted and synced, no claim is replaced, and the
 		// Database says on its events that volumes are not grown yet.
-		if diff := cmp.Diff(claims, dataClaims(t, ns, name, 3)); diff != "" {
+		if diff := cmp.Diff(claims, env.DataClaims(t, ns, name, 3)); diff != "" {
 			t.Errorf("data PVCs replaced after growing storage (-before +after):\n%s", diff)
 		}
 		if backupPVC != "" {
-			pvc, err := env.kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), name+"-backup", metav1.GetOptions{})
+			pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), name+"-backup", metav1.GetOptions{})
 			if err != nil || pvc.UID != backupPVC || pvc.DeletionTimestamp != nil {
 				t.Errorf("the backup PVC was lost or replaced after growing storage: %v", err)
 			}
 		}
-		if s, r, m := condition(got.Unstructured, "StorageSized"); s != "False" || r != "GrowthNotAutomated" || !strings.Contains(m, "existing data volumes stay at 5Gi; growing them to 8Gi") {
+		if s, r, m := cluster.Condition(got.Unstructured, "StorageSized"); s != "False" || r != "GrowthNotAutomated" || !strings.Contains(m, "existing data volumes stay at 5Gi; growing them to 8Gi") {
 			t.Errorf("condition StorageSized is %s/%s (%q), want False/GrowthNotAutomated about the data volumes", s, r, m)
 		}
 		// A Warning event too, though shop, on MySQL 8.0, has been warned of
 		// its end of life since it was created: that warning is said when
 		// it changes, not on every reconcile, so it leaves room for this one
 		// within the Warning events Kubernetes records per object.
-		waitFor(t, d, "a Warning event about the volumes", func(ctx context.Context) error {
-			evs, err := env.kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(got.GetUID())})
+		env.WaitFor(t, d, "a Warning event about the volumes", func(ctx context.Context) error {
+			evs, err := env.Kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(got.GetUID())})
 			if err != nil {
 				return err
 			}
@@ -147,7 +149,7 @@ func TestUpdates(t *testing.T) {
 		// write lost a race. Said on every reconcile, it was 16 by now on
 		// a quiet machine, and past the budget of 25 on a busy one, which
 		// dropped the event above.
-		evs, err := env.kube.CoreV1().Events(ns).List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(got.GetUID())})
+		evs, err := env.Kube.CoreV1().Events(ns).List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(got.GetUID())})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,21 +166,21 @@ func TestUpdates(t *testing.T) {
 		// watch circuit breaker, after which a change waits up to a minute
 		// to be applied.
 		const name = "catalog"
-		d := newDatabase(ns, name, map[string]any{
+		d := cluster.NewDatabase(ns, name, map[string]any{
 			"type":        "mysql",
 			"version":     "8.0",
 			"replicas":    int64(3),
 			"environment": "staging",
 			"storage":     map[string]any{"size": "5Gi"},
 		})
-		applyDatabase(t, d)
-		waitReady(t, ns, name)
-		applyDatabase(t, d.set(t, "8.4", "version"))
+		env.ApplyDatabase(t, d)
+		env.WaitReady(t, ns, name)
+		env.ApplyDatabase(t, d.Set(t, "8.4", "version"))
 		// Ready for this generation means rolled out: the StatefulSet and
 		// every pod already run 8.4 when the Database says Ready, with no
 		// further wait.
-		waitReady(t, ns, name)
-		s, err := env.kube.AppsV1().StatefulSets(ns).Get(t.Context(), name, metav1.GetOptions{})
+		env.WaitReady(t, ns, name)
+		s, err := env.Kube.AppsV1().StatefulSets(ns).Get(t.Context(), name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +194,7 @@ func TestUpdates(t *testing.T) {
 				s.Generation, st.ObservedGeneration, st.UpdatedReplicas, st.CurrentRevision, st.UpdateRevision)
 		}
 		for i := range 3 {
-			p, err := env.kube.CoreV1().Pods(ns).Get(t.Context(), fmt.Sprintf("%s-%d", name, i), metav1.GetOptions{})
+			p, err := env.Kube.CoreV1().Pods(ns).Get(t.Context(), fmt.Sprintf("%s-%d", name, i), metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -211,9 +213,9 @@ func TestUpdates(t *testing.T) {
 func TestNothingLostWhileFunctionIsDown(t *testing.T) {
 	defer start(t)()
 	const ns, name = "outage", "ledger"
-	namespace(t, ns)
+	env.Namespace(t, ns)
 
-	d := newDatabase(ns, name, map[string]any{
+	d := cluster.NewDatabase(ns, name, map[string]any{
 		"type":        "postgresql",
 		"version":     "16",
 		"replicas":    int64(2),
@@ -221,24 +223,24 @@ func TestNothingLostWhileFunctionIsDown(t *testing.T) {
 		"storage":     map[string]any{"size": "5Gi"},
 		"backup":      map[string]any{"enabled": true},
 	})
-	applyDatabase(t, d)
-	waitReady(t, ns, name)
+	env.ApplyDatabase(t, d)
+	env.WaitReady(t, ns, name)
 	before := snapshot(t, d)
 
-	if err := env.stopFunction(); err != nil {
+	if err := env.StopFunction(); err != nil {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
 	restarted := false
 	defer func() {
 		if !restarted {
-			if err := env.startFunction(context.Background()); err != nil {
+			if err := env.StartFunction(context.Background()); err != nil {
 				t.Errorf("cannot restart the function: %v", err)
 			}
 		}
 	}()
 
-	applyDatabase(t, d.set(t, int64(3), "replicas"))
+	env.ApplyDatabase(t, d.Set(t, int64(3), "replicas"))
 	// Long enough for several reconciles and their backoff;
 	// DBPLANE_E2E_OUTAGE (a duration) makes it longer, to see what users
 	// see once Crossplane gives up waiting for the function.
@@ -252,13 +254,13 @@ func TestNothingLostWhileFunctionIsDown(t *testing.T) {
 	seen := map[string]bool{}
 	deadline := time.Now().Add(outage)
 	for time.Now().Before(deadline) {
-		u, err := getDatabase(t.Context(), ns, name)
+		u, err := env.GetDatabase(t.Context(), ns, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := database{u}
-		c := fmt.Sprintf("%s; phase %s; generation %d, Synced for %d, Ready for %d", conditions(u), got.str("status", "phase"),
-			u.GetGeneration(), observedGeneration(u, "Synced"), observedGeneration(u, "Ready"))
+		got := cluster.Database{Unstructured: u}
+		c := fmt.Sprintf("%s; phase %s; generation %d, Synced for %d, Ready for %d", cluster.Conditions(u), got.Str("status", "phase"),
+			u.GetGeneration(), cluster.ObservedGeneration(u, "Synced"), cluster.ObservedGeneration(u, "Ready"))
 		if !seen[c] {
 			seen[c] = true
 			t.Logf("%5.1fs after stopping the function, the Database shows: %s", time.Since(stopped).Seconds(), c)
@@ -270,18 +272,18 @@ func TestNothingLostWhileFunctionIsDown(t *testing.T) {
 	}
 
 	t0 := time.Now()
-	if err := env.startFunction(t.Context()); err != nil {
+	if err := env.StartFunction(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	restarted = true
-	waitFor(t, d, "Database caught up", func(ctx context.Context) error {
-		u, err := getDatabase(ctx, ns, name)
+	env.WaitFor(t, d, "Database caught up", func(ctx context.Context) error {
+		u, err := env.GetDatabase(ctx, ns, name)
 		if err != nil {
 			return err
 		}
-		got := database{u}
-		if s, _, _ := condition(u, "Ready"); s != "True" || got.num("status", "replicas") != 3 {
-			return fmt.Errorf("not caught up: %s, status.replicas %d", conditions(u), got.num("status", "replicas"))
+		got := cluster.Database{Unstructured: u}
+		if s, _, _ := cluster.Condition(u, "Ready"); s != "True" || got.Num("status", "replicas") != 3 {
+			return fmt.Errorf("not caught up: %s, status.replicas %d", cluster.Conditions(u), got.Num("status", "replicas"))
 		}
 		return nil
 	})
@@ -299,9 +301,9 @@ func TestNothingLostWhileFunctionIsDown(t *testing.T) {
 func TestDeleteKeepsDataClaims(t *testing.T) {
 	defer start(t)()
 	const ns, name = "deletion", "archive"
-	namespace(t, ns)
+	env.Namespace(t, ns)
 
-	d := newDatabase(ns, name, map[string]any{
+	d := cluster.NewDatabase(ns, name, map[string]any{
 		"type":        "mysql",
 		"version":     "8.4",
 		"replicas":    int64(2),
@@ -309,24 +311,24 @@ func TestDeleteKeepsDataClaims(t *testing.T) {
 		"storage":     map[string]any{"size": "5Gi"},
 		"backup":      map[string]any{"enabled": true},
 	})
-	applyDatabase(t, d)
-	waitReady(t, ns, name)
-	claims := dataClaims(t, ns, name, 2)
+	env.ApplyDatabase(t, d)
+	env.WaitReady(t, ns, name)
+	claims := env.DataClaims(t, ns, name, 2)
 
 	t0 := time.Now()
-	if _, err := env.kubectl(t.Context(), nil, "delete", "database", name, "-n", ns, "--wait=true", "--timeout=2m"); err != nil {
+	if _, err := env.Kubectl(t.Context(), nil, "delete", "database", name, "-n", ns, "--wait=true", "--timeout=2m"); err != nil {
 		t.Fatal(err)
 	}
 	record("latency: kubectl delete database (wait)", time.Since(t0))
-	waitFor(t, d, "composed objects deleted", func(ctx context.Context) error {
+	env.WaitFor(t, d, "composed objects deleted", func(ctx context.Context) error {
 		var left []string
-		for _, c := range composedObjects(d) {
-			o, err := getObject(ctx, c.kind, ns, c.name)
+		for _, c := range cluster.ComposedObjects(d) {
+			o, err := env.Object(ctx, c.Kind, ns, c.Name)
 			if err != nil {
 				return err
 			}
 			if o != nil {
-				left = append(left, c.kind+"/"+c.name)
+				left = append(left, c.Kind+"/"+c.Name)
 			}
 		}
 		if len(left) > 0 {
@@ -335,7 +337,7 @@ func TestDeleteKeepsDataClaims(t *testing.T) {
 		return nil
 	})
 	for n, uid := range claims {
-		pvc, err := env.kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), n, metav1.GetOptions{})
+		pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), n, metav1.GetOptions{})
 		if err != nil {
 			t.Errorf("data PVC %s is gone after deleting the Database: %v", n, err)
 			continue
@@ -348,19 +350,19 @@ func TestDeleteKeepsDataClaims(t *testing.T) {
 
 // snapshot maps every object a Database composed, and its data PVCs, to
 // their UIDs.
-func snapshot(t *testing.T, d database) map[string]types.UID {
+func snapshot(t *testing.T, d cluster.Database) map[string]types.UID {
 	t.Helper()
 	out := map[string]types.UID{}
-	for _, c := range composedObjects(d) {
-		o, err := getObject(t.Context(), c.kind, d.GetNamespace(), c.name)
+	for _, c := range cluster.ComposedObjects(d) {
+		o, err := env.Object(t.Context(), c.Kind, d.GetNamespace(), c.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if o != nil {
-			out[c.kind+"/"+c.name] = o.GetUID()
+			out[c.Kind+"/"+c.Name] = o.GetUID()
 		}
 	}
-	l, err := env.kube.CoreV1().PersistentVolumeClaims(d.GetNamespace()).List(t.Context(), metav1.ListOptions{})
+	l, err := env.Kube.CoreV1().PersistentVolumeClaims(d.GetNamespace()).List(t.Context(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
