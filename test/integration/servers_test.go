@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dbplane/dbplane/test/harness"
 )
 
 // Engines, named as the engine table's PortName.
@@ -45,11 +46,9 @@ type server struct {
 	Port     int
 	Password string
 
-	dir     string
-	log     string
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	stopSig syscall.Signal
+	dir  string
+	log  string
+	proc *harness.Process
 }
 
 // requireBinaries skips the test when a server binary is missing, or fails
@@ -142,16 +141,13 @@ func start(t testing.TB, engine string) *server {
 
 func try(t testing.TB, engine string) (*server, error) {
 	t.Helper()
-	port, err := freePort()
+	port, err := harness.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "dbplane-"+engine+"-")
-	if err != nil {
-		return nil, fmt.Errorf("cannot create server directory: %w", err)
-	}
-	// Cleanups run last first: the server stops, then its files go.
-	t.Cleanup(func() { _ = os.RemoveAll(dir) }) //nolint:errcheck // Best effort.
+	// Cleanups run last first: the server stops, then its files go, unless
+	// the test failed or DBPLANE_E2E_KEEP is set.
+	dir := harness.TempDir(t, "dbplane-"+engine+"-")
 
 	s := &server{Engine: engine, Port: port, Password: testPassword, dir: dir, log: filepath.Join(dir, "server.log")}
 	t.Cleanup(s.Stop)
@@ -165,17 +161,8 @@ func try(t testing.TB, engine string) (*server, error) {
 		s.Stop()
 		return nil, fmt.Errorf("%w\nserver log:\n%s", err, s.tail())
 	}
-	t.Logf("started %s on 127.0.0.1:%d (pid %d) in %s", engine, port, s.cmd.Process.Pid, dir)
+	t.Logf("started %s on 127.0.0.1:%d (pid %d) in %s", engine, port, s.proc.PID(), dir)
 	return s, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("cannot find a free port: %w", err)
-	}
-	defer l.Close() //nolint:errcheck // Only the port is needed.
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // serviceUser is the credential to run a server that refuses root as, when
@@ -328,73 +315,41 @@ func (s *server) run(t testing.TB, cred *syscall.Credential, name string, args .
 	return nil
 }
 
-// spawn starts the server process. Stop sends it stop, by PID; if the test
-// binary dies first the kernel sends it death.
+// spawn starts the server process, logging to the server log. Stop sends it
+// stop, by PID; if the test binary dies first the kernel sends it death.
 func (s *server) spawn(cred *syscall.Credential, stop, death syscall.Signal, name string, args ...string) error {
-	log, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) //nolint:gosec // A log file.
-	if err != nil {
-		return fmt.Errorf("cannot open server log: %w", err)
+	s.proc = &harness.Process{
+		Name:        s.Engine + " server",
+		Bin:         name,
+		Args:        args,
+		Env:         s.serverEnv(),
+		Dir:         s.dir,
+		Ports:       []int{s.Port},
+		Log:         s.log,
+		Credential:  cred,
+		StopSignal:  stop,
+		DeathSignal: death,
+		StopTimeout: stopTimeout,
 	}
-	defer log.Close()                  //nolint:errcheck // The server has its own descriptor.
-	cmd := exec.Command(name, args...) //nolint:noctx // Stopped by Stop, not by a context.
-	cmd.Dir = s.dir
-	cmd.Env = s.serverEnv()
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: death}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("cannot start %s: %w", filepath.Base(name), err)
-	}
-	s.cmd, s.stopSig, s.exited = cmd, stop, make(chan struct{})
-	go func() {
-		_ = cmd.Wait() //nolint:errcheck // A stopped server exits non-zero.
-		close(s.exited)
-	}()
-	return nil
+	return s.proc.Start()
 }
 
 // waitReady polls ready until it succeeds, the server exits or time is up.
 func (s *server) waitReady(t testing.TB, ready func(context.Context) error) error {
 	t.Helper()
-	deadline := time.Now().Add(startTimeout)
-	var err error
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			return fmt.Errorf("server exited while starting: %s", s.cmd.ProcessState)
-		default:
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		err = ready(ctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return fmt.Errorf("server not ready after %s: %w", startTimeout, err)
+	return s.proc.WaitReady(t.Context(), startTimeout, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return ready(ctx)
+	})
 }
 
-// Stop stops the server by its PID, killing it if it does not stop in time.
-// It may be called more than once.
+// Stop stops the server by its PID, killing its process group if it does
+// not stop in time. It may be called more than once.
 func (s *server) Stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
+	if s.proc != nil {
+		_ = s.proc.Stop() //nolint:errcheck // Killed is stopped too.
 	}
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	pid := s.cmd.Process.Pid
-	_ = syscall.Kill(pid, s.stopSig) //nolint:errcheck // It may have just exited.
-	select {
-	case <-s.exited:
-		return
-	case <-time.After(stopTimeout):
-	}
-	// Kill the process group: the server and anything it started.
-	_ = syscall.Kill(-pid, syscall.SIGKILL) //nolint:errcheck // It may have just exited.
-	<-s.exited
 }
 
 // serverEnv is the environment of server processes.
@@ -474,16 +429,7 @@ func (s *server) Load(t testing.TB, r io.Reader) {
 }
 
 // tail is the end of the server log.
-func (s *server) tail() string {
-	b, err := os.ReadFile(s.log)
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
+func (s *server) tail() string { return harness.Tail(s.log, 4000) }
 
 func appendFile(name string, b []byte) error {
 	f, err := os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) //nolint:gosec // A log file.
