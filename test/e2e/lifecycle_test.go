@@ -21,30 +21,45 @@ import (
 	"github.com/dbplane/dbplane/test/harness/cluster"
 )
 
-// TestUpdates changes a running Database the ways the README allows and
+// TestUpdates changes running Databases the ways the README allows and
 // checks the cluster follows: more replicas, backups on (CronJob and backup
 // volume appear) and off (the CronJob goes, the backup volume stays),
-// storage grows (accepted, every volume kept, a Warning event), and, on a
-// Database of its own, MySQL 8.0 to 8.4 rolling the image, Ready only once
-// rolled out.
+// storage grows (accepted, every volume kept, a Warning event), and MySQL
+// 8.0 to 8.4 rolling the image, Ready only once rolled out.
+//
+// Each change is made to a Database of its own, created by its subtest: the
+// subtests run alone, in any order or at once, and none spends another's
+// Crossplane watch circuit breaker (after a few changes in a row to one
+// Database, a change waits up to a minute to be applied).
 func TestUpdates(t *testing.T) {
 	defer start(t)()
-	const ns, name = "updates", "shop"
+	const ns = "updates"
 	env.Namespace(t, ns)
 
-	d := cluster.NewDatabase(ns, name, map[string]any{
-		"type":        "mysql",
-		"version":     "8.0",
-		"replicas":    int64(1),
-		"environment": "staging",
-		"storage":     map[string]any{"size": "5Gi"},
-		"backup":      map[string]any{"enabled": false},
-	})
-	env.ApplyDatabase(t, d)
-	env.WaitReady(t, ns, name)
+	// running creates a MySQL 8.0 staging Database and waits until it is
+	// Ready.
+	running := func(t *testing.T, name string, replicas int64, backup map[string]any) cluster.Database {
+		t.Helper()
+		d := cluster.NewDatabase(ns, name, map[string]any{
+			"type":        "mysql",
+			"version":     "8.0",
+			"replicas":    replicas,
+			"environment": "staging",
+			"storage":     map[string]any{"size": "5Gi"},
+			"backup":      backup,
+		})
+		env.ApplyDatabase(t, d)
+		env.WaitReady(t, ns, name)
+		return d
+	}
+	backupOff := map[string]any{"enabled": false}
+	backupOn := map[string]any{"enabled": true, "schedule": "0 3 * * *", "retention": "5d"}
 
 	t.Run("ScaleOneToThree", func(t *testing.T) {
 		defer start(t)()
+		t.Parallel()
+		const name = "scale"
+		d := running(t, name, 1, backupOff)
 		env.ApplyDatabase(t, d.Set(t, int64(3), "replicas"))
 		env.WaitFor(t, d, "StatefulSet scaled", func(ctx context.Context) error {
 			s, err := env.Kube.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
@@ -62,10 +77,12 @@ func TestUpdates(t *testing.T) {
 		env.DataClaims(t, ns, name, 3)
 	})
 
-	var backupPVC types.UID
 	t.Run("BackupOn", func(t *testing.T) {
 		defer start(t)()
-		env.ApplyDatabase(t, d.Set(t, map[string]any{"enabled": true, "schedule": "0 3 * * *", "retention": "5d"}, "backup"))
+		t.Parallel()
+		const name = "backup-on"
+		d := running(t, name, 1, backupOff)
+		env.ApplyDatabase(t, d.Set(t, backupOn, "backup"))
 		env.WaitFor(t, d, "backup CronJob and PVC composed", func(ctx context.Context) error {
 			cj, err := env.Kube.BatchV1().CronJobs(ns).Get(ctx, name+"-backup", metav1.GetOptions{})
 			if err != nil {
@@ -74,21 +91,18 @@ func TestUpdates(t *testing.T) {
 			if cj.Spec.Schedule != "0 3 * * *" {
 				return fmt.Errorf("CronJob schedule is %q", cj.Spec.Schedule)
 			}
-			pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name+"-backup", metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			backupPVC = pvc.UID
-			return nil
+			_, err = env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name+"-backup", metav1.GetOptions{})
+			return err
 		})
 		env.WaitReady(t, ns, name)
 	})
 
 	t.Run("BackupOffKeepsTheBackupVolume", func(t *testing.T) {
 		defer start(t)()
-		if backupPVC == "" {
-			t.Skip("backups were never on")
-		}
+		t.Parallel()
+		const name = "backup-off"
+		d := running(t, name, 1, backupOn)
+		backupPVC := claimUID(t, ns, name+"-backup")
 		env.ApplyDatabase(t, d.Set(t, false, "backup", "enabled"))
 		env.WaitFor(t, d, "backup CronJob deleted", func(ctx context.Context) error {
 			o, err := env.Object(ctx, "CronJob", ns, name+"-backup")
@@ -112,7 +126,11 @@ func TestUpdates(t *testing.T) {
 
 	t.Run("StorageGrowsKeepingEveryVolume", func(t *testing.T) {
 		defer start(t)()
+		t.Parallel()
+		const name = "storage"
+		d := running(t, name, 3, backupOn)
 		claims := env.DataClaims(t, ns, name, 3)
+		backupPVC := claimUID(t, ns, name+"-backup")
 		env.ApplyDatabase(t, d.Set(t, "8Gi", "storage", "size"))
 		got := env.WaitReady(t, ns, name)
 		// The change is accepted and synced, no claim is replaced, and the
@@ -120,19 +138,18 @@ func TestUpdates(t *testing.T) {
 		if diff := cmp.Diff(claims, env.DataClaims(t, ns, name, 3)); diff != "" {
 			t.Errorf("data PVCs replaced after growing storage (-before +after):\n%s", diff)
 		}
-		if backupPVC != "" {
-			pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), name+"-backup", metav1.GetOptions{})
-			if err != nil || pvc.UID != backupPVC || pvc.DeletionTimestamp != nil {
-				t.Errorf("the backup PVC was lost or replaced after growing storage: %v", err)
-			}
+		pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), name+"-backup", metav1.GetOptions{})
+		if err != nil || pvc.UID != backupPVC || pvc.DeletionTimestamp != nil {
+			t.Errorf("the backup PVC was lost or replaced after growing storage: %v", err)
 		}
 		if s, r, m := cluster.Condition(got.Unstructured, "StorageSized"); s != "False" || r != "GrowthNotAutomated" || !strings.Contains(m, "existing data volumes stay at 5Gi; growing them to 8Gi") {
 			t.Errorf("condition StorageSized is %s/%s (%q), want False/GrowthNotAutomated about the data volumes", s, r, m)
 		}
-		// A Warning event too, though shop, on MySQL 8.0, has been warned of
-		// its end of life since it was created: that warning is said when
-		// it changes, not on every reconcile, so it leaves room for this one
-		// within the Warning events Kubernetes records per object.
+		// A Warning event too, though the Database, on MySQL 8.0, has been
+		// warned of its end of life since it was created: that warning is
+		// said when it changes, not on every reconcile, so it leaves room
+		// for this one within the Warning events Kubernetes records per
+		// object.
 		env.WaitFor(t, d, "a Warning event about the volumes", func(ctx context.Context) error {
 			evs, err := env.Kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(got.GetUID())})
 			if err != nil {
@@ -162,19 +179,9 @@ func TestUpdates(t *testing.T) {
 
 	t.Run("MySQL80To84RollsTheImage", func(t *testing.T) {
 		defer start(t)()
-		// A Database of its own: the changes above spent shop's Crossplane
-		// watch circuit breaker, after which a change waits up to a minute
-		// to be applied.
+		t.Parallel()
 		const name = "catalog"
-		d := cluster.NewDatabase(ns, name, map[string]any{
-			"type":        "mysql",
-			"version":     "8.0",
-			"replicas":    int64(3),
-			"environment": "staging",
-			"storage":     map[string]any{"size": "5Gi"},
-		})
-		env.ApplyDatabase(t, d)
-		env.WaitReady(t, ns, name)
+		d := running(t, name, 3, backupOff)
 		env.ApplyDatabase(t, d.Set(t, "8.4", "version"))
 		// Ready for this generation means rolled out: the StatefulSet and
 		// every pod already run 8.4 when the Database says Ready, with no
@@ -205,6 +212,17 @@ func TestUpdates(t *testing.T) {
 			}
 		}
 	})
+}
+
+// claimUID returns the UID of a PVC, failing the test when it does not
+// exist.
+func claimUID(t *testing.T, ns, name string) types.UID {
+	t.Helper()
+	pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("cannot get PVC %s: %v", name, err)
+	}
+	return pvc.UID
 }
 
 // TestNothingLostWhileFunctionIsDown stops the function while a Database

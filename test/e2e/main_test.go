@@ -104,14 +104,14 @@ func run(m *testing.M) int {
 	return code
 }
 
-// start times a test: `defer start(t)()` records how long it took, as
-// "suite: <name>", and turns a panic into a failure, so that TestMain still
-// stops every process.
+// start times a test: `defer start(t)()` records how long it took, with
+// its parallel subtests, as "suite: <name>", and turns a panic into a
+// failure, so that TestMain still stops every process.
 func start(t *testing.T) func() {
 	t.Helper()
 	t0 := time.Now()
+	t.Cleanup(func() { record("suite: "+t.Name(), time.Since(t0)) })
 	return func() {
-		record("suite: "+t.Name(), time.Since(t0))
 		if r := recover(); r != nil {
 			t.Fatalf("panic: %v\n%s", r, debug.Stack())
 		}
