@@ -59,7 +59,7 @@ fuzz: ## FuzzRunFunction for FUZZTIME (20s in make test; make fuzz FUZZTIME=10m 
 
 vet: ## go vet every package, the e2e suite's included.
 	go vet ./...
-	go vet -tags e2e ./test/e2e/
+	go vet -tags e2e ./test/...
 
 unit: ## Fast feedback, no servers, control plane or pinned CLI: fn, apis (schema and CEL), internal, cmd.
 	go test $(UNIT_FLAGS) $(UNIT_PKGS)

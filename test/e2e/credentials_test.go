@@ -11,6 +11,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/dbplane/dbplane/test/harness/cluster"
 )
 
 // TestCredentialsSurviveReconcilesAndRestarts checks that the superuser
@@ -26,9 +28,9 @@ import (
 func TestCredentialsSurviveReconcilesAndRestarts(t *testing.T) {
 	defer start(t)()
 	const ns, name = "credentials", "creds"
-	namespace(t, ns)
+	env.Namespace(t, ns)
 
-	d := newDatabase(ns, name, map[string]any{
+	d := cluster.NewDatabase(ns, name, map[string]any{
 		"type":        "postgresql",
 		"version":     "17",
 		"replicas":    int64(1),
@@ -36,17 +38,17 @@ func TestCredentialsSurviveReconcilesAndRestarts(t *testing.T) {
 		"storage":     map[string]any{"size": "5Gi"},
 		"backup":      map[string]any{"enabled": true, "schedule": "0 1 * * *", "retention": "7d"},
 	})
-	applyDatabase(t, d)
-	waitReady(t, ns, name)
+	env.ApplyDatabase(t, d)
+	env.WaitReady(t, ns, name)
 	first := secret(t, ns, name+"-credentials")
 
 	schedule := func(t *testing.T, hour int) {
 		t.Helper()
 		want := fmt.Sprintf("0 %d * * *", hour)
 		t0 := time.Now()
-		applyDatabase(t, d.set(t, want, "backup", "schedule"))
-		waitFor(t, d, "CronJob rescheduled", func(ctx context.Context) error {
-			cj, err := env.kube.BatchV1().CronJobs(ns).Get(ctx, name+"-backup", metav1.GetOptions{})
+		env.ApplyDatabase(t, d.Set(t, want, "backup", "schedule"))
+		env.WaitFor(t, d, "CronJob rescheduled", func(ctx context.Context) error {
+			cj, err := env.Kube.BatchV1().CronJobs(ns).Get(ctx, name+"-backup", metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
@@ -56,7 +58,7 @@ func TestCredentialsSurviveReconcilesAndRestarts(t *testing.T) {
 			return nil
 		})
 		record("latency: spec change -> composed object updated", time.Since(t0))
-		waitReady(t, ns, name)
+		env.WaitReady(t, ns, name)
 		sameCredentials(t, first, secret(t, ns, name+"-credentials"))
 	}
 
@@ -65,10 +67,10 @@ func TestCredentialsSurviveReconcilesAndRestarts(t *testing.T) {
 	}
 
 	t0 := time.Now()
-	if err := env.stopFunction(); err != nil {
+	if err := env.StopFunction(); err != nil {
 		t.Fatal(err)
 	}
-	if err := env.startFunction(t.Context()); err != nil {
+	if err := env.StartFunction(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	record("function restart", time.Since(t0))
@@ -86,7 +88,7 @@ type credentials struct {
 
 func secret(t *testing.T, ns, name string) credentials {
 	t.Helper()
-	s, err := env.kube.CoreV1().Secrets(ns).Get(t.Context(), name, metav1.GetOptions{})
+	s, err := env.Kube.CoreV1().Secrets(ns).Get(t.Context(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

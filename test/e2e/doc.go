@@ -4,7 +4,9 @@
 // core and its RBAC manager running as their ServiceAccounts, and the
 // composition function as a local process Crossplane calls over mTLS. No
 // Docker, kind or internet: every binary is built from a pinned wrapper
-// module under test/tools by test/tools/build.sh, once.
+// module under test/tools by test/tools/build.sh, once. The control plane is
+// test/harness/cluster's; these files hold the scenarios, and TestMain,
+// which starts it once for them all.
 //
 // Nothing runs inside the pods (no images, DNS or pod network): the suites
 // prove what the API shows, through the whole Crossplane pipeline. The

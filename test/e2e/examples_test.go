@@ -12,6 +12,8 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/dbplane/dbplane/test/harness/cluster"
 )
 
 // TestExamplesBecomeReady applies every example Database as an app team
@@ -22,17 +24,17 @@ import (
 func TestExamplesBecomeReady(t *testing.T) {
 	defer start(t)()
 	const ns = "team-a"
-	namespace(t, ns)
+	env.Namespace(t, ns)
 
-	files, err := filepath.Glob(filepath.Join(env.root, "examples", "databases", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join(env.Root, "examples", "databases", "*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no examples: %v", err)
 	}
-	examples := map[string]database{}
+	examples := map[string]cluster.Database{}
 
 	t.Run("each", func(t *testing.T) {
 		for _, f := range files {
-			d := readDatabase(t, f)
+			d := cluster.ReadDatabase(t, f)
 			if d.GetNamespace() != ns {
 				t.Fatalf("%s: namespace %q, want %q", f, d.GetNamespace(), ns)
 			}
@@ -49,7 +51,7 @@ func TestExamplesBecomeReady(t *testing.T) {
 	}
 
 	// What `kubectl get databases` shows: the XRD's printer columns.
-	out, err := env.kubectl(t.Context(), nil, "get", "databases", "-n", ns)
+	out, err := env.Kubectl(t.Context(), nil, "get", "databases", "-n", ns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,10 +64,10 @@ func TestExamplesBecomeReady(t *testing.T) {
 			continue
 		}
 		want := map[string]string{
-			"TYPE":        d.str("spec", "type"),
-			"VERSION":     d.str("spec", "version"),
-			"REPLICAS":    fmt.Sprint(d.num("spec", "replicas")),
-			"ENVIRONMENT": d.str("spec", "environment"),
+			"TYPE":        d.Str("spec", "type"),
+			"VERSION":     d.Str("spec", "version"),
+			"REPLICAS":    fmt.Sprint(d.Num("spec", "replicas")),
+			"ENVIRONMENT": d.Str("spec", "environment"),
 			"SYNCED":      "True",
 			"READY":       "True",
 		}
@@ -77,51 +79,51 @@ func TestExamplesBecomeReady(t *testing.T) {
 	}
 }
 
-func exampleBecomesReady(t *testing.T, d database) {
+func exampleBecomesReady(t *testing.T, d cluster.Database) {
 	t.Helper()
 	ns, name := d.GetNamespace(), d.GetName()
 
 	t0 := time.Now()
-	applyDatabase(t, d)
-	waitFor(t, d, "StatefulSet created", func(ctx context.Context) error {
-		s, err := getObject(ctx, "StatefulSet", ns, name)
+	env.ApplyDatabase(t, d)
+	env.WaitFor(t, d, "StatefulSet created", func(ctx context.Context) error {
+		s, err := env.Object(ctx, "StatefulSet", ns, name)
 		if err == nil && s == nil {
 			err = errors.New("no StatefulSet yet")
 		}
 		return err
 	})
 	record("latency: apply -> StatefulSet created", time.Since(t0))
-	got := waitReady(t, ns, name)
+	got := env.WaitReady(t, ns, name)
 	record("latency: apply -> Database Ready", time.Since(t0))
 
-	for _, c := range composedObjects(d) {
-		o, err := getObject(t.Context(), c.kind, ns, c.name)
+	for _, c := range cluster.ComposedObjects(d) {
+		o, err := env.Object(t.Context(), c.Kind, ns, c.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if o == nil {
-			t.Errorf("%s %s was not composed", c.kind, c.name)
+			t.Errorf("%s %s was not composed", c.Kind, c.Name)
 			continue
 		}
-		if !controlledBy(o, got.GetUID()) {
-			t.Errorf("%s %s is not controlled by its Database: ownerReferences %+v", c.kind, c.name, o.GetOwnerReferences())
+		if !cluster.ControlledBy(o, got.GetUID()) {
+			t.Errorf("%s %s is not controlled by its Database: ownerReferences %+v", c.Kind, c.Name, o.GetOwnerReferences())
 		}
 	}
-	if !d.bool("spec", "backup", "enabled") {
-		if o, err := getObject(t.Context(), "CronJob", ns, name+"-backup"); err != nil || o != nil {
+	if !d.Bool("spec", "backup", "enabled") {
+		if o, err := env.Object(t.Context(), "CronJob", ns, name+"-backup"); err != nil || o != nil {
 			t.Errorf("backups are off, yet CronJob %s-backup exists (err %v)", name, err)
 		}
 	}
 
-	sts, err := env.kube.AppsV1().StatefulSets(ns).Get(t.Context(), name, metav1.GetOptions{})
+	sts, err := env.Kube.AppsV1().StatefulSets(ns).Get(t.Context(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := d.num("spec", "replicas"); sts.Spec.Replicas == nil || int64(*sts.Spec.Replicas) != want || int64(sts.Status.ReadyReplicas) != want {
+	if want := int32(d.Num("spec", "replicas")); sts.Spec.Replicas == nil || *sts.Spec.Replicas != want || sts.Status.ReadyReplicas != want {
 		t.Errorf("StatefulSet %s: spec.replicas %v, ready %d; want %d", name, sts.Spec.Replicas, sts.Status.ReadyReplicas, want)
 	}
 
-	sec, err := env.kube.CoreV1().Secrets(ns).Get(t.Context(), name+"-credentials", metav1.GetOptions{})
+	sec, err := env.Kube.CoreV1().Secrets(ns).Get(t.Context(), name+"-credentials", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +132,7 @@ func exampleBecomesReady(t *testing.T, d database) {
 			t.Errorf("Secret %s-credentials has no %s", name, k)
 		}
 	}
-	if ep := got.str("status", "endpoint"); ep == "" {
+	if ep := got.Str("status", "endpoint"); ep == "" {
 		t.Errorf("status.endpoint is empty")
 	}
 }

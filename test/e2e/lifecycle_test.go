@@ -17,35 +17,52 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/dbplane/dbplane/test/harness/cluster"
 )
 
-// TestUpdates changes a running Database the ways the README allows and
+// TestUpdates changes running Databases the ways the README allows and
 // checks the cluster follows: more replicas, backups on (CronJob and backup
 // volume appear) and off (the CronJob goes, the backup volume stays),
-// storage grows (accepted, every volume kept, a Warning event), and, on a
-// Database of its own, MySQL 8.0 to 8.4 rolling the image, Ready only once
-// rolled out.
+// storage grows (accepted, every volume kept, a Warning event), and MySQL
+// 8.0 to 8.4 rolling the image, Ready only once rolled out.
+//
+// Each change is made to a Database of its own, created by its subtest: the
+// subtests run alone, in any order or at once, and none spends another's
+// Crossplane watch circuit breaker (after a few changes in a row to one
+// Database, a change waits up to a minute to be applied).
 func TestUpdates(t *testing.T) {
 	defer start(t)()
-	const ns, name = "updates", "shop"
-	namespace(t, ns)
+	const ns = "updates"
+	env.Namespace(t, ns)
 
-	d := newDatabase(ns, name, map[string]any{
-		"type":        "mysql",
-		"version":     "8.0",
-		"replicas":    int64(1),
-		"environment": "staging",
-		"storage":     map[string]any{"size": "5Gi"},
-		"backup":      map[string]any{"enabled": false},
-	})
-	applyDatabase(t, d)
-	waitReady(t, ns, name)
+	// running creates a MySQL 8.0 staging Database and waits until it is
+	// Ready.
+	running := func(t *testing.T, name string, replicas int64, backup map[string]any) cluster.Database {
+		t.Helper()
+		d := cluster.NewDatabase(ns, name, map[string]any{
+			"type":        "mysql",
+			"version":     "8.0",
+			"replicas":    replicas,
+			"environment": "staging",
+			"storage":     map[string]any{"size": "5Gi"},
+			"backup":      backup,
+		})
+		env.ApplyDatabase(t, d)
+		env.WaitReady(t, ns, name)
+		return d
+	}
+	backupOff := map[string]any{"enabled": false}
+	backupOn := map[string]any{"enabled": true, "schedule": "0 3 * * *", "retention": "5d"}
 
 	t.Run("ScaleOneToThree", func(t *testing.T) {
 		defer start(t)()
-		applyDatabase(t, d.set(t, int64(3), "replicas"))
-		waitFor(t, d, "StatefulSet scaled", func(ctx context.Context) error {
-			s, err := env.kube.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
+		t.Parallel()
+		const name = "scale"
+		d := running(t, name, 1, backupOff)
+		env.ApplyDatabase(t, d.Set(t, int64(3), "replicas"))
+		env.WaitFor(t, d, "StatefulSet scaled", func(ctx context.Context) error {
+			s, err := env.Kube.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
@@ -54,42 +71,41 @@ func TestUpdates(t *testing.T) {
 			}
 			return nil
 		})
-		if got := waitReady(t, ns, name); got.num("status", "replicas") != 3 {
-			t.Errorf("status.replicas is %d, want 3", got.num("status", "replicas"))
+		if got := env.WaitReady(t, ns, name); got.Num("status", "replicas") != 3 {
+			t.Errorf("status.replicas is %d, want 3", got.Num("status", "replicas"))
 		}
-		dataClaims(t, ns, name, 3)
+		env.DataClaims(t, ns, name, 3)
 	})
 
-	var backupPVC types.UID
 	t.Run("BackupOn", func(t *testing.T) {
 		defer start(t)()
-		applyDatabase(t, d.set(t, map[string]any{"enabled": true, "schedule": "0 3 * * *", "retention": "5d"}, "backup"))
-		waitFor(t, d, "backup CronJob and PVC composed", func(ctx context.Context) error {
-			cj, err := env.kube.BatchV1().CronJobs(ns).Get(ctx, name+"-backup", metav1.GetOptions{})
+		t.Parallel()
+		const name = "backup-on"
+		d := running(t, name, 1, backupOff)
+		env.ApplyDatabase(t, d.Set(t, backupOn, "backup"))
+		env.WaitFor(t, d, "backup CronJob and PVC composed", func(ctx context.Context) error {
+			cj, err := env.Kube.BatchV1().CronJobs(ns).Get(ctx, name+"-backup", metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
 			if cj.Spec.Schedule != "0 3 * * *" {
 				return fmt.Errorf("CronJob schedule is %q", cj.Spec.Schedule)
 			}
-			pvc, err := env.kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name+"-backup", metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			backupPVC = pvc.UID
-			return nil
+			_, err = env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name+"-backup", metav1.GetOptions{})
+			return err
 		})
-		waitReady(t, ns, name)
+		env.WaitReady(t, ns, name)
 	})
 
 	t.Run("BackupOffKeepsTheBackupVolume", func(t *testing.T) {
 		defer start(t)()
-		if backupPVC == "" {
-			t.Skip("backups were never on")
-		}
-		applyDatabase(t, d.set(t, false, "backup", "enabled"))
-		waitFor(t, d, "backup CronJob deleted", func(ctx context.Context) error {
-			o, err := getObject(ctx, "CronJob", ns, name+"-backup")
+		t.Parallel()
+		const name = "backup-off"
+		d := running(t, name, 1, backupOn)
+		backupPVC := claimUID(t, ns, name+"-backup")
+		env.ApplyDatabase(t, d.Set(t, false, "backup", "enabled"))
+		env.WaitFor(t, d, "backup CronJob deleted", func(ctx context.Context) error {
+			o, err := env.Object(ctx, "CronJob", ns, name+"-backup")
 			if err != nil {
 				return err
 			}
@@ -98,8 +114,8 @@ func TestUpdates(t *testing.T) {
 			}
 			return nil
 		})
-		waitReady(t, ns, name)
-		pvc, err := env.kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), name+"-backup", metav1.GetOptions{})
+		env.WaitReady(t, ns, name)
+		pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), name+"-backup", metav1.GetOptions{})
 		if err != nil {
 			t.Fatalf("the backup PVC is gone after turning backups off: %v", err)
 		}
@@ -110,29 +126,32 @@ func TestUpdates(t *testing.T) {
 
 	t.Run("StorageGrowsKeepingEveryVolume", func(t *testing.T) {
 		defer start(t)()
-		claims := dataClaims(t, ns, name, 3)
-		applyDatabase(t, d.set(t, "8Gi", "storage", "size"))
-		got := waitReady(t, ns, name)
+		t.Parallel()
+		const name = "storage"
+		d := running(t, name, 3, backupOn)
+		claims := env.DataClaims(t, ns, name, 3)
+		backupPVC := claimUID(t, ns, name+"-backup")
+		env.ApplyDatabase(t, d.Set(t, "8Gi", "storage", "size"))
+		got := env.WaitReady(t, ns, name)
 		// The change is accepted and synced, no claim is replaced, and the
 		// Database says on its events that volumes are not grown yet.
-		if diff := cmp.Diff(claims, dataClaims(t, ns, name, 3)); diff != "" {
+		if diff := cmp.Diff(claims, env.DataClaims(t, ns, name, 3)); diff != "" {
 			t.Errorf("data PVCs replaced after growing storage (-before +after):\n%s", diff)
 		}
-		if backupPVC != "" {
-			pvc, err := env.kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), name+"-backup", metav1.GetOptions{})
-			if err != nil || pvc.UID != backupPVC || pvc.DeletionTimestamp != nil {
-				t.Errorf("the backup PVC was lost or replaced after growing storage: %v", err)
-			}
+		pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), name+"-backup", metav1.GetOptions{})
+		if err != nil || pvc.UID != backupPVC || pvc.DeletionTimestamp != nil {
+			t.Errorf("the backup PVC was lost or replaced after growing storage: %v", err)
 		}
-		if s, r, m := condition(got.Unstructured, "StorageSized"); s != "False" || r != "GrowthNotAutomated" || !strings.Contains(m, "existing data volumes stay at 5Gi; growing them to 8Gi") {
+		if s, r, m := cluster.Condition(got.Unstructured, "StorageSized"); s != "False" || r != "GrowthNotAutomated" || !strings.Contains(m, "existing data volumes stay at 5Gi; growing them to 8Gi") {
 			t.Errorf("condition StorageSized is %s/%s (%q), want False/GrowthNotAutomated about the data volumes", s, r, m)
 		}
-		// A Warning event too, though shop, on MySQL 8.0, has been warned of
-		// its end of life since it was created: that warning is said when
-		// it changes, not on every reconcile, so it leaves room for this one
-		// within the Warning events Kubernetes records per object.
-		waitFor(t, d, "a Warning event about the volumes", func(ctx context.Context) error {
-			evs, err := env.kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(got.GetUID())})
+		// A Warning event too, though the Database, on MySQL 8.0, has been
+		// warned of its end of life since it was created: that warning is
+		// said when it changes, not on every reconcile, so it leaves room
+		// for this one within the Warning events Kubernetes records per
+		// object.
+		env.WaitFor(t, d, "a Warning event about the volumes", func(ctx context.Context) error {
+			evs, err := env.Kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(got.GetUID())})
 			if err != nil {
 				return err
 			}
@@ -147,7 +166,7 @@ func TestUpdates(t *testing.T) {
 		// write lost a race. Said on every reconcile, it was 16 by now on
 		// a quiet machine, and past the budget of 25 on a busy one, which
 		// dropped the event above.
-		evs, err := env.kube.CoreV1().Events(ns).List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(got.GetUID())})
+		evs, err := env.Kube.CoreV1().Events(ns).List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(got.GetUID())})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,25 +179,15 @@ func TestUpdates(t *testing.T) {
 
 	t.Run("MySQL80To84RollsTheImage", func(t *testing.T) {
 		defer start(t)()
-		// A Database of its own: the changes above spent shop's Crossplane
-		// watch circuit breaker, after which a change waits up to a minute
-		// to be applied.
+		t.Parallel()
 		const name = "catalog"
-		d := newDatabase(ns, name, map[string]any{
-			"type":        "mysql",
-			"version":     "8.0",
-			"replicas":    int64(3),
-			"environment": "staging",
-			"storage":     map[string]any{"size": "5Gi"},
-		})
-		applyDatabase(t, d)
-		waitReady(t, ns, name)
-		applyDatabase(t, d.set(t, "8.4", "version"))
+		d := running(t, name, 3, backupOff)
+		env.ApplyDatabase(t, d.Set(t, "8.4", "version"))
 		// Ready for this generation means rolled out: the StatefulSet and
 		// every pod already run 8.4 when the Database says Ready, with no
 		// further wait.
-		waitReady(t, ns, name)
-		s, err := env.kube.AppsV1().StatefulSets(ns).Get(t.Context(), name, metav1.GetOptions{})
+		env.WaitReady(t, ns, name)
+		s, err := env.Kube.AppsV1().StatefulSets(ns).Get(t.Context(), name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +201,7 @@ func TestUpdates(t *testing.T) {
 				s.Generation, st.ObservedGeneration, st.UpdatedReplicas, st.CurrentRevision, st.UpdateRevision)
 		}
 		for i := range 3 {
-			p, err := env.kube.CoreV1().Pods(ns).Get(t.Context(), fmt.Sprintf("%s-%d", name, i), metav1.GetOptions{})
+			p, err := env.Kube.CoreV1().Pods(ns).Get(t.Context(), fmt.Sprintf("%s-%d", name, i), metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -205,15 +214,26 @@ func TestUpdates(t *testing.T) {
 	})
 }
 
+// claimUID returns the UID of a PVC, failing the test when it does not
+// exist.
+func claimUID(t *testing.T, ns, name string) types.UID {
+	t.Helper()
+	pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("cannot get PVC %s: %v", name, err)
+	}
+	return pvc.UID
+}
+
 // TestNothingLostWhileFunctionIsDown stops the function while a Database
 // changes: nothing composed may be deleted, and the Database must catch up
 // once the function is back. It logs what a user sees in between.
 func TestNothingLostWhileFunctionIsDown(t *testing.T) {
 	defer start(t)()
 	const ns, name = "outage", "ledger"
-	namespace(t, ns)
+	env.Namespace(t, ns)
 
-	d := newDatabase(ns, name, map[string]any{
+	d := cluster.NewDatabase(ns, name, map[string]any{
 		"type":        "postgresql",
 		"version":     "16",
 		"replicas":    int64(2),
@@ -221,24 +241,24 @@ func TestNothingLostWhileFunctionIsDown(t *testing.T) {
 		"storage":     map[string]any{"size": "5Gi"},
 		"backup":      map[string]any{"enabled": true},
 	})
-	applyDatabase(t, d)
-	waitReady(t, ns, name)
+	env.ApplyDatabase(t, d)
+	env.WaitReady(t, ns, name)
 	before := snapshot(t, d)
 
-	if err := env.stopFunction(); err != nil {
+	if err := env.StopFunction(); err != nil {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
 	restarted := false
 	defer func() {
 		if !restarted {
-			if err := env.startFunction(context.Background()); err != nil {
+			if err := env.StartFunction(context.Background()); err != nil {
 				t.Errorf("cannot restart the function: %v", err)
 			}
 		}
 	}()
 
-	applyDatabase(t, d.set(t, int64(3), "replicas"))
+	env.ApplyDatabase(t, d.Set(t, int64(3), "replicas"))
 	// Long enough for several reconciles and their backoff;
 	// DBPLANE_E2E_OUTAGE (a duration) makes it longer, to see what users
 	// see once Crossplane gives up waiting for the function.
@@ -252,13 +272,13 @@ func TestNothingLostWhileFunctionIsDown(t *testing.T) {
 	seen := map[string]bool{}
 	deadline := time.Now().Add(outage)
 	for time.Now().Before(deadline) {
-		u, err := getDatabase(t.Context(), ns, name)
+		u, err := env.GetDatabase(t.Context(), ns, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := database{u}
-		c := fmt.Sprintf("%s; phase %s; generation %d, Synced for %d, Ready for %d", conditions(u), got.str("status", "phase"),
-			u.GetGeneration(), observedGeneration(u, "Synced"), observedGeneration(u, "Ready"))
+		got := cluster.Database{Unstructured: u}
+		c := fmt.Sprintf("%s; phase %s; generation %d, Synced for %d, Ready for %d", cluster.Conditions(u), got.Str("status", "phase"),
+			u.GetGeneration(), cluster.ObservedGeneration(u, "Synced"), cluster.ObservedGeneration(u, "Ready"))
 		if !seen[c] {
 			seen[c] = true
 			t.Logf("%5.1fs after stopping the function, the Database shows: %s", time.Since(stopped).Seconds(), c)
@@ -270,18 +290,18 @@ func TestNothingLostWhileFunctionIsDown(t *testing.T) {
 	}
 
 	t0 := time.Now()
-	if err := env.startFunction(t.Context()); err != nil {
+	if err := env.StartFunction(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	restarted = true
-	waitFor(t, d, "Database caught up", func(ctx context.Context) error {
-		u, err := getDatabase(ctx, ns, name)
+	env.WaitFor(t, d, "Database caught up", func(ctx context.Context) error {
+		u, err := env.GetDatabase(ctx, ns, name)
 		if err != nil {
 			return err
 		}
-		got := database{u}
-		if s, _, _ := condition(u, "Ready"); s != "True" || got.num("status", "replicas") != 3 {
-			return fmt.Errorf("not caught up: %s, status.replicas %d", conditions(u), got.num("status", "replicas"))
+		got := cluster.Database{Unstructured: u}
+		if s, _, _ := cluster.Condition(u, "Ready"); s != "True" || got.Num("status", "replicas") != 3 {
+			return fmt.Errorf("not caught up: %s, status.replicas %d", cluster.Conditions(u), got.Num("status", "replicas"))
 		}
 		return nil
 	})
@@ -299,9 +319,9 @@ func TestNothingLostWhileFunctionIsDown(t *testing.T) {
 func TestDeleteKeepsDataClaims(t *testing.T) {
 	defer start(t)()
 	const ns, name = "deletion", "archive"
-	namespace(t, ns)
+	env.Namespace(t, ns)
 
-	d := newDatabase(ns, name, map[string]any{
+	d := cluster.NewDatabase(ns, name, map[string]any{
 		"type":        "mysql",
 		"version":     "8.4",
 		"replicas":    int64(2),
@@ -309,24 +329,24 @@ func TestDeleteKeepsDataClaims(t *testing.T) {
 		"storage":     map[string]any{"size": "5Gi"},
 		"backup":      map[string]any{"enabled": true},
 	})
-	applyDatabase(t, d)
-	waitReady(t, ns, name)
-	claims := dataClaims(t, ns, name, 2)
+	env.ApplyDatabase(t, d)
+	env.WaitReady(t, ns, name)
+	claims := env.DataClaims(t, ns, name, 2)
 
 	t0 := time.Now()
-	if _, err := env.kubectl(t.Context(), nil, "delete", "database", name, "-n", ns, "--wait=true", "--timeout=2m"); err != nil {
+	if _, err := env.Kubectl(t.Context(), nil, "delete", "database", name, "-n", ns, "--wait=true", "--timeout=2m"); err != nil {
 		t.Fatal(err)
 	}
 	record("latency: kubectl delete database (wait)", time.Since(t0))
-	waitFor(t, d, "composed objects deleted", func(ctx context.Context) error {
+	env.WaitFor(t, d, "composed objects deleted", func(ctx context.Context) error {
 		var left []string
-		for _, c := range composedObjects(d) {
-			o, err := getObject(ctx, c.kind, ns, c.name)
+		for _, c := range cluster.ComposedObjects(d) {
+			o, err := env.Object(ctx, c.Kind, ns, c.Name)
 			if err != nil {
 				return err
 			}
 			if o != nil {
-				left = append(left, c.kind+"/"+c.name)
+				left = append(left, c.Kind+"/"+c.Name)
 			}
 		}
 		if len(left) > 0 {
@@ -335,7 +355,7 @@ func TestDeleteKeepsDataClaims(t *testing.T) {
 		return nil
 	})
 	for n, uid := range claims {
-		pvc, err := env.kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), n, metav1.GetOptions{})
+		pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), n, metav1.GetOptions{})
 		if err != nil {
 			t.Errorf("data PVC %s is gone after deleting the Database: %v", n, err)
 			continue
@@ -348,19 +368,19 @@ func TestDeleteKeepsDataClaims(t *testing.T) {
 
 // snapshot maps every object a Database composed, and its data PVCs, to
 // their UIDs.
-func snapshot(t *testing.T, d database) map[string]types.UID {
+func snapshot(t *testing.T, d cluster.Database) map[string]types.UID {
 	t.Helper()
 	out := map[string]types.UID{}
-	for _, c := range composedObjects(d) {
-		o, err := getObject(t.Context(), c.kind, d.GetNamespace(), c.name)
+	for _, c := range cluster.ComposedObjects(d) {
+		o, err := env.Object(t.Context(), c.Kind, d.GetNamespace(), c.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if o != nil {
-			out[c.kind+"/"+c.name] = o.GetUID()
+			out[c.Kind+"/"+c.Name] = o.GetUID()
 		}
 	}
-	l, err := env.kube.CoreV1().PersistentVolumeClaims(d.GetNamespace()).List(t.Context(), metav1.ListOptions{})
+	l, err := env.Kube.CoreV1().PersistentVolumeClaims(d.GetNamespace()).List(t.Context(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

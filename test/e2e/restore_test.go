@@ -12,6 +12,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/dbplane/dbplane/test/harness/cluster"
 )
 
 // TestRestoreFromBackup creates a Database that starts from another's
@@ -23,9 +25,9 @@ import (
 func TestRestoreFromBackup(t *testing.T) {
 	defer start(t)()
 	const ns = "restore"
-	namespace(t, ns)
+	env.Namespace(t, ns)
 
-	src := newDatabase(ns, "orders-old", map[string]any{
+	src := cluster.NewDatabase(ns, "orders-old", map[string]any{
 		"type":        "postgresql",
 		"version":     "16",
 		"replicas":    int64(1),
@@ -33,10 +35,10 @@ func TestRestoreFromBackup(t *testing.T) {
 		"storage":     map[string]any{"size": "5Gi"},
 		"backup":      map[string]any{"enabled": true},
 	})
-	applyDatabase(t, src)
-	waitReady(t, ns, src.GetName())
+	env.ApplyDatabase(t, src)
+	env.WaitReady(t, ns, src.GetName())
 
-	d := newDatabase(ns, "orders-new", map[string]any{
+	d := cluster.NewDatabase(ns, "orders-new", map[string]any{
 		"type":        "postgresql",
 		"version":     "16",
 		"replicas":    int64(1),
@@ -45,11 +47,11 @@ func TestRestoreFromBackup(t *testing.T) {
 		"restore":     map[string]any{"from": src.GetName()},
 	})
 	t0 := time.Now()
-	applyDatabase(t, d)
+	env.ApplyDatabase(t, d)
 	var job *batchv1.Job
 	early := false
-	waitFor(t, d, "restore Job completed", func(ctx context.Context) error {
-		j, err := env.kube.BatchV1().Jobs(ns).Get(ctx, "orders-new-restore", metav1.GetOptions{})
+	env.WaitFor(t, d, "restore Job completed", func(ctx context.Context) error {
+		j, err := env.Kube.BatchV1().Jobs(ns).Get(ctx, "orders-new-restore", metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -60,7 +62,7 @@ func TestRestoreFromBackup(t *testing.T) {
 			}
 		}
 		// The client Service must wait for the restore.
-		if s, err := getObject(ctx, "Service", ns, d.GetName()); err == nil && s != nil {
+		if s, err := env.Object(ctx, "Service", ns, d.GetName()); err == nil && s != nil {
 			early = true
 		}
 		return errors.New("restore Job not complete yet")
@@ -68,13 +70,13 @@ func TestRestoreFromBackup(t *testing.T) {
 	if early {
 		t.Errorf("the client Service existed before the restore Job completed")
 	}
-	got := waitReady(t, ns, d.GetName())
+	got := env.WaitReady(t, ns, d.GetName())
 	record("latency: apply -> restored Database Ready", time.Since(t0))
-	if s, r, _ := condition(got.Unstructured, "Restored"); s != "True" || r != "RestoreSucceeded" {
+	if s, r, _ := cluster.Condition(got.Unstructured, "Restored"); s != "True" || r != "RestoreSucceeded" {
 		t.Errorf("condition Restored is %s/%s, want True/RestoreSucceeded", s, r)
 	}
 
-	if !controlledBy(job, got.GetUID()) {
+	if !cluster.ControlledBy(job, got.GetUID()) {
 		t.Errorf("the restore Job is not controlled by its Database: %+v", job.OwnerReferences)
 	}
 	claim := ""
@@ -86,7 +88,7 @@ func TestRestoreFromBackup(t *testing.T) {
 	if want := src.GetName() + "-backup (read-only true)"; claim != want {
 		t.Errorf("the restore Job mounts %q, want the source's backup volume %q", claim, want)
 	}
-	if s, err := getObject(t.Context(), "Service", ns, d.GetName()); err != nil || s == nil {
+	if s, err := env.Object(t.Context(), "Service", ns, d.GetName()); err != nil || s == nil {
 		t.Errorf("no client Service after the restore (err %v)", err)
 	}
 }

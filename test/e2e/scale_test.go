@@ -26,6 +26,9 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/dbplane/dbplane/test/harness"
+	"github.com/dbplane/dbplane/test/harness/cluster"
 )
 
 // scaleTimeout bounds one size of BenchmarkScale: past it the run fails
@@ -121,7 +124,7 @@ func scaleOnce(b *testing.B, n int, ns string) {
 	defer cancel()
 
 	// A client of its own that does not throttle: creates "at once".
-	cfg := *env.cfg
+	cfg := *env.Config
 	cfg.QPS, cfg.Burst = 2000, 4000
 	kube := kubernetes.NewForConfigOrDie(&cfg)
 	dyn := dynamic.NewForConfigOrDie(&cfg)
@@ -196,7 +199,7 @@ func scaleOnce(b *testing.B, n int, ns string) {
 		if !ok {
 			return
 		}
-		if s, _, _ := condition(u, "Ready"); s != "True" {
+		if s, _, _ := cluster.Condition(u, "Ready"); s != "True" {
 			return
 		}
 		mu.Lock()
@@ -209,7 +212,7 @@ func scaleOnce(b *testing.B, n int, ns string) {
 		kinf.Apps().V1().StatefulSets().Informer():           sts,
 		kinf.Core().V1().PersistentVolumeClaims().Informer(): claim,
 		kinf.Core().V1().Pods().Informer():                   pod,
-		dinf.ForResource(gvrDatabase).Informer():             ready,
+		dinf.ForResource(cluster.GVRDatabase).Informer():     ready,
 	} {
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    fn,
@@ -227,7 +230,7 @@ func scaleOnce(b *testing.B, n int, ns string) {
 
 	cpu0 := usages(b)
 	req0 := apiserverRequests(b)
-	fnLog0 := logSize(env.function.log)
+	fnLog0 := logSize(env.Function().Log)
 
 	// Apply: n creates from 32 workers, each time taken when the create
 	// returned (the object exists).
@@ -239,8 +242,8 @@ func scaleOnce(b *testing.B, n int, ns string) {
 		wg.Go(func() {
 			for i := range work {
 				name := fmt.Sprintf("db-%03d", i)
-				d := newDatabase(ns, name, scaleSpec(i))
-				if _, err := dyn.Resource(gvrDatabase).Namespace(ns).Create(ctx, d.Unstructured, metav1.CreateOptions{}); err != nil {
+				d := cluster.NewDatabase(ns, name, scaleSpec(i))
+				if _, err := dyn.Resource(cluster.GVRDatabase).Namespace(ns).Create(ctx, d.Unstructured, metav1.CreateOptions{}); err != nil {
 					errs <- fmt.Errorf("cannot create Database %s: %w", name, err)
 					continue
 				}
@@ -265,9 +268,9 @@ func scaleOnce(b *testing.B, n int, ns string) {
 	case <-allReady:
 	case <-ctx.Done():
 		listed := 0
-		if l, err := dyn.Resource(gvrDatabase).Namespace(ns).List(context.Background(), metav1.ListOptions{}); err == nil {
+		if l, err := dyn.Resource(cluster.GVRDatabase).Namespace(ns).List(context.Background(), metav1.ListOptions{}); err == nil {
 			for i := range l.Items {
-				if s, _, _ := condition(&l.Items[i], "Ready"); s == "True" {
+				if s, _, _ := cluster.Condition(&l.Items[i], "Ready"); s == "True" {
 					listed++
 				}
 			}
@@ -328,8 +331,8 @@ func scaleOnce(b *testing.B, n int, ns string) {
 	var total float64
 	var each []string
 	names := []string{}
-	for _, p := range env.procs {
-		names = append(names, p.name)
+	for _, p := range env.Processes() {
+		names = append(names, p.Name)
 	}
 	for _, name := range append(names, harnessProcess) {
 		d := cpu1[name].cpu - cpu0[name].cpu
@@ -341,7 +344,7 @@ func scaleOnce(b *testing.B, n int, ns string) {
 		n, strings.Join(each, ", "), total, all.Round(time.Second), total/all.Seconds())
 
 	b.Logf("N=%d apiserver requests during the run, most frequent first: %s", n, topRequests(req0, req1, 8))
-	if lines := errorLines(b, env.function.log, fnLog0); len(lines) > 0 {
+	if lines := errorLines(b, env.Function().Log, fnLog0); len(lines) > 0 {
 		b.Errorf("the function logged %d error-level lines during the run, first: %s", len(lines), lines[0])
 	}
 }
@@ -371,7 +374,7 @@ func sinceEach(from, to map[string]time.Time) []time.Duration {
 // by verb and resource (apiserver_request_total of its /metrics).
 func apiserverRequests(b *testing.B) map[string]float64 {
 	b.Helper()
-	body, err := env.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	body, err := env.Kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -429,11 +432,11 @@ func topRequests(before, after map[string]float64, k int) string {
 func usages(b *testing.B) map[string]procUsage {
 	b.Helper()
 	out := map[string]procUsage{}
-	for _, p := range env.procs {
-		if err := p.alive(); err != nil {
+	for _, p := range env.Processes() {
+		if err := p.Alive(); err != nil {
 			b.Fatal(err)
 		}
-		out[p.name] = usage(b, p.cmd.Process.Pid)
+		out[p.Name] = usage(b, p.PID())
 	}
 	// This process: the benchmark's informers and the volume binder.
 	out[harnessProcess] = usage(b, os.Getpid())
@@ -537,12 +540,12 @@ func deleteScaleNamespace(b *testing.B, dyn dynamic.Interface, kube kubernetes.I
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), scaleTimeout)
 	defer cancel()
-	if err := dyn.Resource(gvrDatabase).Namespace(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+	if err := dyn.Resource(cluster.GVRDatabase).Namespace(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
 		b.Errorf("cannot delete the Databases of %s: %v", ns, err)
 		return
 	}
-	if err := poll(ctx, scaleTimeout, func(ctx context.Context) error {
-		l, err := dyn.Resource(gvrDatabase).Namespace(ns).List(ctx, metav1.ListOptions{})
+	if err := harness.Poll(ctx, scaleTimeout, func(ctx context.Context) error {
+		l, err := dyn.Resource(cluster.GVRDatabase).Namespace(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
 		}
@@ -559,7 +562,7 @@ func deleteScaleNamespace(b *testing.B, dyn dynamic.Interface, kube kubernetes.I
 	}
 	// Until the namespace is gone: pods, claims and volumes deleted, so
 	// the next run starts on a quiet control plane.
-	if err := poll(ctx, scaleTimeout, func(ctx context.Context) error {
+	if err := harness.Poll(ctx, scaleTimeout, func(ctx context.Context) error {
 		_, err := kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		switch {
 		case kerrors.IsNotFound(err):

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/dbplane/dbplane/test/harness/cluster"
 )
 
 // TestApplyRefusesBadDatabases applies Databases the schema's CEL rules
@@ -15,7 +17,7 @@ import (
 func TestApplyRefusesBadDatabases(t *testing.T) {
 	defer start(t)()
 	const ns = "validation"
-	namespace(t, ns)
+	env.Namespace(t, ns)
 
 	spec := func() map[string]any {
 		return map[string]any{
@@ -102,22 +104,22 @@ func TestApplyRefusesBadDatabases(t *testing.T) {
 			t.Parallel()
 			db := strings.ToLower(name)
 			if tc.existing != nil {
-				applyDatabase(t, newDatabase(ns, db, tc.existing))
+				env.ApplyDatabase(t, cluster.NewDatabase(ns, db, tc.existing))
 			}
 
-			_, err := env.kubectl(t.Context(), strings.NewReader(newDatabase(ns, db, tc.apply).yaml(t)), "apply", "-f", "-")
-			var ke *kubectlError
+			_, err := env.Kubectl(t.Context(), strings.NewReader(cluster.NewDatabase(ns, db, tc.apply).YAML(t)), "apply", "-f", "-")
+			var ke *cluster.KubectlError
 			if !errors.As(err, &ke) {
 				t.Fatalf("%s\nkubectl apply: want an error naming the field, got %v", tc.reason, err)
 			}
 			for _, w := range tc.want {
-				if !strings.Contains(ke.stderr, w) {
-					t.Errorf("%s\nkubectl apply: error does not contain %q:\n%s", tc.reason, w, ke.stderr)
+				if !strings.Contains(ke.Stderr, w) {
+					t.Errorf("%s\nkubectl apply: error does not contain %q:\n%s", tc.reason, w, ke.Stderr)
 				}
 			}
-			t.Logf("kubectl apply: %s", strings.TrimSpace(ke.stderr))
+			t.Logf("kubectl apply: %s", strings.TrimSpace(ke.Stderr))
 
-			got, err := getDatabase(t.Context(), ns, db)
+			got, err := env.GetDatabase(t.Context(), ns, db)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -127,13 +129,13 @@ func TestApplyRefusesBadDatabases(t *testing.T) {
 			case tc.existing != nil && got == nil:
 				t.Errorf("%s\nthe existing Database is gone", tc.reason)
 			case tc.existing != nil:
-				g := database{got}
+				g := cluster.Database{Unstructured: got}
 				for _, f := range []string{"type", "version"} {
-					if g.str("spec", f) != tc.existing[f] {
-						t.Errorf("%s\nspec.%s is %q after a refused update, want %q", tc.reason, f, g.str("spec", f), tc.existing[f])
+					if g.Str("spec", f) != tc.existing[f] {
+						t.Errorf("%s\nspec.%s is %q after a refused update, want %q", tc.reason, f, g.Str("spec", f), tc.existing[f])
 					}
 				}
-				if s := g.str("spec", "storage", "size"); s != "10Gi" {
+				if s := g.Str("spec", "storage", "size"); s != "10Gi" {
 					t.Errorf("%s\nspec.storage.size is %q after a refused update, want 10Gi", tc.reason, s)
 				}
 			}

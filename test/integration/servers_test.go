@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -18,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dbplane/dbplane/test/harness"
 )
 
 // Engines, named as the engine table's PortName.
@@ -46,11 +46,9 @@ type server struct {
 	Port     int
 	Password string
 
-	dir     string
-	log     string
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	stopSig syscall.Signal
+	dir  string
+	log  string
+	proc *harness.Process
 }
 
 // requireBinaries skips the test when a server binary is missing, or fails
@@ -100,7 +98,7 @@ func isExecutable(p string) bool {
 
 // postgresBin is the newest installed PostgreSQL's bin directory.
 func postgresBin() string {
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres") // The pattern is valid.
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres") //nolint:errcheck // The pattern is valid.
 	if len(dirs) == 0 {
 		return "/usr/lib/postgresql/15/bin"
 	}
@@ -109,7 +107,7 @@ func postgresBin() string {
 }
 
 func version(bin string) int {
-	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(bin)))) // Not a number sorts first.
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(bin)))) //nolint:errcheck // Not a number sorts first.
 	return v
 }
 
@@ -143,16 +141,13 @@ func start(t testing.TB, engine string) *server {
 
 func try(t testing.TB, engine string) (*server, error) {
 	t.Helper()
-	port, err := freePort()
+	port, err := harness.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "dbplane-"+engine+"-")
-	if err != nil {
-		return nil, fmt.Errorf("cannot create server directory: %w", err)
-	}
-	// Cleanups run last first: the server stops, then its files go.
-	t.Cleanup(func() { _ = os.RemoveAll(dir) }) // Best effort.
+	// Cleanups run last first: the server stops, then its files go, unless
+	// the test failed or DBPLANE_E2E_KEEP is set.
+	dir := harness.TempDir(t, "dbplane-"+engine+"-")
 
 	s := &server{Engine: engine, Port: port, Password: testPassword, dir: dir, log: filepath.Join(dir, "server.log")}
 	t.Cleanup(s.Stop)
@@ -166,22 +161,8 @@ func try(t testing.TB, engine string) (*server, error) {
 		s.Stop()
 		return nil, fmt.Errorf("%w\nserver log:\n%s", err, s.tail())
 	}
-	t.Logf("started %s on 127.0.0.1:%d (pid %d) in %s", engine, port, s.cmd.Process.Pid, dir)
+	t.Logf("started %s on 127.0.0.1:%d (pid %d) in %s", engine, port, s.proc.PID(), dir)
 	return s, nil
-}
-
-func freePort() (int, error) {
-	var lc net.ListenConfig
-	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("cannot find a free port: %w", err)
-	}
-	defer l.Close() //nolint:errcheck // Only the port is needed.
-	a, ok := l.Addr().(*net.TCPAddr)
-	if !ok {
-		return 0, fmt.Errorf("cannot read the port of %s", l.Addr())
-	}
-	return a.Port, nil
 }
 
 // serviceUser is the credential to run a server that refuses root as, when
@@ -194,8 +175,8 @@ func serviceUser(name string) (*syscall.Credential, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot find the %s user to run the server as: %w", name, err)
 	}
-	uid, _ := strconv.Atoi(u.Uid)                                       // Numeric on Linux.
-	gid, _ := strconv.Atoi(u.Gid)                                       // Numeric on Linux.
+	uid, _ := strconv.Atoi(u.Uid)                                       //nolint:errcheck // Numeric on Linux.
+	gid, _ := strconv.Atoi(u.Gid)                                       //nolint:errcheck // Numeric on Linux.
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil //nolint:gosec // IDs fit.
 }
 
@@ -203,17 +184,11 @@ func chownAll(dir string, c *syscall.Credential) error {
 	if c == nil {
 		return nil
 	}
-	// Inside an os.Root, so a symlink cannot lead the walk out of dir.
-	r, err := os.OpenRoot(dir)
-	if err != nil {
-		return err
-	}
-	defer r.Close() //nolint:errcheck // The walk's error is the one to report.
-	return fs.WalkDir(r.FS(), ".", func(p string, _ fs.DirEntry, err error) error {
+	return filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
 		if err != nil {
 			return err
 		}
-		return r.Lchown(p, int(c.Uid), int(c.Gid))
+		return os.Lchown(p, int(c.Uid), int(c.Gid))
 	})
 }
 
@@ -294,7 +269,7 @@ func (s *server) startMariaDB(t testing.TB) error {
 
 	// root@localhost has no password yet and logs in over the socket only.
 	socket := func(ctx context.Context, query string) error {
-		cmd := exec.CommandContext(ctx, "mysql", "--no-defaults", "--socket="+sock, "--user=root", "--batch", "--execute="+query) //nolint:gosec // The test's own query.
+		cmd := exec.CommandContext(ctx, "mysql", "--no-defaults", "--socket="+sock, "--user=root", "--batch", "--execute="+query)
 		cmd.Env = s.clientEnv(false)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("cannot run %q over the socket: %w: %s", query, err, out)
@@ -328,85 +303,53 @@ func (s *server) run(t testing.TB, cred *syscall.Credential, name string, args .
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...) //nolint:gosec // The test servers' setup commands.
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = s.dir
 	cmd.Env = s.serverEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
-	_ = appendFile(s.log, out) // Diagnostics only.
+	_ = appendFile(s.log, out) //nolint:errcheck // Diagnostics only.
 	if err != nil {
 		return fmt.Errorf("%s: %w", filepath.Base(name), err)
 	}
 	return nil
 }
 
-// spawn starts the server process. Stop sends it stop, by PID; if the test
-// binary dies first the kernel sends it death.
+// spawn starts the server process, logging to the server log. Stop sends it
+// stop, by PID; if the test binary dies first the kernel sends it death.
 func (s *server) spawn(cred *syscall.Credential, stop, death syscall.Signal, name string, args ...string) error {
-	log, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) //nolint:gosec // A log file.
-	if err != nil {
-		return fmt.Errorf("cannot open server log: %w", err)
+	s.proc = &harness.Process{
+		Name:        s.Engine + " server",
+		Bin:         name,
+		Args:        args,
+		Env:         s.serverEnv(),
+		Dir:         s.dir,
+		Ports:       []int{s.Port},
+		Log:         s.log,
+		Credential:  cred,
+		StopSignal:  stop,
+		DeathSignal: death,
+		StopTimeout: stopTimeout,
 	}
-	defer log.Close()                  //nolint:errcheck // The server has its own descriptor.
-	cmd := exec.Command(name, args...) //nolint:gosec,noctx // The test server's binary; stopped by Stop, not by a context.
-	cmd.Dir = s.dir
-	cmd.Env = s.serverEnv()
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: death}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("cannot start %s: %w", filepath.Base(name), err)
-	}
-	s.cmd, s.stopSig, s.exited = cmd, stop, make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // A stopped server exits non-zero.
-		close(s.exited)
-	}()
-	return nil
+	return s.proc.Start()
 }
 
 // waitReady polls ready until it succeeds, the server exits or time is up.
 func (s *server) waitReady(t testing.TB, ready func(context.Context) error) error {
 	t.Helper()
-	deadline := time.Now().Add(startTimeout)
-	var err error
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			return fmt.Errorf("server exited while starting: %s", s.cmd.ProcessState)
-		default:
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		err = ready(ctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return fmt.Errorf("server not ready after %s: %w", startTimeout, err)
+	return s.proc.WaitReady(t.Context(), startTimeout, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return ready(ctx)
+	})
 }
 
-// Stop stops the server by its PID, killing it if it does not stop in time.
-// It may be called more than once.
+// Stop stops the server by its PID, killing its process group if it does
+// not stop in time. It may be called more than once.
 func (s *server) Stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
+	if s.proc != nil {
+		_ = s.proc.Stop() //nolint:errcheck // Killed is stopped too.
 	}
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	pid := s.cmd.Process.Pid
-	_ = syscall.Kill(pid, s.stopSig) // It may have just exited.
-	select {
-	case <-s.exited:
-		return
-	case <-time.After(stopTimeout):
-	}
-	// Kill the process group: the server and anything it started.
-	_ = syscall.Kill(-pid, syscall.SIGKILL) // It may have just exited.
-	<-s.exited
 }
 
 // serverEnv is the environment of server processes.
@@ -455,7 +398,7 @@ func (s *server) exec(ctx context.Context, db string, stdin io.Reader, query str
 			args[len(args)-1] = "--command=" + query
 		}
 	}
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...) //nolint:gosec // The engine's client and the test's query.
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Env = s.clientEnv(true)
 	cmd.Stdin = stdin
 	var out, stderr bytes.Buffer
@@ -486,16 +429,7 @@ func (s *server) Load(t testing.TB, r io.Reader) {
 }
 
 // tail is the end of the server log.
-func (s *server) tail() string {
-	b, err := os.ReadFile(s.log)
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
+func (s *server) tail() string { return harness.Tail(s.log, 4000) }
 
 func appendFile(name string, b []byte) error {
 	f, err := os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) //nolint:gosec // A log file.
@@ -503,7 +437,7 @@ func appendFile(name string, b []byte) error {
 		return err
 	}
 	if _, err := f.Write(b); err != nil {
-		_ = f.Close() // Reporting the write error.
+		_ = f.Close() //nolint:errcheck // Reporting the write error.
 		return err
 	}
 	return f.Close()

@@ -8,21 +8,31 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dbplane/dbplane/test/harness"
+	"github.com/dbplane/dbplane/test/harness/cluster"
 )
 
 // env is the control plane every test shares. TestMain starts it before
 // the first test and stops it after the last.
-var env *cluster
+var env *cluster.Cluster
+
+// timings are the run's measurements, printed at its end: start-up steps,
+// binaries, suites and the latencies tests measure.
+var timings harness.Timings
+
+// record adds one measurement to timings.
+func record(name string, d time.Duration) { timings.Record(name, d) }
 
 // TestMain starts the control plane, runs the tests, and stops every process
 // it started by PID, whether tests pass, fail or the run is interrupted.
 // (A panic in a test or go test's -timeout kill the test binary without
-// running this cleanup: the processes die with it, see process.start.)
+// running this cleanup: the processes die with it, see harness.Process.)
 //
 // Component logs go to a temporary directory, printed and kept when
 // anything fails; set DBPLANE_E2E_KEEP=1 to keep it anyway, and
@@ -36,22 +46,27 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: cannot find the repository:", err)
+		return 1
+	}
 	t0 := time.Now()
-	c, err := startCluster(ctx)
+	c, err := cluster.Start(ctx, cluster.Options{Root: root, AuditLog: os.Getenv("DBPLANE_E2E_AUDIT"), Record: record})
 	var once sync.Once
 	teardown := func(failed bool) {
 		once.Do(func() {
 			if c == nil {
 				return
 			}
-			for _, err := range c.stop() {
+			for _, err := range c.Stop() {
 				fmt.Fprintln(os.Stderr, "e2e:", err)
 			}
-			if failed || os.Getenv("DBPLANE_E2E_KEEP") != "" {
-				printLogs(c)
+			if failed || harness.Keep() {
+				c.PrintLogs(os.Stderr)
 				return
 			}
-			_ = os.RemoveAll(c.dir)
+			_ = os.RemoveAll(c.Dir)
 		})
 	}
 
@@ -80,56 +95,25 @@ func run(m *testing.M) int {
 	code := m.Run()
 	if os.Getenv("DBPLANE_E2E_HOLD") != "" {
 		// For debugging: keep the control plane up until ^C.
-		fmt.Fprintf(os.Stderr, "e2e: holding the control plane; ^C to stop it:\n  export KUBECONFIG=%s\n", c.admin)
+		fmt.Fprintf(os.Stderr, "e2e: holding the control plane; ^C to stop it:\n  export KUBECONFIG=%s\n", c.Kubeconfig)
 		select {}
 	}
 	teardown(code != 0)
-	printTimings()
+	fmt.Println("\ne2e timings:")
+	timings.Print(os.Stdout)
 	return code
 }
 
-// printLogs prints where the component logs are and the end of each.
-func printLogs(c *cluster) {
-	fmt.Fprintf(os.Stderr, "\ne2e: everything the control plane wrote is in %s\n", c.dir)
-	for _, p := range c.procs {
-		fmt.Fprintf(os.Stderr, "\n----- %s: last lines of %s\n%s\n", p.name, p.log, logTail(p.log, 3000))
-	}
-	fmt.Fprintf(os.Stderr, "\ne2e: logs in %s\n", filepath.Join(c.dir, "logs"))
-}
-
-// Timings of the run, printed at the end: start-up steps, binaries, suites
-// and the latencies tests measure.
-var (
-	timingsMu sync.Mutex
-	timings   = map[string][]time.Duration{}
-)
-
-// record adds one measurement.
-func record(name string, d time.Duration) {
-	timingsMu.Lock()
-	defer timingsMu.Unlock()
-	timings[name] = append(timings[name], d)
-}
-
-func printTimings() {
-	timingsMu.Lock()
-	defer timingsMu.Unlock()
-	names := make([]string, 0, len(timings))
-	for n := range timings {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	fmt.Println("\ne2e timings:")
-	for _, n := range names {
-		ds := timings[n]
-		if len(ds) == 1 {
-			fmt.Printf("  %-60s %8.2fs\n", n, ds[0].Seconds())
-			continue
+// start times a test: `defer start(t)()` records how long it took, with
+// its parallel subtests, as "suite: <name>", and turns a panic into a
+// failure, so that TestMain still stops every process.
+func start(t *testing.T) func() {
+	t.Helper()
+	t0 := time.Now()
+	t.Cleanup(func() { record("suite: "+t.Name(), time.Since(t0)) })
+	return func() {
+		if r := recover(); r != nil {
+			t.Fatalf("panic: %v\n%s", r, debug.Stack())
 		}
-		lo, hi, sum := ds[0], ds[0], time.Duration(0)
-		for _, d := range ds {
-			lo, hi, sum = min(lo, d), max(hi, d), sum+d
-		}
-		fmt.Printf("  %-60s %8.2fs avg  (min %.2fs, max %.2fs, n=%d)\n", n, (sum / time.Duration(len(ds))).Seconds(), lo.Seconds(), hi.Seconds(), len(ds))
 	}
 }

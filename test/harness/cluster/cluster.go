@@ -1,6 +1,6 @@
 //go:build e2e
 
-package e2e
+package cluster
 
 import (
 	"bytes"
@@ -20,11 +20,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/dbplane/dbplane/test/harness"
 )
 
 // Timeouts of the start-up steps. Generous: on 2 busy cores the apiserver
@@ -35,8 +36,8 @@ const (
 )
 
 // The fake node kwok manages, and the storage classes whose claims the
-// harness's volumeBinder provisions and binds: the default one and the class
-// the production examples ask for.
+// volumeBinder provisions and binds: the default one and the class the
+// production examples ask for.
 const (
 	nodeName            = "kwok-node-0"
 	defaultStorageClass = "kwok-volume"
@@ -57,48 +58,68 @@ const (
 	xrdName           = "databases.database.example.com"
 )
 
-// A cluster is a real control plane on 127.0.0.1: etcd, kube-apiserver,
+// Options configure Start.
+type Options struct {
+	// Root is the repository's root directory: where the function is built
+	// from, and the package, examples and tool wrappers are read from.
+	Root string
+	// AuditLog, when set, is the file the apiserver writes its audit log
+	// to: every request's metadata, once completed.
+	AuditLog string
+	// Record, when set, is given how long each start-up step took, as
+	// "start-up: <step>", and each binary's build, as "binary: <name>".
+	Record func(name string, d time.Duration)
+}
+
+// A Cluster is a real control plane on 127.0.0.1: etcd, kube-apiserver,
 // kube-controller-manager and kube-scheduler, kwok faking one node with its
 // pods and volumes, Crossplane core and its RBAC manager running as their
 // ServiceAccounts, and dbplane's function as a local process Crossplane
 // calls over mTLS.
-type cluster struct {
-	root string // the repository
-	dir  string // everything the cluster writes
-	logs string
-	pki  *pki
+type Cluster struct {
+	// Root is the repository's root directory.
+	Root string
+	// Dir holds everything the cluster writes; its logs are in Dir/logs.
+	Dir string
+	// Kubeconfig is the admin's kubeconfig (system:masters).
+	Kubeconfig string
+	// Config is the admin's client configuration, for clients of other
+	// rates than Kube's and Dynamic's.
+	Config *rest.Config
+	// Kube is a client as the admin.
+	Kube kubernetes.Interface
+	// Dynamic is a dynamic client as the admin.
+	Dynamic dynamic.Interface
 
+	opts  Options
+	logs  string
+	pki   *pki
 	bins  map[string]string
 	ports map[string]int
-	procs []*process // in start order; stopped in reverse
+	procs []*harness.Process // in start order; stopped in reverse
 
-	admin      string // kubeconfig: system:masters, for the harness and infrastructure
 	crossplane string // kubeconfig: crossplane-system/crossplane's token
 	rbac       string // kubeconfig: crossplane-system/rbac-manager's token
 
-	function *process // the composition function, restartable by tests
+	function *harness.Process // the composition function, restartable by tests
 
 	stopBinder context.CancelFunc // the volume binder's, in this process
-
-	cfg  *rest.Config // the admin's, for clients of other rates
-	kube kubernetes.Interface
-	dyn  dynamic.Interface
 }
 
-// startCluster starts every component in order and waits for each to be
-// ready. On error the returned cluster is still non-nil: stop it.
-func startCluster(ctx context.Context) (*cluster, error) {
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		return nil, err
+// Start starts every component in order and waits for each to be ready. On
+// error the returned Cluster is still non-nil when anything was started:
+// stop it.
+func Start(ctx context.Context, o Options) (*Cluster, error) {
+	if o.Record == nil {
+		o.Record = func(string, time.Duration) {}
 	}
 	dir, err := os.MkdirTemp("", "dbplane-e2e-")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cannot create the cluster's directory: %w", err)
 	}
-	c := &cluster{root: root, dir: dir, logs: filepath.Join(dir, "logs"), bins: map[string]string{}, ports: map[string]int{}}
+	c := &Cluster{Root: o.Root, Dir: dir, opts: o, logs: filepath.Join(dir, "logs"), bins: map[string]string{}, ports: map[string]int{}}
 	if err := os.MkdirAll(c.logs, 0o700); err != nil {
-		return c, err
+		return c, fmt.Errorf("cannot create the log directory: %w", err)
 	}
 	steps := []struct {
 		name string
@@ -117,7 +138,7 @@ func startCluster(ctx context.Context) (*cluster, error) {
 		// for it) and ignores failing to, while the RBAC manager's binds
 		// :8080 too and exits when it cannot.
 		{"crossplane", c.startCrossplane},
-		{"function", c.startFunction},
+		{"function", c.StartFunction},
 		{"function package", c.installFunction},
 		{"configuration", c.installConfiguration},
 	}
@@ -126,52 +147,67 @@ func startCluster(ctx context.Context) (*cluster, error) {
 		if err := s.fn(ctx); err != nil {
 			return c, fmt.Errorf("%s: %w", s.name, err)
 		}
-		record("start-up: "+s.name, time.Since(t0))
+		o.Record("start-up: "+s.name, time.Since(t0))
 	}
 	return c, nil
 }
 
-// stop stops every process by its PID, in reverse start order.
-func (c *cluster) stop() []error {
+// Stop stops every process by its PID, in reverse start order, and the
+// volume binder.
+func (c *Cluster) Stop() []error {
 	if c.stopBinder != nil {
 		c.stopBinder()
 	}
 	var errs []error
 	for i := len(c.procs) - 1; i >= 0; i-- {
-		if err := c.procs[i].stop(); err != nil {
+		if err := c.procs[i].Stop(); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errs
 }
 
+// Processes are the cluster's processes, in start order.
+func (c *Cluster) Processes() []*harness.Process { return c.procs }
+
+// Function is the composition function's process.
+func (c *Cluster) Function() *harness.Process { return c.function }
+
+// PrintLogs writes where the component logs are and the end of each.
+func (c *Cluster) PrintLogs(w io.Writer) {
+	fmt.Fprintf(w, "\ne2e: everything the control plane wrote is in %s\n", c.Dir)
+	for _, p := range c.procs {
+		fmt.Fprintf(w, "\n----- %s: last lines of %s\n%s\n", p.Name, p.Log, harness.Tail(p.Log, 3000))
+	}
+	fmt.Fprintf(w, "\ne2e: logs in %s\n", c.logs)
+}
+
 // newProcess registers a component; it is started by the caller and
 // stopped with the cluster.
-func (c *cluster) newProcess(name, bin string, ports []int, env []string, args ...string) *process {
-	p := &process{name: name, bin: bin, args: args, env: env, ports: ports, log: logPath(c.logs, name)}
+func (c *Cluster) newProcess(name, bin string, ports []int, env []string, args ...string) *harness.Process {
+	p := &harness.Process{
+		Name:  name,
+		Bin:   bin,
+		Args:  args,
+		Env:   append(os.Environ(), env...),
+		Ports: ports,
+		Log:   filepath.Join(c.logs, name+".log"),
+	}
 	c.procs = append(c.procs, p)
 	return p
 }
 
-// port returns a free port for a component, picked once.
-func (c *cluster) port(name string) (int, error) {
-	if p, ok := c.ports[name]; ok {
-		return p, nil
-	}
-	p, err := freePort()
-	if err != nil {
-		return 0, err
-	}
-	c.ports[name] = p
-	return p, nil
-}
-
-func (c *cluster) ports2(names ...string) ([]int, error) {
+// port returns a free port for each component named, each picked once.
+func (c *Cluster) port(names ...string) ([]int, error) {
 	out := make([]int, 0, len(names))
 	for _, n := range names {
-		p, err := c.port(n)
-		if err != nil {
-			return nil, err
+		p, ok := c.ports[n]
+		if !ok {
+			var err error
+			if p, err = harness.FreePort(); err != nil {
+				return nil, err
+			}
+			c.ports[n] = p
 		}
 		out = append(out, p)
 	}
@@ -181,7 +217,7 @@ func (c *cluster) ports2(names ...string) ([]int, error) {
 // buildBinaries builds (once, cached by version) or finds every binary.
 // DBPLANE_<TOOL> (for example DBPLANE_CROSSPLANE_CORE) overrides a tool's
 // path.
-func (c *cluster) buildBinaries(ctx context.Context) error {
+func (c *Cluster) buildBinaries(ctx context.Context) error {
 	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "crossplane-core"} {
 		t0 := time.Now()
 		env := "DBPLANE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
@@ -189,28 +225,28 @@ func (c *cluster) buildBinaries(ctx context.Context) error {
 			c.bins[name] = p
 			continue
 		}
-		cmd := exec.CommandContext(ctx, filepath.Join(c.root, "test", "tools", "build.sh"), name) //nolint:gosec // Our build script and tool names.
+		cmd := exec.CommandContext(ctx, filepath.Join(c.Root, "test", "tools", "build.sh"), name)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
 			return fmt.Errorf("cannot build %s: %w", name, err)
 		}
 		c.bins[name] = strings.TrimSpace(string(out))
-		record("binary: "+name, time.Since(t0))
+		c.opts.Record("binary: "+name, time.Since(t0))
 	}
 	t0 := time.Now()
-	c.bins["function"] = filepath.Join(c.dir, "bin", "function")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", c.bins["function"], "./cmd/function") //nolint:gosec // Into the harness's own directory.
-	cmd.Dir = c.root
+	c.bins["function"] = filepath.Join(c.Dir, "bin", "function")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", c.bins["function"], "./cmd/function")
+	cmd.Dir = c.Root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("cannot build the function: %w\n%s", err, out)
 	}
-	record("binary: function (go build)", time.Since(t0))
+	c.opts.Record("binary: function (go build)", time.Since(t0))
 	return nil
 }
 
-func (c *cluster) writeCertificates(_ context.Context) error {
-	p, err := newPKI(filepath.Join(c.dir, "pki"))
+func (c *Cluster) writeCertificates(_ context.Context) error {
+	p, err := newPKI(filepath.Join(c.Dir, "pki"))
 	if err != nil {
 		return err
 	}
@@ -218,8 +254,8 @@ func (c *cluster) writeCertificates(_ context.Context) error {
 	return nil
 }
 
-func (c *cluster) startEtcd(ctx context.Context) error {
-	ports, err := c.ports2("etcd-client", "etcd-peer")
+func (c *Cluster) startEtcd(ctx context.Context) error {
+	ports, err := c.port("etcd-client", "etcd-peer")
 	if err != nil {
 		return err
 	}
@@ -227,7 +263,7 @@ func (c *cluster) startEtcd(ctx context.Context) error {
 	peer := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 	p := c.newProcess("etcd", c.bins["etcd"], ports, nil,
 		"--name=e2e",
-		"--data-dir="+filepath.Join(c.dir, "etcd"),
+		"--data-dir="+filepath.Join(c.Dir, "etcd"),
 		"--listen-client-urls="+client,
 		"--advertise-client-urls="+client,
 		"--listen-peer-urls="+peer,
@@ -236,10 +272,10 @@ func (c *cluster) startEtcd(ctx context.Context) error {
 		"--unsafe-no-fsync",
 		"--log-level=warn",
 	)
-	if err := p.start(); err != nil {
+	if err := p.Start(); err != nil {
 		return err
 	}
-	return p.waitReady(ctx, componentTimeout, func(ctx context.Context) error {
+	return p.WaitReady(ctx, componentTimeout, func(ctx context.Context) error {
 		body, err := httpGet(ctx, http.DefaultClient, client+"/health")
 		if err != nil {
 			return err
@@ -253,8 +289,7 @@ func (c *cluster) startEtcd(ctx context.Context) error {
 
 // auditPolicy records every request once, when it completed, with who sent
 // it, its verb, object and timestamps, but no bodies: enough to follow one
-// Database from its create to its StatefulSet. DBPLANE_E2E_AUDIT=FILE turns
-// it on.
+// Database from its create to its StatefulSet. Options.AuditLog turns it on.
 const auditPolicy = `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
@@ -262,12 +297,13 @@ rules:
 - level: Metadata
 `
 
-func (c *cluster) startAPIServer(ctx context.Context) error {
-	port, err := c.port("kube-apiserver")
+func (c *Cluster) startAPIServer(ctx context.Context) error {
+	ports, err := c.port("kube-apiserver")
 	if err != nil {
 		return err
 	}
-	p := c.newProcess("kube-apiserver", c.bins["kube-apiserver"], []int{port}, nil,
+	port := ports[0]
+	p := c.newProcess("kube-apiserver", c.bins["kube-apiserver"], ports, nil,
 		"--etcd-servers=http://127.0.0.1:"+strconv.Itoa(c.ports["etcd-client"]),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -284,54 +320,54 @@ func (c *cluster) startAPIServer(ctx context.Context) error {
 		"--allow-privileged=true",
 		"--profiling=false",
 	)
-	if path := os.Getenv("DBPLANE_E2E_AUDIT"); path != "" {
-		policy := filepath.Join(c.dir, "audit-policy.yaml")
+	if path := c.opts.AuditLog; path != "" {
+		policy := filepath.Join(c.Dir, "audit-policy.yaml")
 		if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
-			return err
+			return fmt.Errorf("cannot write the audit policy: %w", err)
 		}
-		p.args = append(p.args, "--audit-policy-file="+policy, "--audit-log-path="+path, "--audit-log-format=json")
+		p.Args = append(p.Args, "--audit-policy-file="+policy, "--audit-log-path="+path, "--audit-log-format=json")
 	}
-	if err := p.start(); err != nil {
+	if err := p.Start(); err != nil {
 		return err
 	}
-	c.admin = filepath.Join(c.dir, "admin.kubeconfig")
+	c.Kubeconfig = filepath.Join(c.Dir, "admin.kubeconfig")
 	server := "https://127.0.0.1:" + strconv.Itoa(port)
-	if err := writeKubeconfig(c.admin, server, c.pki.caCert, "e2e-admin", fmt.Sprintf(`
+	if err := writeKubeconfig(c.Kubeconfig, server, c.pki.caCert, "e2e-admin", fmt.Sprintf(`
     client-certificate: %s
     client-key: %s`, c.pki.adminCert, c.pki.adminKey)); err != nil {
 		return err
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.admin)
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot read the admin's kubeconfig: %w", err)
 	}
 	cfg.QPS, cfg.Burst = 100, 200
-	c.cfg = cfg
-	if c.kube, err = kubernetes.NewForConfig(cfg); err != nil {
-		return err
+	c.Config = cfg
+	if c.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
+		return fmt.Errorf("cannot create a client: %w", err)
 	}
-	if c.dyn, err = dynamic.NewForConfig(cfg); err != nil {
-		return err
+	if c.Dynamic, err = dynamic.NewForConfig(cfg); err != nil {
+		return fmt.Errorf("cannot create a dynamic client: %w", err)
 	}
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot create an HTTP client: %w", err)
 	}
-	return p.waitReady(ctx, componentTimeout, func(ctx context.Context) error {
+	return p.WaitReady(ctx, componentTimeout, func(ctx context.Context) error {
 		_, err := httpGet(ctx, hc, server+"/readyz")
 		return err
 	})
 }
 
-func (c *cluster) startControllers(ctx context.Context) error {
-	ports, err := c.ports2("kube-controller-manager", "kube-scheduler")
+func (c *Cluster) startControllers(ctx context.Context) error {
+	ports, err := c.port("kube-controller-manager", "kube-scheduler")
 	if err != nil {
 		return err
 	}
 	kcm := c.newProcess("kube-controller-manager", c.bins["kube-controller-manager"], ports[:1], nil,
-		"--kubeconfig="+c.admin,
-		"--authentication-kubeconfig="+c.admin,
-		"--authorization-kubeconfig="+c.admin,
+		"--kubeconfig="+c.Kubeconfig,
+		"--authentication-kubeconfig="+c.Kubeconfig,
+		"--authorization-kubeconfig="+c.Kubeconfig,
 		"--bind-address=127.0.0.1",
 		"--secure-port="+strconv.Itoa(ports[0]),
 		"--leader-elect=false",
@@ -347,9 +383,9 @@ func (c *cluster) startControllers(ctx context.Context) error {
 		"--kube-api-qps=5000", "--kube-api-burst=10000",
 	)
 	sched := c.newProcess("kube-scheduler", c.bins["kube-scheduler"], ports[1:], nil,
-		"--kubeconfig="+c.admin,
-		"--authentication-kubeconfig="+c.admin,
-		"--authorization-kubeconfig="+c.admin,
+		"--kubeconfig="+c.Kubeconfig,
+		"--authentication-kubeconfig="+c.Kubeconfig,
+		"--authorization-kubeconfig="+c.Kubeconfig,
 		"--bind-address=127.0.0.1",
 		"--secure-port="+strconv.Itoa(ports[1]),
 		"--leader-elect=false",
@@ -358,12 +394,12 @@ func (c *cluster) startControllers(ctx context.Context) error {
 	// Their serving certificates are self-signed: only their health is
 	// read, never trusted.
 	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // Health check of a local process.
-	for i, p := range []*process{kcm, sched} {
-		if err := p.start(); err != nil {
+	for i, p := range []*harness.Process{kcm, sched} {
+		if err := p.Start(); err != nil {
 			return err
 		}
 		url := "https://127.0.0.1:" + strconv.Itoa(ports[i]) + "/healthz"
-		if err := p.waitReady(ctx, componentTimeout, func(ctx context.Context) error {
+		if err := p.WaitReady(ctx, componentTimeout, func(ctx context.Context) error {
 			_, err := httpGet(ctx, insecure, url)
 			return err
 		}); err != nil {
@@ -377,8 +413,8 @@ func (c *cluster) startControllers(ctx context.Context) error {
 // the stages of its module's kustomize/stage: nodes become Ready and keep a
 // lease, pods become Ready (Job pods complete), released volumes of the two
 // storage classes are deleted.
-func (c *cluster) startKwok(ctx context.Context) error {
-	dir, err := moduleDir(ctx, filepath.Join(c.root, "test", "tools", "kwok"), "sigs.k8s.io/kwok")
+func (c *Cluster) startKwok(ctx context.Context) error {
+	dir, err := moduleDir(ctx, filepath.Join(c.Root, "test", "tools", "kwok"), "sigs.k8s.io/kwok")
 	if err != nil {
 		return err
 	}
@@ -386,15 +422,15 @@ func (c *cluster) startKwok(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	config := filepath.Join(c.dir, "kwok.yaml")
+	config := filepath.Join(c.Dir, "kwok.yaml")
 	if err := os.WriteFile(config, []byte(kwokConfig+stages), 0o600); err != nil {
-		return err
+		return fmt.Errorf("cannot write kwok's configuration: %w", err)
 	}
-	if err := c.apply(ctx, kwokObjects); err != nil {
+	if err := c.Apply(ctx, kwokObjects); err != nil {
 		return err
 	}
 	p := c.newProcess("kwok", c.bins["kwok"], nil, nil,
-		"--kubeconfig="+c.admin,
+		"--kubeconfig="+c.Kubeconfig,
 		"--config="+config,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
@@ -402,11 +438,11 @@ func (c *cluster) startKwok(ctx context.Context) error {
 		"--node-ip=10.0.0.1",
 		"--node-port=0",
 	)
-	if err := p.start(); err != nil {
+	if err := p.Start(); err != nil {
 		return err
 	}
-	return p.waitReady(ctx, componentTimeout, func(ctx context.Context) error {
-		n, err := c.kube.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+	return p.WaitReady(ctx, componentTimeout, func(ctx context.Context) error {
+		n, err := c.Kube.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -420,91 +456,38 @@ func (c *cluster) startKwok(ctx context.Context) error {
 }
 
 // startVolumeBinder starts the binder of the storage classes' claims in
-// this process; stop stops it.
-func (c *cluster) startVolumeBinder(ctx context.Context) error {
+// this process; Stop stops it.
+func (c *Cluster) startVolumeBinder(ctx context.Context) error {
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.stopBinder = cancel
-	cfg := *c.cfg
+	cfg := *c.Config
 	cfg.QPS, cfg.Burst = -1, 0 // No client-side limit: a volume provisioner is not what a scale run measures.
 	kube, err := kubernetes.NewForConfig(&cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot create the volume binder's client: %w", err)
 	}
 	return startVolumeBinder(bctx, kube)
 }
 
-// installCrossplane does what Crossplane's Helm chart and `crossplane core
-// init` would: CRDs, namespace, Lock, ServiceAccounts and RBAC. Then it
-// applies our examples/install/crossplane-rbac.yaml as an operator would, and
-// writes kubeconfigs holding the two ServiceAccounts' tokens.
-func (c *cluster) installCrossplane(ctx context.Context) error {
-	dir, err := moduleDir(ctx, filepath.Join(c.root, "test", "tools", "crossplane-core"), "github.com/crossplane/crossplane/v2")
-	if err != nil {
-		return err
-	}
-	if _, err := c.kubectl(ctx, nil, "apply", "--server-side", "-f", filepath.Join(dir, "cluster", "crds")); err != nil {
-		return err
-	}
-	// Polled rather than `kubectl wait --all`, which fails outright on a
-	// CRD too new to have any status conditions.
-	gvrCRD := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	if err := poll(ctx, setupTimeout, func(ctx context.Context) error {
-		l, err := c.dyn.Resource(gvrCRD).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return err
-		}
-		for i := range l.Items {
-			if s, _, _ := condition(&l.Items[i], "Established"); s != "True" {
-				return fmt.Errorf("CRD %s not Established yet", l.Items[i].GetName())
-			}
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	if err := c.apply(ctx, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+crossplaneNamespace+"}\n---\n"+
-		"apiVersion: pkg.crossplane.io/v1beta1\nkind: Lock\nmetadata: {name: lock}\n"); err != nil {
-		return err
-	}
-	if _, err := c.kubectl(ctx, nil, "apply", "-f", filepath.Join("testdata", "crossplane-install.yaml")); err != nil {
-		return err
-	}
-	// Ours, as-is: what the README tells operators to apply.
-	if _, err := c.kubectl(ctx, nil, "apply", "-f", filepath.Join(c.root, "examples", "install", "crossplane-rbac.yaml")); err != nil {
-		return err
-	}
-	server := "https://127.0.0.1:" + strconv.Itoa(c.ports["kube-apiserver"])
-	for sa, path := range map[string]*string{"crossplane": &c.crossplane, "rbac-manager": &c.rbac} {
-		token, err := c.kubectl(ctx, nil, "create", "token", sa, "-n", crossplaneNamespace, "--duration=24h")
-		if err != nil {
-			return err
-		}
-		*path = filepath.Join(c.dir, sa+".kubeconfig")
-		if err := writeKubeconfig(*path, server, c.pki.caCert, sa, "\n    token: "+strings.TrimSpace(token)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// startFunction starts the composition function on a port picked once, so a
+// StartFunction starts the composition function on a port picked once, so a
 // restart serves where the FunctionRevision's endpoint points.
-func (c *cluster) startFunction(ctx context.Context) error {
-	port, err := c.port("function")
+func (c *Cluster) StartFunction(ctx context.Context) error {
+	ports, err := c.port("function")
 	if err != nil {
 		return err
 	}
+	port := ports[0]
 	if c.function == nil {
-		c.function = c.newProcess("function", c.bins["function"], []int{port}, nil,
+		c.function = c.newProcess("function", c.bins["function"], ports, nil,
 			"--debug",
 			"--tls-certs-dir="+c.pki.functionTLS,
 			"--address=127.0.0.1:"+strconv.Itoa(port),
 		)
 	}
-	if err := c.function.start(); err != nil {
+	if err := c.function.Start(); err != nil {
 		return err
 	}
-	return c.function.waitReady(ctx, componentTimeout, func(ctx context.Context) error {
+	return c.function.WaitReady(ctx, componentTimeout, func(ctx context.Context) error {
 		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			return err
@@ -513,14 +496,14 @@ func (c *cluster) startFunction(ctx context.Context) error {
 	})
 }
 
-// stopFunction stops the composition function; startFunction starts it
+// StopFunction stops the composition function; StartFunction starts it
 // again.
-func (c *cluster) stopFunction() error { return c.function.stop() }
+func (c *Cluster) StopFunction() error { return c.function.Stop() }
 
 // startCrossplane starts Crossplane core and its RBAC manager, each as its
 // ServiceAccount.
-func (c *cluster) startCrossplane(ctx context.Context) error {
-	ports, err := c.ports2("crossplane-metrics", "crossplane-health")
+func (c *Cluster) startCrossplane(ctx context.Context) error {
+	ports, err := c.port("crossplane-metrics", "crossplane-health")
 	if err != nil {
 		return err
 	}
@@ -529,18 +512,18 @@ func (c *cluster) startCrossplane(ctx context.Context) error {
 		"--package-runtime=External",
 		"--enable-webhooks=false",
 		"--tls-client-certs-dir="+c.pki.crossplaneTLS,
-		"--xpkg-cache-dir="+filepath.Join(c.dir, "xpkg-cache"),
+		"--xpkg-cache-dir="+filepath.Join(c.Dir, "xpkg-cache"),
 		"--namespace="+crossplaneNamespace,
 		"--metrics-port="+strconv.Itoa(ports[0]),
 		"--health-probe-port="+strconv.Itoa(ports[1]),
 	)
-	if err := os.MkdirAll(filepath.Join(c.dir, "xpkg-cache"), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(c.Dir, "xpkg-cache"), 0o700); err != nil {
+		return fmt.Errorf("cannot create the package cache: %w", err)
+	}
+	if err := xp.Start(); err != nil {
 		return err
 	}
-	if err := xp.start(); err != nil {
-		return err
-	}
-	if err := xp.waitReady(ctx, componentTimeout, func(ctx context.Context) error {
+	if err := xp.WaitReady(ctx, componentTimeout, func(ctx context.Context) error {
 		_, err := httpGet(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(ports[1])+"/readyz")
 		return err
 	}); err != nil {
@@ -551,42 +534,50 @@ func (c *cluster) startCrossplane(ctx context.Context) error {
 	// default; no flag changes it), so that port must be free.
 	rbac := c.newProcess("crossplane-rbac-manager", c.bins["crossplane-core"], []int{8080}, []string{"KUBECONFIG=" + c.rbac},
 		"rbac", "start", "--debug")
-	if err := rbac.start(); err != nil {
+	if err := rbac.Start(); err != nil {
 		return err
 	}
-	return rbac.waitReady(ctx, componentTimeout, func(ctx context.Context) error {
+	return rbac.WaitReady(ctx, componentTimeout, func(ctx context.Context) error {
 		_, err := httpGet(ctx, http.DefaultClient, "http://127.0.0.1:8080/metrics")
 		return err
 	})
 }
 
-// kubectl runs the built kubectl as the admin, with stdin if not nil. The
-// error holds kubectl's stderr: the apiserver's message, as a user sees it.
-func (c *cluster) kubectl(ctx context.Context, stdin io.Reader, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, c.bins["kubectl"], append([]string{"--kubeconfig=" + c.admin}, args...)...) //nolint:gosec // The pinned kubectl, arguments from the tests.
+// Kubectl runs the built kubectl as the admin, with stdin if not nil. The
+// error is a *KubectlError holding kubectl's stderr: the apiserver's
+// message, as a user sees it.
+func (c *Cluster) Kubectl(ctx context.Context, stdin io.Reader, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, c.bins["kubectl"], append([]string{"--kubeconfig=" + c.Kubeconfig}, args...)...) //nolint:gosec // Our kubectl.
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return stdout.String(), &kubectlError{args: args, err: err, stderr: stderr.String()}
+		return stdout.String(), &KubectlError{Args: args, Err: err, Stderr: stderr.String()}
 	}
 	return stdout.String(), nil
 }
 
-// A kubectlError is a failed kubectl command and what it printed.
-type kubectlError struct {
-	args   []string
-	err    error
-	stderr string
+// A KubectlError is a failed kubectl command and what it printed.
+type KubectlError struct {
+	// Args are kubectl's arguments, without the kubeconfig.
+	Args []string
+	// Err is why the command failed.
+	Err error
+	// Stderr is what kubectl printed on stderr.
+	Stderr string
 }
 
-func (e *kubectlError) Error() string {
-	return fmt.Sprintf("kubectl %s: %v: %s", strings.Join(e.args, " "), e.err, strings.TrimSpace(e.stderr))
+// Error says which command failed, why, and what kubectl printed.
+func (e *KubectlError) Error() string {
+	return fmt.Sprintf("kubectl %s: %v: %s", strings.Join(e.Args, " "), e.Err, strings.TrimSpace(e.Stderr))
 }
 
-// apply applies YAML with kubectl.
-func (c *cluster) apply(ctx context.Context, yaml string) error {
-	_, err := c.kubectl(ctx, strings.NewReader(yaml), "apply", "-f", "-")
+// Unwrap returns why the command failed.
+func (e *KubectlError) Unwrap() error { return e.Err }
+
+// Apply applies YAML with kubectl.
+func (c *Cluster) Apply(ctx context.Context, yaml string) error {
+	_, err := c.Kubectl(ctx, strings.NewReader(yaml), "apply", "-f", "-")
 	return err
 }
 
@@ -628,13 +619,16 @@ contexts:
   context: {cluster: e2e, user: %s}
 current-context: e2e
 `, server, caFile, user, credentials, user)
-	return os.WriteFile(path, []byte(cfg), 0o600)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return fmt.Errorf("cannot write kubeconfig: %w", err)
+	}
+	return nil
 }
 
 // moduleDir returns the directory of module mod in the module cache, as the
 // wrapper module in dir requires it.
 func moduleDir(ctx context.Context, dir, mod string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", mod) //nolint:gosec // Module paths from the harness.
+	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", mod)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
 	out, err := cmd.Output()

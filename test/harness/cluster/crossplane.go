@@ -1,11 +1,12 @@
 //go:build e2e
 
-package e2e
+package cluster
 
 import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +23,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
+
+	"github.com/dbplane/dbplane/test/harness"
 )
 
 // Crossplane's kinds the harness reads and writes.
@@ -30,8 +32,67 @@ var (
 	gvrFunction         = schema.GroupVersionResource{Group: "pkg.crossplane.io", Version: "v1", Resource: "functions"}
 	gvrFunctionRevision = schema.GroupVersionResource{Group: "pkg.crossplane.io", Version: "v1", Resource: "functionrevisions"}
 	gvrXRD              = schema.GroupVersionResource{Group: "apiextensions.crossplane.io", Version: "v2", Resource: "compositeresourcedefinitions"}
-	gvrDatabase         = schema.GroupVersionResource{Group: "database.example.com", Version: "v1", Resource: "databases"}
 )
+
+// crossplaneInstall is what Crossplane's Helm chart installs besides its
+// CRDs: the ServiceAccounts and RBAC Crossplane and its RBAC manager run as.
+//
+//go:embed testdata/crossplane-install.yaml
+var crossplaneInstall string
+
+// installCrossplane does what Crossplane's Helm chart and `crossplane core
+// init` would: CRDs, namespace, Lock, ServiceAccounts and RBAC. Then it
+// applies our examples/install/crossplane-rbac.yaml as an operator would, and
+// writes kubeconfigs holding the two ServiceAccounts' tokens.
+func (c *Cluster) installCrossplane(ctx context.Context) error {
+	dir, err := moduleDir(ctx, filepath.Join(c.Root, "test", "tools", "crossplane-core"), "github.com/crossplane/crossplane/v2")
+	if err != nil {
+		return err
+	}
+	if _, err := c.Kubectl(ctx, nil, "apply", "--server-side", "-f", filepath.Join(dir, "cluster", "crds")); err != nil {
+		return err
+	}
+	// Polled rather than `kubectl wait --all`, which fails outright on a
+	// CRD too new to have any status conditions.
+	gvrCRD := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	if err := harness.Poll(ctx, setupTimeout, func(ctx context.Context) error {
+		l, err := c.Dynamic.Resource(gvrCRD).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for i := range l.Items {
+			if s, _, _ := Condition(&l.Items[i], "Established"); s != "True" {
+				return fmt.Errorf("CRD %s not Established yet", l.Items[i].GetName())
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := c.Apply(ctx, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+crossplaneNamespace+"}\n---\n"+
+		"apiVersion: pkg.crossplane.io/v1beta1\nkind: Lock\nmetadata: {name: lock}\n"); err != nil {
+		return err
+	}
+	if err := c.Apply(ctx, crossplaneInstall); err != nil {
+		return err
+	}
+	// Ours, as-is: what the README tells operators to apply.
+	if _, err := c.Kubectl(ctx, nil, "apply", "-f", filepath.Join(c.Root, "examples", "install", "crossplane-rbac.yaml")); err != nil {
+		return err
+	}
+	server := "https://127.0.0.1:" + strconv.Itoa(c.ports["kube-apiserver"])
+	for sa, path := range map[string]*string{"crossplane": &c.crossplane, "rbac-manager": &c.rbac} {
+		token, err := c.Kubectl(ctx, nil, "create", "token", sa, "-n", crossplaneNamespace, "--duration=24h")
+		if err != nil {
+			return err
+		}
+		*path = filepath.Join(c.Dir, sa+".kubeconfig")
+		if err := writeKubeconfig(*path, server, c.pki.caCert, sa, "\n    token: "+strings.TrimSpace(token)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // installFunction installs dbplane's Function package offline and then acts
 // as Crossplane's External package runtime for it.
@@ -42,17 +103,17 @@ var (
 // the function or sets its endpoint under the External runtime: the harness
 // sets the FunctionRevision's endpoint to the local process, its TLS server
 // Secret, and RuntimeHealthy.
-func (c *cluster) installFunction(ctx context.Context) error {
-	meta, err := packageStream(filepath.Join(c.root, "package", "function"))
+func (c *Cluster) installFunction(ctx context.Context) error {
+	meta, err := packageStream(filepath.Join(c.Root, "package", "function"))
 	if err != nil {
 		return err
 	}
 	sum := sha256.Sum256(meta)
 	digest := "sha256:" + hex.EncodeToString(sum[:])
-	if err := writeGzip(filepath.Join(c.dir, "xpkg-cache", friendlyID(functionSource, digest)+".gz"), meta); err != nil {
+	if err := writeGzip(filepath.Join(c.Dir, "xpkg-cache", friendlyID(functionSource, digest)+".gz"), meta); err != nil {
 		return err
 	}
-	if err := c.apply(ctx, fmt.Sprintf(`apiVersion: pkg.crossplane.io/v1
+	if err := c.Apply(ctx, fmt.Sprintf(`apiVersion: pkg.crossplane.io/v1
 kind: Function
 metadata:
   name: %s
@@ -68,13 +129,13 @@ spec:
 		Type:       corev1.SecretTypeTLS,
 		Data:       map[string][]byte{"tls.crt": c.pki.function.cert, "tls.key": c.pki.function.key, "ca.crt": c.pki.ca.pem},
 	}
-	if _, err := c.kube.CoreV1().Secrets(crossplaneNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+	if _, err := c.Kube.CoreV1().Secrets(crossplaneNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 		return err
 	}
 
 	var rev string
-	if err := poll(ctx, setupTimeout, func(ctx context.Context) error {
-		l, err := c.dyn.Resource(gvrFunctionRevision).List(ctx, metav1.ListOptions{LabelSelector: "pkg.crossplane.io/package=" + functionName})
+	if err := harness.Poll(ctx, setupTimeout, func(ctx context.Context) error {
+		l, err := c.Dynamic.Resource(gvrFunctionRevision).List(ctx, metav1.ListOptions{LabelSelector: "pkg.crossplane.io/package=" + functionName})
 		if err != nil {
 			return err
 		}
@@ -84,36 +145,36 @@ spec:
 				return nil
 			}
 		}
-		f, _ := c.dyn.Resource(gvrFunction).Get(ctx, functionName, metav1.GetOptions{})
-		return fmt.Errorf("no active FunctionRevision yet; Function conditions: %v", conditions(f))
+		f, _ := c.Dynamic.Resource(gvrFunction).Get(ctx, functionName, metav1.GetOptions{})
+		return fmt.Errorf("no active FunctionRevision yet; Function conditions: %v", Conditions(f))
 	}); err != nil {
 		return err
 	}
 
 	endpoint := "127.0.0.1:" + strconv.Itoa(c.ports["function"])
 	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		r, err := c.dyn.Resource(gvrFunctionRevision).Get(ctx, rev, metav1.GetOptions{})
+		r, err := c.Dynamic.Resource(gvrFunctionRevision).Get(ctx, rev, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
 		_ = unstructured.SetNestedField(r.Object, endpoint, "status", "endpoint")
 		_ = unstructured.SetNestedField(r.Object, functionTLSSecret, "status", "tlsServerSecretName")
 		setCondition(r, "RuntimeHealthy", "True", "HealthyPackageRevision", "The dbplane e2e harness runs the function as a local process at "+endpoint)
-		_, err = c.dyn.Resource(gvrFunctionRevision).UpdateStatus(ctx, r, metav1.UpdateOptions{})
+		_, err = c.Dynamic.Resource(gvrFunctionRevision).UpdateStatus(ctx, r, metav1.UpdateOptions{})
 		return err
 	}); err != nil {
 		return fmt.Errorf("cannot set the FunctionRevision's endpoint: %w", err)
 	}
 
-	return poll(ctx, setupTimeout, func(ctx context.Context) error {
-		f, err := c.dyn.Resource(gvrFunction).Get(ctx, functionName, metav1.GetOptions{})
+	return harness.Poll(ctx, setupTimeout, func(ctx context.Context) error {
+		f, err := c.Dynamic.Resource(gvrFunction).Get(ctx, functionName, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		if s, _, _ := condition(f, "Healthy"); s != "True" {
-			return fmt.Errorf("Function not Healthy: %v", conditions(f))
+		if s, _, _ := Condition(f, "Healthy"); s != "True" {
+			return fmt.Errorf("Function not Healthy: %v", Conditions(f))
 		}
-		r, err := c.dyn.Resource(gvrFunctionRevision).Get(ctx, rev, metav1.GetOptions{})
+		r, err := c.Dynamic.Resource(gvrFunctionRevision).Get(ctx, rev, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -130,41 +191,41 @@ spec:
 // The Composition's function step gets the Input `sqlUsers: false`: no SQL
 // provider can log in to servers that do not run, and a Database with SQL
 // logins is Ready only once the provider has logged in.
-func (c *cluster) installConfiguration(ctx context.Context) error {
-	if _, err := c.kubectl(ctx, nil, "apply", "-f", filepath.Join(c.root, "package", "configuration", "xrd.yaml")); err != nil {
+func (c *Cluster) installConfiguration(ctx context.Context) error {
+	if _, err := c.Kubectl(ctx, nil, "apply", "-f", filepath.Join(c.Root, "package", "configuration", "xrd.yaml")); err != nil {
 		return err
 	}
-	comp, err := compositionWithoutSQLUsers(filepath.Join(c.root, "package", "configuration", "composition.yaml"))
+	comp, err := compositionWithoutSQLUsers(filepath.Join(c.Root, "package", "configuration", "composition.yaml"))
 	if err != nil {
 		return err
 	}
-	if err := c.apply(ctx, comp); err != nil {
+	if err := c.Apply(ctx, comp); err != nil {
 		return err
 	}
-	if err := poll(ctx, setupTimeout, func(ctx context.Context) error {
-		x, err := c.dyn.Resource(gvrXRD).Get(ctx, xrdName, metav1.GetOptions{})
+	if err := harness.Poll(ctx, setupTimeout, func(ctx context.Context) error {
+		x, err := c.Dynamic.Resource(gvrXRD).Get(ctx, xrdName, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		if s, _, _ := condition(x, "Established"); s != "True" {
-			return fmt.Errorf("XRD not Established: %v", conditions(x))
+		if s, _, _ := Condition(x, "Established"); s != "True" {
+			return fmt.Errorf("XRD not Established: %v", Conditions(x))
 		}
 		return nil
 	}); err != nil {
 		return err
 	}
-	return poll(ctx, setupTimeout, func(ctx context.Context) error {
-		rl, err := c.kube.Discovery().ServerResourcesForGroupVersion(gvrDatabase.GroupVersion().String())
+	return harness.Poll(ctx, setupTimeout, func(ctx context.Context) error {
+		rl, err := c.Kube.Discovery().ServerResourcesForGroupVersion(GVRDatabase.GroupVersion().String())
 		if err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(rl.APIResources, func(r metav1.APIResource) bool { return r.Name == gvrDatabase.Resource }) {
+		if !slices.ContainsFunc(rl.APIResources, func(r metav1.APIResource) bool { return r.Name == GVRDatabase.Resource }) {
 			return errors.New("databases not served yet")
 		}
 		// Served is not enough: Crossplane must be allowed to read them,
 		// which the RBAC manager grants per XRD, and aggregation copies
 		// into Crossplane's ClusterRole.
-		_, err = c.kubectl(ctx, nil, "auth", "can-i", "watch", gvrDatabase.GroupResource().String(),
+		_, err = c.Kubectl(ctx, nil, "auth", "can-i", "watch", GVRDatabase.GroupResource().String(),
 			"--as=system:serviceaccount:"+crossplaneNamespace+":crossplane", "--all-namespaces")
 		return err
 	})
@@ -272,99 +333,4 @@ func writeGzip(path string, data []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-// condition returns the status, reason and message of a Crossplane-style
-// condition of o.
-func condition(o *unstructured.Unstructured, typ string) (status, reason, message string) {
-	if o == nil {
-		return "", "", ""
-	}
-	cs, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
-	for _, c := range cs {
-		m, ok := c.(map[string]any)
-		if !ok || m["type"] != typ {
-			continue
-		}
-		s, _ := m["status"].(string)
-		r, _ := m["reason"].(string)
-		msg, _ := m["message"].(string)
-		return s, r, msg
-	}
-	return "", "", ""
-}
-
-// observedGeneration returns the observedGeneration of a condition of o.
-func observedGeneration(o *unstructured.Unstructured, typ string) int64 {
-	cs, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
-	for _, c := range cs {
-		if m, ok := c.(map[string]any); ok && m["type"] == typ {
-			g, _ := m["observedGeneration"].(int64)
-			return g
-		}
-	}
-	return 0
-}
-
-// conditions summarises every condition of o, for error messages.
-func conditions(o *unstructured.Unstructured) string {
-	if o == nil {
-		return "<none>"
-	}
-	cs, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
-	var b []string
-	for _, c := range cs {
-		m, ok := c.(map[string]any)
-		if !ok {
-			continue
-		}
-		b = append(b, fmt.Sprintf("%v=%v (%v: %v)", m["type"], m["status"], m["reason"], m["message"]))
-	}
-	if len(b) == 0 {
-		return "<none>"
-	}
-	return strings.Join(b, "; ")
-}
-
-// setCondition sets (adds or replaces) a condition in o's status.
-func setCondition(o *unstructured.Unstructured, typ, status, reason, message string) {
-	cs, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
-	c := map[string]any{
-		"type":               typ,
-		"status":             status,
-		"reason":             reason,
-		"message":            message,
-		"lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
-	}
-	i := slices.IndexFunc(cs, func(x any) bool { m, ok := x.(map[string]any); return ok && m["type"] == typ })
-	if i >= 0 {
-		cs[i] = c
-	} else {
-		cs = append(cs, c)
-	}
-	_ = unstructured.SetNestedSlice(o.Object, cs, "status", "conditions")
-}
-
-// poll calls fn until it returns nil or timeout passes, and returns fn's
-// last error then.
-func poll(ctx context.Context, timeout time.Duration, fn func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last error
-	for {
-		err := fn(ctx)
-		if err == nil {
-			return nil
-		}
-		// Keep the last meaningful error, not the deadline that cut the
-		// final attempt short.
-		if last == nil || ctx.Err() == nil {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("after %s: %w", timeout, last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
