@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -119,7 +120,9 @@ func exampleBecomesReady(t *testing.T, d cluster.Database) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := int32(d.Num("spec", "replicas")); sts.Spec.Replicas == nil || *sts.Spec.Replicas != want || sts.Status.ReadyReplicas != want {
+	if replicas := d.Num("spec", "replicas"); replicas < 0 || replicas > math.MaxInt32 {
+		t.Errorf("Database %s: spec.replicas %d is out of a StatefulSet's range", name, replicas)
+	} else if want := int32(replicas); sts.Spec.Replicas == nil || *sts.Spec.Replicas != want || sts.Status.ReadyReplicas != want {
 		t.Errorf("StatefulSet %s: spec.replicas %v, ready %d; want %d", name, sts.Spec.Replicas, sts.Status.ReadyReplicas, want)
 	}
 

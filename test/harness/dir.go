@@ -27,7 +27,7 @@ func TempDir(t testing.TB, pattern string) string {
 			t.Logf("kept %s", dir)
 			return
 		}
-		_ = os.RemoveAll(dir) //nolint:errcheck // Best effort.
+		_ = os.RemoveAll(dir) // Best effort.
 	})
 	return dir
 }

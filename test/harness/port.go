@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os/exec"
@@ -10,19 +11,28 @@ import (
 
 // FreePort returns a TCP port nothing listens on, on any interface. Another
 // process may take it before the caller binds it: a caller that can, retries.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", ":0")
+func FreePort(ctx context.Context) (int, error) {
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", ":0")
 	if err != nil {
 		return 0, fmt.Errorf("cannot find a free port: %w", err)
 	}
 	defer l.Close() //nolint:errcheck // Only the port is needed.
-	return l.Addr().(*net.TCPAddr).Port, nil
+	a, ok := l.Addr().(*net.TCPAddr)
+	if !ok {
+		return 0, fmt.Errorf("cannot find a free port: %s is not a TCP address", l.Addr())
+	}
+	return a.Port, nil
 }
 
 // PortTaken tells whether something already listens on port, on any
 // interface.
 func PortTaken(port int) bool {
-	l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+	// Listen uses its context only to resolve the address, and a numeric
+	// one needs no resolving: Process.Start, the caller, has no context by
+	// design.
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", ":"+strconv.Itoa(port))
 	if err != nil {
 		return true
 	}
@@ -32,7 +42,7 @@ func PortTaken(port int) bool {
 
 // listener says which process listens on port, when ss can tell.
 func listener(port int) string {
-	out, err := exec.Command("ss", "-Hltnp", "sport = :"+strconv.Itoa(port)).Output() //nolint:noctx // A quick local query.
+	out, err := exec.Command("ss", "-Hltnp", "sport = :"+strconv.Itoa(port)).Output() //nolint:gosec,noctx // ss with a filter on a port number; a quick local query.
 	if err != nil {
 		return ""
 	}

@@ -65,7 +65,10 @@ func (p *Process) Start() error {
 	if err != nil {
 		return fmt.Errorf("cannot open log of %s: %w", p.Name, err)
 	}
-	fmt.Fprintf(f, "\n=== %s starting: %s %v\n", time.Now().Format(time.RFC3339Nano), p.Bin, p.Args)
+	if _, err := fmt.Fprintf(f, "\n=== %s starting: %s %v\n", time.Now().Format(time.RFC3339Nano), p.Bin, p.Args); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("cannot write log of %s: %w", p.Name, err)
+	}
 	death := p.DeathSignal
 	if death == 0 {
 		death = syscall.SIGKILL
@@ -112,7 +115,10 @@ func (p *Process) Alive() error {
 	}
 	select {
 	case <-p.exited:
-		return fmt.Errorf("%s (pid %d) exited: %v; see %s", p.Name, p.cmd.Process.Pid, p.err, p.Log)
+		if p.err == nil {
+			return fmt.Errorf("%s (pid %d) exited with status 0; see %s", p.Name, p.cmd.Process.Pid, p.Log)
+		}
+		return fmt.Errorf("%s (pid %d) exited: %w; see %s", p.Name, p.cmd.Process.Pid, p.err, p.Log)
 	default:
 		return nil
 	}
@@ -138,14 +144,14 @@ func (p *Process) Stop() error {
 		timeout = DefaultStopTimeout
 	}
 	pid := p.cmd.Process.Pid
-	_ = syscall.Kill(pid, sig) //nolint:errcheck // It may have just exited.
+	_ = syscall.Kill(pid, sig) // It may have just exited.
 	select {
 	case <-p.exited:
 		return nil
 	case <-time.After(timeout):
 	}
 	// The process group: the process and anything it started.
-	_ = syscall.Kill(-pid, syscall.SIGKILL) //nolint:errcheck // It may have just exited.
+	_ = syscall.Kill(-pid, syscall.SIGKILL) // It may have just exited.
 	<-p.exited
 	return fmt.Errorf("%s (pid %d) ignored %v for %s and was killed", p.Name, pid, sig, timeout)
 }

@@ -26,7 +26,8 @@ func (t *Timings) Record(name string, d time.Duration) {
 }
 
 // Print writes every measurement to w by name: one value as is, more as
-// their average, minimum and maximum.
+// their average, minimum and maximum. A failed write is not reported: this
+// is the run's closing summary for a person, with nowhere else to go.
 func (t *Timings) Print(w io.Writer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -38,13 +39,13 @@ func (t *Timings) Print(w io.Writer) {
 	for _, n := range names {
 		ds := t.m[n]
 		if len(ds) == 1 {
-			fmt.Fprintf(w, "  %-60s %8.2fs\n", n, ds[0].Seconds())
+			_, _ = fmt.Fprintf(w, "  %-60s %8.2fs\n", n, ds[0].Seconds())
 			continue
 		}
 		lo, hi, sum := ds[0], ds[0], time.Duration(0)
 		for _, d := range ds {
 			lo, hi, sum = min(lo, d), max(hi, d), sum+d
 		}
-		fmt.Fprintf(w, "  %-60s %8.2fs avg  (min %.2fs, max %.2fs, n=%d)\n", n, (sum / time.Duration(len(ds))).Seconds(), lo.Seconds(), hi.Seconds(), len(ds))
+		_, _ = fmt.Fprintf(w, "  %-60s %8.2fs avg  (min %.2fs, max %.2fs, n=%d)\n", n, (sum / time.Duration(len(ds))).Seconds(), lo.Seconds(), hi.Seconds(), len(ds))
 	}
 }

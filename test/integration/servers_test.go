@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -98,7 +99,7 @@ func isExecutable(p string) bool {
 
 // postgresBin is the newest installed PostgreSQL's bin directory.
 func postgresBin() string {
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres") //nolint:errcheck // The pattern is valid.
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres") // The pattern is valid.
 	if len(dirs) == 0 {
 		return "/usr/lib/postgresql/15/bin"
 	}
@@ -107,7 +108,7 @@ func postgresBin() string {
 }
 
 func version(bin string) int {
-	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(bin)))) //nolint:errcheck // Not a number sorts first.
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(bin)))) // Not a number sorts first.
 	return v
 }
 
@@ -141,7 +142,7 @@ func start(t testing.TB, engine string) *server {
 
 func try(t testing.TB, engine string) (*server, error) {
 	t.Helper()
-	port, err := harness.FreePort()
+	port, err := harness.FreePort(t.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -175,8 +176,8 @@ func serviceUser(name string) (*syscall.Credential, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot find the %s user to run the server as: %w", name, err)
 	}
-	uid, _ := strconv.Atoi(u.Uid)                                       //nolint:errcheck // Numeric on Linux.
-	gid, _ := strconv.Atoi(u.Gid)                                       //nolint:errcheck // Numeric on Linux.
+	uid, _ := strconv.Atoi(u.Uid)                                       // Numeric on Linux.
+	gid, _ := strconv.Atoi(u.Gid)                                       // Numeric on Linux.
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil //nolint:gosec // IDs fit.
 }
 
@@ -184,12 +185,18 @@ func chownAll(dir string, c *syscall.Credential) error {
 	if c == nil {
 		return nil
 	}
-	return filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+	// Through an os.Root, so that no path the walk meets leads out of dir.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	err = fs.WalkDir(root.FS(), ".", func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		return os.Lchown(p, int(c.Uid), int(c.Gid))
+		return root.Lchown(p, int(c.Uid), int(c.Gid))
 	})
+	return errors.Join(err, root.Close())
 }
 
 func (s *server) startPostgreSQL(t testing.TB) error {
@@ -269,7 +276,7 @@ func (s *server) startMariaDB(t testing.TB) error {
 
 	// root@localhost has no password yet and logs in over the socket only.
 	socket := func(ctx context.Context, query string) error {
-		cmd := exec.CommandContext(ctx, "mysql", "--no-defaults", "--socket="+sock, "--user=root", "--batch", "--execute="+query)
+		cmd := exec.CommandContext(ctx, "mysql", "--no-defaults", "--socket="+sock, "--user=root", "--batch", "--execute="+query) //nolint:gosec // The mysql client on our own server's socket, with the test's own queries.
 		cmd.Env = s.clientEnv(false)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("cannot run %q over the socket: %w: %s", query, err, out)
@@ -303,12 +310,12 @@ func (s *server) run(t testing.TB, cred *syscall.Credential, name string, args .
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, name, args...) //nolint:gosec // An installed server's setup tool (initdb, mariadb-install-db) with the test's own arguments.
 	cmd.Dir = s.dir
 	cmd.Env = s.serverEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
-	_ = appendFile(s.log, out) //nolint:errcheck // Diagnostics only.
+	_ = appendFile(s.log, out) // Diagnostics only.
 	if err != nil {
 		return fmt.Errorf("%s: %w", filepath.Base(name), err)
 	}
@@ -348,7 +355,7 @@ func (s *server) waitReady(t testing.TB, ready func(context.Context) error) erro
 // not stop in time. It may be called more than once.
 func (s *server) Stop() {
 	if s.proc != nil {
-		_ = s.proc.Stop() //nolint:errcheck // Killed is stopped too.
+		_ = s.proc.Stop() // Killed is stopped too.
 	}
 }
 
@@ -398,7 +405,7 @@ func (s *server) exec(ctx context.Context, db string, stdin io.Reader, query str
 			args[len(args)-1] = "--command=" + query
 		}
 	}
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...) //nolint:gosec // psql or mysql, chosen above, on our own server with the test's own SQL.
 	cmd.Env = s.clientEnv(true)
 	cmd.Stdin = stdin
 	var out, stderr bytes.Buffer
@@ -437,7 +444,7 @@ func appendFile(name string, b []byte) error {
 		return err
 	}
 	if _, err := f.Write(b); err != nil {
-		_ = f.Close() //nolint:errcheck // Reporting the write error.
+		_ = f.Close() // Reporting the write error.
 		return err
 	}
 	return f.Close()

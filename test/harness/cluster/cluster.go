@@ -173,13 +173,15 @@ func (c *Cluster) Processes() []*harness.Process { return c.procs }
 // Function is the composition function's process.
 func (c *Cluster) Function() *harness.Process { return c.function }
 
-// PrintLogs writes where the component logs are and the end of each.
+// PrintLogs writes where the component logs are and the end of each. A
+// failed write is not reported: this is for the person reading a failed
+// run, with nowhere else to go.
 func (c *Cluster) PrintLogs(w io.Writer) {
-	fmt.Fprintf(w, "\ne2e: everything the control plane wrote is in %s\n", c.Dir)
+	_, _ = fmt.Fprintf(w, "\ne2e: everything the control plane wrote is in %s\n", c.Dir)
 	for _, p := range c.procs {
-		fmt.Fprintf(w, "\n----- %s: last lines of %s\n%s\n", p.Name, p.Log, harness.Tail(p.Log, 3000))
+		_, _ = fmt.Fprintf(w, "\n----- %s: last lines of %s\n%s\n", p.Name, p.Log, harness.Tail(p.Log, 3000))
 	}
-	fmt.Fprintf(w, "\ne2e: logs in %s\n", c.logs)
+	_, _ = fmt.Fprintf(w, "\ne2e: logs in %s\n", c.logs)
 }
 
 // newProcess registers a component; it is started by the caller and
@@ -198,13 +200,13 @@ func (c *Cluster) newProcess(name, bin string, ports []int, env []string, args .
 }
 
 // port returns a free port for each component named, each picked once.
-func (c *Cluster) port(names ...string) ([]int, error) {
+func (c *Cluster) port(ctx context.Context, names ...string) ([]int, error) {
 	out := make([]int, 0, len(names))
 	for _, n := range names {
 		p, ok := c.ports[n]
 		if !ok {
 			var err error
-			if p, err = harness.FreePort(); err != nil {
+			if p, err = harness.FreePort(ctx); err != nil {
 				return nil, err
 			}
 			c.ports[n] = p
@@ -225,7 +227,7 @@ func (c *Cluster) buildBinaries(ctx context.Context) error {
 			c.bins[name] = p
 			continue
 		}
-		cmd := exec.CommandContext(ctx, filepath.Join(c.Root, "test", "tools", "build.sh"), name)
+		cmd := exec.CommandContext(ctx, filepath.Join(c.Root, "test", "tools", "build.sh"), name) //nolint:gosec // Our own build script, with a tool name from the list above.
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
@@ -236,7 +238,7 @@ func (c *Cluster) buildBinaries(ctx context.Context) error {
 	}
 	t0 := time.Now()
 	c.bins["function"] = filepath.Join(c.Dir, "bin", "function")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", c.bins["function"], "./cmd/function")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", c.bins["function"], "./cmd/function") //nolint:gosec // go build of our own function into the run's directory.
 	cmd.Dir = c.Root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("cannot build the function: %w\n%s", err, out)
@@ -255,7 +257,7 @@ func (c *Cluster) writeCertificates(_ context.Context) error {
 }
 
 func (c *Cluster) startEtcd(ctx context.Context) error {
-	ports, err := c.port("etcd-client", "etcd-peer")
+	ports, err := c.port(ctx, "etcd-client", "etcd-peer")
 	if err != nil {
 		return err
 	}
@@ -298,7 +300,7 @@ rules:
 `
 
 func (c *Cluster) startAPIServer(ctx context.Context) error {
-	ports, err := c.port("kube-apiserver")
+	ports, err := c.port(ctx, "kube-apiserver")
 	if err != nil {
 		return err
 	}
@@ -360,7 +362,7 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 }
 
 func (c *Cluster) startControllers(ctx context.Context) error {
-	ports, err := c.port("kube-controller-manager", "kube-scheduler")
+	ports, err := c.port(ctx, "kube-controller-manager", "kube-scheduler")
 	if err != nil {
 		return err
 	}
@@ -472,7 +474,7 @@ func (c *Cluster) startVolumeBinder(ctx context.Context) error {
 // StartFunction starts the composition function on a port picked once, so a
 // restart serves where the FunctionRevision's endpoint points.
 func (c *Cluster) StartFunction(ctx context.Context) error {
-	ports, err := c.port("function")
+	ports, err := c.port(ctx, "function")
 	if err != nil {
 		return err
 	}
@@ -503,7 +505,7 @@ func (c *Cluster) StopFunction() error { return c.function.Stop() }
 // startCrossplane starts Crossplane core and its RBAC manager, each as its
 // ServiceAccount.
 func (c *Cluster) startCrossplane(ctx context.Context) error {
-	ports, err := c.port("crossplane-metrics", "crossplane-health")
+	ports, err := c.port(ctx, "crossplane-metrics", "crossplane-health")
 	if err != nil {
 		return err
 	}
@@ -628,7 +630,7 @@ current-context: e2e
 // moduleDir returns the directory of module mod in the module cache, as the
 // wrapper module in dir requires it.
 func moduleDir(ctx context.Context, dir, mod string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", mod)
+	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", mod) //nolint:gosec // go list of a module path this package names.
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
 	out, err := cmd.Output()
