@@ -55,7 +55,7 @@ lint: ## golangci-lint (pinned, built once into $(CACHE)) with .golangci.yml, e2
 	$$(test/tools/build.sh golangci-lint) run ./...
 
 fuzz: ## FuzzRunFunction for FUZZTIME (20s in make test; make fuzz FUZZTIME=10m for longer).
-	go test ./fn/ -run '^$$' -fuzz '^FuzzRunFunction$$' -fuzztime $(FUZZTIME)
+	go test ./fn/ -run '^$$' -fuzz '^FuzzRunFunction$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1x
 
 vet: ## go vet every package, the e2e suite's included.
 	go vet ./...
