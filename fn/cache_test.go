@@ -49,6 +49,25 @@ func TestCacheNeverStale(t *testing.T) {
 	}
 }
 
+// TestCacheHits: the same Params again are built once.
+func TestCacheHits(t *testing.T) {
+	builds := 0
+	m := memoize(8, func(p Params) ([]Desired, error) { builds++; return Build(p) })
+	p := params(t, everySpec()["mysql-8.4-production-metrics=true"])
+	for range 5 {
+		if _, err := m.Build(params(t, everySpec()["mysql-8.4-production-metrics=true"])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Replicas = 3
+	if _, err := m.Build(p); err != nil {
+		t.Fatal(err)
+	}
+	if builds != 2 {
+		t.Errorf("memo: 5 calls with equal Params and 1 with other Params: want 2 builds, got %d", builds)
+	}
+}
+
 // TestCacheBounded shows the cache holds at most its size in Databases.
 func TestCacheBounded(t *testing.T) {
 	c := memoize(3, Build)

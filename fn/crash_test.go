@@ -15,9 +15,16 @@ import (
 func TestRunFunctionRecovers(t *testing.T) {
 	var log strings.Builder
 	logger := logging.NewLogrLogger(funcr.New(func(_, args string) { log.WriteString(args + "\n") }, funcr.Options{}))
-	boom := func() (string, error) { panic("boom") }
+	calls := 0
+	boomOnce := func() (string, error) {
+		if calls++; calls == 1 {
+			panic("boom")
+		}
+		return testPassword, nil
+	}
+	f := New(logger, WithPasswordGenerator(boomOnce))
 
-	rsp, err := New(logger, WithPasswordGenerator(boom)).RunFunction(t.Context(), req(xr("orders", pgDev), nil))
+	rsp, err := f.RunFunction(t.Context(), req(xr("orders", pgDev), nil))
 	if err != nil {
 		t.Fatalf("RunFunction(...): want a Fatal result, got error %v", err)
 	}
@@ -36,8 +43,12 @@ func TestRunFunctionRecovers(t *testing.T) {
 		t.Errorf("RunFunction(...): want the Database and the stack logged, got:\n%s", log.String())
 	}
 
-	// The next Database is composed as if nothing happened.
-	rsp, err = New(logger).RunFunction(t.Context(), req(xr("orders", pgDev), nil))
+	if len(rsp.GetDesired().GetResources()) > 0 {
+		t.Errorf("RunFunction(...): a call that panicked must compose nothing, got %d resources", len(rsp.GetDesired().GetResources()))
+	}
+
+	// The same Function composes the next call as if nothing happened.
+	rsp, err = f.RunFunction(t.Context(), req(xr("orders", pgDev), nil))
 	if err != nil || len(rsp.GetDesired().GetResources()) == 0 {
 		t.Errorf("RunFunction(...) after a panic: want a composition, got %v, %v", rsp.GetResults(), err)
 	}

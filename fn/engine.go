@@ -57,7 +57,7 @@ type engine struct {
 	Restore       string
 
 	// Config renders the server configuration file for a tuning profile.
-	Config func(t tuning) string `json:"-"`
+	Config func(t tuning) string
 }
 
 // A release is one supported major version of an engine.

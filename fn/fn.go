@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime/debug"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/crossplane/function-sdk-go/errors"
@@ -86,13 +87,17 @@ func (f *Function) compose(_ context.Context, req *fnv1.RunFunctionRequest) (*fn
 	}
 	Default(&db.Spec)
 	if errs := Validate(db); len(errs) > 0 {
-		response.Fatal(rsp, errors.Wrap(errs.ToAggregate(), "invalid Database"))
+		response.Fatal(rsp, errors.Wrap(errs.ToAggregate(), "cannot accept Database"))
 		return rsp, nil
 	}
 
 	o, err := Observe(req, db)
 	if err != nil {
 		response.Fatal(rsp, errors.Wrap(err, "cannot observe the Database's resources"))
+		return rsp, nil
+	}
+	if err := ValidateRestoreSource(db, o.RestoreSource); err != nil {
+		response.Fatal(rsp, errors.Wrap(err, "cannot accept Database"))
 		return rsp, nil
 	}
 
@@ -149,7 +154,9 @@ func (f *Function) crashed(req *fnv1.RunFunctionRequest, r any) *fnv1.RunFunctio
 	md := req.GetObserved().GetComposite().GetResource().GetFields()["metadata"].GetStructValue().GetFields()
 	ns, name := md["namespace"].GetStringValue(), md["name"].GetStringValue()
 	f.log.Info("RunFunction panicked", "xr-namespace", ns, "xr-name", name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-	rsp := response.To(req, response.DefaultTTL)
+	// Not response.To: compose may have written into the request's desired
+	// state, which response.To shares.
+	rsp := &fnv1.RunFunctionResponse{Meta: &fnv1.ResponseMeta{Tag: req.GetMeta().GetTag(), Ttl: durationpb.New(response.DefaultTTL)}}
 	response.Fatal(rsp, errors.Errorf("cannot compose Database %s/%s: the function panicked: %v", ns, name, r))
 	return rsp
 }

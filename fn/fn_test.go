@@ -192,7 +192,7 @@ func TestRunFunction(t *testing.T) {
 			reason: "Input the schema should have refused is fatal, naming the field, and nothing is composed (so nothing is deleted).",
 			args:   args{req: req(xr("orders", `{"type":"postgresql","version":"16","replicas":1,"environment":"production","storage":{"size":"1Gi"}}`), nil), password: generate},
 			want: got{
-				Results:  []string{`SEVERITY_FATAL: invalid Database: spec.replicas: Invalid value: 1: production databases need at least 2 replicas`},
+				Results:  []string{`SEVERITY_FATAL: cannot accept Database: spec.replicas: Invalid value: 1: production databases need at least 2 replicas`},
 				Composed: map[string]string{}, Ready: map[string]string{},
 			},
 		},
@@ -200,7 +200,7 @@ func TestRunFunction(t *testing.T) {
 			reason: "An unsupported version is fatal and lists the supported ones.",
 			args:   args{req: req(xr("orders", `{"type":"mysql","version":"9.0","storage":{"size":"1Gi"}}`), nil), password: generate},
 			want: got{
-				Results:  []string{`SEVERITY_FATAL: invalid Database: spec.version: Unsupported value: "9.0": supported values: "8.0", "8.4"`},
+				Results:  []string{`SEVERITY_FATAL: cannot accept Database: spec.version: Unsupported value: "9.0": supported values: "8.0", "8.4"`},
 				Composed: map[string]string{}, Ready: map[string]string{},
 			},
 		},
@@ -208,7 +208,7 @@ func TestRunFunction(t *testing.T) {
 			reason: "Every invalid field is reported at once.",
 			args:   args{req: req(xr("orders", `{"type":"mysql","version":"8.4","storage":{"size":"lots"},"backup":{"enabled":true,"schedule":"61 * * * *"}}`), nil), password: generate},
 			want: got{
-				Results:  []string{`SEVERITY_FATAL: invalid Database: [spec.storage.size: Invalid value: "lots": must be a positive quantity such as 20Gi, spec.backup.schedule: Invalid value: "61 * * * *": end of range (61) above maximum (59): 61]`},
+				Results:  []string{`SEVERITY_FATAL: cannot accept Database: [spec.storage.size: Invalid value: "lots": must be a positive quantity such as 20Gi, spec.backup.schedule: Invalid value: "61 * * * *": end of range (61) above maximum (59): 61]`},
 				Composed: map[string]string{}, Ready: map[string]string{},
 			},
 		},
@@ -216,7 +216,7 @@ func TestRunFunction(t *testing.T) {
 			reason: "A name that leaves no room for composed names is fatal.",
 			args:   args{req: req(xr(strings.Repeat("a", 46), pgDev), nil), password: generate},
 			want: got{
-				Results:  []string{`SEVERITY_FATAL: invalid Database: metadata.name: Too long: may not be more than 45 bytes`},
+				Results:  []string{`SEVERITY_FATAL: cannot accept Database: metadata.name: Too long: may not be more than 45 bytes`},
 				Composed: map[string]string{}, Ready: map[string]string{},
 			},
 		},

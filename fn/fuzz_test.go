@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,16 +23,18 @@ import (
 )
 
 // FuzzRunFunction composes arbitrary Databases against arbitrary observed
-// composed resources: spec is the Database's spec as JSON, observed a JSON
-// object of composed resource name to object. It calls the script under
-// RunFunction's recover, so a panic fails the fuzzer, and checks what must
-// hold for any input: no error (a bad input is a Fatal result), the memo
-// answers what an uncached Function answers, and without a Fatal result
-// every composed object is named and no password leaves the Secret.
+// composed and required resources: spec is the Database's spec as JSON,
+// observed a JSON object of composed resource name to object, required one
+// of requirement name to a list of objects. It calls the script RunFunction
+// wraps, without its recover, so that a panic fails the fuzzer, and checks
+// what must hold for any input: no error (a bad input is a Fatal result),
+// the memo answers what an uncached Function answers, and without a Fatal
+// result every composed object is named, no password leaves the Secret and
+// the phase is one of the phases.
 //
-// Seeds: every example Database against nothing observed, and the render
-// goldens' observed fixtures against the examples they belong to. Run it
-// longer with make fuzz FUZZTIME=10m.
+// Seeds: every example Database against nothing observed and against the
+// render goldens' observed fixtures, and a restore in progress. Run it longer
+// with make fuzz FUZZTIME=10m.
 func FuzzRunFunction(f *testing.F) {
 	examples, err := filepath.Glob(filepath.Join("..", "examples", "databases", "*.yaml"))
 	if err != nil || len(examples) == 0 {
@@ -43,21 +46,26 @@ func FuzzRunFunction(f *testing.F) {
 	}
 	for _, e := range examples {
 		spec := exampleSpec(f, e)
-		f.Add(spec, []byte(`{}`))
+		f.Add(spec, []byte(`{}`), []byte(`{}`))
 		for _, o := range fixtures {
-			f.Add(spec, observedFixture(f, o))
+			f.Add(spec, observedFixture(f, o), []byte(`{}`))
 		}
 	}
-	f.Add([]byte(pgProd), []byte(`{"secret":{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"data":{"password":"cHc="}},"statefulset":{"apiVersion":"apps/v1","kind":"StatefulSet","spec":{"replicas":2}}}`))
+	// Two unreadable objects: the same one must be reported every call.
+	f.Add([]byte(pgProd), []byte(`{"secret":{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"data":{}},"backup-cronjob":{"apiVersion":"batch/v1","kind":"CronJob","spec":"x"}}`), []byte(`{}`))
+	// A restore whose Job is running, with a failed backup.
+	f.Add([]byte(`{"type":"postgresql","version":"16","replicas":2,"environment":"staging","storage":{"size":"1Gi"},"backup":{"enabled":true},"restore":{"from":"orders-old"}}`),
+		[]byte(`{"secret":`+secretJSON("observed-password-0123456789")+`,"statefulset":`+stsJSON(2, 1, "1Gi")+`,"restore-job":{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"orders-restore"},"status":{"active":1}}}`),
+		[]byte(`{"restore-source":[`+xr("orders-old", pgProd)+`],"backup-jobs":[{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"orders-backup-1","creationTimestamp":"2026-11-30T02:00:00Z"},"status":{"conditions":[{"type":"Failed","status":"True","reason":"BackoffLimitExceeded"}]}}]}`))
 
 	gen := func() (string, error) { return testPassword, nil }
 	cached := New(logging.NewNopLogger(), WithPasswordGenerator(gen))
 	uncached := New(logging.NewNopLogger(), WithPasswordGenerator(gen), WithoutCache())
 
-	f.Fuzz(func(t *testing.T, spec, observed []byte) {
-		r1, ok := fuzzRequest(spec, observed)
+	f.Fuzz(func(t *testing.T, spec, observed, required []byte) {
+		r1, ok := fuzzRequest(spec, observed, required)
 		if !ok {
-			t.Skip("not a JSON spec and a JSON object of objects")
+			t.Skip("not a JSON spec and JSON objects of objects")
 		}
 		r2 := proto.Clone(r1).(*fnv1.RunFunctionRequest) //nolint:forcetypeassert // Clone returns its argument's type.
 
@@ -76,7 +84,17 @@ func FuzzRunFunction(f *testing.F) {
 			return
 		}
 
-		secrets := [][]byte{[]byte(testPassword), []byte(base64.StdEncoding.EncodeToString([]byte(testPassword)))}
+		// The password is the generated one or the observed Secret's: the
+		// composed Secret says which.
+		pw := []byte(testPassword)
+		d, _ := got.GetDesired().GetResources()[string(rnSecret)].GetResource().AsMap()["data"].(map[string]any)
+		if b, err := base64.StdEncoding.DecodeString(fmt.Sprint(d[keyPassword])); err == nil && len(b) >= 8 {
+			pw = b
+		}
+		secrets := [][]byte{pw, []byte(base64.StdEncoding.EncodeToString(pw))}
+		if x, _ := got.GetDesired().GetComposite().GetResource().MarshalJSON(); bytes.Contains(x, pw) {
+			t.Errorf("RunFunction(...): the password appears in the Database")
+		}
 		for n, r := range got.GetDesired().GetResources() {
 			m := r.GetResource().AsMap()
 			md, _ := m["metadata"].(map[string]any)
@@ -101,8 +119,9 @@ func FuzzRunFunction(f *testing.F) {
 }
 
 // fuzzRequest is a request for a Database with spec in team-a, observing
-// observed. ok is false when the bytes are not the JSON that can be.
-func fuzzRequest(spec, observed []byte) (*fnv1.RunFunctionRequest, bool) {
+// observed and answering required. ok is false when the bytes are not the
+// JSON that can be.
+func fuzzRequest(spec, observed, required []byte) (*fnv1.RunFunctionRequest, bool) {
 	xr := map[string]any{}
 	if err := json.Unmarshal([]byte(`{"apiVersion":"database.example.com/v1","kind":"Database","metadata":{"name":"orders","namespace":"team-a"}}`), &xr); err != nil {
 		return nil, false
@@ -130,6 +149,24 @@ func fuzzRequest(spec, observed []byte) (*fnv1.RunFunctionRequest, bool) {
 			return nil, false
 		}
 		r.Observed.Resources[n] = &fnv1.Resource{Resource: st}
+	}
+	rrs := map[string][]map[string]any{}
+	if err := json.Unmarshal(required, &rrs); err != nil {
+		return nil, false
+	}
+	for n, os := range rrs {
+		items := make([]*fnv1.Resource, 0, len(os))
+		for _, o := range os {
+			st, err := structpb.NewStruct(o)
+			if err != nil {
+				return nil, false
+			}
+			items = append(items, &fnv1.Resource{Resource: st})
+		}
+		if r.RequiredResources == nil {
+			r.RequiredResources = map[string]*fnv1.Resources{}
+		}
+		r.RequiredResources[n] = &fnv1.Resources{Items: items}
 	}
 	return r, true
 }

@@ -62,15 +62,15 @@ type Kind struct {
 
 // A Builder builds the objects of a row, and knows their Go type.
 type Builder struct {
-	// Type is the Go type built, a pointer to a struct the scheme knows.
-	Type   reflect.Type
+	// typ is the Go type built, a pointer to a struct the scheme knows.
+	typ    reflect.Type
 	family bool
 	build  func(p Params, n resource.Name) []Composed
 }
 
 // one is the builder of a row of one object.
 func one[T runtime.Object](b func(Params) T) Builder {
-	return Builder{Type: reflect.TypeFor[T](), build: func(p Params, n resource.Name) []Composed {
+	return Builder{typ: reflect.TypeFor[T](), build: func(p Params, n resource.Name) []Composed {
 		return []Composed{{Name: n, Object: b(p)}}
 	}}
 }
@@ -82,7 +82,7 @@ type member interface{ Suffix() string }
 // each is the builder of a family: one object per member, named the row's
 // name followed by the member's suffix.
 func each[E member, T runtime.Object](members func(Params) []E, b func(Params, E) T) Builder {
-	return Builder{Type: reflect.TypeFor[T](), family: true, build: func(p Params, n resource.Name) []Composed {
+	return Builder{typ: reflect.TypeFor[T](), family: true, build: func(p Params, n resource.Name) []Composed {
 		ms := members(p)
 		out := make([]Composed, 0, len(ms))
 		for _, m := range ms {
@@ -103,15 +103,15 @@ func (k Kind) Matches(n resource.Name) bool {
 	return n == k.Name
 }
 
-// GroupVersionKind of the objects the row builds.
-func (k Kind) GroupVersionKind() (schema.GroupVersionKind, error) {
-	o, ok := reflect.New(k.Build.Type.Elem()).Interface().(runtime.Object)
+// gvk is the group, version and kind of the objects the row builds.
+func (k Kind) gvk() (schema.GroupVersionKind, error) {
+	o, ok := reflect.New(k.Build.typ.Elem()).Interface().(runtime.Object)
 	if !ok {
-		return schema.GroupVersionKind{}, errors.Errorf("%s is not a Kubernetes object", k.Build.Type)
+		return schema.GroupVersionKind{}, errors.Errorf("%s is not a Kubernetes object", k.Build.typ)
 	}
 	gvks, _, err := scheme.ObjectKinds(o)
 	if err != nil {
-		return schema.GroupVersionKind{}, errors.Wrapf(err, "cannot determine the kind of %s", k.Build.Type)
+		return schema.GroupVersionKind{}, errors.Wrapf(err, "cannot determine the kind of %s", k.Build.typ)
 	}
 	return gvks[0], nil
 }

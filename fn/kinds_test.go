@@ -48,7 +48,7 @@ func TestKinds(t *testing.T) {
 		if composed[k.Name] == 0 {
 			t.Errorf("Kinds: row %q composes nothing even when everything is enabled", k.Name)
 		}
-		if _, err := k.GroupVersionKind(); err != nil {
+		if _, err := k.gvk(); err != nil {
 			t.Errorf("Kinds: row %q: %v", k.Name, err)
 		}
 		if seen[string(k.Name)] {
@@ -94,7 +94,7 @@ func TestCrossplaneMayComposeEveryKind(t *testing.T) {
 	}
 
 	for _, k := range Kinds {
-		gvk, err := k.GroupVersionKind()
+		gvk, err := k.gvk()
 		if err != nil {
 			t.Fatal(err)
 		}

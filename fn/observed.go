@@ -1,6 +1,10 @@
 package fn
 
 import (
+	"maps"
+	"reflect"
+	"slices"
+
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -35,7 +39,7 @@ type Observed struct {
 	Password string
 
 	// RestoreSource is the Database spec.restore.from names, once Crossplane
-	// supplied it and its type matches.
+	// supplied it.
 	RestoreSource *v1.Database
 
 	// BackupJobs are the Database's backup Jobs, once Crossplane supplied
@@ -50,24 +54,30 @@ type Observed struct {
 func Observe(req *fnv1.RunFunctionRequest, db *v1.Database) (Observed, error) {
 	ocds := req.GetObserved().GetResources()
 	o := Observed{Exists: make(map[fnresource.Name]bool, len(ocds)), ReadyCondition: map[fnresource.Name]bool{}}
-	for name, r := range ocds {
+	// In name order, so that of two unreadable objects the same one is
+	// reported on every call.
+	for _, name := range slices.Sorted(maps.Keys(ocds)) {
 		n := fnresource.Name(name)
 		o.Exists[n] = true
 		k, ok := kindOf(n)
 		if !ok || k.Observe == nil {
 			continue
 		}
-		if err := k.Observe(r.GetResource().AsMap(), n, &o); err != nil {
+		if err := k.Observe(ocds[name].GetResource().AsMap(), n, &o); err != nil {
 			return Observed{}, err
 		}
 	}
 
 	if db.Spec.Restore != nil {
-		src, err := restoreSource(req, db)
+		rs, err := required(req, requiredRestoreSource)
 		if err != nil {
-			return Observed{}, err
+			return Observed{}, errors.Wrap(err, "cannot get the restore source Database")
 		}
-		o.RestoreSource = src
+		if len(rs) > 0 {
+			if o.RestoreSource, err = Decode(rs[0]); err != nil {
+				return Observed{}, errors.Wrap(err, "restore source")
+			}
+		}
 	}
 
 	rs, err := required(req, requiredBackupJobs)
@@ -85,13 +95,9 @@ func Observe(req *fnv1.RunFunctionRequest, db *v1.Database) (Observed, error) {
 }
 
 // required is what Crossplane supplied for a requirement the last call
-// made: in required_resources, or in extra_resources where a Crossplane
-// older than v2 puts them.
+// made (Requirements.Resources, answered in required_resources).
 func required(req *fnv1.RunFunctionRequest, name string) ([]map[string]any, error) {
-	rs, ok := req.GetRequiredResources()[name]
-	if !ok {
-		rs = req.GetExtraResources()[name] //nolint:staticcheck // Crossplane before v2 answers requirements here.
-	}
+	rs := req.GetRequiredResources()[name]
 	out := make([]map[string]any, 0, len(rs.GetItems()))
 	for _, i := range rs.GetItems() {
 		if i.GetResource() == nil {
@@ -105,11 +111,10 @@ func required(req *fnv1.RunFunctionRequest, name string) ([]map[string]any, erro
 // decodeTo is an Observe that decodes the observed object into the field
 // of Observed that at points to.
 func decodeTo[T any](at func(*Observed) **T) func(map[string]any, fnresource.Name, *Observed) error {
-	return func(u map[string]any, _ fnresource.Name, o *Observed) error {
+	return func(u map[string]any, n fnresource.Name, o *Observed) error {
 		v := new(T)
 		if err := fromObject(u, v); err != nil {
-			uu := unstructured.Unstructured{Object: u}
-			return errors.Wrapf(err, "cannot read observed %s %q", uu.GetKind(), uu.GetName())
+			return errors.Wrapf(err, "observed %s %q (composed resource %s)", reflect.TypeFor[T]().Name(), (&unstructured.Unstructured{Object: u}).GetName(), n)
 		}
 		*at(o) = v
 		return nil

@@ -204,7 +204,11 @@ func list(l *v1.ResourceList) (corev1.ResourceList, error) {
 		return nil, nil
 	}
 	out := corev1.ResourceList{}
-	for k, v := range map[corev1.ResourceName]string{corev1.ResourceCPU: l.CPU, corev1.ResourceMemory: l.Memory} {
+	for _, kv := range []struct {
+		k corev1.ResourceName
+		v string
+	}{{corev1.ResourceCPU, l.CPU}, {corev1.ResourceMemory, l.Memory}} {
+		k, v := kv.k, kv.v
 		if v == "" {
 			continue
 		}

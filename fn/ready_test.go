@@ -102,7 +102,10 @@ func TestStatefulSetReady(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			k, _ := kindOf(rnStatefulSet)
+			k, ok := kindOf(rnStatefulSet)
+			if !ok {
+				t.Fatal("kindOf(statefulset): no row")
+			}
 			got := k.ReadyOf(o, rnStatefulSet, WantOf(*tc.want.Replicas, s))
 			if diff := cmp.Diff(tc.ready, got); diff != "" {
 				t.Errorf("%s\nReady(...): -want, +got:\n%s", tc.reason, diff)

@@ -5,7 +5,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/crossplane/function-sdk-go/errors"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
 	v1 "github.com/dbplane/dbplane/apis/v1"
@@ -50,27 +49,6 @@ func RestoreSourceSelector(p Params) *fnv1.ResourceSelector {
 		Namespace:  ptr.To(p.Namespace),
 		Match:      &fnv1.ResourceSelector_MatchName{MatchName: p.Restore.From},
 	}
-}
-
-// restoreSource returns the Database spec.restore.from names, or nil until
-// Crossplane supplied it. A source of another type is an error: a MySQL dump
-// does not load into PostgreSQL.
-func restoreSource(req *fnv1.RunFunctionRequest, db *v1.Database) (*v1.Database, error) {
-	rs, err := required(req, requiredRestoreSource)
-	if err != nil {
-		return nil, errors.Wrap(err, "spec.restore.from: cannot get the source Database")
-	}
-	if len(rs) == 0 {
-		return nil, nil
-	}
-	src, err := Decode(rs[0])
-	if err != nil {
-		return nil, errors.Wrap(err, "spec.restore.from")
-	}
-	if src.Spec.Type != db.Spec.Type {
-		return nil, errors.Errorf("spec.restore.from: Database %q is %s, this Database is %s: a backup only restores into the same type", src.GetName(), src.Spec.Type, db.Spec.Type)
-	}
-	return src, nil
 }
 
 // Requirements are the resources the function asks Crossplane for.

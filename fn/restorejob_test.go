@@ -74,7 +74,7 @@ func TestRunFunctionRestore(t *testing.T) {
 		"SourceOfAnotherType": {
 			reason: "A MySQL backup cannot restore into PostgreSQL: fatal, naming the field, nothing composed.",
 			req:    withSource(req(xr("orders", pgRestore), base), sourceMy),
-			want:   want{Composed: []string{}, Results: []string{`SEVERITY_FATAL: cannot observe the Database's resources: spec.restore.from: Database "orders-old" is mysql, this Database is postgresql: a backup only restores into the same type`}},
+			want:   want{Composed: []string{}, Results: []string{`SEVERITY_FATAL: cannot accept Database: spec.restore.from: Invalid value: "orders-old": is a mysql Database and this one postgresql: a backup only restores into the same type`}},
 		},
 		"WaitForFirstReplica": {
 			reason: "The restore Job needs a running server.",

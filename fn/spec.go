@@ -127,6 +127,17 @@ func Validate(db *v1.Database) field.ErrorList {
 	return errs
 }
 
+// ValidateRestoreSource checks the Database spec.restore.from names, once
+// Crossplane supplied it: a backup only restores into a Database of the same
+// type (a MySQL dump does not load into PostgreSQL).
+func ValidateRestoreSource(db, src *v1.Database) *field.Error {
+	if src == nil || src.Spec.Type == db.Spec.Type {
+		return nil
+	}
+	return field.Invalid(field.NewPath("spec", "restore", "from"), src.GetName(),
+		fmt.Sprintf("is a %s Database and this one %s: a backup only restores into the same type", src.Spec.Type, db.Spec.Type))
+}
+
 func validateResources(p *field.Path, s v1.DatabaseSpec) field.ErrorList {
 	r := s.Resources
 	if r == nil {
