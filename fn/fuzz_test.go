@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,7 +26,10 @@ import (
 // FuzzRunFunction composes arbitrary Databases against arbitrary observed
 // composed and required resources: spec is the Database's spec as JSON,
 // observed a JSON object of composed resource name to object, required one
-// of requirement name to a list of objects. It calls the script RunFunction
+// of requirement name to a list of objects; edit and value edit one leaf of
+// spec or observed (edit 0 edits nothing), so that the byte mutator's
+// changes to a short value reach every field as a well-formed JSON value.
+// It calls the script RunFunction
 // wraps, without its recover, so that a panic fails the fuzzer, and checks
 // what must hold for any input: no error (a bad input is a Fatal result),
 // the memo answers what an uncached Function answers, and without a Fatal
@@ -46,24 +50,37 @@ func FuzzRunFunction(f *testing.F) {
 	}
 	for _, e := range examples {
 		spec := exampleSpec(f, e)
-		f.Add(spec, []byte(`{}`), []byte(`{}`))
+		f.Add(spec, []byte(`{}`), []byte(`{}`), uint16(0), "")
+		// Every leaf of the spec edited to its own value: a start from
+		// which one mutation of a short value changes one field.
+		var s any
+		if err := json.Unmarshal(spec, &s); err != nil {
+			f.Fatal(err)
+		}
+		for i, l := range leaves(s, func(any) {}, nil) {
+			j, err := json.Marshal(l.value)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(spec, []byte(`{}`), []byte(`{}`), uint16(i+1), string(j))
+		}
 		for _, o := range fixtures {
-			f.Add(spec, observedFixture(f, o), []byte(`{}`))
+			f.Add(spec, observedFixture(f, o), []byte(`{}`), uint16(0), "")
 		}
 	}
 	// Two unreadable objects: the same one must be reported every call.
-	f.Add([]byte(pgProd), []byte(`{"secret":{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"data":{}},"backup-cronjob":{"apiVersion":"batch/v1","kind":"CronJob","spec":"x"}}`), []byte(`{}`))
+	f.Add([]byte(pgProd), []byte(`{"secret":{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"data":{}},"backup-cronjob":{"apiVersion":"batch/v1","kind":"CronJob","spec":"x"}}`), []byte(`{}`), uint16(0), "")
 	// A restore whose Job is running, with a failed backup.
 	f.Add([]byte(`{"type":"postgresql","version":"16","replicas":2,"environment":"staging","storage":{"size":"1Gi"},"backup":{"enabled":true},"restore":{"from":"orders-old"}}`),
 		[]byte(`{"secret":`+secretJSON("observed-password-0123456789")+`,"statefulset":`+stsJSON(2, 1, "1Gi")+`,"restore-job":{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"orders-restore"},"status":{"active":1}}}`),
-		[]byte(`{"restore-source":[`+xr("orders-old", pgProd)+`],"backup-jobs":[{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"orders-backup-1","creationTimestamp":"2026-11-30T02:00:00Z"},"status":{"conditions":[{"type":"Failed","status":"True","reason":"BackoffLimitExceeded"}]}}]}`))
+		[]byte(`{"restore-source":[`+xr("orders-old", pgProd)+`],"backup-jobs":[{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"orders-backup-1","creationTimestamp":"2026-11-30T02:00:00Z"},"status":{"conditions":[{"type":"Failed","status":"True","reason":"BackoffLimitExceeded"}]}}]}`), uint16(0), "")
 
 	gen := func() (string, error) { return testPassword, nil }
 	cached := New(logging.NewNopLogger(), WithPasswordGenerator(gen))
 	uncached := New(logging.NewNopLogger(), WithPasswordGenerator(gen), WithoutCache())
 
-	f.Fuzz(func(t *testing.T, spec, observed, required []byte) {
-		r1, ok := fuzzRequest(spec, observed, required)
+	f.Fuzz(func(t *testing.T, spec, observed, required []byte, edit uint16, value string) {
+		r1, ok := fuzzRequest(spec, observed, required, edit, value)
 		if !ok {
 			t.Skip("not a JSON spec and JSON objects of objects")
 		}
@@ -119,9 +136,10 @@ func FuzzRunFunction(f *testing.F) {
 }
 
 // fuzzRequest is a request for a Database with spec in team-a, observing
-// observed and answering required. ok is false when the bytes are not the
-// JSON that can be.
-func fuzzRequest(spec, observed, required []byte) (*fnv1.RunFunctionRequest, bool) {
+// observed and answering required, with leaf number edit (counted from 1, in key order
+// of spec then observed) set to value: JSON if it parses, else a string. ok
+// is false when the bytes are not the JSON that can be.
+func fuzzRequest(spec, observed, required []byte, edit uint16, value string) (*fnv1.RunFunctionRequest, bool) {
 	xr := map[string]any{}
 	if err := json.Unmarshal([]byte(`{"apiVersion":"database.example.com/v1","kind":"Database","metadata":{"name":"orders","namespace":"team-a"}}`), &xr); err != nil {
 		return nil, false
@@ -131,12 +149,25 @@ func fuzzRequest(spec, observed, required []byte) (*fnv1.RunFunctionRequest, boo
 		return nil, false
 	}
 	xr["spec"] = s
-	oxr, err := structpb.NewStruct(xr)
-	if err != nil {
-		return nil, false
-	}
 	ocds := map[string]map[string]any{}
 	if err := json.Unmarshal(observed, &ocds); err != nil {
+		return nil, false
+	}
+	if edit > 0 {
+		var v any = value
+		if err := json.Unmarshal([]byte(value), &v); err != nil {
+			v = value
+		}
+		ls := leaves(xr["spec"], func(v any) { xr["spec"] = v }, nil)
+		for _, n := range slices.Sorted(maps.Keys(ocds)) {
+			ls = leaves(ocds[n], nil, ls)
+		}
+		if len(ls) > 0 {
+			ls[int(edit-1)%len(ls)].set(v)
+		}
+	}
+	oxr, err := structpb.NewStruct(xr)
+	if err != nil {
 		return nil, false
 	}
 	r := &fnv1.RunFunctionRequest{
@@ -169,6 +200,32 @@ func fuzzRequest(spec, observed, required []byte) (*fnv1.RunFunctionRequest, boo
 		r.RequiredResources[n] = &fnv1.Resources{Items: items}
 	}
 	return r, true
+}
+
+// A leaf of decoded JSON: its value and how to replace it.
+type leaf struct {
+	value any
+	set   func(any)
+}
+
+// leaves appends every leaf of v, in key order: set replaces v itself in
+// its parent (nil: v cannot be replaced).
+func leaves(v any, set func(any), ls []leaf) []leaf {
+	switch t := v.(type) {
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(t)) {
+			ls = leaves(t[k], func(v any) { t[k] = v }, ls)
+		}
+	case []any:
+		for i := range t {
+			ls = leaves(t[i], func(v any) { t[i] = v }, ls)
+		}
+	default:
+		if set != nil {
+			ls = append(ls, leaf{value: v, set: set})
+		}
+	}
+	return ls
 }
 
 // exampleSpec is the spec of an example Database, as JSON.

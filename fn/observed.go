@@ -75,7 +75,7 @@ func Observe(req *fnv1.RunFunctionRequest, db *v1.Database) (Observed, error) {
 		}
 		if len(rs) > 0 {
 			if o.RestoreSource, err = Decode(rs[0]); err != nil {
-				return Observed{}, errors.Wrap(err, "restore source")
+				return Observed{}, errors.Wrap(err, "cannot decode the restore source Database")
 			}
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 
-	"github.com/crossplane/function-sdk-go/errors"
 
 	v1 "github.com/dbplane/dbplane/apis/v1"
 )
@@ -34,7 +33,7 @@ var (
 func Decode(u map[string]any) (*v1.Database, error) {
 	db := &v1.Database{}
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u, db); err != nil {
-		return nil, errors.Wrap(err, "cannot decode Database")
+		return nil, err
 	}
 	return db, nil
 }
