@@ -46,7 +46,9 @@ func TestUpdates(t *testing.T) {
 			"replicas":    replicas,
 			"environment": "staging",
 			"storage":     map[string]any{"size": "5Gi"},
-			"backup":      backup,
+			// A copy: subtests run at once, and Set writes through
+			// to the map the spec holds.
+			"backup": maps.Clone(backup),
 		})
 		env.ApplyDatabase(t, d)
 		env.WaitReady(t, ns, name)
