@@ -19,10 +19,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/dbplane/dbplane/test/harness"
@@ -90,6 +93,8 @@ type Cluster struct {
 	Kube kubernetes.Interface
 	// Dynamic is a dynamic client as the admin.
 	Dynamic dynamic.Interface
+	// Mapper maps kinds to resources, from the apiserver's discovery.
+	Mapper meta.RESTMapper
 
 	opts  Options
 	logs  string
@@ -351,6 +356,7 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 	if c.Dynamic, err = dynamic.NewForConfig(cfg); err != nil {
 		return fmt.Errorf("cannot create a dynamic client: %w", err)
 	}
+	c.Mapper = restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Kube.Discovery()))
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return fmt.Errorf("cannot create an HTTP client: %w", err)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -204,32 +205,15 @@ func ComposedObjects(d Database) []Composed {
 	return want
 }
 
-// Object reads a namespaced object of a kind a Database composes; nil when
-// it does not exist.
+// Object reads a namespaced object of any kind the apiserver serves (the
+// kind's name alone, such as StatefulSet: the kinds a Database composes are
+// unambiguous); nil when it does not exist.
 func (c *Cluster) Object(ctx context.Context, kind, ns, name string) (metav1.Object, error) {
-	var (
-		o   metav1.Object
-		err error
-	)
-	k := c.Kube
-	switch kind {
-	case "StatefulSet":
-		o, err = k.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
-	case "Service":
-		o, err = k.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
-	case "ConfigMap":
-		o, err = k.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
-	case "Secret":
-		o, err = k.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
-	case "CronJob":
-		o, err = k.BatchV1().CronJobs(ns).Get(ctx, name, metav1.GetOptions{})
-	case "PersistentVolumeClaim":
-		o, err = k.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, metav1.GetOptions{})
-	case "PodDisruptionBudget":
-		o, err = k.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, name, metav1.GetOptions{})
-	default:
-		return nil, fmt.Errorf("cannot get %s %s/%s: unknown kind", kind, ns, name)
+	gvr, err := c.Mapper.ResourceFor(schema.GroupVersionResource{Resource: strings.ToLower(kind)})
+	if err != nil {
+		return nil, fmt.Errorf("cannot find the resource of kind %s: %w", kind, err)
 	}
+	o, err := c.Dynamic.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
 	if kerrors.IsNotFound(err) {
 		return nil, nil
 	}
