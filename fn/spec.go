@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 
-
 	v1 "github.com/dbplane/dbplane/apis/v1"
 )
 
