@@ -112,13 +112,22 @@ func required(req *fnv1.RunFunctionRequest, name string) ([]map[string]any, erro
 // of Observed that at points to.
 func decodeTo[T any](at func(*Observed) **T) func(map[string]any, fnresource.Name, *Observed) error {
 	return func(u map[string]any, n fnresource.Name, o *Observed) error {
-		v := new(T)
-		if err := fromObject(u, v); err != nil {
-			return errors.Wrapf(err, "observed %s %q (composed resource %s)", reflect.TypeFor[T]().Name(), (&unstructured.Unstructured{Object: u}).GetName(), n)
+		v, err := decodeObserved[T](u, n)
+		if err != nil {
+			return err
 		}
 		*at(o) = v
 		return nil
 	}
+}
+
+// decodeObserved decodes observed composed resource n into a new T.
+func decodeObserved[T any](u map[string]any, n fnresource.Name) (*T, error) {
+	v := new(T)
+	if err := fromObject(u, v); err != nil {
+		return nil, errors.Wrapf(err, "observed %s %q (composed resource %s)", reflect.TypeFor[T]().Name(), (&unstructured.Unstructured{Object: u}).GetName(), n)
+	}
+	return v, nil
 }
 
 // observeStatefulSet reads the observed StatefulSet but for its pod
@@ -132,8 +141,8 @@ func observeStatefulSet(u map[string]any, n fnresource.Name, o *Observed) error 
 
 // observeSecret reads the superuser's password.
 func observeSecret(u map[string]any, n fnresource.Name, o *Observed) error {
-	s := &corev1.Secret{}
-	if err := decodeTo(func(*Observed) **corev1.Secret { return &s })(u, n, o); err != nil {
+	s, err := decodeObserved[corev1.Secret](u, n)
+	if err != nil {
 		return err
 	}
 	if len(s.Data[keyPassword]) == 0 {
