@@ -119,7 +119,9 @@ func (f *Function) compose(_ context.Context, req *fnv1.RunFunctionRequest) (*fn
 		response.Fatal(rsp, errors.Wrap(err, "cannot get desired composite resource"))
 		return rsp, nil
 	}
-	if err := SetStatus(dxr, Status(p, o, ready)); err != nil {
+	st := Status(p, o, ready)
+	st.ObservedGeneration = db.Generation
+	if err := SetStatus(dxr, st); err != nil {
 		response.Fatal(rsp, errors.Wrap(err, "cannot set Database status"))
 		return rsp, nil
 	}

@@ -22,6 +22,11 @@ func xr(name, spec string) string {
 	return fmt.Sprintf(`{"apiVersion":"database.example.com/v1","kind":"Database","metadata":{"name":%q,"namespace":"team-a"},"spec":%s}`, name, spec)
 }
 
+// atGeneration gives an observed Database a metadata.generation.
+func atGeneration(xr string, g int) string {
+	return strings.Replace(xr, `"namespace":"team-a"}`, fmt.Sprintf(`"namespace":"team-a","generation":%d}`, g), 1)
+}
+
 const (
 	pgProd  = `{"type":"postgresql","version":"16","replicas":2,"environment":"production","storage":{"size":"20Gi"},"backup":{"enabled":true}}`
 	pgDev   = `{"type":"postgresql","version":"17","storage":{"size":"1Gi"}}`
@@ -239,8 +244,8 @@ func TestRunFunction(t *testing.T) {
 			},
 		},
 		"AllReady": {
-			reason: "When every composed resource exists and every replica is ready and updated the Database is Ready, with the last backup time read from the CronJob.",
-			args: args{req: req(xr("orders", myProd), map[string]string{
+			reason: "When every composed resource exists and every replica is ready and updated the Database is Ready, with the last backup time read from the CronJob and the generation composed.",
+			args: args{req: req(atGeneration(xr("orders", myProd), 4), map[string]string{
 				"secret": secretJSON("pw"), "configmap": existsJSON, "service-headless": existsJSON, "service": existsJSON,
 				"statefulset": stsJSON(2, 2, "20Gi"), "pdb": existsJSON, "backup-pvc": pvcJSON, "backup-cronjob": cronJobJSON,
 				"sql-providerconfig": existsJSON, "sql-user-app": userJSON(true),
@@ -258,7 +263,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status: map[string]any{
 					"phase": "Ready", "ready": true, "replicas": float64(2), "endpoint": "orders.team-a.svc.cluster.local:3306",
-					"lastBackup": "2026-11-22T02:00:31Z",
+					"lastBackup": "2026-11-22T02:00:31Z", "observedGeneration": float64(4),
 				},
 				Passwords:  []string{"pw"},
 				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "BackupHealthy=TRUE/BackupSucceeded"},

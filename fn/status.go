@@ -61,6 +61,9 @@ func SetStatus(dxr *resource.Composite, s v1.DatabaseStatus) error {
 		"replicas": int64(s.Replicas),
 		"endpoint": s.Endpoint,
 	}
+	if s.ObservedGeneration != 0 {
+		fields["observedGeneration"] = s.ObservedGeneration
+	}
 	if s.LastBackup != nil {
 		fields["lastBackup"] = s.LastBackup.UTC().Format(time.RFC3339)
 	}

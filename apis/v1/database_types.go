@@ -294,6 +294,14 @@ type DatabaseStatus struct {
 	// Endpoint is the host:port clients connect to, inside the cluster.
 	// +optional
 	Endpoint string `json:"endpoint,omitempty"`
+
+	// ObservedGeneration is the metadata.generation of the spec this status
+	// was composed from. Crossplane's Synced and Ready conditions can name a
+	// newer generation than the one composed when a reconcile began on a
+	// stale read of the Database: the status describes the current spec only
+	// when this equals metadata.generation.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 }
 
 // A Database is a managed MySQL or PostgreSQL server for one application.

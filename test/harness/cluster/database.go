@@ -160,6 +160,13 @@ func (c *Cluster) WaitReady(t testing.TB, ns, name string) Database {
 				return fmt.Errorf("%s is for generation %d, the Database is at %d", typ, g, u.GetGeneration())
 			}
 		}
+		// Crossplane stamps Synced and Ready with the generation it read
+		// back after applying the status, which is newer than the one
+		// composed when the reconcile began on a stale read: the function
+		// says which generation it composed.
+		if g := d.Num("status", "observedGeneration"); g != u.GetGeneration() {
+			return fmt.Errorf("status is composed from generation %d, the Database is at %d", g, u.GetGeneration())
+		}
 		if p := d.Str("status", "phase"); p != "Ready" {
 			return fmt.Errorf("status.phase is %q", p)
 		}
