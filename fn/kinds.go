@@ -31,6 +31,7 @@ var Kinds = []Kind{
 	{Name: rnProviderConfig, When: sqlUsers, Build: one(ProviderConfig), Ready: exists},
 	{Name: rnUserPrefix, When: sqlUsers, Build: each(func(p Params) []login { return p.Logins }, SQLUser),
 		Observe: observeReadyCondition, Ready: readyCondition},
+	{Name: rnAutoscaler, When: func(p Params) bool { return p.Autoscaling != nil }, Build: one(HorizontalPodAutoscaler), Ready: exists},
 	{Name: rnDisruption, When: func(p Params) bool { return p.Profile.DisruptionBudget && p.Replicas > 1 }, Build: one(PodDisruptionBudget), Ready: exists},
 	{Name: rnBackupVolume, When: func(p Params) bool { return p.Backup || p.KeepBackupVolume }, Build: one(BackupVolume),
 		Observe: decodeTo(func(o *Observed) **corev1.PersistentVolumeClaim { return &o.BackupVolume }), Ready: exists},

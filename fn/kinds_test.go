@@ -25,8 +25,9 @@ func everything(t *testing.T) Params {
 	p := params(t, v1.DatabaseSpec{
 		Type: v1.PostgreSQL, Version: "16", Replicas: ptr.To[int32](2), Environment: v1.Production,
 		Storage: v1.Storage{Size: "1Gi"}, Backup: &v1.Backup{Enabled: true},
-		Users:   []v1.User{{Name: "reporting", Privileges: v1.ReadOnly}},
-		Restore: &v1.Restore{From: "orders-old"},
+		Users:       []v1.User{{Name: "reporting", Privileges: v1.ReadOnly}},
+		Restore:     &v1.Restore{From: "orders-old"},
+		Autoscaling: &v1.Autoscaling{MinReplicas: 2, MaxReplicas: 4, TargetCPUUtilization: ptr.To[int32](70)},
 	})
 	p.ComposeRestoreJob, p.ComposeService = true, true
 	return p

@@ -58,6 +58,12 @@ type Params struct {
 
 	Metrics bool
 
+	// Autoscaling composes a HorizontalPodAutoscaler; Replicas is then
+	// what the StatefulSet has, and LeaveReplicas leaves the count out of
+	// the StatefulSet once the autoscaler owns it.
+	Autoscaling   *v1.Autoscaling
+	LeaveReplicas bool
+
 	// Replicated: the engine streams and there is more than one replica.
 	// Pods but the first start as standbys of the primary; Primary routing
 	// means the SQL provider's Replication found the primary, so the
@@ -178,6 +184,10 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 	p.ConfigHash = digest([]byte(strings.Join(files, "\x00")))
 
 	p.SQLUsers = in.SQLUsers
+	if s.Autoscaling != nil {
+		p.Autoscaling = s.Autoscaling
+		p.Replicas, p.LeaveReplicas = autoscaledReplicas(s.Autoscaling, p.Replicas, o.StatefulSet)
+	}
 	p.resolveReplication(s, pr, o)
 	if p.SQLUsers {
 		p.Logins = logins(p.names, s.Users, p.Replicated)

@@ -114,6 +114,18 @@ func Validate(db *v1.Database) field.ErrorList {
 			errs = append(errs, field.Invalid(sp.Child("backup", "retention"), b.Retention, "must be a number of days such as 7d"))
 		}
 	}
+	if a := s.Autoscaling; a != nil {
+		ap := sp.Child("autoscaling")
+		if a.MinReplicas < 1 || a.MaxReplicas > 10 || a.MinReplicas > a.MaxReplicas {
+			errs = append(errs, field.Invalid(ap.Child("minReplicas"), a.MinReplicas, fmt.Sprintf("must be at least 1 and at most maxReplicas (%d), at most 10", a.MaxReplicas)))
+		}
+		if a.TargetCPUUtilization == nil && a.TargetMemoryUtilization == nil {
+			errs = append(errs, field.Required(ap, "set targetCPUUtilization, targetMemoryUtilization or both"))
+		}
+		if s.Environment == v1.Production && a.MinReplicas < 2 {
+			errs = append(errs, field.Invalid(ap.Child("minReplicas"), a.MinReplicas, "production databases need at least 2 replicas"))
+		}
+	}
 	if r := s.Replication; r != nil && r.Synchronous != nil && (*r.Synchronous < 0 || *r.Synchronous >= *s.Replicas) {
 		errs = append(errs, field.Invalid(sp.Child("replication", "synchronous"), *r.Synchronous, "at most replicas - 1 standbys can have a commit"))
 	}

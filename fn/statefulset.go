@@ -47,10 +47,14 @@ func statefulSet(p Params) *appsv1.StatefulSet {
 		annotations["prometheus.io/port"] = itoa(p.Engine.Exporter.Port)
 	}
 
+	replicas := ptr.To(p.Replicas)
+	if p.LeaveReplicas {
+		replicas = nil
+	}
 	return &appsv1.StatefulSet{
 		ObjectMeta: metav1.ObjectMeta{Name: p.StatefulSet(), Namespace: p.Namespace, Labels: p.Labels("database")},
 		Spec: appsv1.StatefulSetSpec{
-			Replicas:            ptr.To(p.Replicas),
+			Replicas:            replicas,
 			ServiceName:         p.HeadlessService(),
 			Selector:            &metav1.LabelSelector{MatchLabels: p.Selector()},
 			PodManagementPolicy: appsv1.OrderedReadyPodManagement,

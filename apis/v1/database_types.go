@@ -68,6 +68,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.type != 'postgresql' || oldSelf.type != 'postgresql' || self.version == oldSelf.version",message="spec.version: a PostgreSQL major version cannot change in place (its data directory format differs): restore a backup into a new Database",fieldPath=".version"
 // +kubebuilder:validation:XValidation:rule="has(self.restore) == has(oldSelf.restore) && (!has(self.restore) || self.restore == oldSelf.restore)",message="spec.restore can only be set when a Database is created",fieldPath=".restore"
 // +kubebuilder:validation:XValidation:rule="!(self.type == 'mysql' && oldSelf.type == 'mysql' && oldSelf.version == '8.4' && self.version == '8.0')",message="spec.version: MySQL cannot be downgraded from 8.4 to 8.0",fieldPath=".version"
+// +kubebuilder:validation:XValidation:rule="!has(self.environment) || self.environment != 'production' || !has(self.autoscaling) || self.autoscaling.minReplicas >= 2",message="spec.autoscaling.minReplicas: production databases need at least 2 replicas",fieldPath=".autoscaling.minReplicas"
 // +kubebuilder:validation:XValidation:rule="!has(self.replication) || !has(self.replication.synchronous) || self.replication.synchronous < (has(self.replicas) ? self.replicas : 1)",message="spec.replication.synchronous: at most replicas - 1 standbys can have a commit",fieldPath=".replication.synchronous"
 type DatabaseSpec struct {
 	// Type is the database engine. It cannot change after creation: moving
@@ -125,6 +126,13 @@ type DatabaseSpec struct {
 	// +optional
 	Users []User `json:"users,omitempty"`
 
+	// Autoscaling has a HorizontalPodAutoscaler set the number of replicas
+	// between minReplicas and maxReplicas on CPU or memory use. spec.replicas
+	// is then only where a new Database starts (kept within the bounds): the
+	// function leaves the count to the autoscaler.
+	// +optional
+	Autoscaling *Autoscaling `json:"autoscaling,omitempty"`
+
 	// Replication tunes how standbys follow the primary when replicas is 2
 	// or more. Unset means the environment's: production commits wait for
 	// one standby, development and staging do not wait.
@@ -136,6 +144,33 @@ type DatabaseSpec struct {
 	// created. Apps reach the Database only after the backup is loaded.
 	// +optional
 	Restore *Restore `json:"restore,omitempty"`
+}
+
+// Autoscaling bounds and targets of the HorizontalPodAutoscaler.
+//
+// +kubebuilder:validation:XValidation:rule="self.minReplicas <= self.maxReplicas",message="spec.autoscaling.minReplicas must not be more than maxReplicas",fieldPath=".minReplicas"
+// +kubebuilder:validation:XValidation:rule="has(self.targetCPUUtilization) || has(self.targetMemoryUtilization)",message="spec.autoscaling: set targetCPUUtilization, targetMemoryUtilization or both"
+type Autoscaling struct {
+	// MinReplicas is the fewest replicas.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	MinReplicas int32 `json:"minReplicas"`
+	// MaxReplicas is the most replicas.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	MaxReplicas int32 `json:"maxReplicas"`
+	// TargetCPUUtilization is the average CPU use, in percent of the
+	// database container's request, the autoscaler aims for.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	TargetCPUUtilization *int32 `json:"targetCPUUtilization,omitempty"`
+	// TargetMemoryUtilization is the average memory use, in percent of the
+	// request, the autoscaler aims for.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	TargetMemoryUtilization *int32 `json:"targetMemoryUtilization,omitempty"`
 }
 
 // Replication tunes streaming replication.
