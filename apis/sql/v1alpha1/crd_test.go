@@ -405,7 +405,7 @@ func TestReplicationValidation(t *testing.T) {
 		},
 		"NoMembers": {
 			reason: "A Replication has at least one member.",
-			body:   replication[:strings.Index(replication, "    members:")],
+			body:   strings.SplitAfter(replication, "    slotPrefix: orders_\n")[0],
 			want:   []string{"spec.forProvider.members: Required value"},
 		},
 	}
