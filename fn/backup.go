@@ -35,7 +35,7 @@ func BackupCronJob(p Params) *batchv1.CronJob {
 	env := append(passwordEnv(p, e.ClientPasswordEnv), literalEnv(map[string]string{
 		"BACKUP_DIR":     backupMount,
 		"DATABASE":       appDatabase,
-		"DB_HOST":        p.Host(),
+		"DB_HOST":        p.BackupHost(),
 		"DB_PORT":        itoa(e.Port),
 		"DB_USER":        e.Superuser,
 		"RETENTION_DAYS": strconv.Itoa(p.RetentionDays),

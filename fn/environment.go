@@ -26,6 +26,10 @@ type profile struct {
 	SpreadReplicas bool
 	// TerminationGraceSeconds lets the server finish a clean shutdown.
 	TerminationGraceSeconds int64
+	// SyncStandbys is how many standbys a commit waits for, unless
+	// spec.replication.synchronous says otherwise: a commit the app saw is
+	// then on that many more servers.
+	SyncStandbys int32
 }
 
 // profiles is the environment table.
@@ -45,6 +49,7 @@ var profiles = map[v1.Environment]profile{
 		MaxConnections: 200, SlowQueryMillis: 1000,
 		DisruptionBudget: true, SpreadReplicas: true,
 		TerminationGraceSeconds: 120,
+		SyncStandbys:            1,
 	},
 }
 
@@ -57,6 +62,10 @@ type tuning struct {
 	Logging         bool
 	SlowQueryMillis int
 	Port            int32
+	// StorageBytes is the data volume's size.
+	StorageBytes int64
+	// PrimaryHost is the read-write Service, which standbys stream from.
+	PrimaryHost string
 }
 
 // mib renders a fraction of the memory in whole MiB, at least floor MiB.
@@ -78,9 +87,28 @@ func postgresqlConf(t tuning) string {
 		"maintenance_work_mem = " + t.mib(0.05, 16),
 		"work_mem = " + fmt.Sprintf("%dMB", max(t.MemoryBytes/4/int64(t.MaxConnections)>>20, 1)),
 		"password_encryption = 'scram-sha-256'",
+		"hba_file = '" + pgConfigDir + "/pg_hba.conf'",
+		// Replication. Every pod gets the same file: a standby is a pod
+		// whose data directory has standby.signal (the init step writes it
+		// when it copies the primary). Each pod's cluster_name (the
+		// application_name it streams as) and slot come from its
+		// arguments.
 		"wal_level = replica",
 		"max_wal_senders = 10",
+		"max_replication_slots = 10",
+		// A standby that is gone keeps its slot, and the slot keeps WAL
+		// for it, up to a quarter of the volume: then the primary drops
+		// the WAL and the standby must copy the primary again.
+		fmt.Sprintf("max_slot_wal_keep_size = %dMB", max(t.StorageBytes/4>>20, 64)),
 		"hot_standby = on",
+		// Queries on standbys (backups among them) hold back the
+		// primary's vacuum instead of being cancelled.
+		"hot_standby_feedback = on",
+		// pg_rewind, which failing over needs to turn an old primary
+		// into a standby, needs hint bits in WAL.
+		"wal_log_hints = on",
+		fmt.Sprintf("primary_conninfo = 'host=%s port=%d user=%s passfile=%s/pgpass connect_timeout=10'", t.PrimaryHost, t.Port, replicationLogin, runDir),
+		"recovery_target_timeline = 'latest'",
 		"dynamic_shared_memory_type = posix",
 		"log_destination = 'stderr'",
 		"logging_collector = off",

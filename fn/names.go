@@ -1,6 +1,8 @@
 package fn
 
 import (
+	"strings"
+
 	"github.com/crossplane/function-sdk-go/resource"
 
 	v1 "github.com/dbplane/dbplane/apis/v1"
@@ -19,6 +21,7 @@ const (
 	rnBackupVolume    resource.Name = "backup-pvc"
 	rnDisruption      resource.Name = "pdb"
 	rnRestoreJob      resource.Name = "restore-job"
+	rnReadOnlyService resource.Name = "service-ro"
 )
 
 // appDatabase is the database the image creates on first start.
@@ -28,6 +31,7 @@ const appDatabase = "app"
 const (
 	dataVolume      = "data"
 	configVolume    = "config"
+	runVolume       = "run"
 	backupVolume    = "backup"
 	serverContainer = "server"
 	backupMount     = "/backup"
@@ -50,6 +54,12 @@ const (
 	labelComponent = "app.kubernetes.io/component"
 	labelManagedBy = "app.kubernetes.io/managed-by"
 	labelPodName   = "statefulset.kubernetes.io/pod-name"
+	// labelRole is what a server is, as the SQL provider last saw it:
+	// rolePrimary or roleReplica (a standby that streams). The Services
+	// select by it, so that they follow the servers.
+	labelRole   = "database.example.com/role"
+	rolePrimary = "primary"
+	roleReplica = "replica"
 
 	annotationConfigHash = "database.example.com/config-hash"
 	annotationSpecDigest = "database.example.com/spec-digest"
@@ -79,11 +89,34 @@ func (n names) FirstPodHost() string {
 	return n.FirstPod() + "." + n.HeadlessService() + "." + n.Namespace + ".svc.cluster.local"
 }
 
+// SlotPrefix, followed by a pod's ordinal, names the pod's physical
+// replication slot: slot names allow only a-z, 0-9 and _.
+func (n names) SlotPrefix() string { return strings.ReplaceAll(n.Name, "-", "_") + "_" }
+
+// ReadOnlyService selects the standbys that stream.
+func (n names) ReadOnlyService() string { return n.Name + "-ro" }
+
+// Replication is the SQL provider's Replication observing the servers.
+func (n names) Replication() string { return n.Name }
+
+// ReplicationLogin's User and its connection Secret.
+func (n names) ReplicationUser() string { return n.Name + "-" + replicationLogin }
+
 // FirstPod is the pod the client Service selects until replication exists.
 func (n names) FirstPod() string { return n.Name + "-0" }
 
 // Host is the client Service's in-cluster DNS name.
 func (n names) Host() string { return n.Service() + "." + n.Namespace + ".svc.cluster.local" }
+
+// ReadOnlyHost is the read-only Service's.
+func (n names) ReadOnlyHost() string {
+	return n.ReadOnlyService() + "." + n.Namespace + ".svc.cluster.local"
+}
+
+// PodHost is a pod's DNS name through the headless Service.
+func (n names) PodHost(ordinal int32) string {
+	return n.Name + "-" + itoa(ordinal) + "." + n.HeadlessService() + "." + n.Namespace + ".svc.cluster.local"
+}
 
 // Selector selects the database pods. It is part of the StatefulSet's
 // immutable selector, so it holds only labels that never change.

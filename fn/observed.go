@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/crossplane/function-sdk-go/errors"
@@ -45,6 +46,10 @@ type Observed struct {
 	// BackupJobs are the Database's backup Jobs, once Crossplane supplied
 	// them.
 	BackupJobs []batchv1.Job
+
+	// Replication is what the SQL provider's Replication last saw of the
+	// servers, once it exists.
+	Replication *replicationStatus
 }
 
 // Observe reads the observed composed resources, each through its row of
@@ -208,5 +213,50 @@ func jobFailure(j *batchv1.Job) *batchv1.JobCondition {
 	if c := finishedCondition(*j); c != nil && c.Type == batchv1.JobFailed {
 		return c
 	}
+	return nil
+}
+
+// replicationStatus is what the SQL provider's Replication last saw of the
+// servers: status.atProvider.
+type replicationStatus struct {
+	Primary string              `json:"primary,omitempty"`
+	Members []replicationMember `json:"members,omitempty"`
+}
+
+// A replicationMember is one server as the Replication saw it.
+type replicationMember struct {
+	Name      string `json:"name"`
+	Role      string `json:"role,omitempty"`
+	Streaming bool   `json:"streaming,omitempty"`
+	SyncState string `json:"syncState,omitempty"`
+	LagBytes  int64  `json:"lagBytes,omitempty"`
+	LagMillis int64  `json:"lagMillis,omitempty"`
+	Message   string `json:"message,omitempty"`
+}
+
+// Streaming is the number of standbys that stream.
+func (r *replicationStatus) Streaming() int {
+	n := 0
+	for _, m := range r.Members {
+		if m.Role != rolePrimary && m.Streaming {
+			n++
+		}
+	}
+	return n
+}
+
+// observeReplication reads the Replication's status and its Ready
+// condition.
+func observeReplication(u map[string]any, n fnresource.Name, o *Observed) error {
+	if err := observeReadyCondition(u, n, o); err != nil {
+		return err
+	}
+	st, _ := u["status"].(map[string]any)
+	at, _ := st["atProvider"].(map[string]any)
+	r := &replicationStatus{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(at, r); err != nil {
+		return errors.Wrapf(err, "cannot decode status.atProvider of observed %s", n)
+	}
+	o.Replication = r
 	return nil
 }

@@ -1,6 +1,8 @@
 package fn
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -55,6 +57,15 @@ type Params struct {
 	KeepBackupVolume bool
 
 	Metrics bool
+
+	// Replicated: the engine streams and there is more than one replica.
+	// Pods but the first start as standbys of the primary; Primary routing
+	// means the SQL provider's Replication found the primary, so the
+	// Services select by the role label it keeps on the pods.
+	Replicated     bool
+	RoleRouting    bool
+	SyncStandbys   int32
+	StandbyStreams bool
 
 	// Restore, when set, loads a backup before apps can connect: the restore
 	// Job is composed once the first replica is ready and the source
@@ -156,12 +167,30 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		Logging:         s.Monitoring.Enabled && s.Monitoring.Logging,
 		SlowQueryMillis: pr.SlowQueryMillis,
 		Port:            e.Port,
+		StorageBytes:    p.StorageSize.Value(),
+		PrimaryHost:     p.Host(),
 	})
-	p.ConfigHash = digest([]byte(p.Config))
+	// The other files too: a new init step or pg_hba.conf rolls the pods.
+	files := []string{p.Config}
+	for _, k := range slices.Sorted(maps.Keys(e.Files)) {
+		files = append(files, k, e.Files[k])
+	}
+	p.ConfigHash = digest([]byte(strings.Join(files, "\x00")))
 
 	p.SQLUsers = in.SQLUsers
+	p.Replicated = e.Streaming && p.Replicas > 1
+	if p.Replicated {
+		p.SyncStandbys = pr.SyncStandbys
+		if r := s.Replication; r != nil && r.Synchronous != nil {
+			p.SyncStandbys = *r.Synchronous
+		}
+		if r := o.Replication; r != nil {
+			p.RoleRouting = r.Primary != ""
+			p.StandbyStreams = r.Streaming() > 0
+		}
+	}
 	if p.SQLUsers {
-		p.Logins = logins(p.names, s.Users)
+		p.Logins = logins(p.names, s.Users, p.Replicated)
 	}
 
 	p.Restore = s.Restore
@@ -219,4 +248,13 @@ func list(l *v1.ResourceList) (corev1.ResourceList, error) {
 		out[k] = q
 	}
 	return out, nil
+}
+
+// BackupHost is where backups read from: a standby when one streams, to
+// spare the primary, else the primary.
+func (p Params) BackupHost() string {
+	if p.StandbyStreams {
+		return p.ReadOnlyHost()
+	}
+	return p.Host()
 }

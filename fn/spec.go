@@ -114,6 +114,14 @@ func Validate(db *v1.Database) field.ErrorList {
 			errs = append(errs, field.Invalid(sp.Child("backup", "retention"), b.Retention, "must be a number of days such as 7d"))
 		}
 	}
+	if r := s.Replication; r != nil && r.Synchronous != nil && (*r.Synchronous < 0 || *r.Synchronous >= *s.Replicas) {
+		errs = append(errs, field.Invalid(sp.Child("replication", "synchronous"), *r.Synchronous, "at most replicas - 1 standbys can have a commit"))
+	}
+	for i, u := range s.Users {
+		if u.Name == appLogin || u.Name == replicationLogin {
+			errs = append(errs, field.Invalid(sp.Child("users").Index(i).Child("name"), u.Name, "is a login every Database has"))
+		}
+	}
 	if r := s.Restore; r != nil {
 		if len(r.From) > maxNameLength || !dnsLabelRE.MatchString(r.From) {
 			errs = append(errs, field.Invalid(sp.Child("restore", "from"), r.From, "must be the name of a Database in this namespace"))

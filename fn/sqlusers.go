@@ -21,13 +21,15 @@ const (
 
 	// appLogin owns the app database; apps use it, never the superuser.
 	appLogin = "app"
+	// replicationLogin is what standbys stream from the primary as.
+	replicationLogin = "replication"
 )
 
 // A login is one SQL login the function composes a User for.
 type login struct {
 	Object     string // the User's and its connection Secret's name
 	Login      string
-	Privileges v1.Privileges
+	Privileges sqlv1alpha1.Privileges
 	Rotation   string
 }
 
@@ -35,15 +37,20 @@ type login struct {
 // within a Database.
 func (l login) Suffix() string { return l.Login }
 
-// logins are the app login and spec.users.
-func logins(n names, users []v1.User) []login {
-	ls := []login{{Object: n.Name + "-app", Login: appLogin, Privileges: v1.Owner}}
+// logins are the app login, spec.users and, when standbys stream, the
+// replication login. The replication login's password never rotates on a
+// schedule: standbys read it only when they start.
+func logins(n names, users []v1.User, replicated bool) []login {
+	ls := []login{{Object: n.Name + "-app", Login: appLogin, Privileges: sqlv1alpha1.Owner}}
 	for _, u := range users {
 		pr := u.Privileges
 		if pr == "" {
 			pr = v1.ReadWrite
 		}
-		ls = append(ls, login{Object: n.Name + "-user-" + u.Name, Login: u.Name, Privileges: pr, Rotation: u.PasswordRotationPeriod})
+		ls = append(ls, login{Object: n.Name + "-user-" + u.Name, Login: u.Name, Privileges: sqlv1alpha1.Privileges(pr), Rotation: u.PasswordRotationPeriod})
+	}
+	if replicated {
+		ls = append(ls, login{Object: n.ReplicationUser(), Login: replicationLogin, Privileges: sqlv1alpha1.Privileges("replication")})
 	}
 	return ls
 }
@@ -76,7 +83,7 @@ func SQLUser(p Params, l login) *sqlv1alpha1.User {
 		Spec: sqlv1alpha1.UserSpec{
 			ForProvider: sqlv1alpha1.UserParameters{
 				Database:   appDatabase,
-				Privileges: sqlv1alpha1.Privileges(l.Privileges),
+				Privileges: l.Privileges,
 			},
 			ProviderConfigReference:          &xpv2.ProviderConfigReference{Name: p.Name, Kind: sqlv1alpha1.ProviderConfigKind},
 			WriteConnectionSecretToReference: &xpv2.LocalSecretReference{Name: l.Object},

@@ -27,6 +27,20 @@ func statefulSet(p Params) *appsv1.StatefulSet {
 	podLabels := p.Labels("database")
 	annotations := map[string]string{annotationConfigHash: p.ConfigHash}
 	containers := []corev1.Container{server(p)}
+	volumes := []corev1.Volume{{
+		Name: configVolume,
+		VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: p.ConfigMap()},
+		}},
+	}}
+	var inits []corev1.Container
+	if p.Engine.Init != nil {
+		inits = append(inits, initStep(p))
+		volumes = append(volumes, corev1.Volume{
+			Name:         runVolume,
+			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: ptr.To(mustQuantity("1Mi"))}},
+		})
+	}
 	if p.Metrics {
 		containers = append(containers, metricsExporter(p))
 		annotations["prometheus.io/scrape"] = "true"
@@ -53,13 +67,9 @@ func statefulSet(p Params) *appsv1.StatefulSet {
 					TerminationGracePeriodSeconds: ptr.To(p.Profile.TerminationGraceSeconds),
 					SecurityContext:               podSecurityContext(p),
 					Affinity:                      affinity(p),
+					InitContainers:                inits,
 					Containers:                    containers,
-					Volumes: []corev1.Volume{{
-						Name: configVolume,
-						VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-							LocalObjectReference: corev1.LocalObjectReference{Name: p.ConfigMap()},
-						}},
-					}},
+					Volumes:                       volumes,
 				},
 			},
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
@@ -85,23 +95,82 @@ func server(p Params) corev1.Container {
 		lit[e.DataDirEnv] = p.Release.DataDir
 	}
 	env = append(env, literalEnv(lit)...)
+	args := e.Args
+	if e.PodArgs != nil {
+		env = append(env, podEnv()...)
+		args = append(slices.Clone(args), e.PodArgs(p.names)...)
+	}
 
+	mounts := []corev1.VolumeMount{
+		{Name: dataVolume, MountPath: p.Release.DataMount, SubPath: p.Release.DataSubPath},
+		{Name: configVolume, MountPath: e.ConfigDir, ReadOnly: true},
+	}
+	if e.Init != nil {
+		mounts = append(mounts, corev1.VolumeMount{Name: runVolume, MountPath: runDir})
+	}
 	return corev1.Container{
 		Name:            serverContainer,
 		Image:           p.Release.Image,
 		ImagePullPolicy: corev1.PullIfNotPresent,
-		Args:            e.Args,
+		Args:            args,
 		Ports:           []corev1.ContainerPort{{Name: e.PortName, ContainerPort: e.Port, Protocol: corev1.ProtocolTCP}},
+		Env:             env,
+		Resources:       p.Resources,
+		VolumeMounts:    mounts,
+		StartupProbe:    probe(e.StartupProbe, 10, 5, 90),
+		LivenessProbe:   probe(e.LivenessProbe, 10, 5, 6),
+		ReadinessProbe:  probe(e.ReadinessProbe, 5, 5, 3),
+		SecurityContext: containerSecurityContext(),
+	}
+}
+
+// initStep prepares each start of a pod in the server's image: the
+// replication login's password file, and on an empty data volume of a pod
+// but the first, a copy of the primary.
+func initStep(p Params) corev1.Container {
+	e := p.Engine
+	env := append(podEnv(), literalEnv(map[string]string{
+		e.DataDirEnv:       p.Release.DataDir,
+		"RUN_DIR":          runDir,
+		"PRIMARY_HOST":     p.Host(),
+		"PRIMARY_PORT":     itoa(e.Port),
+		"REPLICATION_USER": replicationLogin,
+	})...)
+	env = append(env,
+		// After POD_INDEX, which it expands.
+		corev1.EnvVar{Name: "SLOT", Value: p.SlotPrefix() + "$(POD_INDEX)"},
+		// Optional: the login's Secret exists once the SQL provider created
+		// the login; until then only a standby's first copy waits.
+		corev1.EnvVar{Name: "REPLICATION_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: p.ReplicationUser()},
+			Key:                  keyPassword,
+			Optional:             ptr.To(true),
+		}}},
+	)
+	return corev1.Container{
+		Name:            "init",
+		Image:           p.Release.Image,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Command:         e.Init,
 		Env:             env,
 		Resources:       p.Resources,
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: dataVolume, MountPath: p.Release.DataMount, SubPath: p.Release.DataSubPath},
 			{Name: configVolume, MountPath: e.ConfigDir, ReadOnly: true},
+			{Name: runVolume, MountPath: runDir},
 		},
-		StartupProbe:    probe(e.StartupProbe, 10, 5, 90),
-		LivenessProbe:   probe(e.LivenessProbe, 10, 5, 6),
-		ReadinessProbe:  probe(e.ReadinessProbe, 5, 5, 3),
 		SecurityContext: containerSecurityContext(),
+	}
+}
+
+// podEnv tells a container which pod of the StatefulSet it runs in.
+func podEnv() []corev1.EnvVar {
+	field := func(name, path string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
+	}
+	return []corev1.EnvVar{
+		field("POD_NAME", "metadata.name"),
+		field("POD_INDEX", "metadata.labels['"+appsv1.PodIndexLabel+"']"),
 	}
 }
 

@@ -3,7 +3,12 @@ package fn
 import (
 	"maps"
 	"net"
+	"strconv"
 	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/crossplane/function-sdk-go/errors"
 
 	"github.com/crossplane/function-sdk-go/resource"
 
@@ -26,6 +31,15 @@ func Status(p Params, o Observed, ready map[resource.Name]resource.Ready) v1.Dat
 	}
 	if o.CronJob != nil {
 		s.LastBackup = o.CronJob.Status.LastSuccessfulTime
+	}
+	if r := o.Replication; r != nil && p.Replicated {
+		s.Primary = r.Primary
+		for _, m := range r.Members {
+			s.Members = append(s.Members, v1.Member{
+				Name: m.Name, Role: m.Role, Streaming: m.Streaming, Sync: m.SyncState,
+				LagBytes: m.LagBytes, LagSeconds: seconds(m.LagMillis), Message: m.Message,
+			})
+		}
 	}
 
 	all := true
@@ -64,6 +78,18 @@ func SetStatus(dxr *resource.Composite, s v1.DatabaseStatus) error {
 	if s.ObservedGeneration != 0 {
 		fields["observedGeneration"] = s.ObservedGeneration
 	}
+	if s.Primary != "" {
+		fields["primary"] = s.Primary
+	}
+	if len(s.Members) > 0 {
+		ms, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&struct {
+			M []v1.Member `json:"m"`
+		}{s.Members})
+		if err != nil {
+			return errors.Wrap(err, "cannot convert status.members")
+		}
+		fields["members"] = ms["m"]
+	}
 	if s.LastBackup != nil {
 		fields["lastBackup"] = s.LastBackup.UTC().Format(time.RFC3339)
 	}
@@ -73,4 +99,9 @@ func SetStatus(dxr *resource.Composite, s v1.DatabaseStatus) error {
 	}
 	maps.Copy(st, fields)
 	return dxr.Resource.SetValue("status", st)
+}
+
+// seconds renders milliseconds as seconds with three decimals.
+func seconds(ms int64) string {
+	return strconv.FormatFloat(float64(ms)/1000, 'f', 3, 64)
 }

@@ -68,6 +68,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.type != 'postgresql' || oldSelf.type != 'postgresql' || self.version == oldSelf.version",message="spec.version: a PostgreSQL major version cannot change in place (its data directory format differs): restore a backup into a new Database",fieldPath=".version"
 // +kubebuilder:validation:XValidation:rule="has(self.restore) == has(oldSelf.restore) && (!has(self.restore) || self.restore == oldSelf.restore)",message="spec.restore can only be set when a Database is created",fieldPath=".restore"
 // +kubebuilder:validation:XValidation:rule="!(self.type == 'mysql' && oldSelf.type == 'mysql' && oldSelf.version == '8.4' && self.version == '8.0')",message="spec.version: MySQL cannot be downgraded from 8.4 to 8.0",fieldPath=".version"
+// +kubebuilder:validation:XValidation:rule="!has(self.replication) || !has(self.replication.synchronous) || self.replication.synchronous < (has(self.replicas) ? self.replicas : 1)",message="spec.replication.synchronous: at most replicas - 1 standbys can have a commit",fieldPath=".replication.synchronous"
 type DatabaseSpec struct {
 	// Type is the database engine. It cannot change after creation: moving
 	// data between engines is a migration, not an update.
@@ -124,11 +125,29 @@ type DatabaseSpec struct {
 	// +optional
 	Users []User `json:"users,omitempty"`
 
+	// Replication tunes how standbys follow the primary when replicas is 2
+	// or more. Unset means the environment's: production commits wait for
+	// one standby, development and staging do not wait.
+	// +optional
+	Replication *Replication `json:"replication,omitempty"`
+
 	// Restore creates the Database from a backup of another Database of the
 	// same type in this namespace. It can only be set when the Database is
 	// created. Apps reach the Database only after the backup is loaded.
 	// +optional
 	Restore *Restore `json:"restore,omitempty"`
+}
+
+// Replication tunes streaming replication.
+type Replication struct {
+	// Synchronous is how many standbys must have a commit before the app
+	// sees it: 0 is asynchronous (a failover may lose the last commits), 1
+	// or more is synchronous (PostgreSQL synchronous_standby_names ANY n:
+	// while fewer standbys stream, commits wait). At most replicas - 1.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=9
+	// +optional
+	Synchronous *int32 `json:"synchronous,omitempty"`
 }
 
 // Privileges of a login on the app database.
@@ -147,6 +166,7 @@ type User struct {
 	// Name of the login.
 	// +kubebuilder:validation:Pattern=`^[a-z][a-z0-9_]{0,30}$`
 	// +kubebuilder:validation:XValidation:rule="self != 'app'",message="spec.users[].name: app is the app login every Database has"
+	// +kubebuilder:validation:XValidation:rule="self != 'replication'",message="spec.users[].name: replication is the login standbys stream as"
 	Name string `json:"name"`
 
 	// Privileges on the app database: owner, readWrite (read and write
@@ -295,6 +315,18 @@ type DatabaseStatus struct {
 	// +optional
 	Endpoint string `json:"endpoint,omitempty"`
 
+	// Primary is the pod the read-write Service routes to, as the SQL
+	// provider last saw the servers, when there are standbys.
+	// +optional
+	Primary string `json:"primary,omitempty"`
+
+	// Members are the servers and how each follows the primary, when there
+	// are standbys.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Members []Member `json:"members,omitempty"`
+
 	// ObservedGeneration is the metadata.generation of the spec this status
 	// was composed from. Crossplane's Synced and Ready conditions can name a
 	// newer generation than the one composed when a reconcile began on a
@@ -302,6 +334,32 @@ type DatabaseStatus struct {
 	// when this equals metadata.generation.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// A Member is one server of a Database with standbys.
+type Member struct {
+	// Name is the pod's.
+	Name string `json:"name"`
+	// Role is primary, standby or unreachable.
+	Role string `json:"role,omitempty"`
+	// Streaming tells whether a standby receives the primary's changes.
+	// +optional
+	Streaming bool `json:"streaming,omitempty"`
+	// Sync is the standby's synchronous state on the primary: sync or
+	// quorum when commits wait for it, potential, or async.
+	// +optional
+	Sync string `json:"sync,omitempty"`
+	// LagBytes is how far behind the primary's WAL the standby has
+	// replayed.
+	// +optional
+	LagBytes int64 `json:"lagBytes,omitempty"`
+	// LagSeconds is how long ago the standby replayed what the primary
+	// has, in seconds, rounded to milliseconds.
+	// +optional
+	LagSeconds string `json:"lagSeconds,omitempty"`
+	// Message says why a server does not stream.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // A Database is a managed MySQL or PostgreSQL server for one application.
@@ -315,6 +373,7 @@ type DatabaseStatus struct {
 // +kubebuilder:printcolumn:name="ENVIRONMENT",type="string",JSONPath=".spec.environment"
 // +kubebuilder:printcolumn:name="PHASE",type="string",JSONPath=".status.phase",priority=1
 // +kubebuilder:printcolumn:name="ENDPOINT",type="string",JSONPath=".status.endpoint",priority=1
+// +kubebuilder:printcolumn:name="PRIMARY",type="string",JSONPath=".status.primary",priority=1
 type Database struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // The pgx database/sql driver, to log in as apps do.
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -582,6 +583,186 @@ func checkRepaired(t *testing.T, p *providerEnv, name string) {
 		if !strings.Contains(got, "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE TEMPORARY TABLES, EXECUTE ON `app`.*") || strings.Contains(got, "GRANT OPTION") ||
 			strings.Count(got, "\n") != 1 {
 			t.Errorf("mysql: after repair SHOW GRANTS = %q, want USAGE and exactly the readWrite set (%s ...)", got, want)
+		}
+	}
+}
+
+// TestProviderReplicationLogin runs a replication User through create,
+// drift repair, a switch to readWrite and back, and delete on each engine,
+// and proves the login replicates where the others cannot: PostgreSQL
+// accepts its physical replication connection (through initdb's default
+// `host replication all 127.0.0.1/32 scram-sha-256` line), MariaDB shows
+// it the binary log position. MySQL 8's BACKUP_ADMIN, for CLONE, is not
+// proven here: MariaDB has neither.
+func TestProviderReplicationLogin(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			p := newProviderEnv(t, start(t, engine))
+			p.admin(t, appDatabase, "CREATE TABLE items (id INT PRIMARY KEY)")
+
+			u := newUser("replication", "replication", appDatabase, v1alpha1.Replication)
+			if diff := cmp.Diff([]string{created, upToDate}, p.converge(t, u)); diff != "" {
+				t.Errorf("%s: a new replication User is created, then up to date: -want, +got:\n%s", engine, diff)
+			}
+			checkReplicationLogin(t, p, "replication")
+			s := p.secret(t, u)
+			if err := p.replicate(t, s); err != nil {
+				t.Errorf("%s: the replication login replicates: %v", engine, err)
+			}
+			if err := p.as(t, p.serverDSN(s), "SELECT * FROM "+appDatabase+".items"); err == nil {
+				t.Errorf("%s: the replication login must not read the app's tables", engine)
+			}
+
+			// A readWrite login cannot replicate, and one that someone
+			// allowed to is drift.
+			rw := newUser("writer", "app_writer", appDatabase, v1alpha1.ReadWrite)
+			p.converge(t, rw)
+			rws := p.secret(t, rw)
+			if err := p.replicate(t, rws); err == nil {
+				t.Errorf("%s: a readWrite login must not replicate", engine)
+			}
+			a := p.e.account("app_writer")
+			p.admin(t, "", map[string]string{
+				postgresql: "ALTER ROLE " + a + " REPLICATION",
+				mysql:      "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO " + a,
+			}[engine])
+			if err := p.replicate(t, rws); err != nil {
+				t.Fatalf("%s: the drifted readWrite login replicates before repair: %v", engine, err)
+			}
+			if diff := cmp.Diff([]string{updated, upToDate}, p.converge(t, rw)); diff != "" {
+				t.Errorf("%s: replication on a readWrite login is repaired: -want, +got:\n%s", engine, diff)
+			}
+			if err := p.replicate(t, rws); err == nil {
+				t.Errorf("%s: a repaired readWrite login must not replicate", engine)
+			}
+
+			// Drift on the replication login: its level's privileges taken,
+			// others given.
+			for i, drift := range driftReplication(p, "replication") {
+				p.admin(t, appDatabase, drift)
+				if err := p.replicate(t, s); err == nil && i == 0 {
+					t.Errorf("%s: the drifted replication login must not replicate before repair", engine)
+				}
+				if diff := cmp.Diff([]string{updated, upToDate}, p.converge(t, u)); diff != "" {
+					t.Errorf("%s: replication login drift %d is repaired: -want, +got:\n%s", engine, i, diff)
+				}
+				checkReplicationLogin(t, p, "replication")
+				if err := p.replicate(t, s); err != nil {
+					t.Errorf("%s: the repaired replication login replicates: %v", engine, err)
+				}
+			}
+
+			// Away from replication and back.
+			u.Spec.ForProvider.Privileges = v1alpha1.ReadWrite
+			if diff := cmp.Diff([]string{updated, upToDate}, p.converge(t, u)); diff != "" {
+				t.Errorf("%s: a switch to readWrite is applied: -want, +got:\n%s", engine, diff)
+			}
+			if err := p.replicate(t, s); err == nil {
+				t.Errorf("%s: a login switched to readWrite must not replicate", engine)
+			}
+			if err := p.as(t, s["dsn"], "INSERT INTO items VALUES (1)"); err != nil {
+				t.Errorf("%s: a login switched to readWrite writes: %v", engine, err)
+			}
+			u.Spec.ForProvider.Privileges = v1alpha1.Replication
+			if diff := cmp.Diff([]string{updated, upToDate}, p.converge(t, u)); diff != "" {
+				t.Errorf("%s: a switch back to replication is applied: -want, +got:\n%s", engine, diff)
+			}
+			checkReplicationLogin(t, p, "replication")
+			if err := p.replicate(t, s); err != nil {
+				t.Errorf("%s: a login switched back to replication replicates: %v", engine, err)
+			}
+
+			if diff := cmp.Diff([]string{deleting, gone}, p.remove(t, u)); diff != "" {
+				t.Errorf("%s: delete drops the replication login: -want, +got:\n%s", engine, diff)
+			}
+			if got := p.logins(t, "replication"); got != "0" {
+				t.Errorf("%s: the replication login must be gone, found %s", engine, got)
+			}
+		})
+	}
+}
+
+// serverDSN is the connection Secret's dsn without its database: a MySQL
+// account with no privilege on a database cannot connect to it.
+func (p *providerEnv) serverDSN(s map[string]string) string {
+	if p.e.engine == postgresql {
+		return s["dsn"]
+	}
+	return mysqlc.DSN(xsql.Endpoint{Host: s["host"], Port: p.srv.Port}, xsql.Credential{Username: s["username"], Password: s["password"]}, "")
+}
+
+// replicate does what a standby does with the Secret's login: on
+// PostgreSQL it opens a physical replication connection and runs
+// IDENTIFY_SYSTEM, on MariaDB it reads the binary log position.
+func (p *providerEnv) replicate(t testing.TB, s map[string]string) error {
+	t.Helper()
+	if p.e.engine == mysql {
+		return p.as(t, p.serverDSN(s), "SHOW MASTER STATUS")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	conn, err := pgconn.Connect(ctx, s["dsn"]+" replication=true")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx) //nolint:errcheck // Test connection.
+	res, err := conn.Exec(ctx, "IDENTIFY_SYSTEM").ReadAll()
+	if err != nil {
+		return err
+	}
+	if len(res) != 1 || len(res[0].Rows) != 1 {
+		return fmt.Errorf("IDENTIFY_SYSTEM returned %d results, want one row", len(res))
+	}
+	return nil
+}
+
+// driftReplication are out-of-band changes to a replication login, each
+// repaired on its own: the first takes what replication needs.
+func driftReplication(p *providerEnv, name string) []string {
+	a := p.e.account(name)
+	if p.e.engine == postgresql {
+		return []string{strings.Join([]string{
+			"ALTER ROLE " + a + " NOREPLICATION CREATEDB",
+			"GRANT CONNECT, CREATE ON DATABASE app TO " + a,
+			"GRANT CREATE ON SCHEMA public TO " + a,
+			"GRANT SELECT ON items TO " + a,
+			"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO " + a,
+			"CREATE TABLE stolen (x int)",
+			"ALTER TABLE stolen OWNER TO " + a,
+		}, "; ")}
+	}
+	return []string{
+		"REVOKE REPLICATION CLIENT ON *.* FROM " + a + "; GRANT SELECT ON app.* TO " + a,
+		"GRANT PROCESS ON *.* TO " + a + " WITH GRANT OPTION",
+	}
+}
+
+// checkReplicationLogin checks, from the server's own view, that the login
+// has exactly the replication level: on PostgreSQL LOGIN and REPLICATION,
+// no other attribute, no explicit privilege in the app database, owning
+// nothing and a member of nothing; on MariaDB REPLICATION SLAVE and
+// REPLICATION CLIENT (BINLOG MONITOR) on *.* and no other grant.
+func checkReplicationLogin(t *testing.T, p *providerEnv, name string) {
+	t.Helper()
+	switch p.e.engine {
+	case postgresql:
+		got := p.admin(t, appDatabase, `SELECT concat_ws(',', r.rolcanlogin, r.rolreplication, r.rolsuper OR r.rolcreatedb OR r.rolcreaterole OR r.rolbypassrls,
+  (SELECT count(*) FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = 'app' AND a.grantee = r.oid),
+  (SELECT count(*) FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = 'public' AND a.grantee = r.oid),
+  (SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a WHERE c.relnamespace = 'public'::regnamespace AND a.grantee = r.oid),
+  (SELECT count(*) FROM pg_default_acl da, aclexplode(da.defaclacl) a WHERE a.grantee = r.oid),
+  (SELECT count(*) FROM pg_shdepend s WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = r.oid AND s.deptype = 'o'),
+  (SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid))
+FROM pg_authid r WHERE r.rolname = `+pgString(name))
+		if got != "t,t,f,0,0,0,0,0,0" {
+			t.Errorf("postgresql: LOGIN, REPLICATION, another attribute, privileges on app, public, relations, default privileges, owned objects, memberships = %s, want t,t,f,0,0,0,0,0,0", got)
+		}
+	case mysql:
+		got := p.admin(t, "", "SHOW GRANTS FOR "+p.e.account(name))
+		want := "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `" + name + "`@`%`"
+		if !strings.HasPrefix(got, want) || strings.Contains(got, "\n") || strings.Contains(got, "GRANT OPTION") {
+			t.Errorf("mysql: SHOW GRANTS = %q, want one line starting %q", got, want)
 		}
 	}
 }

@@ -15,7 +15,7 @@ set -euo pipefail
 pg_bin=/usr/lib/postgresql/15/bin
 
 need=(
-  "${pg_bin}/initdb" "${pg_bin}/postgres" psql pg_dump
+  "${pg_bin}/initdb" "${pg_bin}/postgres" "${pg_bin}/pg_basebackup" "${pg_bin}/pg_isready" "${pg_bin}/pgbench" psql pg_dump
   mariadbd mariadb-install-db mariadb mariadb-dump mysql mysqldump
 )
 

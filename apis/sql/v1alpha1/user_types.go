@@ -44,13 +44,21 @@ const (
 //     admin login create in public later.
 //   - readOnly: CONNECT; USAGE on schema public; SELECT on every table, view
 //     and sequence in public, and through default privileges on later ones.
+//   - replication: the REPLICATION attribute, for physical streaming
+//     replication and pg_basebackup (pg_hba.conf must allow the login's
+//     replication connections), and no privilege at all on the database,
+//     schema public, or the tables and sequences in it, not even CONNECT;
+//     it owns nothing there. The database only says where the provider
+//     looks.
 //
 // At every level the login has LOGIN, INHERIT, VALID UNTIL infinity and no
-// SUPERUSER, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS attribute, is a
-// member of no role, and holds no other explicit privilege on the database,
-// schema public, or the tables and sequences in it. Objects the login owns
-// keep their owner's rights. Column privileges, other schemas and other
-// databases are not managed.
+// SUPERUSER, CREATEDB, CREATEROLE or BYPASSRLS attribute, has REPLICATION
+// at the replication level only, is a member of no role, and holds no other
+// explicit privilege on the database, schema public, or the tables and
+// sequences in it. Objects the login owns keep their owner's rights.
+// Privileges granted to PUBLIC (CONNECT on a database, USAGE on schema
+// public by default), column privileges, other schemas and other databases
+// are not managed.
 //
 // On MySQL and MariaDB, for the account 'name'@'%':
 //
@@ -58,13 +66,21 @@ const (
 //   - readWrite: SELECT, INSERT, UPDATE, DELETE, CREATE TEMPORARY TABLES and
 //     EXECUTE ON `db`.*.
 //   - readOnly: SELECT and SHOW VIEW ON `db`.*.
+//   - replication: REPLICATION SLAVE and REPLICATION CLIENT ON *.*, what a
+//     replica's login needs on its source, and on MySQL 8 also BACKUP_ADMIN,
+//     what a CLONE recipient's login needs on its donor. MariaDB has neither
+//     BACKUP_ADMIN nor CLONE, and calls REPLICATION CLIENT BINLOG MONITOR
+//     (SHOW MASTER STATUS, SHOW BINARY LOGS; SHOW REPLICA STATUS needs
+//     SLAVE MONITOR, which this level does not grant). No privilege on the
+//     database: it only says where the login belongs.
 //
-// At every level the account has no global privilege, no GRANT OPTION, no
-// privilege on another database, table, column or routine, is not locked,
-// and its password has not expired. Roles granted to the account are not
-// managed. `_` and `%` in the database name are escaped, so a grant on
-// my_app never matches myXapp.
-// +kubebuilder:validation:Enum=owner;readWrite;readOnly
+// At every level but replication the account has no global privilege. At
+// every level it has no GRANT OPTION, no privilege on another database,
+// table, column or routine, is not locked, and its password has not
+// expired. Roles granted to the account are not managed. `_` and `%` in
+// the database name are escaped, so a grant on my_app never matches
+// myXapp.
+// +kubebuilder:validation:Enum=owner;readWrite;readOnly;replication
 type Privileges string
 
 // Privilege levels.
@@ -72,19 +88,23 @@ const (
 	Owner     Privileges = "owner"
 	ReadWrite Privileges = "readWrite"
 	ReadOnly  Privileges = "readOnly"
+	// Replication is a login for standbys to replicate from, not for apps:
+	// the Database API does not offer it.
+	Replication Privileges = "replication"
 )
 
 // UserParameters are the desired state of a User's login.
 type UserParameters struct {
 	// Database the privileges apply to. It must exist on PostgreSQL. It
-	// cannot change: create another User instead.
+	// cannot change: create another User instead. At the replication level
+	// the login gets nothing on it: it names where the login belongs.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.forProvider.database is immutable"
 	Database string `json:"database"`
 
-	// Privileges of the login on the database: owner, readWrite or
-	// readOnly. See the Privileges type for exactly what each grants.
+	// Privileges of the login on the database: owner, readWrite, readOnly
+	// or replication. See the Privileges type for exactly what each grants.
 	// +kubebuilder:default=readWrite
 	// +optional
 	Privileges Privileges `json:"privileges,omitempty"`

@@ -120,7 +120,7 @@ func (c *Client) Observe(ctx context.Context, l xsql.Login) (*xsql.Observation, 
 	if err != nil {
 		return nil, err
 	}
-	drift, err := Drift(l, d)
+	drift, err := Drift(f, l, d)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +176,12 @@ func (c *Client) SetPrivileges(ctx context.Context, l xsql.Login, o *xsql.Observ
 	if err != nil {
 		return err
 	}
-	stmts, err := PrivilegesStatements(l, d)
+	// Observe read the flavor: this asks no server.
+	f, err := c.flavor(ctx)
+	if err != nil {
+		return err
+	}
+	stmts, err := PrivilegesStatements(f, l, d)
 	if err != nil {
 		return err
 	}

@@ -39,13 +39,24 @@ func FlavorOf(version string) Flavor {
 	return MySQL
 }
 
-// A level is what a privilege level grants on the database, as data. need
-// is what the account must hold; allowed is what it may hold, nil for
-// anything (ALL PRIVILEGES differs between versions); grant is the
-// privilege list GRANT statements use.
+// A level is what a privilege level grants, as data. need is what the
+// account must hold on the database; allowed is what it may hold there, and
+// allowAny lets it hold anything (ALL PRIVILEGES differs between versions);
+// grant is the privilege list GRANT statements use, empty for none. global
+// is what it holds ON *.*, per flavor: nothing for a flavor it does not
+// name.
 type level struct {
 	need, allowed []string
+	allowAny      bool
 	grant         string
+	global        map[Flavor]privileges
+}
+
+// privileges are global privileges as information_schema.USER_PRIVILEGES
+// names them, sorted, and the privilege list GRANT statements use.
+type privileges struct {
+	need  []string
+	grant string
 }
 
 // levels defines the privilege levels. The Privileges type's doc comment
@@ -60,7 +71,8 @@ var levels = map[v1alpha1.Privileges]level{
 			"DELETE", "DROP", "EVENT", "EXECUTE", "INDEX", "INSERT", "LOCK TABLES", "REFERENCES", "SELECT",
 			"SHOW VIEW", "TRIGGER", "UPDATE",
 		},
-		grant: "ALL PRIVILEGES",
+		allowAny: true,
+		grant:    "ALL PRIVILEGES",
 	},
 	v1alpha1.ReadWrite: {
 		need:    []string{"CREATE TEMPORARY TABLES", "DELETE", "EXECUTE", "INSERT", "SELECT", "UPDATE"},
@@ -72,12 +84,30 @@ var levels = map[v1alpha1.Privileges]level{
 		allowed: []string{"SELECT", "SHOW VIEW"},
 		grant:   "SELECT, SHOW VIEW",
 	},
+	// Nothing on the database; global privileges only. REPLICATION SLAVE
+	// lets a replica read the binary log, REPLICATION CLIENT shows its
+	// position (SHOW BINARY LOG STATUS, SHOW REPLICA STATUS).
+	v1alpha1.Replication: {
+		global: map[Flavor]privileges{
+			// BACKUP_ADMIN is what CLONE INSTANCE FROM needs of the donor's
+			// login. Not proven on a real server: no MySQL runs here. That
+			// USER_PRIVILEGES lists dynamic privileges such as BACKUP_ADMIN
+			// is from MySQL 8's own ndbcluster, which reads NDB_STORED_USER
+			// from it.
+			MySQL: {need: []string{"BACKUP_ADMIN", "REPLICATION CLIENT", "REPLICATION SLAVE"}, grant: "REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN"},
+			// MariaDB has no BACKUP_ADMIN (GRANT fails on the name) and no
+			// CLONE, and since 10.5.2 lists REPLICATION CLIENT as BINLOG
+			// MONITOR (SHOW MASTER STATUS; SHOW REPLICA STATUS needs SLAVE
+			// MONITOR, not granted). Proven on MariaDB 10.11.
+			MariaDB: {need: []string{"BINLOG MONITOR", "REPLICATION SLAVE"}, grant: "REPLICATION SLAVE, REPLICATION CLIENT"},
+		},
+	},
 }
 
 func levelOf(p v1alpha1.Privileges) (level, error) {
 	lv, ok := levels[p]
 	if !ok {
-		return level{}, errors.Errorf("unsupported privileges %q: supported values: %q, %q, %q", p, v1alpha1.Owner, v1alpha1.ReadWrite, v1alpha1.ReadOnly)
+		return level{}, errors.Errorf("unsupported privileges %q: supported values: %q, %q, %q, %q", p, v1alpha1.Owner, v1alpha1.ReadWrite, v1alpha1.ReadOnly, v1alpha1.Replication)
 	}
 	return lv, nil
 }
@@ -205,13 +235,18 @@ func (p *plan) add(drift string, stmts ...string) {
 	p.stmts = append(p.stmts, stmts...)
 }
 
-// privilegesPlan compares d with the level l asks for.
-func privilegesPlan(l xsql.Login, d Detail) (plan, error) {
+// privilegesPlan compares d with the level l asks for on a server of
+// flavor f.
+func privilegesPlan(f Flavor, l xsql.Login, d Detail) (plan, error) { //nolint:gocognit // One linear pass over the level's parts.
 	var p plan
 	lv, err := levelOf(l.Privileges)
 	if err != nil {
 		return p, err
 	}
+	if _, ok := observeHead[f]; !ok {
+		return p, errors.Errorf("unknown MySQL flavor %q", f)
+	}
+	global := lv.global[f]
 	acct, err := Account(l.Name)
 	if err != nil {
 		return p, err
@@ -223,11 +258,27 @@ func privilegesPlan(l xsql.Login, d Detail) (plan, error) {
 	if d.Locked {
 		p.add("account is locked", "ALTER USER "+acct+" ACCOUNT UNLOCK")
 	}
-	grant := "GRANT " + lv.grant + " ON " + target + " TO " + acct
+	var grants []string
+	if global.grant != "" {
+		grants = append(grants, "GRANT "+global.grant+" ON *.* TO "+acct)
+	}
+	if lv.grant != "" {
+		grants = append(grants, "GRANT "+lv.grant+" ON "+target+" TO "+acct)
+	}
 
+	// A global privilege the level does not name, or GRANT OPTION on one,
+	// is extra.
+	var extraGlobal, haveGlobal []string
+	for _, priv := range d.Global {
+		if name, grantable := strings.CutSuffix(priv, "+"); !grantable && slices.Contains(global.need, name) {
+			haveGlobal = append(haveGlobal, name)
+			continue
+		}
+		extraGlobal = append(extraGlobal, priv)
+	}
 	var elsewhere []string
-	if len(d.Global) > 0 {
-		elsewhere = append(elsewhere, "global privileges "+strings.Join(d.Global, " "))
+	if len(extraGlobal) > 0 {
+		elsewhere = append(elsewhere, "global privileges "+strings.Join(extraGlobal, " "))
 	}
 	if d.OtherDatabases > 0 {
 		elsewhere = append(elsewhere, fmt.Sprintf("%d grants on other databases", d.OtherDatabases))
@@ -238,8 +289,11 @@ func privilegesPlan(l xsql.Login, d Detail) (plan, error) {
 	if len(elsewhere) > 0 {
 		// Only a full reset reaches every level; the account lacks its
 		// privileges for the moment between the two statements.
-		p.add("extra "+strings.Join(elsewhere, ", "), "REVOKE ALL PRIVILEGES, GRANT OPTION FROM "+acct, grant)
+		p.add("extra "+strings.Join(elsewhere, ", "), append([]string{"REVOKE ALL PRIVILEGES, GRANT OPTION FROM " + acct}, grants...)...)
 		return p, nil
+	}
+	if missing := minus(global.need, haveGlobal); len(missing) > 0 {
+		p.add("missing "+strings.Join(missing, ", ")+" on *.*", "GRANT "+global.grant+" ON *.* TO "+acct)
 	}
 
 	var have []string
@@ -252,9 +306,9 @@ func privilegesPlan(l xsql.Login, d Detail) (plan, error) {
 		}
 	}
 	if missing := minus(lv.need, have); len(missing) > 0 {
-		p.add("missing "+strings.Join(missing, ", ")+" on "+target, grant)
+		p.add("missing "+strings.Join(missing, ", ")+" on "+target, "GRANT "+lv.grant+" ON "+target+" TO "+acct)
 	}
-	if lv.allowed != nil {
+	if !lv.allowAny {
 		if extra := minus(have, lv.allowed); len(extra) > 0 {
 			for _, e := range extra {
 				if !privilegeName.MatchString(e) {
@@ -270,15 +324,17 @@ func privilegesPlan(l xsql.Login, d Detail) (plan, error) {
 	return p, nil
 }
 
-// Drift lists how an existing account differs from l.
-func Drift(l xsql.Login, d Detail) ([]string, error) {
-	p, err := privilegesPlan(l, d)
+// Drift lists how an existing account on a server of flavor f differs
+// from l.
+func Drift(f Flavor, l xsql.Login, d Detail) ([]string, error) {
+	p, err := privilegesPlan(f, l, d)
 	return p.drift, err
 }
 
-// PrivilegesStatements repair how the account differs from l.
-func PrivilegesStatements(l xsql.Login, d Detail) ([]string, error) {
-	p, err := privilegesPlan(l, d)
+// PrivilegesStatements repair how the account on a server of flavor f
+// differs from l.
+func PrivilegesStatements(f Flavor, l xsql.Login, d Detail) ([]string, error) {
+	p, err := privilegesPlan(f, l, d)
 	return p.stmts, err
 }
 
@@ -309,7 +365,7 @@ func CreateStatements(f Flavor, l xsql.Login, password string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	p, err := privilegesPlan(l, Detail{})
+	p, err := privilegesPlan(f, l, Detail{})
 	if err != nil {
 		return nil, err
 	}

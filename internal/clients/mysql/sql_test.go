@@ -25,11 +25,15 @@ func TestPrivilegesPlan(t *testing.T) {
 		stmts []string
 		err   bool
 	}
+	repl := xsql.Login{Name: "repl", Database: "app", Privileges: v1alpha1.Replication}
 	cases := map[string]struct {
 		reason string
-		l      xsql.Login
-		d      Detail
-		want   want
+		// f is the server's flavor, MariaDB when unset: only the
+		// replication level differs by flavor.
+		f    Flavor
+		l    xsql.Login
+		d    Detail
+		want want
 	}{
 		"InSync": {
 			reason: "An account with exactly its level's privileges needs nothing.",
@@ -83,10 +87,97 @@ func TestPrivilegesPlan(t *testing.T) {
 			d:      Detail{Database: []string{"CREATE TEMPORARY TABLES", "DELETE", "EXECUTE", "INSERT", "SELECT", "UPDATE", "x; DROP"}},
 			want:   want{err: true},
 		},
+		"UnknownFlavor": {
+			reason: "An unknown flavor is an error, not a guess at its privilege names.",
+			f:      "Oracle",
+			l:      repl,
+			want:   want{err: true},
+		},
+		"ReplicationNewMySQL": {
+			reason: "A new replication account on MySQL 8 gets REPLICATION SLAVE, REPLICATION CLIENT and BACKUP_ADMIN (for CLONE) globally, nothing on the database.",
+			f:      MySQL,
+			l:      repl,
+			want: want{
+				drift: []string{"missing BACKUP_ADMIN, REPLICATION CLIENT, REPLICATION SLAVE on *.*"},
+				stmts: []string{"GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO 'repl'@'%'"},
+			},
+		},
+		"ReplicationNewMariaDB": {
+			reason: "A new replication account on MariaDB gets REPLICATION SLAVE and REPLICATION CLIENT, which it lists as BINLOG MONITOR; it has no BACKUP_ADMIN.",
+			f:      MariaDB,
+			l:      repl,
+			want: want{
+				drift: []string{"missing BINLOG MONITOR, REPLICATION SLAVE on *.*"},
+				stmts: []string{"GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'repl'@'%'"},
+			},
+		},
+		"ReplicationInSyncMariaDB": {
+			reason: "A replication account with exactly its global privileges, as MariaDB lists them, needs nothing.",
+			f:      MariaDB,
+			l:      repl,
+			d:      Detail{Global: []string{"BINLOG MONITOR", "REPLICATION SLAVE"}},
+		},
+		"ReplicationInSyncMySQL": {
+			reason: "A replication account with exactly its global privileges, as MySQL 8 lists them, needs nothing.",
+			f:      MySQL,
+			l:      repl,
+			d:      Detail{Global: []string{"BACKUP_ADMIN", "REPLICATION CLIENT", "REPLICATION SLAVE"}},
+		},
+		"ReplicationMissingBackupAdmin": {
+			reason: "On MySQL 8 a replication account without BACKUP_ADMIN is granted the level's global privileges again.",
+			f:      MySQL,
+			l:      repl,
+			d:      Detail{Global: []string{"REPLICATION CLIENT", "REPLICATION SLAVE"}},
+			want: want{
+				drift: []string{"missing BACKUP_ADMIN on *.*"},
+				stmts: []string{"GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO 'repl'@'%'"},
+			},
+		},
+		"ReplicationExtraGlobal": {
+			reason: "A global privilege beyond the level's, or GRANT OPTION on one of its own, needs a full reset, then the level's global grant.",
+			f:      MariaDB,
+			l:      repl,
+			d:      Detail{Global: []string{"BINLOG MONITOR", "REPLICATION SLAVE+", "SUPER"}},
+			want: want{
+				drift: []string{"extra global privileges REPLICATION SLAVE+ SUPER"},
+				stmts: []string{"REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'repl'@'%'", "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'repl'@'%'"},
+			},
+		},
+		"ReplicationFromReadWrite": {
+			reason: "Switching a readWrite account to replication grants the global privileges and revokes every one on the database.",
+			f:      MariaDB,
+			l:      repl,
+			d:      Detail{Database: []string{"CREATE TEMPORARY TABLES", "DELETE", "EXECUTE", "INSERT", "SELECT+", "UPDATE"}},
+			want: want{
+				drift: []string{"missing BINLOG MONITOR, REPLICATION SLAVE on *.*", "extra CREATE TEMPORARY TABLES, DELETE, EXECUTE, INSERT, SELECT, UPDATE on `app`.*", "GRANT OPTION on `app`.*"},
+				stmts: []string{
+					"GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'repl'@'%'",
+					"REVOKE CREATE TEMPORARY TABLES, DELETE, EXECUTE, INSERT, SELECT, UPDATE ON `app`.* FROM 'repl'@'%'",
+					"REVOKE GRANT OPTION ON `app`.* FROM 'repl'@'%'",
+				},
+			},
+		},
+		"ReadWriteFromReplication": {
+			reason: "Switching a replication account to readWrite resets its global privileges, which no other level has, and grants readWrite.",
+			f:      MySQL,
+			l:      rw,
+			d:      Detail{Global: []string{"BACKUP_ADMIN", "REPLICATION CLIENT", "REPLICATION SLAVE"}},
+			want: want{
+				drift: []string{"extra global privileges BACKUP_ADMIN REPLICATION CLIENT REPLICATION SLAVE"},
+				stmts: []string{
+					"REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'app_rw'@'%'",
+					"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE TEMPORARY TABLES, EXECUTE ON `my\\_app`.* TO 'app_rw'@'%'",
+				},
+			},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			p, err := privilegesPlan(tc.l, tc.d)
+			f := tc.f
+			if f == "" {
+				f = MariaDB
+			}
+			p, err := privilegesPlan(f, tc.l, tc.d)
 			if diff := cmp.Diff(tc.want, want{drift: p.drift, stmts: p.stmts, err: err != nil}, cmp.AllowUnexported(want{})); diff != "" {
 				t.Errorf("%s\nprivilegesPlan(...): -want, +got:\n%s", tc.reason, diff)
 			}
@@ -115,6 +206,43 @@ func TestStatementsPerFlavor(t *testing.T) {
 			want: []string{
 				`CREATE USER 'x''y\'@'%' IDENTIFIED WITH caching_sha2_password BY 'pencil'`,
 				`GRANT SELECT, SHOW VIEW ON ` + "`app`" + `.* TO 'x''y\'@'%'`,
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := CreateStatements(tc.f, l, "pencil")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\nCreateStatements(...): -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestCreateStatementsReplication(t *testing.T) {
+	l := xsql.Login{Name: "repl", Database: "app", Privileges: v1alpha1.Replication}
+	cases := map[string]struct {
+		reason string
+		f      Flavor
+		want   []string
+	}{
+		"MariaDB": {
+			reason: "A replication account on MariaDB is created with REPLICATION SLAVE and REPLICATION CLIENT, and nothing on its database.",
+			f:      MariaDB,
+			want: []string{
+				`CREATE USER 'repl'@'%' IDENTIFIED VIA mysql_native_password USING '` + NativeHash("pencil") + `'`,
+				`GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'repl'@'%'`,
+			},
+		},
+		"MySQL": {
+			reason: "A replication account on MySQL 8 also gets BACKUP_ADMIN, for CLONE.",
+			f:      MySQL,
+			want: []string{
+				`CREATE USER 'repl'@'%' IDENTIFIED WITH caching_sha2_password BY 'pencil'`,
+				`GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO 'repl'@'%'`,
 			},
 		},
 	}

@@ -72,7 +72,7 @@ func TestClientObserve(t *testing.T) {
 				return map[string]*fake.DB{"app": {MockQueryRow: answer(t, drifted)}}
 			},
 			want: want{
-				o:   &xsql.Observation{Exists: true, Verifier: pencilSCRAM, Drift: []string{"role attributes differ from " + roleAttributes}, Detail: drifted},
+				o:   &xsql.Observation{Exists: true, Verifier: pencilSCRAM, Drift: []string{"role attributes differ from " + levels[v1alpha1.ReadWrite].attributes()}, Detail: drifted},
 				ran: map[string]int{"app": 1},
 			},
 		},

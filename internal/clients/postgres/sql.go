@@ -16,10 +16,20 @@ import (
 // A level is what a privilege level grants, as data. need is what the login
 // must hold; allowed is what it may hold (need plus privileges a newer
 // server adds to ALL, such as MAINTAIN in PostgreSQL 17); grant is the
-// privilege list GRANT statements use.
+// privilege list GRANT statements use. An empty list grants nothing.
 type level struct {
+	// replication is the role's REPLICATION attribute; the other levels
+	// assert NOREPLICATION.
+	replication bool
+	// ownsDatabase makes the login the database's owner; database is what
+	// it holds on the database otherwise.
 	ownsDatabase bool
-	schema       []string
+	database     []string
+	// ownsNothing: any object the login owns in the database, or any
+	// database, passes to the admin. Other levels keep what they own.
+	ownsNothing bool
+
+	schema []string
 
 	tables, tablesAllowed []string
 	tablesGrant           string
@@ -44,29 +54,44 @@ var levels = map[v1alpha1.Privileges]level{
 		sequences: allSequences, sequencesAllowed: allSequences, sequencesGrant: "ALL",
 	},
 	v1alpha1.ReadWrite: {
-		schema: []string{"CREATE", "USAGE"},
-		tables: []string{"DELETE", "INSERT", "SELECT", "UPDATE"}, tablesAllowed: []string{"DELETE", "INSERT", "SELECT", "UPDATE"},
+		database: []string{"CONNECT"},
+		schema:   []string{"CREATE", "USAGE"},
+		tables:   []string{"DELETE", "INSERT", "SELECT", "UPDATE"}, tablesAllowed: []string{"DELETE", "INSERT", "SELECT", "UPDATE"},
 		tablesGrant: "SELECT, INSERT, UPDATE, DELETE",
 		sequences:   []string{"SELECT", "USAGE"}, sequencesAllowed: []string{"SELECT", "USAGE"},
 		sequencesGrant: "USAGE, SELECT",
 	},
 	v1alpha1.ReadOnly: {
-		schema: []string{"USAGE"},
-		tables: []string{"SELECT"}, tablesAllowed: []string{"SELECT"}, tablesGrant: "SELECT",
+		database: []string{"CONNECT"},
+		schema:   []string{"USAGE"},
+		tables:   []string{"SELECT"}, tablesAllowed: []string{"SELECT"}, tablesGrant: "SELECT",
 		sequences: []string{"SELECT"}, sequencesAllowed: []string{"SELECT"}, sequencesGrant: "SELECT",
+	},
+	// A physical replication login (walsender, pg_basebackup) needs the
+	// attribute and nothing in any database: it connects to none.
+	v1alpha1.Replication: {
+		replication: true,
+		ownsNothing: true,
 	},
 }
 
 func levelOf(p v1alpha1.Privileges) (level, error) {
 	lv, ok := levels[p]
 	if !ok {
-		return level{}, errors.Errorf("unsupported privileges %q: supported values: %q, %q, %q", p, v1alpha1.Owner, v1alpha1.ReadWrite, v1alpha1.ReadOnly)
+		return level{}, errors.Errorf("unsupported privileges %q: supported values: %q, %q, %q, %q", p, v1alpha1.Owner, v1alpha1.ReadWrite, v1alpha1.ReadOnly, v1alpha1.Replication)
 	}
 	return lv, nil
 }
 
-// roleAttributes are the attributes of every managed login.
-const roleAttributes = "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS VALID UNTIL 'infinity'"
+// attributes are the role attributes of a login at the level: the same at
+// every level but for REPLICATION.
+func (lv level) attributes() string {
+	replication := "NOREPLICATION"
+	if lv.replication {
+		replication = "REPLICATION"
+	}
+	return "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE " + replication + " NOBYPASSRLS VALID UNTIL 'infinity'"
+}
 
 // maxExtraGrants bounds how many relations with extra privileges one
 // observation lists; a later poll repairs the rest.
@@ -74,8 +99,9 @@ const maxExtraGrants = 1000
 
 // observeSQL returns, in one row and one round trip, everything Observe
 // needs about login $1 in the current database as one JSON document: the
-// password verifier from pg_authid, the role's attributes and memberships,
-// and its explicit privileges on the database, schema public, the relations
+// password verifier from pg_authid, the role's attributes (REPLICATION
+// apart from the others, which no level has) and memberships, whether it
+// owns objects here or a database, and its explicit privileges on the database, schema public, the relations
 // in public it does not own (with those holding privileges outside $2 for
 // tables and $3 for sequences listed by name) and default privileges in
 // public. It returns a row when the role does not exist, so Create learns
@@ -98,11 +124,14 @@ SELECT pg_catalog.json_build_object(
   'exists', r.oid IS NOT NULL,
   'verifier', r.rolpassword,
   'attributes', r.oid IS NOT NULL AND r.rolcanlogin AND r.rolinherit AND r.validuntil
-    AND NOT (r.rolsuper OR r.rolcreatedb OR r.rolcreaterole OR r.rolreplication OR r.rolbypassrls),
+    AND NOT (r.rolsuper OR r.rolcreatedb OR r.rolcreaterole OR r.rolbypassrls),
+  'replication', r.oid IS NOT NULL AND r.rolreplication,
   'admin', CURRENT_USER,
   'databaseOwner', pg_catalog.pg_get_userbyid(d.datdba),
   'ownsDatabase', r.oid IS NOT NULL AND d.datdba = r.oid,
   'canConnect', r.oid IS NOT NULL AND pg_catalog.has_database_privilege(r.oid, d.oid, 'CONNECT'),
+  'ownsObjects', EXISTS (SELECT FROM pg_catalog.pg_shdepend s WHERE s.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
+    AND s.refobjid = r.oid AND s.deptype = 'o' AND s.dbid IN (0, d.oid)),
   'database', (SELECT pg_catalog.json_agg(a.privilege_type ORDER BY a.privilege_type)
     FROM pg_catalog.aclexplode(d.datacl) a WHERE a.grantee = r.oid),
   'schema', (SELECT pg_catalog.json_build_object('owned', n.nspowner = r.oid, 'privileges',
@@ -138,7 +167,16 @@ func ObserveQuery(l xsql.Login) (xsql.Query, error) {
 	if err != nil {
 		return xsql.Query{}, err
 	}
-	return xsql.Query{SQL: observeSQL, Args: []any{l.Name, lv.tablesAllowed, lv.sequencesAllowed}}, nil
+	// A nil list would be a NULL array, and `<> ALL (NULL)` matches
+	// nothing: a level that allows nothing passes an empty one.
+	return xsql.Query{SQL: observeSQL, Args: []any{l.Name, nonNil(lv.tablesAllowed), nonNil(lv.sequencesAllowed)}}, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // Detail is what ObserveQuery returns about a login.
@@ -146,10 +184,12 @@ type Detail struct {
 	Exists            bool                `json:"exists"`
 	Verifier          string              `json:"verifier"`
 	Attributes        bool                `json:"attributes"`
+	Replication       bool                `json:"replication"`
 	Admin             string              `json:"admin"`
 	DatabaseOwner     string              `json:"databaseOwner"`
 	OwnsDatabase      bool                `json:"ownsDatabase"`
 	CanConnect        bool                `json:"canConnect"`
+	OwnsObjects       bool                `json:"ownsObjects"`
 	Database          []string            `json:"database"`
 	Schema            *Schema             `json:"schema"`
 	Tables            int64               `json:"tables"`
@@ -235,8 +275,8 @@ func privilegesPlan(l xsql.Login, d Detail) (plan, error) { //nolint:gocognit,go
 		return p, nil
 	}
 
-	if d.Exists && !d.Attributes {
-		p.add("role attributes differ from "+roleAttributes, "ALTER ROLE "+role+" WITH "+roleAttributes)
+	if d.Exists && (!d.Attributes || d.Replication != lv.replication) {
+		p.add("role attributes differ from "+lv.attributes(), "ALTER ROLE "+role+" WITH "+lv.attributes())
 	}
 	if len(d.MemberOf) > 0 {
 		groups := make([]string, 0, len(d.MemberOf))
@@ -250,6 +290,7 @@ func privilegesPlan(l xsql.Login, d Detail) (plan, error) { //nolint:gocognit,go
 		p.add(fmt.Sprintf("member of %s", strings.Join(d.MemberOf, ", ")), "REVOKE "+strings.Join(groups, ", ")+" FROM "+role)
 	}
 
+	grantDatabase := grantOf(lv.database, " ON DATABASE "+db+" TO "+role)
 	switch {
 	case lv.ownsDatabase && !d.OwnsDatabase:
 		p.add(fmt.Sprintf("does not own database %q", l.Database), "ALTER DATABASE "+db+" OWNER TO "+role)
@@ -257,15 +298,20 @@ func privilegesPlan(l xsql.Login, d Detail) (plan, error) { //nolint:gocognit,go
 		p.add("cannot connect to its own database", "GRANT ALL ON DATABASE "+db+" TO "+role)
 	case !lv.ownsDatabase && d.OwnsDatabase:
 		p.add(fmt.Sprintf("owns database %q", l.Database),
-			"ALTER DATABASE "+db+" OWNER TO CURRENT_USER", "REVOKE ALL ON DATABASE "+db+" FROM "+role, "GRANT CONNECT ON DATABASE "+db+" TO "+role)
-	case !lv.ownsDatabase && !equal(d.Database, []string{"CONNECT"}):
-		p.add(fmt.Sprintf("database privileges are [%s], want [CONNECT]", strings.Join(d.Database, " ")),
-			revokeThenGrant(len(d.Database) > 0, "REVOKE ALL ON DATABASE "+db+" FROM "+role, "GRANT CONNECT ON DATABASE "+db+" TO "+role)...)
+			append([]string{"ALTER DATABASE " + db + " OWNER TO CURRENT_USER", "REVOKE ALL ON DATABASE " + db + " FROM " + role}, grantDatabase...)...)
+	case !lv.ownsDatabase && !equal(d.Database, lv.database):
+		p.add(fmt.Sprintf("database privileges are [%s], want [%s]", strings.Join(d.Database, " "), strings.Join(lv.database, " ")),
+			revokeThenGrant(len(d.Database) > 0, "REVOKE ALL ON DATABASE "+db+" FROM "+role, grantDatabase)...)
+	}
+	if lv.ownsNothing && d.OwnsObjects {
+		// REASSIGN OWNED covers the current database and shared objects (a
+		// database the login owns); the owner's privileges pass with them.
+		p.add(fmt.Sprintf("owns objects in database %q or a database", l.Database), "REASSIGN OWNED BY "+role+" TO CURRENT_USER")
 	}
 
 	if d.Schema != nil && !d.Schema.Owned && !equal(d.Schema.Privileges, lv.schema) {
 		p.add(fmt.Sprintf("schema public privileges are [%s], want [%s]", strings.Join(d.Schema.Privileges, " "), strings.Join(lv.schema, " ")),
-			revokeThenGrant(len(d.Schema.Privileges) > 0, "REVOKE ALL ON SCHEMA public FROM "+role, "GRANT "+strings.Join(lv.schema, ", ")+" ON SCHEMA public TO "+role)...)
+			revokeThenGrant(len(d.Schema.Privileges) > 0, "REVOKE ALL ON SCHEMA public FROM "+role, grantOf(lv.schema, " ON SCHEMA public TO "+role))...)
 	}
 
 	if d.Schema != nil {
@@ -349,7 +395,7 @@ func defaultPrivilegesPlan(l xsql.Login, lv level, d Detail, role string) (plan,
 		} {
 			got := have[key{c, t.typ}]
 			prefix := "ALTER DEFAULT PRIVILEGES FOR ROLE " + creator + " IN SCHEMA public "
-			if !wantFor(c) {
+			if !wantFor(c) || len(t.need) == 0 {
 				if len(got) > 0 {
 					p.add(fmt.Sprintf("extra default privileges %s on %s %s creates", strings.Join(got, " "), strings.ToLower(t.objects), c),
 						prefix+"REVOKE ALL ON "+t.objects+" FROM "+role)
@@ -360,7 +406,7 @@ func defaultPrivilegesPlan(l xsql.Login, lv level, d Detail, role string) (plan,
 				continue
 			}
 			p.add(fmt.Sprintf("default privileges on %s %s creates are [%s], want [%s]", strings.ToLower(t.objects), c, strings.Join(got, " "), strings.Join(t.need, " ")),
-				revokeThenGrant(len(got) > 0, prefix+"REVOKE ALL ON "+t.objects+" FROM "+role, prefix+"GRANT "+t.grant+" ON "+t.objects+" TO "+role)...)
+				revokeThenGrant(len(got) > 0, prefix+"REVOKE ALL ON "+t.objects+" FROM "+role, []string{prefix + "GRANT " + t.grant + " ON " + t.objects + " TO " + role})...)
 		}
 	}
 	return p, nil
@@ -368,11 +414,20 @@ func defaultPrivilegesPlan(l xsql.Login, lv level, d Detail, role string) (plan,
 
 // revokeThenGrant returns grant, preceded by revoke when there is something
 // to revoke.
-func revokeThenGrant(something bool, revoke, grant string) []string {
+func revokeThenGrant(something bool, revoke string, grant []string) []string {
 	if something {
-		return []string{revoke, grant}
+		return append([]string{revoke}, grant...)
 	}
-	return []string{grant}
+	return grant
+}
+
+// grantOf is the GRANT of privileges followed by on, or none when there
+// are none to grant.
+func grantOf(privileges []string, on string) []string {
+	if len(privileges) == 0 {
+		return nil
+	}
+	return []string{"GRANT " + strings.Join(privileges, ", ") + on}
 }
 
 // missingOn returns the privileges of need that fewer than total relations
@@ -422,6 +477,10 @@ func Script(stmts ...string) xsql.Query {
 // level. d is the observation of the missing login, which names the
 // database's owner and the admin.
 func CreateStatements(l xsql.Login, d Detail, verifier string) ([]string, error) {
+	lv, err := levelOf(l.Privileges)
+	if err != nil {
+		return nil, err
+	}
 	role, err := QuoteIdentifier(l.Name)
 	if err != nil {
 		return nil, errors.Wrap(err, "invalid login name")
@@ -430,7 +489,7 @@ func CreateStatements(l xsql.Login, d Detail, verifier string) ([]string, error)
 	if err != nil {
 		return nil, errors.Wrap(err, "invalid password verifier")
 	}
-	d.Exists, d.Attributes, d.OwnsDatabase, d.CanConnect = false, true, false, false
+	d.Exists, d.Attributes, d.Replication, d.OwnsDatabase, d.OwnsObjects, d.CanConnect = false, true, lv.replication, false, false, false
 	d.Database, d.MemberOf, d.ExtraGrants, d.DefaultPrivileges = nil, nil, nil, nil
 	d.TableGrants, d.SequenceGrants = nil, nil
 	if d.Schema != nil {
@@ -440,7 +499,7 @@ func CreateStatements(l xsql.Login, d Detail, verifier string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	return append([]string{"CREATE ROLE " + role + " WITH " + roleAttributes + " PASSWORD " + v}, p.stmts...), nil
+	return append([]string{"CREATE ROLE " + role + " WITH " + lv.attributes() + " PASSWORD " + v}, p.stmts...), nil
 }
 
 // PrivilegesStatements repair how the login differs from l.

@@ -36,8 +36,19 @@ func inSync() Detail {
 	}
 }
 
+// replicationInSync is the Detail of a replication login "app_rw" with
+// exactly its level's nothing on database "app": it can connect only
+// through PUBLIC's CONNECT, which is not managed.
+func replicationInSync(d *Detail) {
+	d.Replication, d.Database, d.Schema = true, nil, &Schema{}
+	d.TableGrants, d.SequenceGrants, d.DefaultPrivileges = nil, nil, nil
+}
+
 func TestPrivilegesPlan(t *testing.T) {
 	rw := xsql.Login{Name: "app_rw", Database: "app", Privileges: v1alpha1.ReadWrite}
+	repl := xsql.Login{Name: "app_rw", Database: "app", Privileges: v1alpha1.Replication}
+	rwAttributes := "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS VALID UNTIL 'infinity'"
+	replAttributes := "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE REPLICATION NOBYPASSRLS VALID UNTIL 'infinity'"
 	type want struct {
 		drift []string
 		stmts []string
@@ -60,8 +71,122 @@ func TestPrivilegesPlan(t *testing.T) {
 			l:      rw,
 			d:      func(d *Detail) { d.Attributes = false },
 			want: want{
-				drift: []string{"role attributes differ from " + roleAttributes},
-				stmts: []string{`ALTER ROLE "app_rw" WITH ` + roleAttributes},
+				drift: []string{"role attributes differ from " + rwAttributes},
+				stmts: []string{`ALTER ROLE "app_rw" WITH ` + rwAttributes},
+			},
+		},
+		"ReplicationOnReadWrite": {
+			reason: "A readWrite login that someone gave REPLICATION has it taken away.",
+			l:      rw,
+			d:      func(d *Detail) { d.Replication = true },
+			want: want{
+				drift: []string{"role attributes differ from " + rwAttributes},
+				stmts: []string{`ALTER ROLE "app_rw" WITH ` + rwAttributes},
+			},
+		},
+		"OwnedObjectsKeptBelowReplication": {
+			reason: "A readWrite login keeps the objects it owns, with their owner's rights.",
+			l:      rw,
+			d:      func(d *Detail) { d.OwnsObjects = true },
+			want:   want{},
+		},
+		"ReplicationInSync": {
+			reason: "A replication login with the attribute and no privilege in its database needs nothing.",
+			l:      repl,
+			d:      replicationInSync,
+			want:   want{},
+		},
+		"ReplicationAttributeMissing": {
+			reason: "A replication login without REPLICATION gets it back with the other attributes.",
+			l:      repl,
+			d:      func(d *Detail) { replicationInSync(d); d.Replication = false },
+			want: want{
+				drift: []string{"role attributes differ from " + replAttributes},
+				stmts: []string{`ALTER ROLE "app_rw" WITH ` + replAttributes},
+			},
+		},
+		"ReplicationOtherAttribute": {
+			reason: "A replication login that someone made SUPERUSER loses it and keeps REPLICATION.",
+			l:      repl,
+			d:      func(d *Detail) { replicationInSync(d); d.Attributes = false },
+			want: want{
+				drift: []string{"role attributes differ from " + replAttributes},
+				stmts: []string{`ALTER ROLE "app_rw" WITH ` + replAttributes},
+			},
+		},
+		"ReplicationFromReadWrite": {
+			reason: "Switching a readWrite login to replication sets REPLICATION and revokes every privilege, default ones included, granting none.",
+			l:      repl,
+			d: func(d *Detail) {
+				d.ExtraGrants = []RelationGrant{
+					{Name: "items", Privileges: []string{"DELETE", "INSERT", "SELECT", "UPDATE"}},
+					{Name: "items_id_seq", Sequence: true, Privileges: []string{"SELECT", "USAGE"}},
+				}
+			},
+			want: want{
+				drift: []string{
+					"role attributes differ from " + replAttributes,
+					"database privileges are [CONNECT], want []",
+					"schema public privileges are [CREATE USAGE], want []",
+					`extra DELETE INSERT SELECT UPDATE on table public."items"`,
+					`extra SELECT USAGE on sequence public."items_id_seq"`,
+					"extra default privileges DELETE INSERT SELECT UPDATE on tables postgres creates",
+					"extra default privileges SELECT USAGE on sequences postgres creates",
+				},
+				stmts: []string{
+					`ALTER ROLE "app_rw" WITH ` + replAttributes,
+					`REVOKE ALL ON DATABASE "app" FROM "app_rw"`,
+					`REVOKE ALL ON SCHEMA public FROM "app_rw"`,
+					`REVOKE DELETE, INSERT, SELECT, UPDATE ON TABLE public."items" FROM "app_rw"`,
+					`REVOKE SELECT, USAGE ON SEQUENCE public."items_id_seq" FROM "app_rw"`,
+					`ALTER DEFAULT PRIVILEGES FOR ROLE "postgres" IN SCHEMA public REVOKE ALL ON TABLES FROM "app_rw"`,
+					`ALTER DEFAULT PRIVILEGES FOR ROLE "postgres" IN SCHEMA public REVOKE ALL ON SEQUENCES FROM "app_rw"`,
+				},
+			},
+		},
+		"ReadWriteFromReplication": {
+			reason: "Switching a replication login to readWrite removes REPLICATION and grants readWrite.",
+			l:      rw,
+			d:      func(d *Detail) { replicationInSync(d); d.Tables, d.Sequences = 0, 0 },
+			want: want{
+				drift: []string{
+					"role attributes differ from " + rwAttributes,
+					"database privileges are [], want [CONNECT]",
+					"schema public privileges are [], want [CREATE USAGE]",
+					"default privileges on tables postgres creates are [], want [DELETE INSERT SELECT UPDATE]",
+					"default privileges on sequences postgres creates are [], want [SELECT USAGE]",
+				},
+				stmts: []string{
+					`ALTER ROLE "app_rw" WITH ` + rwAttributes,
+					`GRANT CONNECT ON DATABASE "app" TO "app_rw"`,
+					`GRANT CREATE, USAGE ON SCHEMA public TO "app_rw"`,
+					`ALTER DEFAULT PRIVILEGES FOR ROLE "postgres" IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "app_rw"`,
+					`ALTER DEFAULT PRIVILEGES FOR ROLE "postgres" IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO "app_rw"`,
+				},
+			},
+		},
+		"ReplicationOwnsDatabase": {
+			reason: "A replication login that owns its database hands it, and whatever else it owns, to the admin, and is granted nothing back.",
+			l:      repl,
+			d: func(d *Detail) {
+				replicationInSync(d)
+				d.OwnsDatabase, d.OwnsObjects, d.DatabaseOwner, d.Database = true, true, "app_rw", []string{"CONNECT", "CREATE", "TEMPORARY"}
+			},
+			want: want{
+				drift: []string{`owns database "app"`, `owns objects in database "app" or a database`},
+				stmts: []string{
+					`ALTER DATABASE "app" OWNER TO CURRENT_USER`, `REVOKE ALL ON DATABASE "app" FROM "app_rw"`,
+					`REASSIGN OWNED BY "app_rw" TO CURRENT_USER`,
+				},
+			},
+		},
+		"ReplicationOwnsSchema": {
+			reason: "A replication login that owns schema public hands it to the admin.",
+			l:      repl,
+			d:      func(d *Detail) { replicationInSync(d); d.OwnsObjects, d.Schema = true, &Schema{Owned: true} },
+			want: want{
+				drift: []string{`owns objects in database "app" or a database`},
+				stmts: []string{`REASSIGN OWNED BY "app_rw" TO CURRENT_USER`},
 			},
 		},
 		"Memberships": {
@@ -234,7 +359,7 @@ func TestCreateStatements(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		`CREATE ROLE "a'b""c" WITH ` + roleAttributes + ` PASSWORD '` + pencilSCRAM + `'`,
+		`CREATE ROLE "a'b""c" WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS VALID UNTIL 'infinity' PASSWORD '` + pencilSCRAM + `'`,
 		`GRANT CONNECT ON DATABASE "app" TO "a'b""c"`,
 		`GRANT USAGE ON SCHEMA public TO "a'b""c"`,
 		`GRANT SELECT ON ALL TABLES IN SCHEMA public TO "a'b""c"`,
@@ -247,6 +372,17 @@ func TestCreateStatements(t *testing.T) {
 
 	if _, err := CreateStatements(xsql.Login{Name: "a\x00b", Database: "app", Privileges: v1alpha1.ReadOnly}, d, pencilSCRAM); err == nil {
 		t.Error("CreateStatements: a name with a NUL is refused")
+	}
+
+	got, err = CreateStatements(xsql.Login{Name: "replication", Database: "app", Privileges: v1alpha1.Replication}, d, pencilSCRAM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []string{
+		`CREATE ROLE "replication" WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE REPLICATION NOBYPASSRLS VALID UNTIL 'infinity' PASSWORD '` + pencilSCRAM + `'`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("CreateStatements: a new replication role has REPLICATION and is granted nothing: -want, +got:\n%s", diff)
 	}
 }
 
@@ -284,6 +420,14 @@ func TestObserveQuery(t *testing.T) {
 	}
 	if _, err := ObserveQuery(xsql.Login{Name: "a\x00", Database: "app", Privileges: v1alpha1.ReadOnly}); err == nil {
 		t.Error("ObserveQuery refuses a name with a NUL")
+	}
+	q, err = ObserveQuery(xsql.Login{Name: "r", Database: "app", Privileges: v1alpha1.Replication})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []any{"r", []string{}, []string{}}
+	if diff := cmp.Diff(want, q.Args); diff != "" {
+		t.Errorf("ObserveQuery passes empty arrays, not NULL, for a level that allows nothing: -want, +got:\n%s", diff)
 	}
 }
 

@@ -1,0 +1,173 @@
+package fn
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	v1 "github.com/dbplane/dbplane/apis/v1"
+)
+
+// replicated resolves a PostgreSQL Database with replicas in env, with what
+// was observed of its Replication.
+func replicated(t *testing.T, replicas int32, env v1.Environment, r *replicationStatus, sync *int32) Params {
+	t.Helper()
+	db := &v1.Database{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "team-a"}, Spec: v1.DatabaseSpec{
+		Type: v1.PostgreSQL, Version: "17", Replicas: ptr.To(replicas), Environment: env, Storage: v1.Storage{Size: "8Gi"},
+		Backup: &v1.Backup{Enabled: true},
+	}}
+	if sync != nil {
+		db.Spec.Replication = &v1.Replication{Synchronous: sync}
+	}
+	Default(&db.Spec)
+	if errs := Validate(db); len(errs) > 0 {
+		t.Fatalf("Validate(): %v", errs)
+	}
+	p, err := Resolve(db, Observed{Replication: r}, Input{SQLUsers: true}, func() (string, error) { return testPassword, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestReplicationParams(t *testing.T) {
+	found := &replicationStatus{Primary: "orders-0", Members: []replicationMember{
+		{Name: "orders-0", Role: rolePrimary}, {Name: "orders-1", Role: "standby", Streaming: true}, {Name: "orders-2", Role: "standby"},
+	}}
+	none := &replicationStatus{Members: []replicationMember{{Name: "orders-0", Role: "unreachable"}, {Name: "orders-1", Role: "standby"}}}
+	type want struct {
+		Replicated, RoleRouting, StandbyStreams bool
+		SyncStandbys                            int32
+		ReadWrite, ReadOnly                     map[string]string
+		BackupHost                              string
+		Logins                                  []string
+	}
+	first := map[string]string{labelName: "postgresql", labelInstance: "orders", labelComponent: "database", labelPodName: "orders-0"}
+	primary := map[string]string{labelName: "postgresql", labelInstance: "orders", labelComponent: "database", labelRole: rolePrimary}
+	replicas := map[string]string{labelName: "postgresql", labelInstance: "orders", labelComponent: "database", labelRole: roleReplica}
+	cases := map[string]struct {
+		reason string
+		p      Params
+		want   want
+	}{
+		"OneReplica": {
+			reason: "One replica streams to no one: the Service selects the first pod and there is no read-only Service or replication login.",
+			p:      replicated(t, 1, v1.Development, nil, nil),
+			want:   want{ReadWrite: first, BackupHost: "orders.team-a.svc.cluster.local", Logins: []string{"app"}},
+		},
+		"NewStaging": {
+			reason: "Before the Replication found a primary the Service selects the first pod, which a Database starts with as primary; staging is asynchronous.",
+			p:      replicated(t, 3, v1.Staging, nil, nil),
+			want:   want{Replicated: true, ReadWrite: first, ReadOnly: replicas, BackupHost: "orders.team-a.svc.cluster.local", Logins: []string{"app", "replication"}},
+		},
+		"ProductionWithAPrimary": {
+			reason: "Once the Replication found the primary the Service selects by role; a standby streams, so backups read from the read-only Service; production waits for one standby.",
+			p:      replicated(t, 3, v1.Production, found, nil),
+			want: want{Replicated: true, RoleRouting: true, StandbyStreams: true, SyncStandbys: 1, ReadWrite: primary, ReadOnly: replicas,
+				BackupHost: "orders-ro.team-a.svc.cluster.local", Logins: []string{"app", "replication"}},
+		},
+		"NoPrimaryFound": {
+			reason: "A Replication that found no primary leaves routing to the first pod and backups to the primary.",
+			p:      replicated(t, 2, v1.Production, none, nil),
+			want: want{Replicated: true, SyncStandbys: 1, ReadWrite: first, ReadOnly: replicas,
+				BackupHost: "orders.team-a.svc.cluster.local", Logins: []string{"app", "replication"}},
+		},
+		"SynchronousOverride": {
+			reason: "spec.replication.synchronous overrides the profile's.",
+			p:      replicated(t, 3, v1.Production, nil, ptr.To[int32](2)),
+			want: want{Replicated: true, SyncStandbys: 2, ReadWrite: first, ReadOnly: replicas,
+				BackupHost: "orders.team-a.svc.cluster.local", Logins: []string{"app", "replication"}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := tc.p
+			got := want{
+				Replicated: p.Replicated, RoleRouting: p.RoleRouting, StandbyStreams: p.StandbyStreams, SyncStandbys: p.SyncStandbys,
+				ReadWrite: Service(p).Spec.Selector, BackupHost: p.BackupHost(),
+			}
+			if p.Replicated {
+				got.ReadOnly = ReadOnlyService(p).Spec.Selector
+			}
+			for _, l := range p.Logins {
+				got.Logins = append(got.Logins, l.Login)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\n-want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestPostgreSQLPodReplicates checks what the integration tests cannot see
+// through loopback: the pod's wiring of the init step and server.
+func TestPostgreSQLPodReplicates(t *testing.T) {
+	p := replicated(t, 3, v1.Production, nil, nil)
+	pod := StatefulSet(p).Spec.Template.Spec
+	if len(pod.InitContainers) != 1 {
+		t.Fatalf("want one init container, got %d", len(pod.InitContainers))
+	}
+	init, srv := pod.InitContainers[0], pod.Containers[0]
+	if diff := cmp.Diff([]string{"sh", "/etc/dbplane/init.sh"}, init.Command); diff != "" {
+		t.Errorf("init command: -want, +got:\n%s", diff)
+	}
+	if init.Image != srv.Image {
+		t.Errorf("the init step runs %s, the server %s: pg_basebackup must match the server", init.Image, srv.Image)
+	}
+	wantArgs := []string{"-c", "config_file=/etc/dbplane/postgresql.conf", "-c", "cluster_name=$(POD_NAME)", "-c", "primary_slot_name=orders_$(POD_INDEX)"}
+	if diff := cmp.Diff(wantArgs, srv.Args); diff != "" {
+		t.Errorf("server args: -want, +got:\n%s", diff)
+	}
+
+	// The replication password reaches only the init step, from the login's
+	// Secret; the server has no PGPASSWORD, which libpq in its WAL receiver
+	// would prefer to the password file.
+	secrets := map[string]string{}
+	for _, c := range []struct {
+		name string
+		env  []string
+	}{{"init", envNames(init.Env)}, {"server", envNames(srv.Env)}} {
+		for _, n := range c.env {
+			if n == "PGPASSWORD" {
+				t.Errorf("%s container sets PGPASSWORD", c.name)
+			}
+		}
+	}
+	for _, e := range append(init.Env, srv.Env...) {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			secrets[e.Name] = e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
+		}
+	}
+	if diff := cmp.Diff(map[string]string{
+		"REPLICATION_PASSWORD": "orders-replication/password", "POSTGRES_PASSWORD": "orders-credentials/password",
+	}, secrets); diff != "" {
+		t.Errorf("variables from Secrets: -want, +got:\n%s", diff)
+	}
+
+	conf := ConfigMap(p).Data["postgresql.conf"]
+	for _, w := range []string{
+		"hba_file = '/etc/dbplane/pg_hba.conf'",
+		"primary_conninfo = 'host=orders.team-a.svc.cluster.local port=5432 user=replication passfile=/run/dbplane/pgpass connect_timeout=10'",
+		"wal_log_hints = on", "hot_standby_feedback = on",
+		"max_slot_wal_keep_size = 2048MB", // a quarter of 8Gi
+	} {
+		if !strings.Contains(conf, w) {
+			t.Errorf("postgresql.conf: want %q in:\n%s", w, conf)
+		}
+	}
+	if strings.Contains(conf, "synchronous_standby_names") {
+		t.Errorf("postgresql.conf sets synchronous_standby_names: the entrypoint's first start would wait for a standby that cannot exist yet")
+	}
+}
+
+func envNames(env []corev1.EnvVar) []string {
+	out := make([]string, 0, len(env))
+	for _, e := range env {
+		out = append(out, e.Name)
+	}
+	return out
+}

@@ -1,0 +1,376 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/dbplane/dbplane/fn"
+	"github.com/dbplane/dbplane/test/harness"
+)
+
+// replicationPassword is what the replication login's Secret would hold. It
+// has the characters a password file escapes.
+const replicationPassword = `repl:pass\word 'q'`
+
+// A pgCluster is a Database's PostgreSQL pods on loopback: member i runs what
+// pod i of the composed StatefulSet runs, the init step and then the server,
+// with the composed configuration files. Only what differs from a cluster is
+// changed: paths, the loopback host and each member's port.
+type pgCluster struct {
+	p       fn.Params
+	files   map[string]string
+	init    corev1.Container
+	server  corev1.Container
+	Members []*pgMember
+}
+
+// A pgMember is one pod of a pgCluster.
+type pgMember struct {
+	*server
+	Index int
+	Name  string
+
+	c       *pgCluster
+	config  string
+	runDir  string
+	data    string
+	running bool
+	// lastInit is what the init step last printed.
+	lastInit string
+}
+
+// pgDatabase is a PostgreSQL Database with replicas and an environment.
+func pgDatabase(replicas int, environment string) string {
+	return `apiVersion: database.example.com/v1
+kind: Database
+metadata:
+  name: orders
+  namespace: team-a
+spec:
+  type: postgresql
+  version: "15"
+  replicas: ` + strconv.Itoa(replicas) + `
+  environment: ` + environment + `
+  storage:
+    size: 5Gi
+`
+}
+
+// composeCluster resolves a Database as the function does and takes the
+// composed ConfigMap and pod template.
+func composeCluster(t testing.TB, database string) *pgCluster {
+	t.Helper()
+	u := map[string]any{}
+	if err := yaml.Unmarshal([]byte(database), &u); err != nil {
+		t.Fatalf("cannot unmarshal Database: %v", err)
+	}
+	db, err := fn.Decode(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn.Default(&db.Spec)
+	if errs := fn.Validate(db); len(errs) > 0 {
+		t.Fatalf("Validate(): %v", errs.ToAggregate())
+	}
+	p, err := fn.Resolve(db, fn.Observed{}, fn.Input{SQLUsers: true}, func() (string, error) { return testPassword, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := fn.StatefulSet(p).Spec.Template.Spec
+	if len(pod.InitContainers) != 1 || len(pod.Containers) < 1 {
+		t.Fatalf("composed pod: want 1 init container and a server, got %d and %d", len(pod.InitContainers), len(pod.Containers))
+	}
+	return &pgCluster{p: p, files: fn.ConfigMap(p).Data, init: pod.InitContainers[0], server: pod.Containers[0]}
+}
+
+// startPGCluster starts a primary and replicas-1 standbys that copy it, as a
+// new Database's pods start, and waits until every standby streams.
+func startPGCluster(t testing.TB, replicas int, environment string) *pgCluster {
+	t.Helper()
+	bin := postgresBin()
+	requireBinaries(t, bin+"/initdb", bin+"/postgres", bin+"/pg_basebackup", bin+"/pg_isready", "psql")
+	c := composeCluster(t, pgDatabase(replicas, environment))
+	for i := range replicas {
+		c.add(t)
+		if i == 0 {
+			c.bootstrap(t)
+		} else {
+			c.Members[i].Start(t)
+		}
+	}
+	for _, m := range c.Members[1:] {
+		c.WaitStreaming(t, m)
+	}
+	return c
+}
+
+// add adds the next pod, not started.
+func (c *pgCluster) add(t testing.TB) *pgMember {
+	t.Helper()
+	i := len(c.Members)
+	port, err := harness.FreePort(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := harness.TempDir(t, fmt.Sprintf("dbplane-orders-%d-", i))
+	m := &pgMember{
+		server: &server{Engine: postgresql, Port: port, Password: testPassword, dir: dir, log: filepath.Join(dir, "server.log")},
+		Index:  i, Name: fmt.Sprintf("orders-%d", i), c: c,
+		config: filepath.Join(dir, "config"), runDir: filepath.Join(dir, "run"), data: filepath.Join(dir, "data"),
+	}
+	t.Cleanup(m.Stop)
+	for _, d := range []string{m.config, m.runDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, text := range c.files {
+		text = m.localize(t, text)
+		for _, left := range []string{"/etc/dbplane", "/run/dbplane", c.p.Host()} {
+			if strings.Contains(text, left) {
+				t.Fatalf("composed %s: %s is left after localising it", name, left)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(m.config, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cred, err := serviceUser("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chownAll(dir, cred); err != nil {
+		t.Fatal(err)
+	}
+	c.Members = append(c.Members, m)
+	return m
+}
+
+// Primary is the first member, which a new Database starts as its primary.
+func (c *pgCluster) Primary() *pgMember { return c.Members[0] }
+
+// bootstrap starts the first pod of a new Database: its init step finds no
+// database and leaves it to the image's entrypoint, which runs initdb and
+// creates the app database; the SQL provider then creates the replication
+// login, as its User with privileges replication does.
+func (c *pgCluster) bootstrap(t testing.TB) {
+	t.Helper()
+	m := c.Members[0]
+	m.initStep(t)
+	cred, err := serviceUser("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pwfile := filepath.Join(m.dir, "pwfile")
+	if err := os.WriteFile(pwfile, []byte(m.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := chownAll(m.dir, cred); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.run(t, cred, postgresBin()+"/initdb", "--pgdata="+m.data, "--username=postgres", "--pwfile="+pwfile,
+		"--auth-host=scram-sha-256", "--auth-local=trust", "--encoding=UTF8", "--locale=C.UTF-8"); err != nil {
+		t.Fatalf("cannot initdb: %v\n%s", err, m.tail())
+	}
+	if err := os.Remove(pwfile); err != nil {
+		t.Fatal(err)
+	}
+	m.startServer(t)
+	if _, err := m.exec(t.Context(), "postgres", nil, "CREATE DATABASE "+appDatabase); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.exec(t.Context(), "postgres", nil, "CREATE ROLE replication LOGIN REPLICATION PASSWORD "+pgString(replicationPassword)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Start starts the pod: its init step, then its server.
+func (m *pgMember) Start(t testing.TB) {
+	t.Helper()
+	m.initStep(t)
+	m.startServer(t)
+}
+
+// initStep runs the composed init container's command with its environment,
+// as the kubelet would before every start of the pod.
+func (m *pgMember) initStep(t testing.TB) {
+	t.Helper()
+	env := m.podEnv(t, m.c.init, map[string]string{"REPLICATION_PASSWORD": replicationPassword})
+	script := m.localize(t, strings.Join(m.c.init.Command, " "))
+	cmd := strings.Fields(script)
+	cred, err := serviceUser("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
+	defer cancel()
+	sh := exec.CommandContext(ctx, cmd[0], cmd[1:]...) //nolint:gosec // The composed init command, on our own files.
+	sh.Dir, sh.Env = m.dir, env
+	sh.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	out, err := sh.CombinedOutput()
+	_ = appendFile(m.log, out) // Diagnostics only.
+	if err != nil {
+		t.Fatalf("%s: init step: %v: %s", m.Name, err, out)
+	}
+	m.lastInit = string(out)
+}
+
+// startServer starts the composed server container's postgres with its
+// arguments.
+func (m *pgMember) startServer(t testing.TB) {
+	t.Helper()
+	args := []string{"-D", m.data}
+	for _, a := range m.c.server.Args {
+		args = append(args, m.localize(t, m.expand(a)))
+	}
+	// The image's socket directory does not exist here.
+	args = append(args, "-c", "unix_socket_directories="+m.dir)
+	cred, err := serviceUser("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := m.podEnv(t, m.c.server, nil)
+	m.proc = &harness.Process{
+		Name: m.Name, Bin: postgresBin() + "/postgres", Args: args, Env: env, Dir: m.dir,
+		Ports: []int{m.Port}, Log: m.log, Credential: cred,
+		StopSignal: syscall.SIGINT, DeathSignal: syscall.SIGQUIT, StopTimeout: stopTimeout,
+	}
+	if err := m.proc.Start(); err != nil {
+		t.Fatalf("%s: %v", m.Name, err)
+	}
+	if err := m.waitReady(t, func(ctx context.Context) error {
+		_, err := m.exec(ctx, "postgres", nil, "SELECT 1")
+		return err
+	}); err != nil {
+		t.Fatalf("%s: %v\n%s", m.Name, err, m.tail())
+	}
+	m.running = true
+}
+
+// Stop stops the pod's server, as deleting the pod does.
+func (m *pgMember) Stop() {
+	m.server.Stop()
+	m.running = false
+}
+
+// Wipe stops the pod and deletes its data, as losing its volume does.
+func (m *pgMember) Wipe(t testing.TB) {
+	t.Helper()
+	m.Stop()
+	if err := os.RemoveAll(m.data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// podEnv is a container's environment as the kubelet gives it: literals,
+// the pod's name and index, values from Secrets (secrets), with $(VAR)
+// expanded; paths localised. The PATH finds the server's tools.
+func (m *pgMember) podEnv(t testing.TB, c corev1.Container, secrets map[string]string) []string {
+	t.Helper()
+	vars := map[string]string{}
+	for _, e := range c.Env {
+		switch {
+		case e.Name == "PRIMARY_PORT":
+			// The read-write Service's port: the primary's here.
+			vars[e.Name] = strconv.Itoa(m.c.Primary().Port)
+		case e.ValueFrom == nil:
+			vars[e.Name] = m.localize(t, m.expandWith(e.Value, vars))
+		case e.ValueFrom.FieldRef != nil:
+			vars[e.Name] = m.field(t, e.ValueFrom.FieldRef.FieldPath)
+		case e.ValueFrom.SecretKeyRef != nil:
+			if v, ok := secrets[e.Name]; ok {
+				vars[e.Name] = v
+			}
+		}
+	}
+	if d, ok := vars["PGDATA"]; ok && d != m.data {
+		t.Fatalf("%s: PGDATA is %s, not the member's data directory", c.Name, d)
+	}
+	env := []string{"PATH=" + postgresBin() + ":" + os.Getenv("PATH"), "HOME=" + m.dir, "LANG=C.UTF-8", "TZ=UTC"}
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		env = append(env, k+"="+vars[k])
+	}
+	return env
+}
+
+func (m *pgMember) field(t testing.TB, path string) string {
+	t.Helper()
+	switch path {
+	case "metadata.name":
+		return m.Name
+	case "metadata.labels['apps.kubernetes.io/pod-index']":
+		return strconv.Itoa(m.Index)
+	}
+	t.Fatalf("no such pod field here: %s", path)
+	return ""
+}
+
+var varRef = regexp.MustCompile(`\$\(([A-Z_]+)\)`)
+
+// expand expands $(POD_NAME) and $(POD_INDEX) as the kubelet does.
+func (m *pgMember) expand(s string) string {
+	return m.expandWith(s, map[string]string{"POD_NAME": m.Name, "POD_INDEX": strconv.Itoa(m.Index)})
+}
+
+func (m *pgMember) expandWith(s string, vars map[string]string) string {
+	return varRef.ReplaceAllStringFunc(s, func(ref string) string {
+		if v, ok := vars[ref[2:len(ref)-1]]; ok {
+			return v
+		}
+		return ref
+	})
+}
+
+// localize changes what differs on loopback: the config and run
+// directories, the data directory, the read-write Service (the primary's
+// loopback port) and the member's own port.
+func (m *pgMember) localize(t testing.TB, s string) string {
+	t.Helper()
+	p := m.c.p
+	primary := m.c.Members
+	primaryPort := m.Port
+	if len(primary) > 0 {
+		primaryPort = primary[0].Port
+	}
+	r := strings.NewReplacer(
+		"host="+p.Host()+" port=5432", "host=127.0.0.1 port="+strconv.Itoa(primaryPort),
+		p.Host(), "127.0.0.1",
+		"port = 5432", "port = "+strconv.Itoa(m.Port),
+		"listen_addresses = '*'", "listen_addresses = '127.0.0.1'",
+		"/etc/dbplane", m.config,
+		"/run/dbplane", m.runDir,
+		p.Release.DataDir, m.data,
+	)
+	return r.Replace(s)
+}
+
+// WaitStreaming waits until the primary reports the member streaming.
+func (c *pgCluster) WaitStreaming(t testing.TB, m *pgMember) {
+	t.Helper()
+	q := "SELECT state FROM pg_stat_replication WHERE application_name = " + pgString(m.Name)
+	if err := harness.Poll(t.Context(), startTimeout, func(ctx context.Context) error {
+		out, err := c.Primary().exec(ctx, "postgres", nil, q)
+		if err != nil {
+			return err
+		}
+		if out != "streaming" {
+			return fmt.Errorf("%s is %q on the primary", m.Name, out)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, m.tail())
+	}
+}
