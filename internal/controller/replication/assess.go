@@ -86,7 +86,7 @@ func assess(p v1alpha1.ReplicationParameters, answers []answer) assessment {
 func (a assessment) member(prefix, name string, ans answer) v1alpha1.MemberObservation {
 	o := v1alpha1.MemberObservation{Name: name, Role: v1alpha1.MemberUnreachable}
 	if ans.err != nil || ans.state == nil {
-		o.Message = "cannot connect: " + errorText(ans.err)
+		o.Message = errorText(ans.err)
 	} else {
 		s := ans.state
 		o.Timeline, o.ReceivedLSN, o.ReplayedLSN = s.Timeline, s.ReceivedLSN, s.ReplayedLSN

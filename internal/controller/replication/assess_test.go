@@ -76,9 +76,9 @@ func TestAssess(t *testing.T) {
 				at: v1alpha1.ReplicationObservation{
 					Primary: "orders-0", Slots: slots,
 					Members: []v1alpha1.MemberObservation{{Name: "orders-0", Role: v1alpha1.MemberPrimary, Timeline: 1}, standby("orders-1"),
-						{Name: "orders-2", Role: v1alpha1.MemberUnreachable, LagBytes: 16, Message: "cannot connect: " + errRefused.Error()}},
+						{Name: "orders-2", Role: v1alpha1.MemberUnreachable, LagBytes: 16, Message: errRefused.Error()}},
 				},
-				ready: "not streaming from orders-0: orders-2 (cannot connect: " + errRefused.Error() + ")",
+				ready: "not streaming from orders-0: orders-2 (" + errRefused.Error() + ")",
 			},
 		},
 		"StandbyNotStreaming": {
@@ -125,7 +125,7 @@ func TestAssess(t *testing.T) {
 			answers: []answer{{err: errRefused}, {state: standbyState("streaming")}, {state: standbyState("waiting")}},
 			want: want{
 				at: v1alpha1.ReplicationObservation{Members: []v1alpha1.MemberObservation{
-					{Name: "orders-0", Role: v1alpha1.MemberUnreachable, Message: "cannot connect: " + errRefused.Error()},
+					{Name: "orders-0", Role: v1alpha1.MemberUnreachable, Message: errRefused.Error()},
 					{Name: "orders-1", Role: v1alpha1.MemberStandby, Streaming: true, Timeline: 1, ReceivedLSN: "0/3000060", ReplayedLSN: "0/3000060"},
 					{Name: "orders-2", Role: v1alpha1.MemberStandby, Timeline: 1, ReceivedLSN: "0/3000060", ReplayedLSN: "0/3000060", Message: "WAL receiver waiting"},
 				}},

@@ -184,7 +184,7 @@ func TestObserve(t *testing.T) {
 			answers: withSync(`ANY 1 ("orders-1", "orders-2")`,
 				answer{state: primaryState("orders-1")}, answer{state: standbyState("streaming")}, answer{err: errRefused}),
 			want: want{o: managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true},
-				ready: xpv2.Unavailable().WithMessage("not streaming from orders-0: orders-2 (cannot connect: " + errRefused.Error() + ")")},
+				ready: xpv2.Unavailable().WithMessage("not streaming from orders-0: orders-2 (" + errRefused.Error() + ")")},
 		},
 		"SplitBrain": {
 			reason:  "Split brain changes nothing, not even labels, and is reported.",
