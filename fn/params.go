@@ -178,17 +178,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 	p.ConfigHash = digest([]byte(strings.Join(files, "\x00")))
 
 	p.SQLUsers = in.SQLUsers
-	p.Replicated = e.Streaming && p.Replicas > 1
-	if p.Replicated {
-		p.SyncStandbys = pr.SyncStandbys
-		if r := s.Replication; r != nil && r.Synchronous != nil {
-			p.SyncStandbys = *r.Synchronous
-		}
-		if r := o.Replication; r != nil {
-			p.RoleRouting = r.Primary != ""
-			p.StandbyStreams = r.Streaming() > 0
-		}
-	}
+	p.resolveReplication(s, pr, o)
 	if p.SQLUsers {
 		p.Logins = logins(p.names, s.Users, p.Replicated)
 	}
@@ -257,4 +247,21 @@ func (p Params) BackupHost() string {
 		return p.ReadOnlyHost()
 	}
 	return p.Host()
+}
+
+// resolveReplication decides whether standbys stream, how many a commit
+// waits for, and, from what the Replication saw, how to route.
+func (p *Params) resolveReplication(s v1.DatabaseSpec, pr profile, o Observed) {
+	p.Replicated = p.Engine.Streaming && p.Replicas > 1
+	if !p.Replicated {
+		return
+	}
+	p.SyncStandbys = pr.SyncStandbys
+	if r := s.Replication; r != nil && r.Synchronous != nil {
+		p.SyncStandbys = *r.Synchronous
+	}
+	if r := o.Replication; r != nil {
+		p.RoleRouting = r.Primary != ""
+		p.StandbyStreams = r.Streaming() > 0
+	}
 }

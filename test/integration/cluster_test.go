@@ -15,15 +15,13 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
+	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
 	"github.com/dbplane/dbplane/fn"
 	"github.com/dbplane/dbplane/test/harness"
 )
-
-// replicationPassword is what the replication login's Secret would hold. It
-// has the characters a password file escapes.
-const replicationPassword = `repl:pass\word 'q'`
 
 // A pgCluster is a Database's PostgreSQL pods on loopback: member i runs what
 // pod i of the composed StatefulSet runs, the init step and then the server,
@@ -35,6 +33,8 @@ type pgCluster struct {
 	init    corev1.Container
 	server  corev1.Container
 	Members []*pgMember
+	// replicationPassword is the replication login's, from its Secret.
+	replicationPassword string
 }
 
 // A pgMember is one pod of a pgCluster.
@@ -192,8 +192,26 @@ func (c *pgCluster) bootstrap(t testing.TB) {
 	if _, err := m.exec(t.Context(), "postgres", nil, "CREATE DATABASE "+appDatabase); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.exec(t.Context(), "postgres", nil, "CREATE ROLE replication LOGIN REPLICATION PASSWORD "+pgString(replicationPassword)); err != nil {
-		t.Fatal(err)
+	// The composed replication User, reconciled by the provider's User
+	// controller against this server; its connection Secret's password is
+	// what the pods' init step reads.
+	var login *v1alpha1.User
+	for _, l := range c.p.Logins {
+		if u := fn.SQLUser(c.p, l); u.Spec.ForProvider.Privileges == v1alpha1.Replication {
+			login = u
+		}
+	}
+	if login == nil {
+		t.Fatal("the Database composes no User with privileges replication")
+	}
+	login.UID = types.UID("uid-" + login.Name)
+	login.Spec.ProviderConfigReference.Name = "default" // providerEnv's
+	login.SetGroupVersionKind(v1alpha1.UserGroupVersionKind)
+	pe := newProviderEnv(t, m.server)
+	pe.converge(t, login)
+	c.replicationPassword = pe.secret(t, login)["password"]
+	if c.replicationPassword == "" {
+		t.Fatal("the replication User's connection Secret has no password")
 	}
 }
 
@@ -208,7 +226,7 @@ func (m *pgMember) Start(t testing.TB) {
 // as the kubelet would before every start of the pod.
 func (m *pgMember) initStep(t testing.TB) {
 	t.Helper()
-	env := m.podEnv(t, m.c.init, map[string]string{"REPLICATION_PASSWORD": replicationPassword})
+	env := m.podEnv(t, m.c.init, map[string]string{"REPLICATION_PASSWORD": m.c.replicationPassword})
 	script := m.localize(t, strings.Join(m.c.init.Command, " "))
 	cmd := strings.Fields(script)
 	cred, err := serviceUser("postgres")
@@ -372,5 +390,44 @@ func (c *pgCluster) WaitStreaming(t testing.TB, m *pgMember) {
 		return nil
 	}); err != nil {
 		t.Fatalf("%v\n%s", err, m.tail())
+	}
+}
+
+// TestInitStepPasswordFile checks the password file the init step writes: the
+// login's password with : and \ escaped as libpq reads them, readable only
+// by the server's user.
+func TestInitStepPasswordFile(t *testing.T) {
+	requireBinaries(t, postgresBin()+"/pg_isready")
+	c := composeCluster(t, pgDatabase(2, "staging"))
+	c.replicationPassword = `a:b\c 'd' $HOME`
+	m := c.add(t)
+	// A pod whose volume holds a database: the init step keeps it.
+	if err := os.MkdirAll(m.data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(m.data, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cred, err := serviceUser("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chownAll(m.dir, cred); err != nil {
+		t.Fatal(err)
+	}
+	m.initStep(t)
+	f := filepath.Join(m.runDir, "pgpass")
+	b, err := os.ReadFile(f) //nolint:gosec // The test's own file.
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), `*:*:*:replication:a\:b\\c 'd' $HOME`+"\n"; got != want {
+		t.Errorf("pgpass: got %q, want %q", got, want)
+	}
+	if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("pgpass mode: %v, %v; want 0600", fi.Mode(), err)
+	}
+	if !strings.Contains(m.lastInit, "holds a database") {
+		t.Errorf("init step on a volume with a database: %s", m.lastInit)
 	}
 }
