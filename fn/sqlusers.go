@@ -50,7 +50,7 @@ func logins(n names, users []v1.User, replicated bool) []login {
 		ls = append(ls, login{Object: n.Name + "-user-" + u.Name, Login: u.Name, Privileges: sqlv1alpha1.Privileges(pr), Rotation: u.PasswordRotationPeriod})
 	}
 	if replicated {
-		ls = append(ls, login{Object: n.ReplicationUser(), Login: replicationLogin, Privileges: sqlv1alpha1.Replication})
+		ls = append(ls, login{Object: n.ReplicationUser(), Login: replicationLogin, Privileges: sqlv1alpha1.ReplicationPrivileges})
 	}
 	return ls
 }

@@ -1,6 +1,7 @@
 // Package sql holds the API types of dbplane's provider: the namespaced
-// ProviderConfig that names a database server and its admin login, and the
-// User managed resource, a least-privilege login with a rotated password.
+// ProviderConfig that names a database server and its admin login, the User
+// managed resource, a least-privilege login with a rotated password, and the
+// Replication managed resource, the streaming replication of one Database.
 package sql
 
 // controller-gen writes deepcopy functions next to the types and the CRDs

@@ -1,5 +1,6 @@
 // Command provider runs dbplane's provider: the controllers that keep
-// database logins (Users) in sync with PostgreSQL and MySQL servers.
+// database logins (Users) in sync with PostgreSQL and MySQL servers, and
+// watch and repair their replication (Replications).
 package main
 
 import (
@@ -41,7 +42,7 @@ type CLI struct {
 	LeaderNS       string `env:"POD_NAMESPACE" help:"Namespace of the leader election Lease; in a cluster, the provider's own."`
 
 	SyncInterval            time.Duration `default:"1h"  env:"SYNC_INTERVAL"        help:"How often every resource is reconciled from the cache, besides polls."`
-	PollInterval            time.Duration `default:"1m"  env:"POLL_INTERVAL"        help:"How often each User's login is checked for drift."`
+	PollInterval            time.Duration `default:"1m"  env:"POLL_INTERVAL"        help:"How often each User's login and each Replication is checked for drift."`
 	PollStateMetricInterval time.Duration `default:"5s"  env:"POLL_STATE_METRIC"    help:"How often the managed resource state metrics are recorded."`
 	MaxReconcileRate        int           `default:"10"  env:"MAX_RECONCILE_RATE"   help:"Reconciles per second across all controllers, and concurrent reconciles per controller."`
 	SQLCallTimeout          time.Duration `default:"20s" env:"SQL_CALL_TIMEOUT"     help:"Bound on every SQL call, waiting for a connection included."`

@@ -7,6 +7,7 @@ import (
 	"github.com/crossplane/crossplane-runtime/v2/pkg/controller"
 
 	"github.com/dbplane/dbplane/internal/controller/providerconfig"
+	"github.com/dbplane/dbplane/internal/controller/replication"
 	"github.com/dbplane/dbplane/internal/controller/user"
 )
 
@@ -15,7 +16,10 @@ func SetupGated(mgr ctrl.Manager, o controller.Options, uo user.Options) error {
 	if err := providerconfig.SetupGated(mgr, o); err != nil {
 		return err
 	}
-	return user.SetupGated(mgr, o, uo)
+	if err := user.SetupGated(mgr, o, uo); err != nil {
+		return err
+	}
+	return replication.SetupGated(mgr, o, replicationOptions(uo))
 }
 
 // Setup adds every controller at once, for CRDs known to exist.
@@ -23,5 +27,14 @@ func Setup(mgr ctrl.Manager, o controller.Options, uo user.Options) error {
 	if err := providerconfig.Setup(mgr, o); err != nil {
 		return err
 	}
-	return user.Setup(mgr, o, uo)
+	if err := user.Setup(mgr, o, uo); err != nil {
+		return err
+	}
+	return replication.Setup(mgr, o, replicationOptions(uo))
+}
+
+// replicationOptions are the Replication controller's options: the User
+// controller's pools and SQL options, shared.
+func replicationOptions(uo user.Options) replication.Options {
+	return replication.Options{Pools: uo.Pools, SQL: uo.SQL}
 }

@@ -197,7 +197,7 @@ func (c *pgCluster) bootstrap(t testing.TB) {
 	// what the pods' init step reads.
 	var login *v1alpha1.User
 	for _, l := range c.p.Logins {
-		if u := fn.SQLUser(c.p, l); u.Spec.ForProvider.Privileges == v1alpha1.Replication {
+		if u := fn.SQLUser(c.p, l); u.Spec.ForProvider.Privileges == v1alpha1.ReplicationPrivileges {
 			login = u
 		}
 	}

@@ -601,7 +601,7 @@ func TestProviderReplicationLogin(t *testing.T) {
 			p := newProviderEnv(t, start(t, engine))
 			p.admin(t, appDatabase, "CREATE TABLE items (id INT PRIMARY KEY)")
 
-			u := newUser("replication", "replication", appDatabase, v1alpha1.Replication)
+			u := newUser("replication", "replication", appDatabase, v1alpha1.ReplicationPrivileges)
 			if diff := cmp.Diff([]string{created, upToDate}, p.converge(t, u)); diff != "" {
 				t.Errorf("%s: a new replication User is created, then up to date: -want, +got:\n%s", engine, diff)
 			}
@@ -664,7 +664,7 @@ func TestProviderReplicationLogin(t *testing.T) {
 			if err := p.as(t, s["dsn"], "INSERT INTO items VALUES (1)"); err != nil {
 				t.Errorf("%s: a login switched to readWrite writes: %v", engine, err)
 			}
-			u.Spec.ForProvider.Privileges = v1alpha1.Replication
+			u.Spec.ForProvider.Privileges = v1alpha1.ReplicationPrivileges
 			if diff := cmp.Diff([]string{updated, upToDate}, p.converge(t, u)); diff != "" {
 				t.Errorf("%s: a switch back to replication is applied: -want, +got:\n%s", engine, diff)
 			}

@@ -291,6 +291,7 @@ func TestExamples(t *testing.T) {
 	apis := map[string]*api{
 		v1alpha1.UserKind:           newAPI(t, "sql.database.example.com_users.yaml", v1alpha1.UserGroupVersionKind),
 		v1alpha1.ProviderConfigKind: newAPI(t, "sql.database.example.com_providerconfigs.yaml", v1alpha1.ProviderConfigGroupVersionKind),
+		v1alpha1.ReplicationKind:    newAPI(t, "sql.database.example.com_replications.yaml", v1alpha1.ReplicationGroupVersionKind),
 	}
 	files, err := filepath.Glob("../../../examples/provider/*.yaml")
 	if err != nil || len(files) == 0 {
@@ -328,10 +329,11 @@ func TestExamples(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var obj any = &v1alpha1.User{}
-			if tm.Kind == v1alpha1.ProviderConfigKind {
-				obj = &v1alpha1.ProviderConfig{}
-			}
+			obj := map[string]any{
+				v1alpha1.UserKind:           &v1alpha1.User{},
+				v1alpha1.ProviderConfigKind: &v1alpha1.ProviderConfig{},
+				v1alpha1.ReplicationKind:    &v1alpha1.Replication{},
+			}[tm.Kind]
 			dec := json.NewDecoder(bytes.NewReader(j))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(obj); err != nil {
@@ -339,8 +341,94 @@ func TestExamples(t *testing.T) {
 			}
 		}
 	}
-	if seen[v1alpha1.UserKind] == 0 || seen[v1alpha1.ProviderConfigKind] == 0 {
-		t.Errorf("examples must show both kinds, saw %v", seen)
+	if seen[v1alpha1.UserKind] == 0 || seen[v1alpha1.ProviderConfigKind] == 0 || seen[v1alpha1.ReplicationKind] == 0 {
+		t.Errorf("examples must show every kind, saw %v", seen)
+	}
+}
+
+const replication = `apiVersion: sql.database.example.com/v1alpha1
+kind: Replication
+metadata: {name: orders, namespace: team-a}
+spec:
+  forProvider:
+    slotPrefix: orders_
+    members:
+    - {name: orders-0, host: orders-0.orders-headless.team-a.svc.cluster.local}
+    - {name: orders-1, host: orders-1.orders-headless.team-a.svc.cluster.local, port: 5432}
+`
+
+func TestReplicationDefaults(t *testing.T) {
+	a := newAPI(t, "sql.database.example.com_replications.yaml", v1alpha1.ReplicationGroupVersionKind)
+	u, err := a.create(t, replication)
+	if err != nil {
+		t.Fatalf("a minimal Replication is admitted: %v", causes(err))
+	}
+	want := map[string]any{
+		"forProvider": map[string]any{"slotPrefix": "orders_", "synchronous": int64(0), "members": []any{
+			map[string]any{"name": "orders-0", "host": "orders-0.orders-headless.team-a.svc.cluster.local"},
+			map[string]any{"name": "orders-1", "host": "orders-1.orders-headless.team-a.svc.cluster.local", "port": int64(5432)},
+		}},
+		"providerConfigRef":  map[string]any{"kind": "ProviderConfig", "name": "default"},
+		"managementPolicies": []any{"*"},
+	}
+	if diff := cmp.Diff(want, u.Object["spec"]); diff != "" {
+		t.Errorf("a Replication defaults to asynchronous, the ProviderConfig named default and every management policy: -want, +got:\n%s", diff)
+	}
+}
+
+func TestReplicationValidation(t *testing.T) {
+	a := newAPI(t, "sql.database.example.com_replications.yaml", v1alpha1.ReplicationGroupVersionKind)
+	cases := map[string]struct {
+		reason string
+		body   string
+		want   []string
+	}{
+		"DuplicateMember": {
+			reason: "Members are a map keyed by name: a Pod is one member.",
+			body:   strings.Replace(replication, "name: orders-1,", "name: orders-0,", 1),
+			want:   []string{`spec.forProvider.members[1]: Duplicate value: {"name":"orders-0"}`},
+		},
+		"NoOrdinal": {
+			reason: "A member is a StatefulSet Pod, whose name ends in its ordinal.",
+			body:   strings.Replace(replication, "name: orders-1,", "name: orders,", 1),
+			want:   []string{`spec.forProvider.members[1].name: Invalid value: "orders": spec.forProvider.members[1].name in body should match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?-[0-9]+$'`},
+		},
+		"SlotPrefix": {
+			reason: "A slot name holds lower-case letters, digits and underscores only.",
+			body:   strings.Replace(replication, "slotPrefix: orders_", "slotPrefix: orders-", 1),
+			want:   []string{`spec.forProvider.slotPrefix: Invalid value: "orders-": spec.forProvider.slotPrefix in body should match '^[a-z0-9_]+$'`},
+		},
+		"NegativeSynchronous": {
+			reason: "Synchronous counts standbys.",
+			body:   strings.Replace(replication, "slotPrefix: orders_", "slotPrefix: orders_\n    synchronous: -1", 1),
+			want:   []string{`spec.forProvider.synchronous: Invalid value: -1: spec.forProvider.synchronous in body should be greater than or equal to 0`},
+		},
+		"NoMembers": {
+			reason: "A Replication has at least one member.",
+			body:   strings.SplitAfter(replication, "    slotPrefix: orders_\n")[0],
+			want:   []string{"spec.forProvider.members: Required value"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := a.create(t, tc.body)
+			got := causes(err)
+			if len(got) > 1 {
+				got = got[:1]
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\ncreate: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+
+	old, err := a.create(t, replication)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.update(t, old, strings.Replace(replication, "slotPrefix: orders_", "slotPrefix: other_", 1))
+	if diff := cmp.Diff([]string{`spec.forProvider.slotPrefix: Invalid value: "other_": spec.forProvider.slotPrefix is immutable`}, causes(err)); diff != "" {
+		t.Errorf("the slot prefix cannot change: -want, +got:\n%s", diff)
 	}
 }
 

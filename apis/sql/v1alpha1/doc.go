@@ -1,6 +1,6 @@
 // Package v1alpha1 contains the provider's API, sql.database.example.com/v1alpha1:
 // the namespaced ProviderConfig (a database server and its admin login), its
-// ProviderConfigUsage, and the User managed resource.
+// ProviderConfigUsage, and the User and Replication managed resources.
 //
 // +kubebuilder:object:generate=true
 // +groupName=sql.database.example.com
@@ -37,6 +37,10 @@ var (
 	UserGroupKind        = schema.GroupKind{Group: Group, Kind: UserKind}.String()
 	UserGroupVersionKind = SchemeGroupVersion.WithKind(UserKind)
 
+	ReplicationKind             = reflect.TypeFor[Replication]().Name()
+	ReplicationGroupKind        = schema.GroupKind{Group: Group, Kind: ReplicationKind}.String()
+	ReplicationGroupVersionKind = SchemeGroupVersion.WithKind(ReplicationKind)
+
 	ProviderConfigKind             = reflect.TypeFor[ProviderConfig]().Name()
 	ProviderConfigGroupKind        = schema.GroupKind{Group: Group, Kind: ProviderConfigKind}.String()
 	ProviderConfigGroupVersionKind = SchemeGroupVersion.WithKind(ProviderConfigKind)
@@ -49,6 +53,7 @@ var (
 
 func init() {
 	SchemeBuilder.Register(&User{}, &UserList{})
+	SchemeBuilder.Register(&Replication{}, &ReplicationList{})
 	SchemeBuilder.Register(&ProviderConfig{}, &ProviderConfigList{})
 	SchemeBuilder.Register(&ProviderConfigUsage{}, &ProviderConfigUsageList{})
 }

@@ -88,9 +88,10 @@ const (
 	Owner     Privileges = "owner"
 	ReadWrite Privileges = "readWrite"
 	ReadOnly  Privileges = "readOnly"
-	// Replication is a login for standbys to replicate from, not for apps:
-	// the Database API does not offer it.
-	Replication Privileges = "replication"
+	// ReplicationPrivileges is a login for standbys to replicate from, not
+	// for apps: the Database API does not offer it. Not named Replication:
+	// that is the managed resource's kind.
+	ReplicationPrivileges Privileges = "replication"
 )
 
 // UserParameters are the desired state of a User's login.

@@ -13,6 +13,8 @@ import (
 var (
 	_ resource.ModernManaged            = &User{}
 	_ resource.ManagedList              = &UserList{}
+	_ resource.ModernManaged            = &Replication{}
+	_ resource.ManagedList              = &ReplicationList{}
 	_ resource.ProviderConfig           = &ProviderConfig{}
 	_ resource.TypedProviderConfigUsage = &ProviderConfigUsage{}
 	_ resource.ProviderConfigUsageList  = &ProviderConfigUsageList{}
@@ -133,6 +135,77 @@ func (p *ProviderConfigUsageList) GetItems() []resource.ProviderConfigUsage {
 	items := make([]resource.ProviderConfigUsage, len(p.Items))
 	for i := range p.Items {
 		items[i] = &p.Items[i]
+	}
+	return items
+}
+
+// GetCondition of this Replication.
+func (mg *Replication) GetCondition(ct xpv2.ConditionType) xpv2.Condition {
+	return mg.Status.GetCondition(ct)
+}
+
+// SetConditions of this Replication.
+func (mg *Replication) SetConditions(c ...xpv2.Condition) {
+	mg.Status.SetConditions(c...)
+}
+
+// GetManagementPolicies of this Replication.
+func (mg *Replication) GetManagementPolicies() xpv2.ManagementPolicies {
+	return mg.Spec.ManagementPolicies
+}
+
+// SetManagementPolicies of this Replication.
+func (mg *Replication) SetManagementPolicies(r xpv2.ManagementPolicies) {
+	mg.Spec.ManagementPolicies = r
+}
+
+// GetProviderConfigReference of this Replication.
+func (mg *Replication) GetProviderConfigReference() *xpv2.ProviderConfigReference {
+	return mg.Spec.ProviderConfigReference
+}
+
+// SetProviderConfigReference of this Replication.
+func (mg *Replication) SetProviderConfigReference(r *xpv2.ProviderConfigReference) {
+	mg.Spec.ProviderConfigReference = r
+}
+
+// GetWriteConnectionSecretToReference of this Replication: always nil, a
+// Replication publishes no connection details.
+func (mg *Replication) GetWriteConnectionSecretToReference() *xpv2.LocalSecretReference {
+	return nil
+}
+
+// SetWriteConnectionSecretToReference of this Replication does nothing: a
+// Replication has no connection Secret.
+func (mg *Replication) SetWriteConnectionSecretToReference(_ *xpv2.LocalSecretReference) {}
+
+// GetObservedGeneration of this Replication.
+func (mg *Replication) GetObservedGeneration() int64 {
+	return mg.Status.GetObservedGeneration()
+}
+
+// SetObservedGeneration of this Replication.
+func (mg *Replication) SetObservedGeneration(generation int64) {
+	mg.Status.SetObservedGeneration(generation)
+}
+
+// GetLastHandledReconcileAt of this Replication: the
+// crossplane.io/reconcile-requested-at token the managed reconciler last
+// handled.
+func (mg *Replication) GetLastHandledReconcileAt() string {
+	return mg.Status.GetLastHandledReconcileAt()
+}
+
+// SetLastHandledReconcileAt of this Replication.
+func (mg *Replication) SetLastHandledReconcileAt(token string) {
+	mg.Status.SetLastHandledReconcileAt(token)
+}
+
+// GetItems of this ReplicationList.
+func (l *ReplicationList) GetItems() []resource.Managed {
+	items := make([]resource.Managed, len(l.Items))
+	for i := range l.Items {
+		items[i] = &l.Items[i]
 	}
 	return items
 }

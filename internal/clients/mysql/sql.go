@@ -87,7 +87,7 @@ var levels = map[v1alpha1.Privileges]level{
 	// Nothing on the database; global privileges only. REPLICATION SLAVE
 	// lets a replica read the binary log, REPLICATION CLIENT shows its
 	// position (SHOW BINARY LOG STATUS, SHOW REPLICA STATUS).
-	v1alpha1.Replication: {
+	v1alpha1.ReplicationPrivileges: {
 		global: map[Flavor]privileges{
 			// BACKUP_ADMIN is what CLONE INSTANCE FROM needs of the donor's
 			// login. Not proven on a real server: no MySQL runs here. That
@@ -107,7 +107,7 @@ var levels = map[v1alpha1.Privileges]level{
 func levelOf(p v1alpha1.Privileges) (level, error) {
 	lv, ok := levels[p]
 	if !ok {
-		return level{}, errors.Errorf("unsupported privileges %q: supported values: %q, %q, %q, %q", p, v1alpha1.Owner, v1alpha1.ReadWrite, v1alpha1.ReadOnly, v1alpha1.Replication)
+		return level{}, errors.Errorf("unsupported privileges %q: supported values: %q, %q, %q, %q", p, v1alpha1.Owner, v1alpha1.ReadWrite, v1alpha1.ReadOnly, v1alpha1.ReplicationPrivileges)
 	}
 	return lv, nil
 }

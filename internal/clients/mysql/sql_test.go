@@ -25,7 +25,7 @@ func TestPrivilegesPlan(t *testing.T) {
 		stmts []string
 		err   bool
 	}
-	repl := xsql.Login{Name: "repl", Database: "app", Privileges: v1alpha1.Replication}
+	repl := xsql.Login{Name: "repl", Database: "app", Privileges: v1alpha1.ReplicationPrivileges}
 	cases := map[string]struct {
 		reason string
 		// f is the server's flavor, MariaDB when unset: only the
@@ -223,7 +223,7 @@ func TestStatementsPerFlavor(t *testing.T) {
 }
 
 func TestCreateStatementsReplication(t *testing.T) {
-	l := xsql.Login{Name: "repl", Database: "app", Privileges: v1alpha1.Replication}
+	l := xsql.Login{Name: "repl", Database: "app", Privileges: v1alpha1.ReplicationPrivileges}
 	cases := map[string]struct {
 		reason string
 		f      Flavor

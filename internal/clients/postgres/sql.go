@@ -69,7 +69,7 @@ var levels = map[v1alpha1.Privileges]level{
 	},
 	// A physical replication login (walsender, pg_basebackup) needs the
 	// attribute and nothing in any database: it connects to none.
-	v1alpha1.Replication: {
+	v1alpha1.ReplicationPrivileges: {
 		replication: true,
 		ownsNothing: true,
 	},
@@ -78,7 +78,7 @@ var levels = map[v1alpha1.Privileges]level{
 func levelOf(p v1alpha1.Privileges) (level, error) {
 	lv, ok := levels[p]
 	if !ok {
-		return level{}, errors.Errorf("unsupported privileges %q: supported values: %q, %q, %q, %q", p, v1alpha1.Owner, v1alpha1.ReadWrite, v1alpha1.ReadOnly, v1alpha1.Replication)
+		return level{}, errors.Errorf("unsupported privileges %q: supported values: %q, %q, %q, %q", p, v1alpha1.Owner, v1alpha1.ReadWrite, v1alpha1.ReadOnly, v1alpha1.ReplicationPrivileges)
 	}
 	return lv, nil
 }

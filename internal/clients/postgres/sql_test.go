@@ -46,7 +46,7 @@ func replicationInSync(d *Detail) {
 
 func TestPrivilegesPlan(t *testing.T) {
 	rw := xsql.Login{Name: "app_rw", Database: "app", Privileges: v1alpha1.ReadWrite}
-	repl := xsql.Login{Name: "app_rw", Database: "app", Privileges: v1alpha1.Replication}
+	repl := xsql.Login{Name: "app_rw", Database: "app", Privileges: v1alpha1.ReplicationPrivileges}
 	rwAttributes := "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS VALID UNTIL 'infinity'"
 	replAttributes := "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE REPLICATION NOBYPASSRLS VALID UNTIL 'infinity'"
 	type want struct {
@@ -374,7 +374,7 @@ func TestCreateStatements(t *testing.T) {
 		t.Error("CreateStatements: a name with a NUL is refused")
 	}
 
-	got, err = CreateStatements(xsql.Login{Name: "replication", Database: "app", Privileges: v1alpha1.Replication}, d, pencilSCRAM)
+	got, err = CreateStatements(xsql.Login{Name: "replication", Database: "app", Privileges: v1alpha1.ReplicationPrivileges}, d, pencilSCRAM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +421,7 @@ func TestObserveQuery(t *testing.T) {
 	if _, err := ObserveQuery(xsql.Login{Name: "a\x00", Database: "app", Privileges: v1alpha1.ReadOnly}); err == nil {
 		t.Error("ObserveQuery refuses a name with a NUL")
 	}
-	q, err = ObserveQuery(xsql.Login{Name: "r", Database: "app", Privileges: v1alpha1.Replication})
+	q, err = ObserveQuery(xsql.Login{Name: "r", Database: "app", Privileges: v1alpha1.ReplicationPrivileges})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,170 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
+
+	"github.com/dbplane/dbplane/internal/clients/xsql"
+)
+
+// replicationSQL returns, in one row and one round trip, what a server says
+// about replication as one JSON document, which ParseReplicationState reads:
+// whether it is in recovery, its timeline, a standby's received and replayed
+// locations and WAL receiver status, a primary's WAL senders with their lag,
+// its physical slots with the WAL each retains, and
+// synchronous_standby_names. Functions that fail during recovery
+// (pg_current_wal_lsn, pg_walfile_name) are only reached outside it. The
+// primary's timeline is the one of the WAL file it writes; a standby's is
+// the one its receiver streams, else the one it replays.
+const replicationSQL = `SELECT pg_catalog.json_build_object(
+  'primary', NOT pg_catalog.pg_is_in_recovery(),
+  'timeline', CASE WHEN pg_catalog.pg_is_in_recovery()
+    THEN COALESCE((SELECT received_tli FROM pg_catalog.pg_stat_wal_receiver),
+                  (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()))
+    ELSE ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int
+  END,
+  'receivedLSN', pg_catalog.pg_last_wal_receive_lsn()::text,
+  'replayedLSN', pg_catalog.pg_last_wal_replay_lsn()::text,
+  'receiver', (SELECT status FROM pg_catalog.pg_stat_wal_receiver),
+  'synchronousStandbyNames', pg_catalog.current_setting('synchronous_standby_names'),
+  'replicas', CASE WHEN pg_catalog.pg_is_in_recovery() THEN '[]'::json ELSE (
+    SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
+      'name', application_name, 'state', state, 'syncState', sync_state,
+      'lagBytes', pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), replay_lsn)::bigint,
+      'lagMillis', (EXTRACT(EPOCH FROM replay_lag) * 1000)::bigint
+    ) ORDER BY application_name, pid), '[]'::json)
+    FROM pg_catalog.pg_stat_replication) END,
+  'slots', (
+    SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
+      'name', slot_name, 'active', active, 'walStatus', wal_status,
+      'retainedBytes', CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL
+        ELSE pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::bigint END
+    ) ORDER BY slot_name), '[]'::json)
+    FROM pg_catalog.pg_replication_slots WHERE slot_type = 'physical')
+)`
+
+// ReplicationQuery reads a server's replication state in one round trip.
+func ReplicationQuery() xsql.Query {
+	return xsql.Query{SQL: replicationSQL}
+}
+
+// ParseReplicationState reads the document ReplicationQuery returns.
+func ParseReplicationState(doc []byte) (*xsql.ReplicationState, error) {
+	s := &xsql.ReplicationState{}
+	if err := json.Unmarshal(doc, s); err != nil {
+		return nil, errors.Wrap(err, "cannot parse replication state")
+	}
+	return s, nil
+}
+
+// slotName is what a physical slot name may hold: lower-case letters,
+// digits and underscores, as PostgreSQL requires.
+var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+// DropSlotQuery drops physical replication slot name, but only while it is
+// inactive: a standby that connected since it was observed keeps its slot.
+// A slot that is gone already is no error.
+func DropSlotQuery(name string) (xsql.Query, error) {
+	if !slotName.MatchString(name) {
+		return xsql.Query{}, errors.Errorf("invalid replication slot name %q: it must be 1 to 63 lower-case letters, digits and underscores", name)
+	}
+	return xsql.Query{SQL: `SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots
+  WHERE slot_name = $1 AND slot_type = 'physical' AND NOT active`, Args: []any{name}}, nil
+}
+
+// SynchronousStandbyNames renders the synchronous_standby_names that makes
+// a commit wait for any n of standbys: ANY n ("a", "b"), each name quoted
+// as the setting's parser reads it (double quotes, inner ones doubled).
+// Zero n, or no standbys, is asynchronous: empty.
+func SynchronousStandbyNames(n int, standbys []string) (string, error) {
+	if n <= 0 || len(standbys) == 0 {
+		return "", nil
+	}
+	quoted := make([]string, len(standbys))
+	for i, s := range standbys {
+		q, err := QuoteIdentifier(s)
+		if err != nil {
+			return "", errors.Wrap(err, "invalid standby name")
+		}
+		quoted[i] = q
+	}
+	return "ANY " + strconv.Itoa(min(n, len(standbys))) + " (" + strings.Join(quoted, ", ") + ")", nil
+}
+
+// SetSynchronousStandbyNamesStatements set synchronous_standby_names to
+// value in postgresql.auto.conf, or reset it when value is empty, and
+// reload the configuration. ALTER SYSTEM cannot run in a transaction, so
+// each statement is its own query.
+func SetSynchronousStandbyNamesStatements(value string) ([]string, error) {
+	set := "ALTER SYSTEM RESET synchronous_standby_names"
+	if value != "" {
+		lit, err := QuoteLiteral(value)
+		if err != nil {
+			return nil, errors.Wrap(err, "invalid synchronous_standby_names")
+		}
+		set = "ALTER SYSTEM SET synchronous_standby_names = " + lit
+	}
+	return []string{set, "SELECT pg_catalog.pg_reload_conf()"}, nil
+}
+
+// A ReplicationClient observes and repairs replication on one PostgreSQL
+// server, in its maintenance database.
+type ReplicationClient struct {
+	open Opener
+}
+
+// NewReplicationClient returns a ReplicationClient reaching the server
+// through open.
+func NewReplicationClient(open Opener) *ReplicationClient {
+	return &ReplicationClient{open: open}
+}
+
+// Observe reads the server's replication state in one round trip.
+func (c *ReplicationClient) Observe(ctx context.Context) (*xsql.ReplicationState, error) {
+	db, err := c.open(MaintenanceDatabase)
+	if err != nil {
+		return nil, err
+	}
+	var doc []byte
+	if err := db.QueryRow(ctx, ReplicationQuery(), &doc); err != nil {
+		return nil, errors.Wrap(err, "cannot observe replication")
+	}
+	return ParseReplicationState(doc)
+}
+
+// DropSlot drops physical replication slot name if it is inactive.
+func (c *ReplicationClient) DropSlot(ctx context.Context, name string) error {
+	q, err := DropSlotQuery(name)
+	if err != nil {
+		return err
+	}
+	db, err := c.open(MaintenanceDatabase)
+	if err != nil {
+		return err
+	}
+	return errors.Wrapf(db.Exec(ctx, q), "cannot drop replication slot %q", name)
+}
+
+// SetSynchronousStandbyNames sets synchronous_standby_names to value, or
+// resets it when empty, and reloads the configuration.
+func (c *ReplicationClient) SetSynchronousStandbyNames(ctx context.Context, value string) error {
+	stmts, err := SetSynchronousStandbyNamesStatements(value)
+	if err != nil {
+		return err
+	}
+	db, err := c.open(MaintenanceDatabase)
+	if err != nil {
+		return err
+	}
+	for _, s := range stmts {
+		if err := db.Exec(ctx, xsql.Query{SQL: s}); err != nil {
+			return errors.Wrap(err, "cannot set synchronous_standby_names")
+		}
+	}
+	return nil
+}

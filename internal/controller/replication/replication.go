@@ -1,0 +1,353 @@
+// Package replication reconciles Replications: it finds the primary among a
+// Database's servers, reports every standby's state and lag, labels the
+// Pods with their role for the read-write and read-only Services, drops the
+// slots of standbys scaled away and keeps synchronous_standby_names, through
+// crossplane-runtime's managed reconciler and the connector and external
+// client here. It never promotes or demotes a server.
+package replication
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/event"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/meta"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
+
+	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
+	"github.com/dbplane/dbplane/internal/clients/xsql"
+)
+
+// Event reasons of the external client, besides the managed reconciler's.
+const (
+	ReasonRoleLabeled            event.Reason = "RoleLabeled"
+	ReasonSlotDropped            event.Reason = "SlotDropped"
+	ReasonSynchronousStandbysSet event.Reason = "SynchronousStandbysSet"
+)
+
+// A Server is one member's database server. The engine clients in
+// internal/clients implement it; the controller calls it per member.
+type Server interface {
+	// Observe reads what the server says about replication, in one round
+	// trip once warmed up.
+	Observe(ctx context.Context) (*xsql.ReplicationState, error)
+
+	// DropSlot drops physical replication slot name if it is inactive.
+	DropSlot(ctx context.Context, name string) error
+
+	// SetSynchronousStandbyNames sets, or resets when value is empty, the
+	// standbys a commit waits for, and reloads the configuration.
+	SetSynchronousStandbyNames(ctx context.Context, value string) error
+}
+
+// A NewServerFn returns the Server of one member at ep of a
+// ProviderConfig's engine, reached as admin. It returns an error wrapping
+// ErrNotImplemented for an engine whose replication the provider does not
+// manage yet.
+type NewServerFn func(pc *v1alpha1.ProviderConfig, ep xsql.Endpoint, admin xsql.Credential) (Server, error)
+
+// ErrNotImplemented is returned by a NewServerFn for an engine without
+// replication support.
+var ErrNotImplemented = errors.New("not implemented")
+
+// A RenderFn renders the synchronous_standby_names that makes a commit wait
+// for n of standbys.
+type RenderFn func(n int, standbys []string) (string, error)
+
+// A connector connects a Replication to its members with the admin login
+// of its ProviderConfig.
+type connector struct {
+	kube      client.Client
+	pods      client.Reader
+	usage     resource.ModernTracker
+	newServer NewServerFn
+	render    func(e v1alpha1.Engine) RenderFn
+	record    event.Recorder
+}
+
+// NewConnector returns the connector of the Replication controller: it
+// reads ProviderConfigs and Secrets through kube (a manager's cached
+// client), reads member Pods through pods and patches them through kube,
+// records ProviderConfig usage, and reaches members through newServer.
+func NewConnector(kube client.Client, pods client.Reader, newServer NewServerFn, record event.Recorder) managed.TypedExternalConnector[*v1alpha1.Replication] {
+	return &connector{
+		kube:      kube,
+		pods:      pods,
+		usage:     resource.NewProviderConfigUsageTracker(kube, &v1alpha1.ProviderConfigUsage{}),
+		newServer: newServer,
+		render:    func(e v1alpha1.Engine) RenderFn { return engines[e].synchronousStandbyNames },
+		record:    record,
+	}
+}
+
+// Connect reads the ProviderConfig and its admin Secret and makes one
+// Server per member. It does not dial: each Observe does.
+func (c *connector) Connect(ctx context.Context, cr *v1alpha1.Replication) (managed.TypedExternalClient[*v1alpha1.Replication], error) {
+	e := &external{pods: c.pods, kube: c.kube, record: c.record}
+	if meta.WasDeleted(cr) {
+		// Deleting only removes labels: no ProviderConfig needed, so a
+		// Replication whose ProviderConfig is gone can still go.
+		return e, nil
+	}
+	ref := cr.GetProviderConfigReference()
+	if ref == nil {
+		return nil, errors.New("spec.providerConfigRef is required")
+	}
+	if ref.Kind != v1alpha1.ProviderConfigKind {
+		return nil, errors.Errorf("spec.providerConfigRef.kind: Unsupported value: %q: supported values: %q", ref.Kind, v1alpha1.ProviderConfigKind)
+	}
+	if err := c.usage.Track(ctx, cr); err != nil {
+		return nil, errors.Wrap(err, "cannot track ProviderConfig usage")
+	}
+	pc := &v1alpha1.ProviderConfig{}
+	if err := c.kube.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: ref.Name}, pc); err != nil {
+		return nil, errors.Wrapf(err, "cannot get ProviderConfig %q", ref.Name)
+	}
+	sref := pc.Spec.Credentials.SecretRef
+	s := &corev1.Secret{}
+	if err := c.kube.Get(ctx, types.NamespacedName{Namespace: pc.GetNamespace(), Name: sref.Name}, s); err != nil {
+		return nil, errors.Wrapf(err, "cannot get admin Secret %q of ProviderConfig %q", sref.Name, pc.GetName())
+	}
+	admin := xsql.Credential{
+		Username: string(s.Data[keyOr(sref.UsernameKey, "username")]),
+		Password: string(s.Data[keyOr(sref.PasswordKey, "password")]),
+	}
+	if admin.Username == "" || admin.Password == "" {
+		return nil, errors.Errorf("admin Secret %q needs keys %q and %q", sref.Name, keyOr(sref.UsernameKey, "username"), keyOr(sref.PasswordKey, "password"))
+	}
+
+	for _, m := range cr.Spec.ForProvider.Members {
+		srv, err := c.newServer(pc, xsql.Endpoint{Host: m.Host, Port: m.Port, TLS: pc.Spec.TLS}, admin)
+		if errors.Is(err, ErrNotImplemented) {
+			e.unsupported = fmt.Sprintf("replication is not implemented for %s yet", pc.Spec.Engine)
+			return e, nil
+		}
+		if err != nil {
+			return nil, errors.Wrapf(err, "cannot connect to member %q", m.Name)
+		}
+		e.servers = append(e.servers, srv)
+	}
+	e.render = c.render(pc.Spec.Engine)
+	return e, nil
+}
+
+func keyOr(k, def string) string {
+	if k == "" {
+		return def
+	}
+	return k
+}
+
+// A plan is what Update changes: exactly what Observe found to differ.
+type plan struct {
+	labels    []labelChange
+	dropSlots []string
+	// synchronous is the synchronous_standby_names to set, when it differs.
+	synchronous *string
+}
+
+// diff describes the plan for humans; empty when there is nothing to do.
+func (p plan) diff() []string {
+	var out []string
+	for _, l := range p.labels {
+		if l.value == "" {
+			out = append(out, fmt.Sprintf("remove label %s from Pod %s", v1alpha1.LabelRole, l.pod))
+			continue
+		}
+		out = append(out, fmt.Sprintf("label Pod %s %s=%s", l.pod, v1alpha1.LabelRole, l.value))
+	}
+	for _, s := range p.dropSlots {
+		out = append(out, fmt.Sprintf("drop stale replication slot %q", s))
+	}
+	if p.synchronous != nil {
+		out = append(out, fmt.Sprintf("set synchronous_standby_names to %q", *p.synchronous))
+	}
+	return out
+}
+
+// An external observes and repairs one Replication. The managed reconciler
+// makes one per reconcile: Observe runs first and leaves its plan for
+// Update and Delete.
+type external struct {
+	pods client.Reader
+	kube client.Client
+	// servers are the members' Servers, in spec order.
+	servers []Server
+	render  RenderFn
+	record  event.Recorder
+	// unsupported says why the engine's replication cannot be observed.
+	unsupported string
+
+	primary Server
+	plan    plan
+}
+
+var _ managed.TypedExternalClient[*v1alpha1.Replication] = &external{}
+
+// Observe asks every member, at once, what it is; one unreachable member
+// does not fail the others. It reports roles and lag in status, and the
+// labels, stale slots and synchronous_standby_names that differ from the
+// desired ones as not up to date. A Replication always exists: there is
+// nothing to create.
+func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (managed.ExternalObservation, error) {
+	pods, err := e.readPods(ctx, cr)
+	if err != nil {
+		return managed.ExternalObservation{}, err
+	}
+	if meta.WasDeleted(cr) {
+		for _, m := range cr.Spec.ForProvider.Members {
+			if p := pods[m.Name]; p.exists && p.role != "" {
+				e.plan.labels = append(e.plan.labels, labelChange{pod: m.Name})
+			}
+		}
+		return managed.ExternalObservation{ResourceExists: len(e.plan.labels) > 0}, nil
+	}
+	if e.unsupported != "" {
+		cr.SetConditions(xpv2.Unavailable().WithMessage(e.unsupported))
+		return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true}, nil
+	}
+
+	fp := cr.Spec.ForProvider
+	a := assess(fp, e.ask(ctx))
+	cr.Status.AtProvider = a.at
+	e.plan = plan{labels: labelChanges(a, pods)}
+
+	var notes []string
+	if a.primary >= 0 {
+		e.primary = e.servers[a.primary]
+		e.plan.dropSlots = staleSlots(fp.SlotPrefix, fp.Members, a.state.Slots)
+		if e.render != nil {
+			sb := standbys(a, fp.Members)
+			want, err := e.render(fp.Synchronous, sb)
+			if err != nil {
+				return managed.ExternalObservation{}, errors.Wrap(err, "cannot render synchronous_standby_names")
+			}
+			if want != a.state.SynchronousStandbyNames {
+				e.plan.synchronous = &want
+			}
+			if m := clampMessage(fp.Synchronous, len(sb)); m != "" {
+				notes = append(notes, m)
+			}
+		}
+	}
+
+	if why := readyMessage(a); why != "" {
+		cr.SetConditions(xpv2.Unavailable().WithMessage(strings.Join(append([]string{why}, notes...), "; ")))
+	} else {
+		cr.SetConditions(xpv2.Available().WithMessage(strings.Join(notes, "; ")))
+	}
+	diff := e.plan.diff()
+	return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: len(diff) == 0, Diff: strings.Join(diff, "; ")}, nil
+}
+
+// ask observes every member concurrently, so that unreachable members cost
+// one dial timeout in all, not one each.
+func (e *external) ask(ctx context.Context) []answer {
+	out := make([]answer, len(e.servers))
+	var wg sync.WaitGroup
+	for i, s := range e.servers {
+		wg.Go(func() {
+			st, err := s.Observe(ctx)
+			out[i] = answer{state: st, err: err}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// readPods reads the role label of every member's Pod.
+func (e *external) readPods(ctx context.Context, cr *v1alpha1.Replication) (map[string]pod, error) {
+	out := map[string]pod{}
+	for _, m := range cr.Spec.ForProvider.Members {
+		p := &corev1.Pod{}
+		err := e.pods.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: m.Name}, p)
+		if kerrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, errors.Wrapf(err, "cannot get Pod %q", m.Name)
+		}
+		out[m.Name] = pod{exists: true, role: p.GetLabels()[v1alpha1.LabelRole]}
+	}
+	return out, nil
+}
+
+// Create does nothing: a Replication always exists.
+func (e *external) Create(_ context.Context, _ *v1alpha1.Replication) (managed.ExternalCreation, error) {
+	return managed.ExternalCreation{}, nil
+}
+
+// Update makes exactly the changes Observe planned: role labels, then
+// stale slots, then synchronous_standby_names.
+func (e *external) Update(ctx context.Context, cr *v1alpha1.Replication) (managed.ExternalUpdate, error) {
+	if err := e.relabel(ctx, cr); err != nil {
+		return managed.ExternalUpdate{}, err
+	}
+	if (len(e.plan.dropSlots) > 0 || e.plan.synchronous != nil) && e.primary == nil {
+		return managed.ExternalUpdate{}, errors.New("cannot change the primary's settings: no primary was observed")
+	}
+	for _, s := range e.plan.dropSlots {
+		if err := e.primary.DropSlot(ctx, s); err != nil {
+			return managed.ExternalUpdate{}, err
+		}
+		e.record.Event(cr, event.Normal(ReasonSlotDropped, fmt.Sprintf("Dropped replication slot %q: no member has its ordinal", s)))
+	}
+	if v := e.plan.synchronous; v != nil {
+		if err := e.primary.SetSynchronousStandbyNames(ctx, *v); err != nil {
+			return managed.ExternalUpdate{}, err
+		}
+		e.record.Event(cr, event.Normal(ReasonSynchronousStandbysSet, fmt.Sprintf("Set synchronous_standby_names on %s to %q", cr.Status.AtProvider.Primary, *v)))
+	}
+	return managed.ExternalUpdate{}, nil
+}
+
+// relabel patches the role label of the Pods in the plan, and nothing else
+// of them: a JSON merge patch of that one label. A Pod gone since Observe
+// needs nothing.
+func (e *external) relabel(ctx context.Context, cr *v1alpha1.Replication) error {
+	for _, l := range e.plan.labels {
+		var value any
+		if l.value != "" {
+			value = l.value
+		}
+		b, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]any{v1alpha1.LabelRole: value}}})
+		if err != nil {
+			return errors.Wrap(err, "cannot encode the role label patch")
+		}
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: cr.GetNamespace(), Name: l.pod}}
+		if err := e.kube.Patch(ctx, p, client.RawPatch(types.MergePatchType, b)); client.IgnoreNotFound(err) != nil {
+			return errors.Wrapf(err, "cannot label Pod %q", l.pod)
+		}
+		msg := fmt.Sprintf("Labeled Pod %s %s=%s", l.pod, v1alpha1.LabelRole, l.value)
+		if l.value == "" {
+			msg = fmt.Sprintf("Removed label %s from Pod %s", v1alpha1.LabelRole, l.pod)
+		}
+		e.record.Event(cr, event.Normal(ReasonRoleLabeled, msg))
+	}
+	return nil
+}
+
+// Delete removes the role labels from the members' Pods and changes nothing
+// on the servers. The managed reconciler observes again and removes its
+// finalizer once no Pod carries the label.
+func (e *external) Delete(ctx context.Context, cr *v1alpha1.Replication) (managed.ExternalDelete, error) {
+	cr.SetConditions(xpv2.Deleting())
+	return managed.ExternalDelete{}, e.relabel(ctx, cr)
+}
+
+// Disconnect does nothing: connection pools outlive a reconcile.
+func (e *external) Disconnect(_ context.Context) error {
+	return nil
+}

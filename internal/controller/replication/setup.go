@@ -1,0 +1,111 @@
+package replication
+
+import (
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/controller"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/event"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/ratelimiter"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/statemetrics"
+
+	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
+	"github.com/dbplane/dbplane/internal/clients/postgres"
+	"github.com/dbplane/dbplane/internal/clients/xsql"
+)
+
+// Options of the Replication controller beyond crossplane-runtime's.
+type Options struct {
+	// Pools are the connection pools shared between reconciles.
+	Pools *xsql.Pools
+	// SQL configures connections to servers.
+	SQL xsql.Options
+}
+
+// An engine is what differs between engines' replication, as data.
+type engine struct {
+	// newServer returns the Server of one member; nil when the provider
+	// does not manage the engine's replication yet.
+	newServer func(o Options, ep xsql.Endpoint, admin xsql.Credential) Server
+	// synchronousStandbyNames renders the setting that makes commits wait
+	// for n of standbys; nil when the engine has none.
+	synchronousStandbyNames RenderFn
+}
+
+// engines are the engines' replication. MySQL (MariaDB's SHOW REPLICA
+// STATUS, @@read_only) is not implemented yet: its Replications report so
+// in their Ready condition.
+var engines = map[v1alpha1.Engine]engine{
+	v1alpha1.PostgreSQL: {
+		newServer: func(o Options, ep xsql.Endpoint, admin xsql.Credential) Server {
+			return postgres.NewReplicationClient(postgres.PoolOpener(o.Pools, ep, admin, o.SQL))
+		},
+		synchronousStandbyNames: postgres.SynchronousStandbyNames,
+	},
+	v1alpha1.MySQL: {},
+}
+
+// NewServer returns the NewServerFn of real servers, reached through o's
+// pools.
+func NewServer(o Options) NewServerFn {
+	return func(pc *v1alpha1.ProviderConfig, ep xsql.Endpoint, admin xsql.Credential) (Server, error) {
+		e, ok := engines[pc.Spec.Engine]
+		if !ok {
+			return nil, errors.Errorf("spec.engine: Unsupported value: %q: supported values: %q, %q", pc.Spec.Engine, v1alpha1.PostgreSQL, v1alpha1.MySQL)
+		}
+		if e.newServer == nil {
+			return nil, errors.Wrapf(ErrNotImplemented, "replication of %s", pc.Spec.Engine)
+		}
+		return e.newServer(o, ep, admin), nil
+	}
+}
+
+// Setup adds a controller that reconciles Replications.
+func Setup(mgr ctrl.Manager, o controller.Options, ro Options) error {
+	name := managed.ControllerName(v1alpha1.ReplicationGroupKind)
+	//nolint:staticcheck // crossplane-runtime's event recorder takes the record.EventRecorder interface.
+	record := event.NewAPIRecorder(mgr.GetEventRecorderFor(name), o.EventFilterFunctions...)
+
+	opts := []managed.ReconcilerOption{
+		// Pods are read uncached: a cached client would watch every Pod in
+		// the cluster to read a few labels once a poll.
+		managed.WithTypedExternalConnector(NewConnector(mgr.GetClient(), mgr.GetAPIReader(), NewServer(ro), record)),
+		managed.WithLogger(o.Logger.WithValues("controller", name)),
+		managed.WithPollInterval(o.PollInterval),
+		managed.WithRecorder(record),
+		managed.WithManagementPolicies(),
+		// Nothing is created: the Replication's name is all it needs.
+		managed.WithDeterministicExternalName(true),
+		managed.WithCreationGracePeriod(0),
+	}
+	if o.MetricOptions != nil {
+		opts = append(opts, managed.WithMetricRecorder(o.MetricOptions.MRMetrics))
+		if o.MetricOptions.MRStateMetrics != nil {
+			sr := statemetrics.NewMRStateRecorder(mgr.GetClient(), o.Logger, o.MetricOptions.MRStateMetrics, &v1alpha1.ReplicationList{}, o.MetricOptions.PollStateMetricInterval)
+			if err := mgr.Add(sr); err != nil {
+				return errors.Wrap(err, "cannot add the Replication state metrics recorder")
+			}
+		}
+	}
+
+	r := managed.NewReconciler(mgr, resource.ManagedKind(v1alpha1.ReplicationGroupVersionKind), opts...)
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(name).
+		WithOptions(o.ForControllerRuntime()).
+		WithEventFilter(resource.DesiredStateChanged()).
+		For(&v1alpha1.Replication{}).
+		Complete(ratelimiter.NewReconciler(name, r, o.GlobalRateLimiter))
+}
+
+// SetupGated adds the Replication controller once the Replication CRD
+// exists.
+func SetupGated(mgr ctrl.Manager, o controller.Options, ro Options) error {
+	o.Gate.Register(func() {
+		if err := Setup(mgr, o, ro); err != nil {
+			mgr.GetLogger().Error(err, "cannot set up the Replication controller")
+		}
+	}, v1alpha1.ReplicationGroupVersionKind)
+	return nil
+}
