@@ -131,7 +131,7 @@ func TestRunFunction(t *testing.T) {
 		want   got
 	}{
 		"NewProductionPostgreSQL": {
-			reason: "A new production Database composes every kind, a disruption budget, a backup, the read-only Service and the replication login, all with readiness unset until they exist, and is Pending.",
+			reason: "A new production Database composes every kind, a disruption budget, a backup, the read-only Service, the replication login and the Replication, all with readiness unset until they exist, and is Pending.",
 			args:   args{req: req(xr("orders", pgProd), nil), password: generate},
 			want: got{
 				Composed: map[string]string{
@@ -139,13 +139,13 @@ func TestRunFunction(t *testing.T) {
 					"service-headless": "Service/orders-headless", "service": "Service/orders",
 					"statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app", "pdb": "PodDisruptionBudget/orders",
 					"backup-pvc": "PersistentVolumeClaim/orders-backup", "backup-cronjob": "CronJob/orders-backup",
-					"service-ro": "Service/orders-ro", "sql-user-replication": "User/orders-replication",
+					"service-ro": "Service/orders-ro", "sql-user-replication": "User/orders-replication", "replication": "Replication/orders",
 				},
 				Ready: map[string]string{ //nolint:gosec // Composed resource names, no credential.
 					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED", "pdb": "READY_UNSPECIFIED",
 					"backup-pvc": "READY_UNSPECIFIED", "backup-cronjob": "READY_UNSPECIFIED",
-					"service-ro": "READY_UNSPECIFIED", "sql-user-replication": "READY_UNSPECIFIED",
+					"service-ro": "READY_UNSPECIFIED", "sql-user-replication": "READY_UNSPECIFIED", "replication": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{testPassword},

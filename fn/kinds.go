@@ -32,6 +32,8 @@ var Kinds = []Kind{
 	{Name: rnUserPrefix, When: sqlUsers, Build: each(func(p Params) []login { return p.Logins }, SQLUser),
 		Observe: observeReadyCondition, Ready: readyCondition},
 	{Name: rnAutoscaler, When: func(p Params) bool { return p.Autoscaling != nil }, Build: one(HorizontalPodAutoscaler), Ready: exists},
+	{Name: rnReplication, When: func(p Params) bool { return p.Replicated && p.SQLUsers }, Build: one(Replication),
+		Observe: observeReplication, Ready: readyCondition},
 	{Name: rnDisruption, When: func(p Params) bool { return p.Profile.DisruptionBudget && p.Replicas > 1 }, Build: one(PodDisruptionBudget), Ready: exists},
 	{Name: rnBackupVolume, When: func(p Params) bool { return p.Backup || p.KeepBackupVolume }, Build: one(BackupVolume),
 		Observe: decodeTo(func(o *Observed) **corev1.PersistentVolumeClaim { return &o.BackupVolume }), Ready: exists},

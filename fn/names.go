@@ -5,6 +5,7 @@ import (
 
 	"github.com/crossplane/function-sdk-go/resource"
 
+	sqlv1alpha1 "github.com/dbplane/dbplane/apis/sql/v1alpha1"
 	v1 "github.com/dbplane/dbplane/apis/v1"
 )
 
@@ -57,9 +58,9 @@ const (
 	// labelRole is what a server is, as the SQL provider last saw it:
 	// rolePrimary or roleReplica (a standby that streams). The Services
 	// select by it, so that they follow the servers.
-	labelRole   = "database.example.com/role"
-	rolePrimary = "primary"
-	roleReplica = "replica"
+	labelRole   = sqlv1alpha1.LabelRole
+	rolePrimary = sqlv1alpha1.RolePrimary
+	roleReplica = sqlv1alpha1.RoleReplica
 
 	annotationConfigHash = "database.example.com/config-hash"
 	annotationSpecDigest = "database.example.com/spec-digest"

@@ -10,13 +10,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/crossplane/function-sdk-go/errors"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	fnresource "github.com/crossplane/function-sdk-go/resource"
 
+	sqlv1alpha1 "github.com/dbplane/dbplane/apis/sql/v1alpha1"
 	v1 "github.com/dbplane/dbplane/apis/v1"
 )
 
@@ -49,7 +49,7 @@ type Observed struct {
 
 	// Replication is what the SQL provider's Replication last saw of the
 	// servers, once it exists.
-	Replication *replicationStatus
+	Replication *sqlv1alpha1.ReplicationObservation
 }
 
 // Observe reads the observed composed resources, each through its row of
@@ -216,29 +216,11 @@ func jobFailure(j *batchv1.Job) *batchv1.JobCondition {
 	return nil
 }
 
-// replicationStatus is what the SQL provider's Replication last saw of the
-// servers: status.atProvider.
-type replicationStatus struct {
-	Primary string              `json:"primary,omitempty"`
-	Members []replicationMember `json:"members,omitempty"`
-}
-
-// A replicationMember is one server as the Replication saw it.
-type replicationMember struct {
-	Name      string `json:"name"`
-	Role      string `json:"role,omitempty"`
-	Streaming bool   `json:"streaming,omitempty"`
-	SyncState string `json:"syncState,omitempty"`
-	LagBytes  int64  `json:"lagBytes,omitempty"`
-	LagMillis int64  `json:"lagMillis,omitempty"`
-	Message   string `json:"message,omitempty"`
-}
-
-// Streaming is the number of standbys that stream.
-func (r *replicationStatus) Streaming() int {
+// streaming is the number of standbys that stream.
+func streaming(r *sqlv1alpha1.ReplicationObservation) int {
 	n := 0
 	for _, m := range r.Members {
-		if m.Role != rolePrimary && m.Streaming {
+		if m.Role == sqlv1alpha1.MemberStandby && m.Streaming {
 			n++
 		}
 	}
@@ -251,12 +233,10 @@ func observeReplication(u map[string]any, n fnresource.Name, o *Observed) error 
 	if err := observeReadyCondition(u, n, o); err != nil {
 		return err
 	}
-	st, _ := u["status"].(map[string]any)
-	at, _ := st["atProvider"].(map[string]any)
-	r := &replicationStatus{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(at, r); err != nil {
-		return errors.Wrapf(err, "cannot decode status.atProvider of observed %s", n)
+	r, err := decodeObserved[sqlv1alpha1.Replication](u, n)
+	if err != nil {
+		return err
 	}
-	o.Replication = r
+	o.Replication = &r.Status.AtProvider
 	return nil
 }

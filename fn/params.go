@@ -272,6 +272,6 @@ func (p *Params) resolveReplication(s v1.DatabaseSpec, pr profile, o Observed) {
 	}
 	if r := o.Replication; r != nil {
 		p.RoleRouting = r.Primary != ""
-		p.StandbyStreams = r.Streaming() > 0
+		p.StandbyStreams = streaming(r) > 0
 	}
 }

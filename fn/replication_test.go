@@ -9,12 +9,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	sqlv1alpha1 "github.com/dbplane/dbplane/apis/sql/v1alpha1"
 	v1 "github.com/dbplane/dbplane/apis/v1"
 )
 
 // replicated resolves a PostgreSQL Database with replicas in env, with what
 // was observed of its Replication.
-func replicated(t *testing.T, replicas int32, env v1.Environment, r *replicationStatus, sync *int32) Params {
+func replicated(t *testing.T, replicas int32, env v1.Environment, r *sqlv1alpha1.ReplicationObservation, sync *int32) Params {
 	t.Helper()
 	db := &v1.Database{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "team-a"}, Spec: v1.DatabaseSpec{
 		Type: v1.PostgreSQL, Version: "17", Replicas: ptr.To(replicas), Environment: env, Storage: v1.Storage{Size: "8Gi"},
@@ -35,10 +36,10 @@ func replicated(t *testing.T, replicas int32, env v1.Environment, r *replication
 }
 
 func TestReplicationParams(t *testing.T) {
-	found := &replicationStatus{Primary: "orders-0", Members: []replicationMember{
-		{Name: "orders-0", Role: rolePrimary}, {Name: "orders-1", Role: "standby", Streaming: true}, {Name: "orders-2", Role: "standby"},
+	found := &sqlv1alpha1.ReplicationObservation{Primary: "orders-0", Members: []sqlv1alpha1.MemberObservation{
+		{Name: "orders-0", Role: sqlv1alpha1.MemberPrimary}, {Name: "orders-1", Role: sqlv1alpha1.MemberStandby, Streaming: true}, {Name: "orders-2", Role: sqlv1alpha1.MemberStandby},
 	}}
-	none := &replicationStatus{Members: []replicationMember{{Name: "orders-0", Role: "unreachable"}, {Name: "orders-1", Role: "standby"}}}
+	none := &sqlv1alpha1.ReplicationObservation{Members: []sqlv1alpha1.MemberObservation{{Name: "orders-0", Role: sqlv1alpha1.MemberUnreachable}, {Name: "orders-1", Role: sqlv1alpha1.MemberStandby}}}
 	type want struct {
 		Replicated, RoleRouting, StandbyStreams bool
 		SyncStandbys                            int32
@@ -170,4 +171,42 @@ func envNames(env []corev1.EnvVar) []string {
 		out = append(out, e.Name)
 	}
 	return out
+}
+
+func TestReplicationBuilder(t *testing.T) {
+	p := replicated(t, 3, v1.Production, nil, nil)
+	got := Replication(p).Spec.ForProvider
+	want := sqlv1alpha1.ReplicationParameters{
+		Members: []sqlv1alpha1.ReplicationMember{
+			{Name: "orders-0", Host: "orders-0.orders-headless.team-a.svc.cluster.local", Port: 5432},
+			{Name: "orders-1", Host: "orders-1.orders-headless.team-a.svc.cluster.local", Port: 5432},
+			{Name: "orders-2", Host: "orders-2.orders-headless.team-a.svc.cluster.local", Port: 5432},
+		},
+		SlotPrefix:  "orders_",
+		Synchronous: 1,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Replication(...).spec.forProvider: every pod, its slot prefix and production's one synchronous standby: -want, +got:\n%s", diff)
+	}
+}
+
+func TestReplicationStatus(t *testing.T) {
+	r := &sqlv1alpha1.ReplicationObservation{Primary: "orders-0", Members: []sqlv1alpha1.MemberObservation{
+		{Name: "orders-0", Role: sqlv1alpha1.MemberPrimary},
+		{Name: "orders-1", Role: sqlv1alpha1.MemberStandby, Streaming: true, SyncState: "quorum", LagBytes: 120, LagMillis: 1234},
+		{Name: "orders-2", Role: sqlv1alpha1.MemberUnreachable, LagBytes: 4096, Message: "cannot connect"},
+	}}
+	p := replicated(t, 3, v1.Production, r, nil)
+	got := Status(p, Observed{Replication: r}, nil)
+	want := []v1.Member{
+		{Name: "orders-0", Role: "primary"},
+		{Name: "orders-1", Role: "standby", Streaming: true, Sync: "quorum", LagBytes: 120, LagSeconds: "1.234"},
+		{Name: "orders-2", Role: "unreachable", LagBytes: 4096, Message: "cannot connect"},
+	}
+	if got.Primary != "orders-0" {
+		t.Errorf("status.primary: got %q, want orders-0", got.Primary)
+	}
+	if diff := cmp.Diff(want, got.Members); diff != "" {
+		t.Errorf("status.members: what the Replication saw: -want, +got:\n%s", diff)
+	}
 }

@@ -114,26 +114,7 @@ func Validate(db *v1.Database) field.ErrorList {
 			errs = append(errs, field.Invalid(sp.Child("backup", "retention"), b.Retention, "must be a number of days such as 7d"))
 		}
 	}
-	if a := s.Autoscaling; a != nil {
-		ap := sp.Child("autoscaling")
-		if a.MinReplicas < 1 || a.MaxReplicas > 10 || a.MinReplicas > a.MaxReplicas {
-			errs = append(errs, field.Invalid(ap.Child("minReplicas"), a.MinReplicas, fmt.Sprintf("must be at least 1 and at most maxReplicas (%d), at most 10", a.MaxReplicas)))
-		}
-		if a.TargetCPUUtilization == nil && a.TargetMemoryUtilization == nil {
-			errs = append(errs, field.Required(ap, "set targetCPUUtilization, targetMemoryUtilization or both"))
-		}
-		if s.Environment == v1.Production && a.MinReplicas < 2 {
-			errs = append(errs, field.Invalid(ap.Child("minReplicas"), a.MinReplicas, "production databases need at least 2 replicas"))
-		}
-	}
-	if r := s.Replication; r != nil && r.Synchronous != nil && (*r.Synchronous < 0 || *r.Synchronous >= *s.Replicas) {
-		errs = append(errs, field.Invalid(sp.Child("replication", "synchronous"), *r.Synchronous, "at most replicas - 1 standbys can have a commit"))
-	}
-	for i, u := range s.Users {
-		if u.Name == appLogin || u.Name == replicationLogin {
-			errs = append(errs, field.Invalid(sp.Child("users").Index(i).Child("name"), u.Name, "is a login every Database has"))
-		}
-	}
+	errs = append(errs, validateReplicas(sp, s)...)
 	if r := s.Restore; r != nil {
 		if len(r.From) > maxNameLength || !dnsLabelRE.MatchString(r.From) {
 			errs = append(errs, field.Invalid(sp.Child("restore", "from"), r.From, "must be the name of a Database in this namespace"))
@@ -205,4 +186,31 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(ks)
 	return ks
+}
+
+// validateReplicas checks autoscaling, replication and the logins every
+// Database has.
+func validateReplicas(sp *field.Path, s v1.DatabaseSpec) field.ErrorList {
+	var errs field.ErrorList
+	if a := s.Autoscaling; a != nil {
+		ap := sp.Child("autoscaling")
+		if a.MinReplicas < 1 || a.MaxReplicas > 10 || a.MinReplicas > a.MaxReplicas {
+			errs = append(errs, field.Invalid(ap.Child("minReplicas"), a.MinReplicas, fmt.Sprintf("must be at least 1 and at most maxReplicas (%d), at most 10", a.MaxReplicas)))
+		}
+		if a.TargetCPUUtilization == nil && a.TargetMemoryUtilization == nil {
+			errs = append(errs, field.Required(ap, "set targetCPUUtilization, targetMemoryUtilization or both"))
+		}
+		if s.Environment == v1.Production && a.MinReplicas < 2 {
+			errs = append(errs, field.Invalid(ap.Child("minReplicas"), a.MinReplicas, "production databases need at least 2 replicas"))
+		}
+	}
+	if r := s.Replication; r != nil && r.Synchronous != nil && (*r.Synchronous < 0 || *r.Synchronous >= *s.Replicas) {
+		errs = append(errs, field.Invalid(sp.Child("replication", "synchronous"), *r.Synchronous, "at most replicas - 1 standbys can have a commit"))
+	}
+	for i, u := range s.Users {
+		if u.Name == appLogin || u.Name == replicationLogin {
+			errs = append(errs, field.Invalid(sp.Child("users").Index(i).Child("name"), u.Name, "is a login every Database has"))
+		}
+	}
+	return errs
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/crossplane/function-sdk-go/resource"
 
+	sqlv1alpha1 "github.com/dbplane/dbplane/apis/sql/v1alpha1"
 	v1 "github.com/dbplane/dbplane/apis/v1"
 )
 
@@ -35,10 +36,12 @@ func Status(p Params, o Observed, ready map[resource.Name]resource.Ready) v1.Dat
 	if r := o.Replication; r != nil && p.Replicated {
 		s.Primary = r.Primary
 		for _, m := range r.Members {
-			s.Members = append(s.Members, v1.Member{
-				Name: m.Name, Role: m.Role, Streaming: m.Streaming, Sync: m.SyncState,
-				LagBytes: m.LagBytes, LagSeconds: seconds(m.LagMillis), Message: m.Message,
-			})
+			sm := v1.Member{Name: m.Name, Role: string(m.Role), Streaming: m.Streaming, Sync: m.SyncState, LagBytes: m.LagBytes, Message: m.Message}
+			// Only a standby's replay lag is known in time.
+			if m.Role == sqlv1alpha1.MemberStandby {
+				sm.LagSeconds = seconds(m.LagMillis)
+			}
+			s.Members = append(s.Members, sm)
 		}
 	}
 
