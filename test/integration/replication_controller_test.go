@@ -22,6 +22,7 @@ import (
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
 
 	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
+	"github.com/dbplane/dbplane/fn"
 	"github.com/dbplane/dbplane/internal/clients/xsql"
 	"github.com/dbplane/dbplane/internal/controller/replication"
 	"github.com/dbplane/dbplane/test/harness"
@@ -72,24 +73,27 @@ func newReplicationEnv(t testing.TB, c *pgCluster) *replicationEnv {
 	return &replicationEnv{c: c, kube: kube, connector: replication.NewConnector(kube, kube, newServer, event.NewNopRecorder())}
 }
 
-// replicationOf is the Replication the function composes for the cluster's
-// first n members, on loopback.
+// replicationOf is the Replication the function composes for the cluster,
+// with its first n members on loopback and synchronous standbys.
 func (r *replicationEnv) replicationOf(n, synchronous int) *v1alpha1.Replication {
-	cr := &v1alpha1.Replication{
-		ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: "orders", UID: types.UID("uid-replication-orders")},
-		Spec: v1alpha1.ReplicationSpec{
-			ProviderConfigReference: &xpv2.ProviderConfigReference{Kind: "ProviderConfig", Name: "default"},
-			ForProvider:             v1alpha1.ReplicationParameters{SlotPrefix: r.c.p.SlotPrefix(), Synchronous: synchronous},
-		},
-	}
+	cr := fn.Replication(r.c.p)
+	cr.UID = types.UID("uid-replication-" + cr.Name)
+	cr.Spec.ProviderConfigReference.Name = "default" // the fake API server's
+	cr.Spec.ForProvider.Synchronous = synchronous
 	cr.SetGroupVersionKind(v1alpha1.ReplicationGroupVersionKind)
 	r.setMembers(cr, n)
 	return cr
 }
 
+// setMembers keeps the composed members' names for the first n and points
+// them at the loopback servers.
 func (r *replicationEnv) setMembers(cr *v1alpha1.Replication, n int) {
+	composed := fn.Replication(r.c.p).Spec.ForProvider.Members
 	cr.Spec.ForProvider.Members = nil
-	for _, m := range r.c.Members[:n] {
+	for i, m := range r.c.Members[:n] {
+		if composed[i].Name != m.Name {
+			panic("composed member " + composed[i].Name + " is not " + m.Name)
+		}
 		cr.Spec.ForProvider.Members = append(cr.Spec.ForProvider.Members, v1alpha1.ReplicationMember{Name: m.Name, Host: "127.0.0.1", Port: m.Port})
 	}
 }

@@ -104,9 +104,17 @@ func TestPostgreSQLReplication(t *testing.T) {
 func TestPostgreSQLSynchronousCommit(t *testing.T) {
 	c := startPGCluster(t, 2, "production")
 	primary, standby := c.Primary(), c.Members[1]
-	// What the SQL provider's Replication sets for synchronous: 1.
-	primary.Query(t, `ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 ("orders-1")'`)
-	primary.Query(t, "SELECT pg_reload_conf()")
+	// The Replication the function composes for production, reconciled by
+	// the provider's controller, sets synchronous_standby_names.
+	re := newReplicationEnv(t, c)
+	cr := re.replicationOf(2, int(c.p.SyncStandbys))
+	if cr.Spec.ForProvider.Synchronous != 1 {
+		t.Fatalf("production composes synchronous %d, want 1", cr.Spec.ForProvider.Synchronous)
+	}
+	re.converge(t, cr)
+	if got := primary.Query(t, "SHOW synchronous_standby_names"); got != `ANY 1 ("orders-1")` {
+		t.Fatalf("synchronous_standby_names: got %s", got)
+	}
 	if err := harness.Poll(t.Context(), catchUpTimeout, func(ctx context.Context) error {
 		out, err := primary.exec(ctx, "postgres", nil, "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'orders-1'")
 		if err == nil && out != "quorum" {
