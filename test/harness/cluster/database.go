@@ -6,11 +6,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -170,7 +172,12 @@ func (c *Cluster) WaitReady(t testing.TB, ns, name string) Database {
 		if p := d.Str("status", "phase"); p != "Ready" {
 			return fmt.Errorf("status.phase is %q", p)
 		}
-		if got, want := d.Num("status", "replicas"), d.Num("spec", "replicas"); got != want {
+		// With an autoscaler the count is its, within the bounds.
+		if _, auto, _ := unstructured.NestedMap(d.Object, "spec", "autoscaling"); auto {
+			if got := d.Num("status", "replicas"); got < d.Num("spec", "autoscaling", "minReplicas") || got > d.Num("spec", "autoscaling", "maxReplicas") {
+				return fmt.Errorf("status.replicas is %d, outside spec.autoscaling", got)
+			}
+		} else if got, want := d.Num("status", "replicas"), d.Num("spec", "replicas"); got != want {
 			return fmt.Errorf("status.replicas is %d, spec.replicas %d", got, want)
 		}
 		return nil
@@ -208,6 +215,12 @@ func ComposedObjects(d Database) []Composed {
 	}
 	if d.Str("spec", "environment") == "production" && d.Num("spec", "replicas") >= 2 {
 		want = append(want, Composed{"PodDisruptionBudget", n})
+	}
+	if d.Str("spec", "type") == "postgresql" && d.Num("spec", "replicas") >= 2 {
+		want = append(want, Composed{"Service", n + "-ro"})
+	}
+	if _, ok, _ := unstructured.NestedMap(d.Object, "spec", "autoscaling"); ok {
+		want = append(want, Composed{"HorizontalPodAutoscaler", n})
 	}
 	return want
 }
@@ -264,5 +277,35 @@ func (c *Cluster) WaitFor(t testing.TB, d Database, what string, fn func(context
 	t.Helper()
 	if err := harness.Poll(t.Context(), ReadyTimeout, fn); err != nil {
 		t.Fatalf("%s: %v\n%s", what, err, c.describe(context.WithoutCancel(t.Context()), d.GetNamespace(), d.GetName()))
+	}
+}
+
+// WaitEndpoints waits until the Service's ready endpoints are exactly the
+// pods named, in any order.
+func (c *Cluster) WaitEndpoints(t testing.TB, ns, service string, pods []string) {
+	t.Helper()
+	want := slices.Sorted(slices.Values(pods))
+	var got []string
+	err := harness.Poll(t.Context(), ReadyTimeout, func(ctx context.Context) error {
+		l, err := c.Kube.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + service})
+		if err != nil {
+			return err
+		}
+		got = nil
+		for _, s := range l.Items {
+			for _, e := range s.Endpoints {
+				if e.TargetRef != nil && (e.Conditions.Ready == nil || *e.Conditions.Ready) {
+					got = append(got, e.TargetRef.Name)
+				}
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("endpoints %v", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Service %s/%s: want endpoints %v: %v", ns, service, want, err)
 	}
 }
