@@ -100,20 +100,24 @@ func composeCluster(t testing.TB, database string) *pgCluster {
 // new Database's pods start, and waits until every standby streams.
 func startPGCluster(t testing.TB, replicas int, environment string) *pgCluster {
 	t.Helper()
-	bin := postgresBin()
-	requireBinaries(t, bin+"/initdb", bin+"/postgres", bin+"/pg_basebackup", bin+"/pg_isready", "psql")
-	c := composeCluster(t, pgDatabase(replicas, environment))
-	for i := range replicas {
-		c.add(t)
-		if i == 0 {
-			c.bootstrap(t)
-		} else {
-			c.Members[i].Start(t)
-		}
+	c := startPGPrimary(t, replicas, environment)
+	for range replicas - 1 {
+		c.add(t).Start(t)
 	}
 	for _, m := range c.Members[1:] {
 		c.WaitStreaming(t, m)
 	}
+	return c
+}
+
+// startPGPrimary starts only the first pod of a Database with replicas.
+func startPGPrimary(t testing.TB, replicas int, environment string) *pgCluster {
+	t.Helper()
+	bin := postgresBin()
+	requireBinaries(t, bin+"/initdb", bin+"/postgres", bin+"/pg_basebackup", bin+"/pg_isready", "psql")
+	c := composeCluster(t, pgDatabase(replicas, environment))
+	c.add(t)
+	c.bootstrap(t)
 	return c
 }
 
