@@ -52,6 +52,18 @@ func TestPostgreSQLReplication(t *testing.T) {
 		}
 	})
 
+	t.Run("BackupReadsFromAStandby", func(t *testing.T) {
+		// Once a standby streams, the composed backup reads from the
+		// read-only Service: the same job against a standby.
+		dir := t.TempDir()
+		if r := backupJob(t, postgresql).Run(t, c.Members[1].server, dir, nil); r.Err != nil {
+			t.Fatalf("backup from a standby: %v\n%s", r.Err, r.Stderr)
+		}
+		if gz := backups(t, dir); len(gz) != 1 {
+			t.Fatalf("backup from a standby: want one backup, got %v", files(t, dir))
+		}
+	})
+
 	t.Run("RestartedStandbyCatchesUp", func(t *testing.T) {
 		m := c.Members[1]
 		m.Stop()
