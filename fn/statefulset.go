@@ -133,7 +133,8 @@ func server(p Params) corev1.Container {
 // but the first, a copy of the primary.
 func initStep(p Params) corev1.Container {
 	e := p.Engine
-	env := append(podEnv(), literalEnv(map[string]string{
+	env := append(podEnv(), passwordEnv(p, e.PasswordEnv...)...)
+	env = append(env, literalEnv(map[string]string{
 		e.DataDirEnv:       p.Release.DataDir,
 		"RUN_DIR":          runDir,
 		"PRIMARY_HOST":     p.Host(),

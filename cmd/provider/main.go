@@ -29,6 +29,7 @@ import (
 	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
 	"github.com/dbplane/dbplane/internal/clients/xsql"
 	provider "github.com/dbplane/dbplane/internal/controller"
+	"github.com/dbplane/dbplane/internal/controller/replication"
 	"github.com/dbplane/dbplane/internal/controller/user"
 )
 
@@ -42,7 +43,9 @@ type CLI struct {
 	LeaderNS       string `env:"POD_NAMESPACE" help:"Namespace of the leader election Lease; in a cluster, the provider's own."`
 
 	SyncInterval            time.Duration `default:"1h"  env:"SYNC_INTERVAL"        help:"How often every resource is reconciled from the cache, besides polls."`
-	PollInterval            time.Duration `default:"1m"  env:"POLL_INTERVAL"        help:"How often each User's login and each Replication is checked for drift."`
+	PollInterval            time.Duration `default:"1m"  env:"POLL_INTERVAL"        help:"How often each User's login is checked for drift."`
+	ReplicationPoll         time.Duration `default:"2s"  env:"REPLICATION_POLL_INTERVAL" help:"How often each Replication's servers are asked: it bounds how soon a lost primary is noticed."`
+	ReplicationLostPoll     time.Duration `default:"500ms" env:"REPLICATION_LOST_POLL_INTERVAL" help:"How often they are asked while the primary is lost."`
 	PollStateMetricInterval time.Duration `default:"5s"  env:"POLL_STATE_METRIC"    help:"How often the managed resource state metrics are recorded."`
 	MaxReconcileRate        int           `default:"10"  env:"MAX_RECONCILE_RATE"   help:"Reconciles per second across all controllers, and concurrent reconciles per controller."`
 	SQLCallTimeout          time.Duration `default:"20s" env:"SQL_CALL_TIMEOUT"     help:"Bound on every SQL call, waiting for a connection included."`
@@ -122,7 +125,8 @@ func (c *CLI) Run() error {
 		SQL:          xsql.Options{Timeouts: xsql.Timeouts{Call: c.SQLCallTimeout, Dial: c.SQLDialTimeout}},
 		AbandonAfter: c.AbandonAfter,
 	}
-	if err := provider.SetupGated(mgr, o, uo); err != nil {
+	ro := replication.Options{PollInterval: c.ReplicationPoll, LostPollInterval: c.ReplicationLostPoll}
+	if err := provider.SetupGated(mgr, o, uo, ro); err != nil {
 		return errors.Wrap(err, "cannot set up the controllers")
 	}
 	return errors.Wrap(mgr.Start(ctrl.SetupSignalHandler()), "cannot run the controller manager")

@@ -11,6 +11,7 @@
 #
 # Environment: PGDATA, POD_NAME, POD_INDEX, RUN_DIR (this pod's in-memory
 # directory), PRIMARY_HOST and PRIMARY_PORT (the read-write Service),
+# POSTGRES_PASSWORD (the superuser's, for pg_rewind),
 # REPLICATION_USER, REPLICATION_PASSWORD (from the replication login's
 # Secret; empty until the SQL provider has created the login) and SLOT (this
 # pod's physical replication slot).
@@ -26,7 +27,26 @@ if [ -n "${REPLICATION_PASSWORD:-}" ]; then
   mv -f "${RUN_DIR}/pgpass.new" "${RUN_DIR}/pgpass"
 fi
 
+# A former primary, while another server is the primary behind the
+# read-write Service (a failover promoted a standby while this one was
+# gone), must not start as a primary again: it rewinds its data to the new
+# primary's timeline (pg_rewind runs crash recovery first if it was not shut
+# down cleanly) and starts as its standby. When the Service answers no one,
+# it starts as it was: a primary whose standbys all rejoin it.
+other_primary() {
+  [ "$(PGPASSWORD="${POSTGRES_PASSWORD}" PGCONNECT_TIMEOUT=5 psql --host="${PRIMARY_HOST}" --port="${PRIMARY_PORT}" \
+    --username=postgres --dbname=postgres --no-password --no-psqlrc --tuples-only --no-align \
+    --command="SELECT NOT pg_catalog.pg_is_in_recovery()" 2>/dev/null)" = t ]
+}
 if [ -s "${PGDATA}/PG_VERSION" ]; then
+  if [ ! -e "${PGDATA}/standby.signal" ] && other_primary; then
+    echo "dbplane: another server is the primary: rewinding ${PGDATA} to follow it"
+    PGPASSWORD="${POSTGRES_PASSWORD}" pg_rewind --target-pgdata="${PGDATA}" --progress \
+      --source-server="host=${PRIMARY_HOST} port=${PRIMARY_PORT} user=postgres dbname=postgres connect_timeout=10"
+    touch "${PGDATA}/standby.signal"
+    echo "dbplane: rewound: starting as a standby on slot ${SLOT}"
+    exit 0
+  fi
   echo "dbplane: ${PGDATA} holds a database: starting as it was"
   exit 0
 fi

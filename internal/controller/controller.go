@@ -12,29 +12,32 @@ import (
 )
 
 // SetupGated adds every controller, each once its CRDs exist.
-func SetupGated(mgr ctrl.Manager, o controller.Options, uo user.Options) error {
+// The Replication controller shares the User controller's pools and SQL
+// options; ro adds its poll intervals.
+func SetupGated(mgr ctrl.Manager, o controller.Options, uo user.Options, ro replication.Options) error {
 	if err := providerconfig.SetupGated(mgr, o); err != nil {
 		return err
 	}
 	if err := user.SetupGated(mgr, o, uo); err != nil {
 		return err
 	}
-	return replication.SetupGated(mgr, o, replicationOptions(uo))
+	return replication.SetupGated(mgr, o, replicationOptions(uo, ro))
 }
 
 // Setup adds every controller at once, for CRDs known to exist.
-func Setup(mgr ctrl.Manager, o controller.Options, uo user.Options) error {
+func Setup(mgr ctrl.Manager, o controller.Options, uo user.Options, ro replication.Options) error {
 	if err := providerconfig.Setup(mgr, o); err != nil {
 		return err
 	}
 	if err := user.Setup(mgr, o, uo); err != nil {
 		return err
 	}
-	return replication.Setup(mgr, o, replicationOptions(uo))
+	return replication.Setup(mgr, o, replicationOptions(uo, ro))
 }
 
 // replicationOptions are the Replication controller's options: the User
 // controller's pools and SQL options, shared.
-func replicationOptions(uo user.Options) replication.Options {
-	return replication.Options{Pools: uo.Pools, SQL: uo.SQL}
+func replicationOptions(uo user.Options, ro replication.Options) replication.Options {
+	ro.Pools, ro.SQL = uo.Pools, uo.SQL
+	return ro
 }

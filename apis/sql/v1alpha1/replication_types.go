@@ -79,6 +79,14 @@ type ReplicationParameters struct {
 	// +kubebuilder:default=0
 	// +optional
 	Synchronous int `json:"synchronous,omitempty"`
+
+	// FailoverAfterSeconds is how long the primary must stay unreachable
+	// before a standby is promoted. 0 never fails over automatically.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	// +kubebuilder:default=5
+	// +optional
+	FailoverAfterSeconds *int `json:"failoverAfterSeconds,omitempty"`
 }
 
 // MemberRole is what a member was last seen to be.
@@ -170,6 +178,22 @@ type SlotObservation struct {
 	RetainedBytes int64 `json:"retainedBytes,omitempty"`
 }
 
+// A Failover is a promotion the provider made.
+type Failover struct {
+	// At is when the standby was promoted.
+	At metav1.Time `json:"at"`
+	// From is the primary that was lost, To the standby promoted.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Reason says why, and what it may have cost.
+	Reason string `json:"reason"`
+	// LagBytes is how far the promoted standby's replay was behind the
+	// lost primary when last seen: with asynchronous replication, about
+	// what commits may be lost.
+	// +optional
+	LagBytes int64 `json:"lagBytes,omitempty"`
+}
+
 // ReplicationObservation is the observed state of a Database's replication.
 type ReplicationObservation struct {
 	// Primary is the member that accepts writes, or empty when none or
@@ -193,6 +217,26 @@ type ReplicationObservation struct {
 	// synchronous_standby_names. Empty is asynchronous replication.
 	// +optional
 	SynchronousStandbyNames string `json:"synchronousStandbyNames,omitempty"`
+
+	// LastPrimary is the member last seen, or made, primary: the one a
+	// failover replaces when it is lost.
+	// +optional
+	LastPrimary string `json:"lastPrimary,omitempty"`
+
+	// PrimaryLostAt is when LastPrimary was first found unreachable, while
+	// it still is.
+	// +optional
+	PrimaryLostAt *metav1.Time `json:"primaryLostAt,omitempty"`
+
+	// Quorum are the standbys that were synchronous (quorum or sync) when
+	// the primary was last seen: with synchronous replication, only they
+	// may hold commits the primary acknowledged.
+	// +optional
+	Quorum []string `json:"quorum,omitempty"`
+
+	// LastFailover is the last promotion the provider made.
+	// +optional
+	LastFailover *Failover `json:"lastFailover,omitempty"`
 }
 
 // A ReplicationSpec is the desired state of a Replication.

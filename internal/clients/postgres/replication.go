@@ -168,3 +168,65 @@ func (c *ReplicationClient) SetSynchronousStandbyNames(ctx context.Context, valu
 	}
 	return nil
 }
+
+// promoteSQL promotes a standby and waits up to 15 s (within the call timeout) for it to accept
+// writes; it returns false when the wait ran out.
+const promoteSQL = `SELECT pg_catalog.pg_promote(true, 15)`
+
+// createSlotSQL creates a physical slot reserving WAL from now, unless it
+// exists.
+const createSlotSQL = `SELECT pg_catalog.pg_create_physical_replication_slot($1, true)
+  WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1)`
+
+// restartReceiverSQL ends a standby's WAL receiver: the startup process
+// starts another one at once, which connects to primary_conninfo's host
+// again: the read-write Service, now the new primary.
+const restartReceiverSQL = `SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_wal_receiver`
+
+// CreateSlotQuery creates physical replication slot name, reserving WAL at
+// once, unless it exists.
+func CreateSlotQuery(name string) (xsql.Query, error) {
+	if !slotName.MatchString(name) {
+		return xsql.Query{}, errors.Errorf("invalid replication slot name %q: it must be 1 to 63 lower-case letters, digits and underscores", name)
+	}
+	return xsql.Query{SQL: createSlotSQL, Args: []any{name}}, nil
+}
+
+// Promote turns a standby into the primary and waits until it accepts
+// writes.
+func (c *ReplicationClient) Promote(ctx context.Context) error {
+	db, err := c.open(MaintenanceDatabase)
+	if err != nil {
+		return err
+	}
+	var ok bool
+	if err := db.QueryRow(ctx, xsql.Query{SQL: promoteSQL}, &ok); err != nil {
+		return errors.Wrap(err, "cannot promote")
+	}
+	if !ok {
+		return errors.New("cannot promote: the server did not leave recovery within 15 s")
+	}
+	return nil
+}
+
+// CreateSlot creates physical replication slot name unless it exists.
+func (c *ReplicationClient) CreateSlot(ctx context.Context, name string) error {
+	q, err := CreateSlotQuery(name)
+	if err != nil {
+		return err
+	}
+	db, err := c.open(MaintenanceDatabase)
+	if err != nil {
+		return err
+	}
+	return errors.Wrapf(db.Exec(ctx, q), "cannot create replication slot %q", name)
+}
+
+// RestartReceiver makes a standby connect to its primary again.
+func (c *ReplicationClient) RestartReceiver(ctx context.Context) error {
+	db, err := c.open(MaintenanceDatabase)
+	if err != nil {
+		return err
+	}
+	return errors.Wrap(db.Exec(ctx, xsql.Query{SQL: restartReceiverSQL}), "cannot restart the WAL receiver")
+}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -50,6 +51,16 @@ type Server interface {
 	// SetSynchronousStandbyNames sets, or resets when value is empty, the
 	// standbys a commit waits for, and reloads the configuration.
 	SetSynchronousStandbyNames(ctx context.Context, value string) error
+
+	// CreateSlot creates physical replication slot name unless it exists.
+	CreateSlot(ctx context.Context, name string) error
+
+	// Promote makes a standby the primary and waits until it accepts
+	// writes.
+	Promote(ctx context.Context) error
+
+	// RestartReceiver makes a standby connect to its primary again.
+	RestartReceiver(ctx context.Context) error
 }
 
 // A NewServerFn returns the Server of one member at ep of a
@@ -152,15 +163,21 @@ func keyOr(k, def string) string {
 
 // A plan is what Update changes: exactly what Observe found to differ.
 type plan struct {
-	labels    []labelChange
-	dropSlots []string
+	labels      []labelChange
+	dropSlots   []string
+	createSlots []string
 	// synchronous is the synchronous_standby_names to set, when it differs.
 	synchronous *string
+	// promote is a failover to make, before anything else.
+	promote *promotion
 }
 
 // diff describes the plan for humans; empty when there is nothing to do.
 func (p plan) diff() []string {
 	var out []string
+	if p.promote != nil {
+		out = append(out, "fail over: "+p.promote.reason)
+	}
 	for _, l := range p.labels {
 		if l.value == "" {
 			out = append(out, fmt.Sprintf("remove label %s from Pod %s", v1alpha1.LabelRole, l.pod))
@@ -170,6 +187,9 @@ func (p plan) diff() []string {
 	}
 	for _, s := range p.dropSlots {
 		out = append(out, fmt.Sprintf("drop stale replication slot %q", s))
+	}
+	for _, s := range p.createSlots {
+		out = append(out, fmt.Sprintf("create replication slot %q", s))
 	}
 	if p.synchronous != nil {
 		out = append(out, fmt.Sprintf("set synchronous_standby_names to %q", *p.synchronous))
@@ -192,6 +212,8 @@ type external struct {
 
 	primary Server
 	plan    plan
+	// now is the clock failover decisions read.
+	now func() time.Time
 }
 
 var _ managed.TypedExternalClient[*v1alpha1.Replication] = &external{}
@@ -221,13 +243,30 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 
 	fp := cr.Spec.ForProvider
 	a := assess(fp, e.ask(ctx))
+	now := e.clock()
+	remember(&a, cr.Status.AtProvider, now)
+	prev := cr.Status.AtProvider
 	cr.Status.AtProvider = a.at
 	e.plan = plan{labels: labelChanges(a, pods)}
 
 	var notes []string
+	promote, why := decide(fp, a, now)
+	if promote != nil {
+		if m := memberObserved(prev.Members, a.at.Members[promote.to].Name); m != nil {
+			promote.lagBytes = m.LagBytes
+		}
+		// Nothing else until the failover is made.
+		e.plan = plan{promote: promote}
+		cr.SetConditions(xpv2.Unavailable().WithMessage("failing over: " + promote.reason))
+		return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: false, Diff: strings.Join(e.plan.diff(), "; ")}, nil
+	}
+	if why != "" {
+		notes = append(notes, why)
+	}
 	if a.primary >= 0 {
 		e.primary = e.servers[a.primary]
 		e.plan.dropSlots = staleSlots(fp.SlotPrefix, fp.Members, a.state.Slots)
+		e.plan.createSlots = missingSlots(fp.SlotPrefix, fp.Members, a.primary, a.state.Slots)
 		if e.render != nil {
 			sb := standbys(a, fp.Members)
 			want, err := e.render(fp.Synchronous, sb)
@@ -292,10 +331,13 @@ func (e *external) Create(_ context.Context, _ *v1alpha1.Replication) (managed.E
 // Update makes exactly the changes Observe planned: role labels, then
 // stale slots, then synchronous_standby_names.
 func (e *external) Update(ctx context.Context, cr *v1alpha1.Replication) (managed.ExternalUpdate, error) {
+	if e.plan.promote != nil {
+		return managed.ExternalUpdate{}, e.failover(ctx, cr, *e.plan.promote)
+	}
 	if err := e.relabel(ctx, cr); err != nil {
 		return managed.ExternalUpdate{}, err
 	}
-	if (len(e.plan.dropSlots) > 0 || e.plan.synchronous != nil) && e.primary == nil {
+	if (len(e.plan.dropSlots) > 0 || len(e.plan.createSlots) > 0 || e.plan.synchronous != nil) && e.primary == nil {
 		return managed.ExternalUpdate{}, errors.New("cannot change the primary's settings: no primary was observed")
 	}
 	for _, s := range e.plan.dropSlots {
@@ -303,6 +345,11 @@ func (e *external) Update(ctx context.Context, cr *v1alpha1.Replication) (manage
 			return managed.ExternalUpdate{}, err
 		}
 		e.record.Event(cr, event.Normal(ReasonSlotDropped, fmt.Sprintf("Dropped replication slot %q: no member has its ordinal", s)))
+	}
+	for _, s := range e.plan.createSlots {
+		if err := e.primary.CreateSlot(ctx, s); err != nil {
+			return managed.ExternalUpdate{}, err
+		}
 	}
 	if v := e.plan.synchronous; v != nil {
 		if err := e.primary.SetSynchronousStandbyNames(ctx, *v); err != nil {

@@ -47,6 +47,21 @@ func (f *fakeServer) SetSynchronousStandbyNames(_ context.Context, v string) err
 	return nil
 }
 
+func (f *fakeServer) CreateSlot(_ context.Context, name string) error {
+	*f.changes = append(*f.changes, f.name+": create slot "+name)
+	return nil
+}
+
+func (f *fakeServer) Promote(context.Context) error {
+	*f.changes = append(*f.changes, f.name+": promote")
+	return nil
+}
+
+func (f *fakeServer) RestartReceiver(context.Context) error {
+	*f.changes = append(*f.changes, f.name+": restart receiver")
+	return nil
+}
+
 func newReplication(members, synchronous int) *v1alpha1.Replication {
 	return &v1alpha1.Replication{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "orders", UID: "uid"},

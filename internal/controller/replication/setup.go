@@ -1,6 +1,8 @@
 package replication
 
 import (
+	"time"
+
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/controller"
@@ -22,6 +24,23 @@ type Options struct {
 	Pools *xsql.Pools
 	// SQL configures connections to servers.
 	SQL xsql.Options
+	// PollInterval is how often each Replication's servers are asked,
+	// which bounds how soon a lost primary is noticed; while one is lost
+	// they are asked every LostPollInterval.
+	PollInterval, LostPollInterval time.Duration
+}
+
+// pollInterval polls faster while the primary is lost, so that the
+// failover happens close to its delay.
+func (o Options) pollInterval(mg resource.Managed, def time.Duration) time.Duration {
+	every := def
+	if o.PollInterval > 0 {
+		every = o.PollInterval
+	}
+	if r, ok := mg.(*v1alpha1.Replication); ok && r.Status.AtProvider.PrimaryLostAt != nil && o.LostPollInterval > 0 {
+		every = o.LostPollInterval
+	}
+	return every
 }
 
 // An engine is what differs between engines' replication, as data.
@@ -74,6 +93,7 @@ func Setup(mgr ctrl.Manager, o controller.Options, ro Options) error {
 		managed.WithTypedExternalConnector(NewConnector(mgr.GetClient(), mgr.GetAPIReader(), NewServer(ro), record)),
 		managed.WithLogger(o.Logger.WithValues("controller", name)),
 		managed.WithPollInterval(o.PollInterval),
+		managed.WithPollIntervalHook(ro.pollInterval),
 		managed.WithRecorder(record),
 		managed.WithManagementPolicies(),
 		// Nothing is created: the Replication's name is all it needs.

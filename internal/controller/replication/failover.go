@@ -1,0 +1,162 @@
+package replication
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
+	"github.com/dbplane/dbplane/internal/clients/xsql"
+)
+
+// defaultFailoverAfter is how long a lost primary is waited for when
+// spec.forProvider.failoverAfterSeconds is unset.
+const defaultFailoverAfter = 5 * time.Second
+
+// A promotion is a failover the controller decided on: promote member to
+// replace the lost primary from.
+type promotion struct {
+	to       int
+	from     string
+	reason   string
+	lagBytes int64
+}
+
+// remember carries what failover needs from one poll to the next into the
+// observed status: the primary last seen, since when it has been lost, and
+// the standbys that were synchronous while it was seen.
+func remember(a *assessment, prev v1alpha1.ReplicationObservation, now time.Time) {
+	at := &a.at
+	at.LastFailover = prev.LastFailover
+	if a.primary >= 0 {
+		at.LastPrimary = at.Primary
+		for _, m := range at.Members {
+			if m.SyncState == "quorum" || m.SyncState == "sync" {
+				at.Quorum = append(at.Quorum, m.Name)
+			}
+		}
+		return
+	}
+	at.LastPrimary, at.Quorum = prev.LastPrimary, prev.Quorum
+	if lost := memberObserved(at.Members, at.LastPrimary); lost != nil && lost.Role == v1alpha1.MemberUnreachable && !a.splitBrain() {
+		at.PrimaryLostAt = prev.PrimaryLostAt
+		if at.PrimaryLostAt == nil {
+			at.PrimaryLostAt = &metav1.Time{Time: now}
+		}
+	}
+}
+
+// decide tells whether to fail over now, and if not, why not ("" when
+// there is nothing to fail over from). It promotes only when the last
+// primary has been unreachable for the delay and no other member is
+// primary. With synchronous replication it promotes only a standby that was
+// synchronous, and only when every such standby but fewer than the number a
+// commit waited for answers: then one that answers holds every commit the
+// primary acknowledged, and it promotes the one that received the most.
+// Without, it promotes the standby that received the most WAL.
+func decide(p v1alpha1.ReplicationParameters, a assessment, now time.Time) (*promotion, string) {
+	at := a.at
+	if a.primary >= 0 || a.splitBrain() || at.PrimaryLostAt == nil {
+		return nil, ""
+	}
+	after := defaultFailoverAfter
+	if p.FailoverAfterSeconds != nil {
+		after = time.Duration(*p.FailoverAfterSeconds) * time.Second
+	}
+	lost := now.Sub(at.PrimaryLostAt.Time)
+	if after == 0 {
+		return nil, fmt.Sprintf("primary %s unreachable for %s; automatic failover is off", at.LastPrimary, lost.Round(time.Second))
+	}
+	if lost < after {
+		return nil, fmt.Sprintf("primary %s unreachable for %s: failing over after %s", at.LastPrimary, lost.Round(100*time.Millisecond), after)
+	}
+
+	eligible := map[string]bool{}
+	if p.Synchronous > 0 {
+		if len(at.Quorum) == 0 {
+			return nil, fmt.Sprintf("cannot fail over from %s: no standby was synchronous when it was last seen, so none is known to hold every acknowledged commit", at.LastPrimary)
+		}
+		var missing []string
+		for _, q := range at.Quorum {
+			if m := memberObserved(at.Members, q); m == nil || m.Role != v1alpha1.MemberStandby {
+				missing = append(missing, q)
+				continue
+			}
+			eligible[q] = true
+		}
+		// A commit waited for min(N, quorum) of them: some standby that
+		// answers has it unless that many are missing.
+		if n := min(p.Synchronous, len(at.Quorum)); len(missing) >= n {
+			return nil, fmt.Sprintf("cannot fail over from %s: synchronous standbys %s do not answer, and a commit the primary acknowledged may be only on them", at.LastPrimary, strings.Join(missing, ", "))
+		}
+	}
+	best, bestLSN := -1, uint64(0)
+	for i, m := range at.Members {
+		if m.Role != v1alpha1.MemberStandby || (p.Synchronous > 0 && !eligible[m.Name]) {
+			continue
+		}
+		lsn, ok := parseLSN(m.ReceivedLSN)
+		if !ok {
+			continue
+		}
+		if best < 0 || lsn > bestLSN {
+			best, bestLSN = i, lsn
+		}
+	}
+	if best < 0 {
+		return nil, fmt.Sprintf("cannot fail over from %s: no standby answers with its WAL position", at.LastPrimary)
+	}
+	mode := "asynchronous: commits it had not received are lost"
+	if p.Synchronous > 0 {
+		mode = "synchronous: it holds every acknowledged commit"
+	}
+	return &promotion{
+		to: best, from: at.LastPrimary,
+		reason: fmt.Sprintf("primary %s unreachable for %s; promoted %s, the standby with the most WAL received (%s); %s",
+			at.LastPrimary, lost.Round(100*time.Millisecond), at.Members[best].Name, at.Members[best].ReceivedLSN, mode),
+		lagBytes: at.Members[best].LagBytes,
+	}, ""
+}
+
+func memberObserved(ms []v1alpha1.MemberObservation, name string) *v1alpha1.MemberObservation {
+	for i := range ms {
+		if ms[i].Name == name {
+			return &ms[i]
+		}
+	}
+	return nil
+}
+
+// parseLSN reads a PostgreSQL WAL location, X/Y in hexadecimal.
+func parseLSN(s string) (uint64, bool) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, false
+	}
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return h<<32 | l, true
+}
+
+// missingSlots are the slots the primary lacks for the other members: a
+// standby promoted by a failover has none, and the standbys that follow it
+// stream on their own slot.
+func missingSlots(prefix string, members []v1alpha1.ReplicationMember, primary int, slots []xsql.Slot) []string {
+	have := map[string]bool{}
+	for _, s := range slots {
+		have[s.Name] = true
+	}
+	var out []string
+	for i, m := range members {
+		if s := slotOf(prefix, m.Name); i != primary && ordinal(m.Name) >= 0 && !have[s] {
+			out = append(out, s)
+		}
+	}
+	return out
+}

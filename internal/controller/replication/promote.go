@@ -1,0 +1,109 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/event"
+
+	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
+)
+
+// ReasonFailover is the event of a promotion.
+const ReasonFailover event.Reason = "Failover"
+
+// clock is the time failover decisions read.
+func (e *external) clock() time.Time {
+	if e.now != nil {
+		return e.now()
+	}
+	return time.Now()
+}
+
+// failover replaces a lost primary, in an order that never lets two
+// servers take writes through the read-write Service:
+//
+//  1. the lost primary's Pod loses the primary label, so the Service
+//     routes no new connection to it; if its Pod is still Ready (alive,
+//     but out of the provider's reach) it is deleted, which ends the
+//     sessions it still has;
+//  2. the standby is promoted and given a slot for every other member;
+//  3. its Pod gets the primary label, and the other standbys reconnect,
+//     through the Service, to it.
+//
+// The lost primary, when it starts again, finds another primary behind the
+// Service and rewinds itself into a standby (the pods' init step).
+func (e *external) failover(ctx context.Context, cr *v1alpha1.Replication, p promotion) error {
+	fp := cr.Spec.ForProvider
+	to := fp.Members[p.to].Name
+	e.plan.labels = []labelChange{{pod: p.from}}
+	if err := e.relabel(ctx, cr); err != nil {
+		return err
+	}
+	if err := e.fence(ctx, cr, p.from); err != nil {
+		return err
+	}
+	srv := e.servers[p.to]
+	if err := srv.Promote(ctx); err != nil {
+		return errors.Wrapf(err, "cannot promote %s", to)
+	}
+	for i, m := range fp.Members {
+		if i == p.to || ordinal(m.Name) < 0 {
+			continue
+		}
+		if err := srv.CreateSlot(ctx, slotOf(fp.SlotPrefix, m.Name)); err != nil {
+			return errors.Wrapf(err, "cannot create the slot of %s on %s", m.Name, to)
+		}
+	}
+	e.plan.labels = []labelChange{{pod: to, value: v1alpha1.RolePrimary}}
+	if err := e.relabel(ctx, cr); err != nil {
+		return err
+	}
+	for i, m := range cr.Status.AtProvider.Members {
+		if i != p.to && m.Role == v1alpha1.MemberStandby {
+			// Best effort: one that does not reconnect now does on its
+			// next retry (wal_retrieve_retry_interval).
+			_ = e.servers[i].RestartReceiver(ctx)
+		}
+	}
+	at := &cr.Status.AtProvider
+	at.LastFailover = &v1alpha1.Failover{At: metav1.Now(), From: p.from, To: to, Reason: p.reason, LagBytes: p.lagBytes}
+	at.LastPrimary, at.Primary, at.PrimaryLostAt, at.Quorum = to, to, nil, nil
+	e.record.Event(cr, event.Warning(ReasonFailover, errors.New(p.reason)))
+	return nil
+}
+
+// fence deletes the lost primary's Pod when it is still Ready: the server
+// answers its kubelet but not the provider, and may still hold sessions.
+// A Pod that is not Ready, or gone, needs nothing.
+func (e *external) fence(ctx context.Context, cr *v1alpha1.Replication, name string) error {
+	pod := &corev1.Pod{}
+	err := e.pods.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: name}, pod)
+	if client.IgnoreNotFound(err) != nil {
+		return errors.Wrapf(err, "cannot get Pod %q", name)
+	}
+	if err != nil || !ready(pod) {
+		return nil
+	}
+	if err := e.kube.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
+		return errors.Wrapf(err, "cannot delete Pod %q of the lost primary", name)
+	}
+	e.record.Event(cr, event.Normal(ReasonFailover, fmt.Sprintf("Deleted Pod %s: its server was Ready but did not answer the provider", name)))
+	return nil
+}
+
+func ready(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
