@@ -151,6 +151,7 @@ func ParseReplication(f Flavor, r ReplicationRow, status []map[string]string) (*
 		return s.Valid && (v == "1" || v == "ON")
 	}
 	s := &xsql.ReplicationState{
+		OwnSource: true,
 		Protected: on(r[1]),
 		Position:  r[2].String,
 		CanClone:  r[4].String == "ACTIVE",

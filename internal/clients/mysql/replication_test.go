@@ -76,7 +76,7 @@ func TestReplicateStatements(t *testing.T) {
 		},
 		"HostilePasswordAndHost": {
 			reason: "A password or host with quotes, backslashes and SQL stays one literal: quotes doubled (the session has NO_BACKSLASH_ESCAPES).",
-			args:   args{version: "8.4.6", source: xsql.Endpoint{Host: `h', SOURCE_HOST='evil`, Port: 3306}, cred: xsql.Credential{Username: "replication", Password: `x', SOURCE_HOST = 'evil'; DROP USER root; -- \`}},
+			args:   args{version: "8.4.6", source: xsql.Endpoint{Host: `h', SOURCE_HOST='evil`, Port: 3306}, cred: xsql.Credential{Username: "replication", Password: `x', SOURCE_HOST = 'evil'; DROP USER root; -- \`}}, //nolint:gosec // A hostile test password, no credential.
 			want: want{stmts: []string{"STOP REPLICA", "SET PERSIST super_read_only = ON",
 				`CHANGE REPLICATION SOURCE TO SOURCE_HOST = 'h'', SOURCE_HOST=''evil', SOURCE_PORT = 3306, SOURCE_USER = 'replication', SOURCE_PASSWORD = 'x'', SOURCE_HOST = ''evil''; DROP USER root; -- \', SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1`,
 				"START REPLICA"}},
@@ -204,43 +204,43 @@ func TestParseReplication(t *testing.T) {
 		"MySQLFreshPrimary": {
 			reason: "A writable MySQL server replicating from no one with no tables is a blank primary; the plugins are active.",
 			f:      MySQL, row: replRow("0", "0", "3e11fa47-71ca-11e1-9e33-c80aa9429562:1", "0", "ACTIVE", "OFF", "1", "OFF"),
-			want: &xsql.ReplicationState{Primary: true, Blank: true, Position: "3e11fa47-71ca-11e1-9e33-c80aa9429562:1", CanClone: true,
+			want: &xsql.ReplicationState{OwnSource: true, Primary: true, Blank: true, Position: "3e11fa47-71ca-11e1-9e33-c80aa9429562:1", CanClone: true,
 				SemiSync: &xsql.SemiSync{WaitFor: 1}},
 		},
 		"MySQLPrimaryWithData": {
 			reason: "Tables outside the system schemas: a primary apps wrote to, semi-sync on.",
 			f:      MySQL, row: replRow("0", "0", "u:1-9", "4", "ACTIVE", "ON", "2", "ON"),
-			want: &xsql.ReplicationState{Primary: true, Position: "u:1-9", UserTables: 4, CanClone: true,
+			want: &xsql.ReplicationState{OwnSource: true, Primary: true, Position: "u:1-9", UserTables: 4, CanClone: true,
 				SemiSync: &xsql.SemiSync{SourceEnabled: true, WaitFor: 2, ReplicaEnabled: true}},
 		},
 		"MySQLReplica": {
 			reason: "super_read_only and a source: a replica, its lag Seconds_Behind_Source; no plugins loaded.",
 			f:      MySQL, row: replRow("1", "1", "u:1-9", "4", nil, nil, nil, nil), status: []map[string]string{mysqlReplica},
-			want: &xsql.ReplicationState{Protected: true, Position: "u:1-9", UserTables: 4,
+			want: &xsql.ReplicationState{OwnSource: true, Protected: true, Position: "u:1-9", UserTables: 4,
 				Source: &xsql.Source{Host: "orders.team-a.svc.cluster.local", Port: 3306, IO: "Yes", SQL: "Yes", LagSeconds: ptr.To[int64](3)}},
 		},
 		"MySQLWritableReplica": {
 			reason: "Writable but with a source configured (a replica restarted without persisted settings): not a primary.",
 			f:      MySQL, row: replRow("0", "0", "u:1-9", "4", "ACTIVE", nil, nil, nil), status: []map[string]string{mysqlReplica},
-			want: &xsql.ReplicationState{Position: "u:1-9", UserTables: 4, CanClone: true,
+			want: &xsql.ReplicationState{OwnSource: true, Position: "u:1-9", UserTables: 4, CanClone: true,
 				Source: &xsql.Source{Host: "orders.team-a.svc.cluster.local", Port: 3306, IO: "Yes", SQL: "Yes", LagSeconds: ptr.To[int64](3)}},
 		},
 		"ReadOnlyIsNoPrimary": {
 			reason: "read_only alone (not super_read_only) is no primary either.",
 			f:      MySQL, row: replRow("1", "0", "", "0", "ACTIVE", nil, nil, nil),
-			want: &xsql.ReplicationState{CanClone: true},
+			want: &xsql.ReplicationState{OwnSource: true, CanClone: true},
 		},
 		"MariaDBReplicaConnecting": {
 			reason: "MariaDB's Slave_* columns; a thread not running leaves the lag out and the error is reported.",
 			f:      MariaDB, row: replRow("1", "1", "0-100-12", "1", nil, "OFF", nil, "ON"), status: []map[string]string{mariaReplica},
-			want: &xsql.ReplicationState{Protected: true, Position: "0-100-12", UserTables: 1,
+			want: &xsql.ReplicationState{OwnSource: true, Protected: true, Position: "0-100-12", UserTables: 1,
 				SemiSync: &xsql.SemiSync{ReplicaEnabled: true},
 				Source:   &xsql.Source{Host: "127.0.0.1", Port: 33061, IO: "Connecting", SQL: "Yes", LastError: "error connecting to master"}},
 		},
 		"EmptyHostIsNoSource": {
 			reason: "A status row without a host (RESET REPLICA ALL leaves none; a reset one may) is no source.",
 			f:      MariaDB, row: replRow("0", "0", "", "0", nil, "OFF", nil, "OFF"), status: []map[string]string{{"Master_Host": ""}},
-			want: &xsql.ReplicationState{Primary: true, Blank: true, SemiSync: &xsql.SemiSync{}},
+			want: &xsql.ReplicationState{OwnSource: true, Primary: true, Blank: true, SemiSync: &xsql.SemiSync{}},
 		},
 	}
 	for name, tc := range cases {

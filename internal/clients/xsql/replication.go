@@ -34,6 +34,9 @@ type ReplicationState struct {
 	// The fields below are what a MySQL or MariaDB server says, whose
 	// replicas the provider configures; PostgreSQL leaves them zero.
 
+	// OwnSource is true when the server reports its own replication in
+	// Source (MySQL): a primary then lists no Replicas.
+	OwnSource bool `json:"ownSource,omitempty"`
 	// Blank is true for a writable server that replicates from no one and
 	// holds no table outside the system schemas: what the image's
 	// entrypoint made of an empty volume, not a primary apps wrote to.
