@@ -92,12 +92,13 @@ func (m *memo) Build(p Params) ([]Desired, error) {
 }
 
 // sameParams tells equal Params apart from others. Params hold the engine's
-// row of the engine table, whose Config is a function, and functions are
-// never deeply equal: the row is the same when the engine is.
+// row of the engine table, whose Config and PodArgs are functions, and
+// functions are never deeply equal: the row is the same when the engine is.
 func sameParams(a, b Params) bool {
 	if a.names.Engine != b.names.Engine {
 		return false
 	}
 	a.Engine.Config, b.Engine.Config = nil, nil
+	a.Engine.PodArgs, b.Engine.PodArgs = nil, nil
 	return reflect.DeepEqual(a, b)
 }

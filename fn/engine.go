@@ -87,9 +87,14 @@ type engine struct {
 	// Init, when set, is the command of an init container in the server's
 	// image that runs before the server on every start of a pod.
 	Init []string
-	// Streaming: pods but the first start as standbys streaming from the
+	// Streaming: pods but the first become standbys replicating from the
 	// primary, observed by the SQL provider's Replication.
 	Streaming bool
+	// ProviderReplicates: the SQL provider's Replication makes each
+	// standby replicate (MySQL: CLONE, CHANGE REPLICATION SOURCE), so it is
+	// given the replication login's Secret. PostgreSQL standbys start
+	// streaming by themselves, from their init step and primary_conninfo.
+	ProviderReplicates bool
 	// PodArgs are the server's arguments that differ between pods, from the
 	// pod's own environment (POD_NAME, POD_INDEX): Kubernetes expands
 	// $(VAR) in them.
@@ -232,5 +237,15 @@ var engines = map[v1.Engine]engine{
 		RestoreTables: `mysql --protocol=TCP --host="${DB_HOST}" --port="${DB_PORT}" --user="${DB_USER}" --batch --skip-column-names --execute="SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${DATABASE}'"`,
 		Restore:       `mysql --protocol=TCP --host="${DB_HOST}" --port="${DB_PORT}" --user="${DB_USER}" --default-character-set=utf8mb4`,
 		Config:        myCnf,
+		// Ordinal 0 starts as the source; the SQL provider clones it into
+		// every other pod and points them at it. server_id is unique per
+		// pod and never 0 (which refuses replication): 10 followed by the
+		// ordinal. report_host is the pod's stable DNS name, which the
+		// source's SHOW REPLICAS lists.
+		Streaming:          true,
+		ProviderReplicates: true,
+		PodArgs: func(n names) []string {
+			return []string{"--server-id=10$(POD_INDEX)", "--report-host=$(POD_NAME)." + n.HeadlessService() + "." + n.Namespace + ".svc.cluster.local"}
+		},
 	},
 }

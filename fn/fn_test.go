@@ -251,6 +251,7 @@ func TestRunFunction(t *testing.T) {
 				"secret": secretJSON("pw"), "configmap": existsJSON, "service-headless": existsJSON, "service": existsJSON,
 				"statefulset": stsJSON(2, 2, "20Gi"), "pdb": existsJSON, "backup-pvc": pvcJSON, "backup-cronjob": cronJobJSON,
 				"sql-providerconfig": existsJSON, "sql-user-app": userJSON(true),
+				"service-ro": existsJSON, "sql-user-replication": userJSON(true), "replication": userJSON(true),
 			}), password: mustNotGenerate},
 			want: got{
 				Composed: map[string]string{
@@ -258,10 +259,12 @@ func TestRunFunction(t *testing.T) {
 					"service-headless": "Service/orders-headless", "service": "Service/orders",
 					"statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app", "pdb": "PodDisruptionBudget/orders",
 					"backup-pvc": "PersistentVolumeClaim/orders-backup", "backup-cronjob": "CronJob/orders-backup",
+					"service-ro": "Service/orders-ro", "sql-user-replication": "User/orders-replication", "replication": "Replication/orders",
 				},
 				Ready: map[string]string{
 					"secret": "READY_TRUE", "configmap": "READY_TRUE", "service-headless": "READY_TRUE", "service": "READY_TRUE",
 					"statefulset": "READY_TRUE", "sql-providerconfig": "READY_TRUE", "sql-user-app": "READY_TRUE", "pdb": "READY_TRUE", "backup-pvc": "READY_TRUE", "backup-cronjob": "READY_TRUE",
+					"service-ro": "READY_TRUE", "sql-user-replication": "READY_TRUE", "replication": "READY_TRUE",
 				},
 				Status: map[string]any{
 					"phase": "Ready", "ready": true, "replicas": float64(2), "endpoint": "orders.team-a.svc.cluster.local:3306",

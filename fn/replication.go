@@ -24,6 +24,10 @@ func Replication(p Params) *sqlv1alpha1.Replication {
 			Name: p.StatefulSet() + "-" + itoa(i), Host: p.PodHost(i), Port: int(p.Engine.Port),
 		})
 	}
+	var secret *xpv2.LocalSecretKeySelector
+	if p.Engine.ProviderReplicates {
+		secret = &xpv2.LocalSecretKeySelector{LocalSecretReference: xpv2.LocalSecretReference{Name: p.ReplicationUser()}, Key: keyPassword}
+	}
 	return &sqlv1alpha1.Replication{
 		ObjectMeta: metav1.ObjectMeta{Name: p.Replication(), Namespace: p.Namespace, Labels: p.Labels("sql")},
 		Spec: sqlv1alpha1.ReplicationSpec{
@@ -32,6 +36,8 @@ func Replication(p Params) *sqlv1alpha1.Replication {
 				Members:     members,
 				SlotPrefix:  p.SlotPrefix(),
 				Synchronous: int(p.SyncStandbys),
+				// The replication User's connection Secret.
+				ReplicationSecretRef: secret,
 			},
 		},
 	}

@@ -50,6 +50,10 @@ type server struct {
 	dir  string
 	log  string
 	proc *harness.Process
+	// args are the server's own arguments, kept for a restart; extra are
+	// the test's, replacing the defaults of startMariaDB they name.
+	args  []string
+	extra []string
 }
 
 // requireBinaries skips the test when a server binary is missing, or fails
@@ -126,10 +130,17 @@ func start(t testing.TB, engine string) *server {
 		t.Fatalf("cannot start a server: unknown engine %q", engine)
 	}
 
+	return startWith(t, engine)
+}
+
+// startWith starts a server as start does, with extra server arguments
+// (MariaDB only): a replicated server's binary log and server_id.
+func startWith(t testing.TB, engine string, extra ...string) *server {
+	t.Helper()
 	// A free port can be taken between finding and binding it: try again.
 	var errs []error
 	for range 3 {
-		s, err := try(t, engine)
+		s, err := try(t, engine, extra...)
 		if err == nil {
 			return s
 		}
@@ -140,7 +151,7 @@ func start(t testing.TB, engine string) *server {
 	return nil
 }
 
-func try(t testing.TB, engine string) (*server, error) {
+func try(t testing.TB, engine string, extra ...string) (*server, error) {
 	t.Helper()
 	port, err := harness.FreePort(t.Context())
 	if err != nil {
@@ -150,7 +161,7 @@ func try(t testing.TB, engine string) (*server, error) {
 	// the test failed or DBPLANE_E2E_KEEP is set.
 	dir := harness.TempDir(t, "dbplane-"+engine+"-")
 
-	s := &server{Engine: engine, Port: port, Password: testPassword, dir: dir, log: filepath.Join(dir, "server.log")}
+	s := &server{Engine: engine, Port: port, Password: testPassword, dir: dir, log: filepath.Join(dir, "server.log"), extra: extra}
 	t.Cleanup(s.Stop)
 	switch engine {
 	case postgresql:
@@ -268,9 +279,13 @@ func (s *server) startMariaDB(t testing.TB) error {
 		"--pid-file=" + filepath.Join(s.dir, "mysqld.pid"), "--tmpdir=" + s.dir,
 		"--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
 		"--default-time-zone=+00:00", "--max-allowed-packet=64M",
-		"--innodb-buffer-pool-size=256M", "--innodb-flush-log-at-trx-commit=2", "--innodb-use-native-aio=0",
-		"--skip-log-bin"}, asRoot...)
-	if err := s.spawn(nil, syscall.SIGTERM, syscall.SIGKILL, mariadbd, args...); err != nil {
+		"--innodb-buffer-pool-size=256M", "--innodb-flush-log-at-trx-commit=2", "--innodb-use-native-aio=0"}, asRoot...)
+	if len(s.extra) == 0 {
+		args = append(args, "--skip-log-bin")
+	}
+	args = append(args, s.extra...)
+	s.args = args
+	if err := s.spawn(nil, syscall.SIGTERM, syscall.SIGKILL, mariadbd, s.args...); err != nil {
 		return err
 	}
 
@@ -289,8 +304,11 @@ func (s *server) startMariaDB(t testing.TB) error {
 	// As in the images: root@localhost and root@'%', both with the
 	// password. mariadb-install-db also creates password-less root accounts
 	// for 127.0.0.1, ::1 and the host name, which TCP logins would match.
+	// Not into the binary log, which replicas replay: each server is set up
+	// as its image would set it up.
 	pw := mysqlString(s.Password)
 	if err := socket(t.Context(), strings.Join([]string{
+		"SET SESSION sql_log_bin = 0",
 		"DELETE FROM mysql.global_priv WHERE User = 'root' AND Host <> 'localhost'",
 		"DELETE FROM mysql.proxies_priv WHERE User = 'root' AND Host <> 'localhost'",
 		"FLUSH PRIVILEGES",
@@ -303,6 +321,25 @@ func (s *server) startMariaDB(t testing.TB) error {
 	}
 	_, err = s.exec(t.Context(), "", nil, "SELECT 1")
 	return err
+}
+
+// Restart starts a stopped MariaDB server again on its data, with the
+// arguments it first started with, as a pod's container restarts.
+func (s *server) Restart(t testing.TB) {
+	t.Helper()
+	mariadbd, err := lookPath("mariadbd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.spawn(nil, syscall.SIGTERM, syscall.SIGKILL, mariadbd, s.args...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.waitReady(t, func(ctx context.Context) error {
+		_, err := s.exec(ctx, "", nil, "SELECT 1")
+		return err
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, s.tail())
+	}
 }
 
 // run runs a setup command to completion, logging to the server log.

@@ -73,7 +73,14 @@ type ReplicationParameters struct {
 	// synchronous_standby_names is ANY N (every other member), and stays so
 	// while standbys are down: commits then wait, which is the point. N
 	// larger than the number of standbys is clamped to it, and the Ready
-	// condition says so.
+	// condition says so. On MySQL it is semi-synchronous replication: the
+	// primary's rpl_semi_sync_source_enabled and
+	// rpl_semi_sync_source_wait_for_replica_count (MariaDB:
+	// rpl_semi_sync_master_enabled, which always waits for one replica).
+	// Unlike PostgreSQL, a MySQL commit waits at most
+	// rpl_semi_sync_source_timeout (10 s by default) for an
+	// acknowledgement, then the primary continues asynchronously until a
+	// replica catches up.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=9
 	// +kubebuilder:default=0
@@ -87,6 +94,15 @@ type ReplicationParameters struct {
 	// +kubebuilder:default=5
 	// +optional
 	FailoverAfterSeconds *int `json:"failoverAfterSeconds,omitempty"`
+
+	// ReplicationSecretRef is a key of a Secret in the Replication's
+	// namespace holding the password of the login `replication`, which
+	// replicas log in to their source as. MySQL only, where the provider
+	// configures each replica itself (CHANGE REPLICATION SOURCE, CLONE);
+	// PostgreSQL standbys read their password in their own pods. The
+	// provider never logs the password or writes it into status or events.
+	// +optional
+	ReplicationSecretRef *xpv2.LocalSecretKeySelector `json:"replicationSecretRef,omitempty"`
 }
 
 // MemberRole is what a member was last seen to be.

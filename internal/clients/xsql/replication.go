@@ -30,6 +30,64 @@ type ReplicationState struct {
 
 	// SynchronousStandbyNames is the server's synchronous_standby_names.
 	SynchronousStandbyNames string `json:"synchronousStandbyNames"`
+
+	// The fields below are what a MySQL or MariaDB server says, whose
+	// replicas the provider configures; PostgreSQL leaves them zero.
+
+	// OwnSource is true when the server reports its own replication in
+	// Source (MySQL): a primary then lists no Replicas.
+	OwnSource bool `json:"ownSource,omitempty"`
+	// Blank is true for a writable server that replicates from no one and
+	// holds no table outside the system schemas: what the image's
+	// entrypoint made of an empty volume, not a primary apps wrote to.
+	Blank bool `json:"blank,omitempty"`
+	// Protected is true when even the superuser cannot write: MySQL's
+	// super_read_only, MariaDB's read_only (which binds SUPER too unless
+	// it holds READ_ONLY ADMIN).
+	Protected bool `json:"protected,omitempty"`
+	// Position is the set of transactions the server executed: MySQL's
+	// gtid_executed, MariaDB's gtid_current_pos.
+	Position string `json:"position,omitempty"`
+	// UserTables counts the tables outside the system schemas.
+	UserTables int64 `json:"userTables,omitempty"`
+	// CanClone is true when the server has the clone plugin active (MySQL
+	// 8; MariaDB has none).
+	CanClone bool `json:"canClone,omitempty"`
+	// Source is a replica's own view of its replication; nil when no
+	// source is configured.
+	Source *Source `json:"source,omitempty"`
+	// SemiSync is the server's semi-synchronous replication; nil when the
+	// plugins are not loaded.
+	SemiSync *SemiSync `json:"semiSync,omitempty"`
+}
+
+// A Source is what a MySQL replica says of the source it replicates from
+// (SHOW REPLICA STATUS).
+type Source struct {
+	Host string `json:"host"`
+	Port int    `json:"port"`
+	// IO is whether the receiver thread runs: Yes, No or Connecting.
+	IO string `json:"io"`
+	// SQL is whether the applier thread runs: Yes or No.
+	SQL string `json:"sql"`
+	// LagSeconds is Seconds_Behind_Source; nil while a thread is stopped.
+	LagSeconds *int64 `json:"lagSeconds,omitempty"`
+	// LastError is the receiver's or else the applier's last error.
+	LastError string `json:"lastError,omitempty"`
+}
+
+// Replicating reports whether both threads run.
+func (s *Source) Replicating() bool { return s != nil && s.IO == "Yes" && s.SQL == "Yes" }
+
+// SemiSync is a MySQL server's semi-synchronous replication settings.
+type SemiSync struct {
+	// SourceEnabled: commits on this server wait for replicas.
+	SourceEnabled bool `json:"sourceEnabled"`
+	// WaitFor is how many replicas a commit waits for; 0 where the server
+	// has no such setting (MariaDB waits for one).
+	WaitFor int `json:"waitFor"`
+	// ReplicaEnabled: this server acknowledges what it receives.
+	ReplicaEnabled bool `json:"replicaEnabled"`
 }
 
 // A Replica is a standby streaming from a primary, as the primary sees it.

@@ -41,6 +41,11 @@ type DB interface {
 
 	// QueryStrings runs q and returns the first column of every row.
 	QueryStrings(ctx context.Context, q Query) ([]string, error)
+
+	// QueryMaps runs q and returns every row as its columns' values by
+	// column name; a NULL column is left out. For statements such as
+	// SHOW REPLICA STATUS, whose columns differ between servers.
+	QueryMaps(ctx context.Context, q Query) ([]map[string]string, error)
 }
 
 // Timeouts bound every call to a server.
@@ -137,6 +142,41 @@ func (d *sqlDB) QueryStrings(ctx context.Context, q Query) ([]string, error) {
 	return out, rows.Err()
 }
 
+// QueryMaps runs q within the call timeout and reads every row by column
+// name.
+func (d *sqlDB) QueryMaps(ctx context.Context, q Query) ([]map[string]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	rows, err := d.db.QueryContext(ctx, q.SQL, q.Args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close() //nolint:errcheck // rows.Err reports what matters.
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out []map[string]string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		dest := make([]any, len(cols))
+		for i := range vals {
+			dest[i] = &vals[i]
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		row := make(map[string]string, len(cols))
+		for i, c := range cols {
+			if vals[i].Valid {
+				row[c] = vals[i].String
+			}
+		}
+		out = append(out, row)
+	}
+	return out, rows.Err()
+}
+
 // A Counter counts the calls, and so the SQL round trips, made through the
 // DBs it wraps. Benchmarks and tests use it to hold Observe to its budget.
 type Counter struct {
@@ -175,6 +215,12 @@ func (c *counted) QueryRow(ctx context.Context, q Query, dest ...any) error {
 func (c *counted) QueryStrings(ctx context.Context, q Query) ([]string, error) {
 	c.calls.Add(1)
 	return c.DB.QueryStrings(ctx, q)
+}
+
+// QueryMaps counts one call and runs q.
+func (c *counted) QueryMaps(ctx context.Context, q Query) ([]map[string]string, error) {
+	c.calls.Add(1)
+	return c.DB.QueryMaps(ctx, q)
 }
 
 // A Login is the desired state of one login, in engine-neutral terms.

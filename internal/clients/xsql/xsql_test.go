@@ -74,9 +74,10 @@ func TestPools(t *testing.T) {
 
 type nopDB struct{}
 
-func (nopDB) Exec(context.Context, Query) error                     { return nil }
-func (nopDB) QueryRow(context.Context, Query, ...any) error         { return nil }
-func (nopDB) QueryStrings(context.Context, Query) ([]string, error) { return nil, nil }
+func (nopDB) Exec(context.Context, Query) error                             { return nil }
+func (nopDB) QueryRow(context.Context, Query, ...any) error                 { return nil }
+func (nopDB) QueryStrings(context.Context, Query) ([]string, error)         { return nil, nil }
+func (nopDB) QueryMaps(context.Context, Query) ([]map[string]string, error) { return nil, nil }
 
 func TestCounter(t *testing.T) {
 	c := &Counter{}

@@ -57,11 +57,9 @@ func slotOf(prefix, member string) string {
 // status.
 func assess(p v1alpha1.ReplicationParameters, answers []answer) assessment {
 	a := assessment{primary: -1}
-	for i, m := range p.Members {
-		if s := answers[i].state; answers[i].err == nil && s != nil && s.Primary {
-			a.primaries = append(a.primaries, m.Name)
-			a.primary = i
-		}
+	for _, i := range candidates(p.Members, answers) {
+		a.primaries = append(a.primaries, p.Members[i].Name)
+		a.primary = i
 	}
 	if len(a.primaries) != 1 {
 		a.primary = -1
@@ -80,6 +78,35 @@ func assess(p v1alpha1.ReplicationParameters, answers []answer) assessment {
 	return a
 }
 
+// candidates are the members that may be the primary: those that say they
+// are. A blank one (MySQL: writable, replicating from no one, no tables:
+// what the image made of an empty volume, since every MySQL pod starts
+// writable) is the primary only when it is the first pod and no other
+// member with data says it is primary: the read-write Service has sent
+// writes only to the first pod until the role labels exist, and a blank
+// server with another ordinal must never get them. PostgreSQL servers are
+// never blank.
+func candidates(members []v1alpha1.ReplicationMember, answers []answer) []int {
+	var withData, blankFirst []int
+	for i, m := range members {
+		s := answers[i].state
+		switch {
+		case answers[i].err != nil || s == nil || !s.Primary:
+		case !s.Blank:
+			withData = append(withData, i)
+		case ordinal(m.Name) == 0:
+			blankFirst = append(blankFirst, i)
+		}
+	}
+	if len(withData) > 0 {
+		return withData
+	}
+	return blankFirst
+}
+
+// isPrimary reports whether member name is one of the primaries.
+func (a assessment) isPrimary(name string) bool { return slices.Contains(a.primaries, name) }
+
 // member is one member's observed state. A standby's streaming, sync state
 // and lag are what the primary says, when there is one; its received and
 // replayed locations are its own.
@@ -91,12 +118,15 @@ func (a assessment) member(prefix, name string, ans answer) v1alpha1.MemberObser
 		s := ans.state
 		o.Timeline, o.ReceivedLSN, o.ReplayedLSN = s.Timeline, s.ReceivedLSN, s.ReplayedLSN
 		o.Role = v1alpha1.MemberStandby
-		if s.Primary {
+		if a.isPrimary(name) {
 			o.Role = v1alpha1.MemberPrimary
 			if a.splitBrain() {
 				o.Message = "split brain: out of recovery together with " + strings.Join(slices.DeleteFunc(slices.Clone(a.primaries), func(p string) bool { return p == name }), ", ")
 			}
 			return o
+		}
+		if s.OwnSource {
+			return ownSource(o, s)
 		}
 	}
 	if a.state == nil {
@@ -131,6 +161,40 @@ func (a assessment) member(prefix, name string, ans answer) v1alpha1.MemberObser
 		}
 	}
 	return o
+}
+
+// ownSource is a MySQL replica's state as it reports it itself: it
+// streams while both its threads run, and lags by Seconds_Behind_Source.
+// MySQL has no honest byte measure of a replica's lag (GTID sets count
+// transactions, not bytes): lagBytes stays 0.
+func ownSource(o v1alpha1.MemberObservation, s *xsql.ReplicationState) v1alpha1.MemberObservation {
+	src := s.Source
+	switch {
+	case src == nil && s.Blank:
+		o.Message = "new server: not a replica yet"
+	case src == nil:
+		o.Message = "replicates from no one"
+	default:
+		o.Streaming = src.Replicating()
+		if src.LagSeconds != nil {
+			o.LagMillis = *src.LagSeconds * 1000
+		}
+		if !o.Streaming {
+			o.Message = fmt.Sprintf("replica IO thread %s, SQL thread %s", orText(src.IO, "not running"), orText(src.SQL, "not running"))
+			if src.LastError != "" {
+				o.Message += ": " + bounded(src.LastError)
+			}
+		}
+	}
+	return o
+}
+
+// bounded is s, bounded to maxMessage.
+func bounded(s string) string {
+	if len(s) > maxMessage {
+		return s[:maxMessage] + "..."
+	}
+	return s
 }
 
 // replicaOf is the primary's WAL sender to member name, preferring one that

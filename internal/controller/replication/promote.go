@@ -19,6 +19,20 @@ import (
 // ReasonFailover is the event of a promotion.
 const ReasonFailover event.Reason = "Failover"
 
+// promoters tells whether the engine fails over and every member's server
+// can be promoted.
+func (e *external) promoters() bool {
+	if !e.failsOver {
+		return false
+	}
+	for _, s := range e.servers {
+		if _, ok := s.(Promoter); !ok {
+			return false
+		}
+	}
+	return len(e.servers) > 0
+}
+
 // clock is the time failover decisions read.
 func (e *external) clock() time.Time {
 	if e.now != nil {
@@ -50,7 +64,7 @@ func (e *external) failover(ctx context.Context, cr *v1alpha1.Replication, p pro
 	if err := e.fence(ctx, cr, p.from); err != nil {
 		return err
 	}
-	srv := e.servers[p.to]
+	srv := e.servers[p.to].(Promoter) //nolint:forcetypeassert // decide runs only when every server is a Promoter.
 	if err := srv.Promote(ctx); err != nil {
 		return errors.Wrapf(err, "cannot promote %s", to)
 	}
@@ -70,7 +84,7 @@ func (e *external) failover(ctx context.Context, cr *v1alpha1.Replication, p pro
 		if i != p.to && m.Role == v1alpha1.MemberStandby {
 			// Best effort: one that does not reconnect now does on its
 			// next retry (wal_retrieve_retry_interval).
-			_ = e.servers[i].RestartReceiver(ctx)
+			_ = e.servers[i].(Promoter).RestartReceiver(ctx) //nolint:forcetypeassert // As above.
 		}
 	}
 	at := &cr.Status.AtProvider

@@ -10,6 +10,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,7 +38,16 @@ const (
 	ReasonRoleLabeled            event.Reason = "RoleLabeled"
 	ReasonSlotDropped            event.Reason = "SlotDropped"
 	ReasonSynchronousStandbysSet event.Reason = "SynchronousStandbysSet"
+	ReasonCloned                 event.Reason = "Cloned"
+	ReasonReplicaConfigured      event.Reason = "ReplicaConfigured"
+	ReasonReplicaProtected       event.Reason = "ReplicaProtected"
+	ReasonSemiSyncSet            event.Reason = "SemiSyncSet"
 )
+
+// replicationLogin is the login replicas log in to their source as: the
+// function composes its User, whose connection Secret
+// spec.forProvider.replicationSecretRef names.
+const replicationLogin = "replication"
 
 // A Server is one member's database server. The engine clients in
 // internal/clients implement it; the controller calls it per member.
@@ -51,6 +62,13 @@ type Server interface {
 	// SetSynchronousStandbyNames sets, or resets when value is empty, the
 	// standbys a commit waits for, and reloads the configuration.
 	SetSynchronousStandbyNames(ctx context.Context, value string) error
+}
+
+// A Promoter is a Server the provider can fail over to (PostgreSQL): its
+// standbys follow whoever is primary behind the read-write Service, each on
+// its own slot.
+type Promoter interface {
+	Server
 
 	// CreateSlot creates physical replication slot name unless it exists.
 	CreateSlot(ctx context.Context, name string) error
@@ -61,6 +79,28 @@ type Server interface {
 
 	// RestartReceiver makes a standby connect to its primary again.
 	RestartReceiver(ctx context.Context) error
+}
+
+// A Replicator is a Server whose replicas the provider configures itself
+// (MySQL), rather than each finding its primary (PostgreSQL's
+// primary_conninfo). Every method is idempotent.
+type Replicator interface {
+	Server
+
+	// Replicate makes the server a read-only replica of source, logging in
+	// as cred with GTID auto-positioning, acknowledging for semi-sync when
+	// semiSync: it stops replication, configures it and starts it.
+	Replicate(ctx context.Context, source xsql.Endpoint, cred xsql.Credential, semiSync bool) error
+
+	// Clone replaces the server's data with a copy of donor's, logging in
+	// to donor as cred; the server restarts on the copy.
+	Clone(ctx context.Context, donor xsql.Endpoint, cred xsql.Credential) error
+
+	// Protect makes the server refuse writes, even the superuser's.
+	Protect(ctx context.Context) error
+
+	// SetSemiSync makes commits wait for n replicas, or none when 0.
+	SetSemiSync(ctx context.Context, n int) error
 }
 
 // A NewServerFn returns the Server of one member at ep of a
@@ -85,6 +125,7 @@ type connector struct {
 	usage     resource.ModernTracker
 	newServer NewServerFn
 	render    func(e v1alpha1.Engine) RenderFn
+	contains  func(e v1alpha1.Engine) ContainsFn
 	record    event.Recorder
 }
 
@@ -99,6 +140,7 @@ func NewConnector(kube client.Client, pods client.Reader, newServer NewServerFn,
 		usage:     resource.NewProviderConfigUsageTracker(kube, &v1alpha1.ProviderConfigUsage{}),
 		newServer: newServer,
 		render:    func(e v1alpha1.Engine) RenderFn { return engines[e].synchronousStandbyNames },
+		contains:  func(e v1alpha1.Engine) ContainsFn { return engines[e].contains },
 		record:    record,
 	}
 }
@@ -151,7 +193,40 @@ func (c *connector) Connect(ctx context.Context, cr *v1alpha1.Replication) (mana
 		e.servers = append(e.servers, srv)
 	}
 	e.render = c.render(pc.Spec.Engine)
+	e.contains = c.contains(pc.Spec.Engine)
+	e.failsOver = engines[pc.Spec.Engine].failover
+	// Replicas replicate from the read-write Service, which follows the
+	// primary label.
+	e.source = xsql.Endpoint{Host: pc.Spec.Host, Port: pc.Spec.Port, TLS: pc.Spec.TLS}
+	e.members = cr.Spec.ForProvider.Members
+	if err := e.readReplicationSecret(ctx, c.kube, cr); err != nil {
+		return nil, err
+	}
 	return e, nil
+}
+
+// readReplicationSecret reads the replication login's password, when the
+// Replication names its Secret. A Secret not there yet (the User has not
+// created the login) leaves replicas unconfigured and says so; the password
+// is never logged or written into status or events.
+func (e *external) readReplicationSecret(ctx context.Context, kube client.Client, cr *v1alpha1.Replication) error {
+	ref := cr.Spec.ForProvider.ReplicationSecretRef
+	if ref == nil {
+		return nil
+	}
+	s := &corev1.Secret{}
+	err := kube.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: ref.Name}, s)
+	switch {
+	case kerrors.IsNotFound(err):
+		e.noCredential = fmt.Sprintf("waiting for the replication login's Secret %q", ref.Name)
+	case err != nil:
+		return errors.Wrapf(err, "cannot get replication Secret %q", ref.Name)
+	case len(s.Data[ref.Key]) == 0:
+		e.noCredential = fmt.Sprintf("the replication login's Secret %q has no key %q", ref.Name, ref.Key)
+	default:
+		e.credential = &xsql.Credential{Username: replicationLogin, Password: string(s.Data[ref.Key])}
+	}
+	return nil
 }
 
 func keyOr(k, def string) string {
@@ -170,6 +245,13 @@ type plan struct {
 	synchronous *string
 	// promote is a failover to make, before anything else.
 	promote *promotion
+	// semiSync is how many replicas the primary's commits are to wait
+	// for, when it differs (MySQL).
+	semiSync *int
+	// repairs are the changes members need to replicate (MySQL), and
+	// names the members by index.
+	repairs []repair
+	names   []string
 }
 
 // diff describes the plan for humans; empty when there is nothing to do.
@@ -194,6 +276,19 @@ func (p plan) diff() []string {
 	if p.synchronous != nil {
 		out = append(out, fmt.Sprintf("set synchronous_standby_names to %q", *p.synchronous))
 	}
+	if p.semiSync != nil {
+		out = append(out, fmt.Sprintf("make commits wait for %d replicas (semi-synchronous)", *p.semiSync))
+	}
+	for _, r := range p.repairs {
+		switch r.kind {
+		case repairClone:
+			out = append(out, fmt.Sprintf("clone the primary into %s", p.names[r.member]))
+		case repairReplicate:
+			out = append(out, fmt.Sprintf("make %s a read-only replica of the primary", p.names[r.member]))
+		case repairProtect:
+			out = append(out, fmt.Sprintf("make replica %s read-only", p.names[r.member]))
+		}
+	}
 	return out
 }
 
@@ -209,11 +304,24 @@ type external struct {
 	record  event.Recorder
 	// unsupported says why the engine's replication cannot be observed.
 	unsupported string
+	// contains compares replication positions, for engines whose replicas
+	// the provider configures (MySQL); nil for the others.
+	contains ContainsFn
+	// source is where replicas replicate from: the read-write Service.
+	source  xsql.Endpoint
+	members []v1alpha1.ReplicationMember
+	// credential is the replication login's, or nil with noCredential
+	// saying why.
+	credential   *xsql.Credential
+	noCredential string
 
 	primary Server
+	answers []answer
 	plan    plan
 	// now is the clock failover decisions read.
 	now func() time.Time
+	// failsOver: the engine's standbys can be promoted by the provider.
+	failsOver bool
 }
 
 var _ managed.TypedExternalClient[*v1alpha1.Replication] = &external{}
@@ -242,7 +350,8 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 	}
 
 	fp := cr.Spec.ForProvider
-	a := assess(fp, e.ask(ctx))
+	e.answers = e.ask(ctx)
+	a := assess(fp, e.answers)
 	now := e.clock()
 	remember(&a, cr.Status.AtProvider, now)
 	prev := cr.Status.AtProvider
@@ -250,7 +359,11 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 	e.plan = plan{labels: labelChanges(a, pods)}
 
 	var notes []string
-	promote, why := decide(fp, a, now)
+	var promote *promotion
+	var why string
+	if e.promoters() {
+		promote, why = decide(fp, a, now)
+	}
 	if promote != nil {
 		if m := memberObserved(prev.Members, a.at.Members[promote.to].Name); m != nil {
 			promote.lagBytes = m.LagBytes
@@ -266,7 +379,9 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 	if a.primary >= 0 {
 		e.primary = e.servers[a.primary]
 		e.plan.dropSlots = staleSlots(fp.SlotPrefix, fp.Members, a.state.Slots)
-		e.plan.createSlots = missingSlots(fp.SlotPrefix, fp.Members, a.primary, a.state.Slots)
+		if e.promoters() {
+			e.plan.createSlots = missingSlots(fp.SlotPrefix, fp.Members, a.primary, a.state.Slots)
+		}
 		if e.render != nil {
 			sb := standbys(a, fp.Members)
 			want, err := e.render(fp.Synchronous, sb)
@@ -280,6 +395,9 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 				notes = append(notes, m)
 			}
 		}
+		if e.contains != nil {
+			notes = append(notes, e.planRepairs(cr, a)...)
+		}
 	}
 
 	if why := readyMessage(a); why != "" {
@@ -289,6 +407,43 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 	}
 	diff := e.plan.diff()
 	return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: len(diff) == 0, Diff: strings.Join(diff, "; ")}, nil
+}
+
+// planRepairs plans what the members need to replicate from the primary
+// and the primary's semi-sync, writes why a member is left alone into its
+// status, and returns notes for the Ready condition.
+func (e *external) planRepairs(cr *v1alpha1.Replication, a assessment) []string {
+	fp := cr.Spec.ForProvider
+	var notes []string
+	sb := standbys(a, fp.Members)
+	want := semiSyncWanted(fp.Synchronous, len(sb))
+	switch {
+	case a.state.SemiSync == nil && want > 0:
+		notes = append(notes, fmt.Sprintf("semi-synchronous replication is not available on %s: its plugin is not loaded", a.at.Primary))
+	case semiSyncDiffers(a.state.SemiSync, want):
+		e.plan.semiSync = &want
+	}
+	if m := clampMessage(fp.Synchronous, len(sb)); m != "" {
+		notes = append(notes, m)
+	}
+
+	rs, why := repairs(a, e.answers, e.source, mysqlDefaultPort, e.contains)
+	for i, w := range why {
+		cr.Status.AtProvider.Members[i].Message = w
+	}
+	for _, r := range rs {
+		if r.kind != repairProtect && e.credential == nil {
+			continue
+		}
+		e.plan.repairs = append(e.plan.repairs, r)
+	}
+	if len(e.plan.repairs) < len(rs) {
+		notes = append(notes, e.noCredential)
+	}
+	for _, m := range fp.Members {
+		e.plan.names = append(e.plan.names, m.Name)
+	}
+	return notes
 }
 
 // ask observes every member concurrently, so that unreachable members cost
@@ -347,7 +502,7 @@ func (e *external) Update(ctx context.Context, cr *v1alpha1.Replication) (manage
 		e.record.Event(cr, event.Normal(ReasonSlotDropped, fmt.Sprintf("Dropped replication slot %q: no member has its ordinal", s)))
 	}
 	for _, s := range e.plan.createSlots {
-		if err := e.primary.CreateSlot(ctx, s); err != nil {
+		if err := e.primary.(Promoter).CreateSlot(ctx, s); err != nil { //nolint:forcetypeassert // Planned only when every server is a Promoter.
 			return managed.ExternalUpdate{}, err
 		}
 	}
@@ -357,7 +512,74 @@ func (e *external) Update(ctx context.Context, cr *v1alpha1.Replication) (manage
 		}
 		e.record.Event(cr, event.Normal(ReasonSynchronousStandbysSet, fmt.Sprintf("Set synchronous_standby_names on %s to %q", cr.Status.AtProvider.Primary, *v)))
 	}
-	return managed.ExternalUpdate{}, nil
+	return managed.ExternalUpdate{}, e.repair(ctx, cr)
+}
+
+// repair makes the primary's semi-sync and the members' changes Observe
+// planned (MySQL). A member that fails does not stop the others; the first
+// error is returned.
+func (e *external) repair(ctx context.Context, cr *v1alpha1.Replication) error {
+	if e.plan.semiSync == nil && len(e.plan.repairs) == 0 {
+		return nil
+	}
+	primary, ok := e.primary.(Replicator)
+	if !ok {
+		return errors.New("cannot configure replicas: the engine's servers cannot be configured by the provider")
+	}
+	if n := e.plan.semiSync; n != nil {
+		if err := primary.SetSemiSync(ctx, *n); err != nil {
+			return errors.Wrapf(err, "cannot set semi-synchronous replication on %s", cr.Status.AtProvider.Primary)
+		}
+		e.record.Event(cr, event.Normal(ReasonSemiSyncSet, fmt.Sprintf("Commits on %s wait for %d replicas", cr.Status.AtProvider.Primary, *n)))
+	}
+	var errs []error
+	for _, r := range e.plan.repairs {
+		if err := e.repairOne(ctx, cr, r); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}
+
+func (e *external) repairOne(ctx context.Context, cr *v1alpha1.Replication, r repair) error {
+	name := e.plan.names[r.member]
+	srv, ok := e.servers[r.member].(Replicator)
+	if !ok {
+		return errors.Errorf("cannot configure %s: its server cannot be configured by the provider", name)
+	}
+	switch r.kind {
+	case repairProtect:
+		if err := srv.Protect(ctx); err != nil {
+			return errors.Wrapf(err, "cannot make %s read-only", name)
+		}
+		e.record.Event(cr, event.Normal(ReasonReplicaProtected, fmt.Sprintf("Made replica %s read-only", name)))
+	case repairReplicate:
+		semiSync := e.answers[r.member].state.SemiSync != nil
+		if err := srv.Replicate(ctx, e.source, *e.credential, semiSync); err != nil {
+			return errors.Wrapf(err, "cannot make %s a replica", name)
+		}
+		e.record.Event(cr, event.Normal(ReasonReplicaConfigured, fmt.Sprintf("Made %s a read-only replica of %s", name, net.JoinHostPort(e.source.Host, strconv.Itoa(e.source.Port)))))
+	case repairClone:
+		p := e.members[indexOf(e.members, cr.Status.AtProvider.Primary)]
+		donor := xsql.Endpoint{Host: p.Host, Port: p.Port, TLS: e.source.TLS}
+		if err := srv.Clone(ctx, donor, *e.credential); err != nil {
+			return errors.Wrapf(err, "cannot clone %s into %s", p.Name, name)
+		}
+		e.record.Event(cr, event.Normal(ReasonCloned, fmt.Sprintf("Cloned %s into %s: it restarts on the copy", p.Name, name)))
+	}
+	return nil
+}
+
+func indexOf(members []v1alpha1.ReplicationMember, name string) int {
+	for i, m := range members {
+		if m.Name == name {
+			return i
+		}
+	}
+	return 0
 }
 
 // relabel patches the role label of the Pods in the plan, and nothing else

@@ -318,7 +318,6 @@ func TestConnect(t *testing.T) {
 		Data: map[string][]byte{"username": []byte("postgres"), "password": []byte("s3cret")}}
 	type want struct {
 		endpoints []xsql.Endpoint
-		ready     xpv2.Condition
 		err       bool
 	}
 	cases := map[string]struct {
@@ -335,9 +334,12 @@ func TestConnect(t *testing.T) {
 			}},
 		},
 		"MySQL": {
-			reason: "MySQL replication is not implemented yet: Unavailable says so, and nothing is asked.",
+			reason: "MySQL members are reached like PostgreSQL's; replicas replicate from the ProviderConfig's host, the read-write Service.",
 			pc:     pc(v1alpha1.MySQL),
-			want:   want{ready: xpv2.Unavailable().WithMessage("replication is not implemented for mysql yet")},
+			want: want{endpoints: []xsql.Endpoint{
+				{Host: "orders-0.orders-headless.team-a.svc.cluster.local", TLS: v1alpha1.TLSRequire},
+				{Host: "orders-1.orders-headless.team-a.svc.cluster.local", Port: 5433, TLS: v1alpha1.TLSRequire},
+			}},
 		},
 		"NoProviderConfig": {
 			reason: "A missing ProviderConfig is an error.",
@@ -365,19 +367,13 @@ func TestConnect(t *testing.T) {
 					got.endpoints = append(got.endpoints, ep)
 					return NewServer(Options{Pools: xsql.NewPools(time.Minute)})(pc, ep, a)
 				},
-				render: func(e v1alpha1.Engine) RenderFn { return engines[e].synchronousStandbyNames },
+				render:   func(e v1alpha1.Engine) RenderFn { return engines[e].synchronousStandbyNames },
+				contains: func(e v1alpha1.Engine) ContainsFn { return engines[e].contains },
 			}
 			cr := newReplication(2, 0)
 			cr.Spec.ForProvider.Members[1].Port = 5433
-			ext, err := c.Connect(t.Context(), cr)
+			_, err := c.Connect(t.Context(), cr)
 			got.err = err != nil
-			if err == nil && tc.pc.Spec.Engine == v1alpha1.MySQL {
-				got.endpoints = nil
-				if _, err := ext.Observe(t.Context(), cr); err != nil {
-					t.Fatal(err)
-				}
-				got.ready = cr.GetCondition(xpv2.TypeReady)
-			}
 			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(want{}), test.EquateConditions(), cmpopts.IgnoreFields(xpv2.Condition{}, "LastTransitionTime")); diff != "" {
 				t.Errorf("%s\nc.Connect(...): -want, +got:\n%s", tc.reason, diff)
 			}

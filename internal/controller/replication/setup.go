@@ -14,6 +14,7 @@ import (
 	"github.com/crossplane/crossplane-runtime/v2/pkg/statemetrics"
 
 	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
+	"github.com/dbplane/dbplane/internal/clients/mysql"
 	"github.com/dbplane/dbplane/internal/clients/postgres"
 	"github.com/dbplane/dbplane/internal/clients/xsql"
 )
@@ -47,28 +48,47 @@ func (o Options) pollInterval(mg resource.Managed, def time.Duration) time.Durat
 type engine struct {
 	// newServer returns the Server of one member; nil when the provider
 	// does not manage the engine's replication yet.
-	newServer func(o Options, ep xsql.Endpoint, admin xsql.Credential) Server
+	newServer func(o Options, flavors *mysql.Flavors, ep xsql.Endpoint, admin xsql.Credential) (Server, error)
+	// failover: the provider promotes a standby when the primary is lost
+	// (its Servers are Promoters).
+	failover bool
 	// synchronousStandbyNames renders the setting that makes commits wait
 	// for n of standbys; nil when the engine has none.
 	synchronousStandbyNames RenderFn
+	// contains compares replication positions; set for engines whose
+	// replicas the provider configures itself (MySQL).
+	contains ContainsFn
 }
 
-// engines are the engines' replication. MySQL (MariaDB's SHOW REPLICA
-// STATUS, @@read_only) is not implemented yet: its Replications report so
-// in their Ready condition.
+// mysqlDefaultPort is where a MySQL member without a port listens.
+const mysqlDefaultPort = mysql.DefaultPort
+
+// engines are the engines' replication. MySQL 8 and MariaDB (which the
+// tests run) are one engine; the mysql client tells them apart.
 var engines = map[v1alpha1.Engine]engine{
 	v1alpha1.PostgreSQL: {
-		newServer: func(o Options, ep xsql.Endpoint, admin xsql.Credential) Server {
-			return postgres.NewReplicationClient(postgres.PoolOpener(o.Pools, ep, admin, o.SQL))
+		newServer: func(o Options, _ *mysql.Flavors, ep xsql.Endpoint, admin xsql.Credential) (Server, error) {
+			return postgres.NewReplicationClient(postgres.PoolOpener(o.Pools, ep, admin, o.SQL)), nil
 		},
 		synchronousStandbyNames: postgres.SynchronousStandbyNames,
+		failover:                true,
 	},
-	v1alpha1.MySQL: {},
+	v1alpha1.MySQL: {
+		newServer: func(o Options, flavors *mysql.Flavors, ep xsql.Endpoint, admin xsql.Credential) (Server, error) {
+			db, err := mysql.PoolDB(o.Pools, ep, admin, o.SQL)
+			if err != nil {
+				return nil, err
+			}
+			return mysql.NewReplicationClient(db, ep, flavors), nil
+		},
+		contains: mysql.PositionContains,
+	},
 }
 
 // NewServer returns the NewServerFn of real servers, reached through o's
 // pools.
 func NewServer(o Options) NewServerFn {
+	flavors := &mysql.Flavors{}
 	return func(pc *v1alpha1.ProviderConfig, ep xsql.Endpoint, admin xsql.Credential) (Server, error) {
 		e, ok := engines[pc.Spec.Engine]
 		if !ok {
@@ -77,7 +97,7 @@ func NewServer(o Options) NewServerFn {
 		if e.newServer == nil {
 			return nil, errors.Wrapf(ErrNotImplemented, "replication of %s", pc.Spec.Engine)
 		}
-		return e.newServer(o, ep, admin), nil
+		return e.newServer(o, flavors, ep, admin)
 	}
 }
 

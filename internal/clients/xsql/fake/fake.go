@@ -18,6 +18,7 @@ type DB struct {
 	MockExec         func(q xsql.Query) error
 	MockQueryRow     func(q xsql.Query, dest ...any) error
 	MockQueryStrings func(q xsql.Query) ([]string, error)
+	MockQueryMaps    func(q xsql.Query) ([]map[string]string, error)
 
 	mu  sync.Mutex
 	ran []xsql.Query
@@ -50,6 +51,15 @@ func (d *DB) QueryStrings(_ context.Context, q xsql.Query) ([]string, error) {
 		return nil, nil
 	}
 	return d.MockQueryStrings(q)
+}
+
+// QueryMaps records q and runs MockQueryMaps.
+func (d *DB) QueryMaps(_ context.Context, q xsql.Query) ([]map[string]string, error) {
+	d.record(q)
+	if d.MockQueryMaps == nil {
+		return nil, nil
+	}
+	return d.MockQueryMaps(q)
 }
 
 func (d *DB) record(q xsql.Query) {

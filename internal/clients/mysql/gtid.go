@@ -1,0 +1,164 @@
+package mysql
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
+)
+
+// PositionContains reports whether every transaction of position sub is in
+// position super: whether a server at sub may replicate from one at super
+// without having transactions of its own. Positions are MySQL GTID sets
+// (gtid_executed: uuid[:tag]:1-5:7,uuid2:1-3) or MariaDB GTID positions
+// (gtid_current_pos: domain-server-seq,...), told apart by their syntax (a
+// MySQL set has colons); the members of one Replication run one flavor.
+// An empty sub is in every position.
+//
+// MariaDB positions hold the last transaction of each replication domain,
+// not a set: sub is in super when super's sequence number in each of sub's
+// domains is at least sub's, and the same transaction when equal. A
+// diverged replica whose sequence numbers are lower passes; its
+// gtid_strict_mode replication then stops with an error, which the
+// Replication reports.
+func PositionContains(super, sub string) (bool, error) {
+	sub, super = strip(sub), strip(super)
+	if sub == "" {
+		return true, nil
+	}
+	if strings.Contains(sub, ":") || strings.Contains(super, ":") {
+		a, err := parseGTIDSet(super)
+		if err != nil {
+			return false, err
+		}
+		b, err := parseGTIDSet(sub)
+		if err != nil {
+			return false, err
+		}
+		return a.contains(b), nil
+	}
+	a, err := parseMariaDBPosition(super)
+	if err != nil {
+		return false, err
+	}
+	b, err := parseMariaDBPosition(sub)
+	if err != nil {
+		return false, err
+	}
+	for domain, t := range b {
+		s, ok := a[domain]
+		if !ok || s.seq < t.seq || (s.seq == t.seq && s.server != t.server) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// strip removes the white space MySQL puts between a set's UUIDs.
+func strip(s string) string {
+	return strings.Join(strings.Fields(s), "")
+}
+
+type interval struct{ lo, hi uint64 }
+
+// A gtidSet is transactions by source UUID and tag ("uuid" or "uuid:tag"),
+// each a sorted list of disjoint intervals.
+type gtidSet map[string][]interval
+
+func parseGTIDSet(s string) (gtidSet, error) {
+	out := gtidSet{}
+	if s == "" {
+		return out, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		fields := strings.Split(part, ":")
+		if len(fields) < 2 || fields[0] == "" {
+			return nil, errors.Errorf("cannot parse GTID set %q", s)
+		}
+		key := strings.ToLower(fields[0])
+		for _, f := range fields[1:] {
+			lo, hi, isInterval := strings.Cut(f, "-")
+			a, err := strconv.ParseUint(lo, 10, 64)
+			if err != nil {
+				// MySQL 8.3+ tags (letters, digits, _) name the
+				// intervals after them.
+				if isInterval || f == "" {
+					return nil, errors.Errorf("cannot parse GTID set %q", s)
+				}
+				key = strings.ToLower(fields[0]) + ":" + strings.ToLower(f)
+				continue
+			}
+			b := a
+			if isInterval {
+				if b, err = strconv.ParseUint(hi, 10, 64); err != nil || b < a {
+					return nil, errors.Errorf("cannot parse GTID set %q", s)
+				}
+			}
+			out[key] = append(out[key], interval{a, b})
+		}
+	}
+	for k, ivs := range out {
+		out[k] = merge(ivs)
+	}
+	return out, nil
+}
+
+// merge sorts intervals and joins overlapping and adjacent ones.
+func merge(ivs []interval) []interval {
+	sort.Slice(ivs, func(i, j int) bool { return ivs[i].lo < ivs[j].lo })
+	var out []interval
+	for _, iv := range ivs {
+		if n := len(out); n > 0 && iv.lo <= out[n-1].hi+1 {
+			out[n-1].hi = max(out[n-1].hi, iv.hi)
+			continue
+		}
+		out = append(out, iv)
+	}
+	return out
+}
+
+func (g gtidSet) contains(sub gtidSet) bool {
+	for k, ivs := range sub {
+		for _, iv := range ivs {
+			if !covered(g[k], iv) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func covered(ivs []interval, iv interval) bool {
+	for _, s := range ivs {
+		if s.lo <= iv.lo && iv.hi <= s.hi {
+			return true
+		}
+	}
+	return false
+}
+
+type mariaGTID struct{ server, seq uint64 }
+
+func parseMariaDBPosition(s string) (map[uint64]mariaGTID, error) {
+	out := map[uint64]mariaGTID{}
+	if s == "" {
+		return out, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		f := strings.Split(part, "-")
+		if len(f) != 3 {
+			return nil, errors.Errorf("cannot parse GTID position %q", s)
+		}
+		var n [3]uint64
+		for i := range f {
+			v, err := strconv.ParseUint(f[i], 10, 64)
+			if err != nil {
+				return nil, errors.Errorf("cannot parse GTID position %q", s)
+			}
+			n[i] = v
+		}
+		out[n[0]] = mariaGTID{server: n[1], seq: n[2]}
+	}
+	return out, nil
+}

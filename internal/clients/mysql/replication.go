@@ -1,0 +1,440 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
+
+	"github.com/dbplane/dbplane/internal/clients/xsql"
+)
+
+// Replication on MySQL 8 and MariaDB. MySQL 8.0 (from 8.0.26, which the
+// 8.0 image is past) and 8.4 take the same statements: the source/replica
+// forms, since 8.4 removed the master/slave ones. MariaDB 10.11 knows SHOW
+// REPLICA STATUS but not CHANGE REPLICATION SOURCE, and names its columns
+// and variables master/slave. Only MariaDB runs in the tests: the MySQL 8
+// forms are proven by the builders' tests against the MySQL 8.0 and 8.4
+// reference manuals, not on a server.
+
+// systemSchemas hold no app data.
+const systemSchemas = `('mysql', 'sys', 'performance_schema', 'information_schema')`
+
+// A dialect is what differs between the flavors' replication, as data.
+type dialect struct {
+	// observe reads in one row: read_only, the read-only setting that binds
+	// the superuser too, the executed transactions, the tables outside the
+	// system schemas, the clone plugin's status, and the semi-sync source
+	// setting, its replica count and the replica setting (NULL where the
+	// server has no such variable).
+	observe string
+	// status lists the replica's source, one row per channel.
+	status string
+	// Column names of status.
+	host, port, io, sqlThread, lag string
+
+	stop, start string
+	// change names the source's host, port, user and password, in that
+	// order of %s; the rest of the statement is fixed.
+	change []string
+	// protect makes a replica refuse writes, even the superuser's, and
+	// keeps it so across restarts where the server can.
+	protect string
+	// semiSyncReplica acknowledges what a replica receives.
+	semiSyncReplica string
+	// semiSyncOn and semiSyncOff set the source side; waitFor sets the
+	// replica count, empty where the server has none.
+	semiSyncOn, semiSyncOff, waitFor string
+	// clone is whether CLONE INSTANCE exists.
+	clone bool
+}
+
+// variable reads one global variable that may not exist (a plugin's) as
+// NULL, from the table each flavor keeps them in.
+func variable(table, name string) string {
+	return "(SELECT VARIABLE_VALUE FROM " + table + " WHERE VARIABLE_NAME = '" + name + "')"
+}
+
+var dialects = map[Flavor]dialect{
+	// SET PERSIST writes mysqld-auto.cnf in the data directory: a replica
+	// restarts read-only and a primary keeps semi-sync.
+	MySQL: {
+		observe: `SELECT @@global.read_only, @@global.super_read_only, @@global.gtid_executed,
+  (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA NOT IN ` + systemSchemas + `),
+  (SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'clone'),
+  ` + variable("performance_schema.global_variables", "rpl_semi_sync_source_enabled") + `,
+  ` + variable("performance_schema.global_variables", "rpl_semi_sync_source_wait_for_replica_count") + `,
+  ` + variable("performance_schema.global_variables", "rpl_semi_sync_replica_enabled"),
+		status: "SHOW REPLICA STATUS",
+		host:   "Source_Host", port: "Source_Port", io: "Replica_IO_Running", sqlThread: "Replica_SQL_Running", lag: "Seconds_Behind_Source",
+		stop: "STOP REPLICA", start: "START REPLICA",
+		// GET_SOURCE_PUBLIC_KEY: the login is caching_sha2_password, and
+		// the replica connects without TLS.
+		change:          []string{"CHANGE REPLICATION SOURCE TO SOURCE_HOST = ", ", SOURCE_PORT = ", ", SOURCE_USER = ", ", SOURCE_PASSWORD = ", ", SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1"},
+		protect:         "SET PERSIST super_read_only = ON",
+		semiSyncReplica: "SET PERSIST rpl_semi_sync_replica_enabled = ON",
+		semiSyncOn:      "SET PERSIST rpl_semi_sync_source_enabled = ON",
+		semiSyncOff:     "SET PERSIST rpl_semi_sync_source_enabled = OFF",
+		waitFor:         "SET PERSIST rpl_semi_sync_source_wait_for_replica_count = ",
+		clone:           true,
+	},
+	// MariaDB has no SET PERSIST: a restarted replica comes up writable,
+	// but with its source configured, so it is still no primary, and the
+	// provider protects it again. Semi-sync is built in since 10.3.3 and
+	// waits for one replica.
+	MariaDB: {
+		observe: `SELECT @@global.read_only, @@global.read_only, @@global.gtid_current_pos,
+  (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA NOT IN ` + systemSchemas + `),
+  NULL,
+  ` + variable("information_schema.GLOBAL_VARIABLES", "RPL_SEMI_SYNC_MASTER_ENABLED") + `,
+  NULL,
+  ` + variable("information_schema.GLOBAL_VARIABLES", "RPL_SEMI_SYNC_SLAVE_ENABLED"),
+		status: "SHOW REPLICA STATUS",
+		host:   "Master_Host", port: "Master_Port", io: "Slave_IO_Running", sqlThread: "Slave_SQL_Running", lag: "Seconds_Behind_Master",
+		stop: "STOP SLAVE", start: "START SLAVE",
+		change:          []string{"CHANGE MASTER TO MASTER_HOST = ", ", MASTER_PORT = ", ", MASTER_USER = ", ", MASTER_PASSWORD = ", ", MASTER_USE_GTID = slave_pos"},
+		protect:         "SET GLOBAL read_only = ON",
+		semiSyncReplica: "SET GLOBAL rpl_semi_sync_slave_enabled = ON",
+		semiSyncOn:      "SET GLOBAL rpl_semi_sync_master_enabled = ON",
+		semiSyncOff:     "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
+	},
+}
+
+func dialectOf(f Flavor) (dialect, error) {
+	d, ok := dialects[f]
+	if !ok {
+		return dialect{}, errors.Errorf("unsupported flavor %q", f)
+	}
+	return d, nil
+}
+
+// ReplicationQuery reads what ParseReplication needs besides the status
+// rows, in one row of eight columns.
+func ReplicationQuery(f Flavor) (xsql.Query, error) {
+	d, err := dialectOf(f)
+	return xsql.Query{SQL: d.observe}, err
+}
+
+// ReplicaStatusQuery lists the server's replication sources.
+func ReplicaStatusQuery(f Flavor) (xsql.Query, error) {
+	d, err := dialectOf(f)
+	return xsql.Query{SQL: d.status}, err
+}
+
+// A ReplicationRow is the row ReplicationQuery returns.
+type ReplicationRow [8]sql.NullString
+
+// Dest are the scan destinations of the row.
+func (r *ReplicationRow) Dest() []any {
+	out := make([]any, len(r))
+	for i := range r {
+		out[i] = &r[i]
+	}
+	return out
+}
+
+// ParseReplication reads a server's replication state from its
+// ReplicationQuery row and the rows of its ReplicaStatusQuery. The server
+// is primary when it is writable and replicates from no one.
+func ParseReplication(f Flavor, r ReplicationRow, status []map[string]string) (*xsql.ReplicationState, error) {
+	d, err := dialectOf(f)
+	if err != nil {
+		return nil, err
+	}
+	on := func(s sql.NullString) bool {
+		v := strings.ToUpper(s.String)
+		return s.Valid && (v == "1" || v == "ON")
+	}
+	s := &xsql.ReplicationState{
+		OwnSource: true,
+		Protected: on(r[1]),
+		Position:  r[2].String,
+		CanClone:  r[4].String == "ACTIVE",
+	}
+	if r[3].Valid {
+		n, err := strconv.ParseInt(r[3].String, 10, 64)
+		if err != nil {
+			return nil, errors.Wrapf(err, "cannot parse the number of tables %q", r[3].String)
+		}
+		s.UserTables = n
+	}
+	if r[5].Valid {
+		s.SemiSync = &xsql.SemiSync{SourceEnabled: on(r[5]), ReplicaEnabled: on(r[7])}
+		if r[6].Valid {
+			n, err := strconv.Atoi(r[6].String)
+			if err != nil {
+				return nil, errors.Wrapf(err, "cannot parse the semi-sync replica count %q", r[6].String)
+			}
+			s.SemiSync.WaitFor = n
+		}
+	}
+	// The default channel; MariaDB's multi-source and MySQL's named
+	// channels are not dbplane's.
+	if len(status) > 0 && status[0][d.host] != "" {
+		row := status[0]
+		src := &xsql.Source{Host: row[d.host], IO: row[d.io], SQL: row[d.sqlThread], LastError: row["Last_IO_Error"]}
+		if src.LastError == "" {
+			src.LastError = row["Last_SQL_Error"]
+		}
+		if p, err := strconv.Atoi(row[d.port]); err == nil {
+			src.Port = p
+		}
+		if v, ok := row[d.lag]; ok && v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, errors.Wrapf(err, "cannot parse %s %q", d.lag, v)
+			}
+			src.LagSeconds = &n
+		}
+		s.Source = src
+	}
+	s.Primary = !on(r[0]) && !s.Protected && s.Source == nil
+	s.Blank = s.Primary && s.UserTables == 0
+	return s, nil
+}
+
+// sourceHost validates a source's or donor's host and port.
+func sourceHost(ep xsql.Endpoint) (string, error) {
+	if ep.Host == "" {
+		return "", errors.New("the source host is empty")
+	}
+	if ep.Port < 0 || ep.Port > 65535 {
+		return "", errors.Errorf("invalid source port %d", ep.Port)
+	}
+	return QuoteLiteral(ep.Host)
+}
+
+// ReplicateStatements make a server a protected replica of source, logging
+// in as cred with GTID auto-positioning: stop replication, refuse writes,
+// acknowledge for semi-sync (when the server has the setting), point it at
+// source, start. Every statement is idempotent, so a replica that was only
+// stopped gets the same.
+func ReplicateStatements(f Flavor, source xsql.Endpoint, cred xsql.Credential, semiSync bool) ([]string, error) {
+	d, err := dialectOf(f)
+	if err != nil {
+		return nil, err
+	}
+	host, err := sourceHost(source)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateUserName(cred.Username); err != nil {
+		return nil, errors.Wrap(err, "invalid replication login")
+	}
+	user, err := QuoteLiteral(cred.Username)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := QuoteLiteral(cred.Password)
+	if err != nil {
+		return nil, errors.New("invalid replication password") // Not the password's text.
+	}
+	c := d.change
+	change := c[0] + host + c[1] + strconv.Itoa(port(source)) + c[2] + user + c[3] + pw + c[4]
+	stmts := []string{d.stop, d.protect}
+	if semiSync {
+		stmts = append(stmts, d.semiSyncReplica)
+	}
+	return append(stmts, change, d.start), nil
+}
+
+// ProtectStatement makes a replica refuse writes, even the superuser's.
+func ProtectStatement(f Flavor) (string, error) {
+	d, err := dialectOf(f)
+	return d.protect, err
+}
+
+// SemiSyncSourceStatements make commits on a primary wait for n replicas,
+// or for none when n is 0. MariaDB waits for one whatever n is.
+func SemiSyncSourceStatements(f Flavor, n int) ([]string, error) {
+	d, err := dialectOf(f)
+	if err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		return []string{d.semiSyncOff}, nil
+	}
+	var out []string
+	if d.waitFor != "" {
+		out = append(out, d.waitFor+strconv.Itoa(n))
+	}
+	return append(out, d.semiSyncOn), nil
+}
+
+// CloneStatements replace a server's data with a copy of donor's, logging
+// in to donor as cred (MySQL 8's CLONE, which needs BACKUP_ADMIN on the
+// donor). clone_valid_donor_list takes host:port, so the host may hold no
+// colon or comma: a DNS name or an IPv4 address.
+func CloneStatements(f Flavor, donor xsql.Endpoint, cred xsql.Credential) ([]string, error) {
+	d, err := dialectOf(f)
+	if err != nil {
+		return nil, err
+	}
+	if !d.clone {
+		return nil, errors.Errorf("%s has no CLONE", f)
+	}
+	if strings.ContainsAny(donor.Host, ":,") {
+		return nil, errors.Errorf("donor host %q: clone_valid_donor_list cannot hold a colon or comma", donor.Host)
+	}
+	host, err := sourceHost(donor)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateUserName(cred.Username); err != nil {
+		return nil, errors.Wrap(err, "invalid replication login")
+	}
+	user, err := QuoteLiteral(cred.Username)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := QuoteLiteral(cred.Password)
+	if err != nil {
+		return nil, errors.New("invalid replication password") // Not the password's text.
+	}
+	p := strconv.Itoa(port(donor))
+	list, err := QuoteLiteral(donor.Host + ":" + p)
+	if err != nil {
+		return nil, err
+	}
+	return []string{
+		"SET GLOBAL clone_valid_donor_list = " + list,
+		"CLONE INSTANCE FROM " + user + "@" + host + ":" + p + " IDENTIFIED BY " + pw,
+	}, nil
+}
+
+// errRestartAfterClone is MySQL's ER_CLONE_... "Restart server failed
+// (mysqld is not managed by supervisor process)": the clone succeeded and
+// the server shut down to start on the cloned data; in a pod the kubelet
+// starts the container again.
+const errRestartAfterClone = 3707
+
+// A ReplicationClient observes and configures replication on one MySQL or
+// MariaDB server, as the admin login.
+type ReplicationClient struct {
+	db      xsql.DB
+	addr    string
+	flavors *Flavors
+}
+
+// NewReplicationClient returns a ReplicationClient running SQL through db
+// on the server at ep.
+func NewReplicationClient(db xsql.DB, ep xsql.Endpoint, flavors *Flavors) *ReplicationClient {
+	return &ReplicationClient{db: db, addr: net.JoinHostPort(ep.Host, strconv.Itoa(port(ep))), flavors: flavors}
+}
+
+// Observe reads the server's replication state in two round trips (one
+// more the first time, for the flavor).
+func (c *ReplicationClient) Observe(ctx context.Context) (*xsql.ReplicationState, error) {
+	f, err := c.flavors.Of(ctx, c.addr, c.db)
+	if err != nil {
+		return nil, err
+	}
+	q, err := ReplicationQuery(f)
+	if err != nil {
+		return nil, err
+	}
+	var r ReplicationRow
+	if err := c.db.QueryRow(ctx, q, r.Dest()...); err != nil {
+		return nil, errors.Wrap(err, "cannot observe replication")
+	}
+	q, err = ReplicaStatusQuery(f)
+	if err != nil {
+		return nil, err
+	}
+	status, err := c.db.QueryMaps(ctx, q)
+	if err != nil {
+		return nil, errors.Wrap(err, "cannot show replica status")
+	}
+	return ParseReplication(f, r, status)
+}
+
+// DropSlot is not MySQL's: it has no replication slots.
+func (c *ReplicationClient) DropSlot(_ context.Context, name string) error {
+	return errors.Errorf("cannot drop replication slot %q: MySQL has no replication slots", name)
+}
+
+// SetSynchronousStandbyNames is not MySQL's: SetSemiSync is.
+func (c *ReplicationClient) SetSynchronousStandbyNames(_ context.Context, _ string) error {
+	return errors.New("cannot set synchronous_standby_names: MySQL has none")
+}
+
+// Replicate makes the server a protected replica of source.
+func (c *ReplicationClient) Replicate(ctx context.Context, source xsql.Endpoint, cred xsql.Credential, semiSync bool) error {
+	f, err := c.flavors.Of(ctx, c.addr, c.db)
+	if err != nil {
+		return err
+	}
+	stmts, err := ReplicateStatements(f, source, cred, semiSync)
+	if err != nil {
+		return err
+	}
+	return errors.Wrap(redact(c.exec(ctx, stmts...), cred.Password), "cannot configure replication")
+}
+
+// Protect makes the server refuse writes, even the superuser's.
+func (c *ReplicationClient) Protect(ctx context.Context) error {
+	f, err := c.flavors.Of(ctx, c.addr, c.db)
+	if err != nil {
+		return err
+	}
+	stmt, err := ProtectStatement(f)
+	if err != nil {
+		return err
+	}
+	return errors.Wrap(c.exec(ctx, stmt), "cannot make the server read-only")
+}
+
+// SetSemiSync makes commits wait for n replicas, or none when n is 0.
+func (c *ReplicationClient) SetSemiSync(ctx context.Context, n int) error {
+	f, err := c.flavors.Of(ctx, c.addr, c.db)
+	if err != nil {
+		return err
+	}
+	stmts, err := SemiSyncSourceStatements(f, n)
+	if err != nil {
+		return err
+	}
+	return errors.Wrap(c.exec(ctx, stmts...), "cannot set semi-synchronous replication")
+}
+
+// Clone replaces the server's data with a copy of donor's. The server shuts
+// down when the copy is complete (its pod's container starts it again):
+// that is success.
+func (c *ReplicationClient) Clone(ctx context.Context, donor xsql.Endpoint, cred xsql.Credential) error {
+	f, err := c.flavors.Of(ctx, c.addr, c.db)
+	if err != nil {
+		return err
+	}
+	stmts, err := CloneStatements(f, donor, cred)
+	if err != nil {
+		return err
+	}
+	err = c.exec(ctx, stmts...)
+	if me := (*mysql.MySQLError)(nil); errors.As(err, &me) && me.Number == errRestartAfterClone {
+		return nil
+	}
+	return errors.Wrap(redact(err, cred.Password), "cannot clone")
+}
+
+// redact removes password from err's text: a server's syntax error quotes
+// the statement near the error, and errors reach conditions and events.
+func redact(err error, password string) error {
+	if err == nil || password == "" || !strings.Contains(err.Error(), password) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), password, "<redacted>"))
+}
+
+func (c *ReplicationClient) exec(ctx context.Context, stmts ...string) error {
+	for _, s := range stmts {
+		if err := c.db.Exec(ctx, xsql.Query{SQL: s}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
