@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"maps"
 	"os"
 	"os/exec"
@@ -11,8 +13,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -35,6 +39,10 @@ type pgCluster struct {
 	Members []*pgMember
 	// replicationPassword is the replication login's, from its Secret.
 	replicationPassword string
+	// rw stands for the read-write Service.
+	rw           *proxy
+	mu           sync.Mutex
+	primaryLabel func() *pgMember
 }
 
 // A pgMember is one pod of a pgCluster.
@@ -93,7 +101,79 @@ func composeCluster(t testing.TB, database string) *pgCluster {
 	if len(pod.InitContainers) != 1 || len(pod.Containers) < 1 {
 		t.Fatalf("composed pod: want 1 init container and a server, got %d and %d", len(pod.InitContainers), len(pod.Containers))
 	}
-	return &pgCluster{p: p, files: fn.ConfigMap(p).Data, init: pod.InitContainers[0], server: pod.Containers[0]}
+	c := &pgCluster{p: p, files: fn.ConfigMap(p).Data, init: pod.InitContainers[0], server: pod.Containers[0]}
+	c.rw = startProxy(t, func() int {
+		if m := c.route(); m != nil {
+			return m.Port
+		}
+		return 0
+	})
+	return c
+}
+
+// route is the member the read-write Service routes to: the pod labelled
+// primary once Primary routing is on (as the function composes the Service
+// once the Replication found a primary), else the first pod.
+func (c *pgCluster) route() *pgMember {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.primaryLabel == nil {
+		if len(c.Members) == 0 {
+			return nil
+		}
+		return c.Members[0]
+	}
+	return c.primaryLabel()
+}
+
+// RouteByLabel makes the read-write Service select the member primary says.
+func (c *pgCluster) RouteByLabel(primary func() *pgMember) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.primaryLabel = primary
+}
+
+// A proxy stands for a Service: each connection goes to the port to()
+// names when it is made, and stays there, as kube-proxy's connection
+// tracking keeps it; with no port, the connection is refused (closed).
+type proxy struct {
+	Port int
+	ln   net.Listener
+}
+
+func startProxy(t testing.TB, to func() int) *proxy {
+	t.Helper()
+	ln, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{Port: ln.Addr().(*net.TCPAddr).Port, ln: ln} //nolint:forcetypeassert // A TCP listener.
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close() //nolint:errcheck // Closing both ends either way.
+				port := to()
+				if port == 0 {
+					return
+				}
+				out, err := (&net.Dialer{Timeout: 5 * time.Second}).Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+				if err != nil {
+					return
+				}
+				defer out.Close() //nolint:errcheck // As above.
+				done := make(chan struct{}, 2)
+				go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
+				go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
+				<-done
+			}()
+		}
+	}()
+	return p
 }
 
 // startPGCluster starts a primary and replicas-1 standbys that copy it, as a
@@ -159,7 +239,9 @@ func (c *pgCluster) add(t testing.TB) *pgMember {
 	if err := chownAll(dir, cred); err != nil {
 		t.Fatal(err)
 	}
+	c.mu.Lock()
 	c.Members = append(c.Members, m)
+	c.mu.Unlock()
 	return m
 }
 
@@ -306,8 +388,8 @@ func (m *pgMember) podEnv(t testing.TB, c corev1.Container, secrets map[string]s
 	for _, e := range c.Env {
 		switch {
 		case e.Name == "PRIMARY_PORT":
-			// The read-write Service's port: the primary's here.
-			vars[e.Name] = strconv.Itoa(m.c.Primary().Port)
+			// The read-write Service's port: its stand-in's here.
+			vars[e.Name] = strconv.Itoa(m.c.rw.Port)
 		case e.ValueFrom == nil:
 			vars[e.Name] = m.localize(t, m.expandWith(e.Value, vars))
 		case e.ValueFrom.FieldRef != nil:
@@ -362,13 +444,8 @@ func (m *pgMember) expandWith(s string, vars map[string]string) string {
 func (m *pgMember) localize(t testing.TB, s string) string {
 	t.Helper()
 	p := m.c.p
-	primary := m.c.Members
-	primaryPort := m.Port
-	if len(primary) > 0 {
-		primaryPort = primary[0].Port
-	}
 	r := strings.NewReplacer(
-		"host="+p.Host()+" port=5432", "host=127.0.0.1 port="+strconv.Itoa(primaryPort),
+		"host="+p.Host()+" port=5432", "host=127.0.0.1 port="+strconv.Itoa(m.c.rw.Port),
 		p.Host(), "127.0.0.1",
 		"port = 5432", "port = "+strconv.Itoa(m.Port),
 		"listen_addresses = '*'", "listen_addresses = '127.0.0.1'",
