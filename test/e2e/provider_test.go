@@ -30,6 +30,7 @@ var gvrUser = schema.GroupVersionResource{Group: "sql.database.example.com", Ver
 // Ready once the User is; the app's connection Secret logs in to the server.
 func TestSQLLoginOnRealServer(t *testing.T) {
 	defer start(t)()
+	t.Parallel()
 	const ns, name = "provider", "shop"
 	env.Namespace(t, ns)
 	d := cluster.NewDatabase(ns, name, map[string]any{
@@ -108,4 +109,66 @@ func TestSQLLoginOnRealServer(t *testing.T) {
 // user reads a SQL provider User.
 func user(ctx context.Context, ns, name string) (*unstructured.Unstructured, error) {
 	return env.Dynamic.Resource(gvrUser).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+}
+
+// TestReplicationOnRealServers: a 2-replica PostgreSQL Database whose pods
+// have a real primary and a real streaming standby behind them. The
+// provider creates the replication login on the primary, the standby copies
+// the primary with it and streams; the provider's Replication labels the
+// fake pods primary and replica from what the servers say, the function
+// then switches the read-write Service to the role label, and the
+// EndpointSlices follow: the read-write Service's endpoint is the primary's
+// pod, the read-only Service's the standby's.
+func TestReplicationOnRealServers(t *testing.T) {
+	defer start(t)()
+	t.Parallel()
+	const ns, name = "provider-replication", "ledger"
+	env.Namespace(t, ns)
+	d := cluster.NewDatabase(ns, name, map[string]any{
+		"type": "postgresql", "version": "15", "replicas": int64(2), "environment": "staging",
+		"storage":    map[string]any{"size": "5Gi"},
+		"crossplane": map[string]any{"compositionRef": map[string]any{"name": cluster.SQLUsersComposition}},
+	})
+	t0 := time.Now()
+	env.ApplyDatabase(t, d)
+	primary := env.ServePostgreSQL(t, ns, name)
+	standby := env.ServeStandby(t, ns, name, primary, 1)
+	t1 := time.Now()
+	record("provider: Database applied -> primary and standby started", t1.Sub(t0))
+	env.WaitReady(t, ns, name)
+	record("latency: standby started -> replicated Database Ready", time.Since(t1))
+
+	if got := primary.Query(t, "SELECT state FROM pg_stat_replication WHERE application_name = '"+name+"-1'"); got != "streaming" {
+		t.Errorf("the primary's WAL sender to %s-1 is %q, want streaming", name, got)
+	}
+	if got := standby.Query(t, "SELECT pg_is_in_recovery()"); got != "t" {
+		t.Errorf("the standby is not in recovery: %q", got)
+	}
+
+	roles := map[string]string{name + "-0": "primary", name + "-1": "replica"}
+	env.WaitFor(t, d, "the provider labels the pods by what their servers are", func(ctx context.Context) error {
+		for pod, want := range roles {
+			p, err := env.Kube.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if got := p.Labels[roleLabel]; got != want {
+				return fmt.Errorf("Pod %s: %s=%q, want %q", pod, roleLabel, got, want)
+			}
+		}
+		return nil
+	})
+	env.WaitFor(t, d, "the read-write Service selects the primary by its role label", func(ctx context.Context) error {
+		s, err := env.Kube.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if got := s.Spec.Selector[roleLabel]; got != "primary" {
+			return fmt.Errorf("Service %s selector: %v", name, s.Spec.Selector)
+		}
+		return nil
+	})
+	env.WaitEndpoints(t, ns, name, []string{name + "-0"})
+	env.WaitEndpoints(t, ns, name+"-ro", []string{name + "-1"})
+	record("latency: standby started -> Services route by role", time.Since(t1))
 }

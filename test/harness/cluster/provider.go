@@ -83,6 +83,10 @@ func (c *Cluster) startProvider(ctx context.Context) error {
 	p := c.newProcess("provider", c.bins["provider"], ports, []string{"KUBECONFIG=" + c.providerKubeconfig},
 		"--debug",
 		"--address-map="+c.addressMap,
+		// Users and Replications are checked every 2 s, not every minute:
+		// a standby that starts streaming shows in its Pod's role label
+		// within seconds.
+		"--poll-interval=2s",
 		"--metrics-address=127.0.0.1:"+strconv.Itoa(ports[0]),
 		"--health-address=127.0.0.1:"+strconv.Itoa(ports[1]),
 	)
@@ -127,27 +131,14 @@ func (c *Cluster) MapAddress(from, to string) error {
 // AddressMap is the provider's address map file.
 func (c *Cluster) AddressMap() string { return c.addressMap }
 
-// ServePostgreSQL starts a real PostgreSQL server on loopback behind the one
-// pod of Database ns/name, and maps the read-write Service's host and the
-// pod's host to it, so the provider reaches it as it would in a cluster. The superuser's password is the one the function generated into
+// ServePostgreSQL starts a real PostgreSQL server on loopback behind the
+// first pod of Database ns/name, and maps the read-write Service's host and
+// the pod's host to it, so the provider reaches it as it would in a cluster. The superuser's password is the one the function generated into
 // the Database's credentials Secret, which it waits for. The server stops
 // when the test ends.
 func (c *Cluster) ServePostgreSQL(t testing.TB, ns, name string) *servers.Server {
 	t.Helper()
-	var password string
-	if err := harness.Poll(t.Context(), ReadyTimeout, func(ctx context.Context) error {
-		s, err := c.Kube.CoreV1().Secrets(ns).Get(ctx, name+"-credentials", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if password = string(s.Data["password"]); password == "" {
-			return errors.New("the credentials Secret has no password")
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("Database %s/%s: no superuser password to start its server with: %v", ns, name, err)
-	}
-	srv := servers.Start(t, servers.PostgreSQL, password)
+	srv := servers.Start(t, servers.PostgreSQL, c.secretPassword(t, ns, name+"-credentials"))
 	to := "127.0.0.1:" + strconv.Itoa(srv.Port)
 	for _, h := range []string{name + "." + ns + ".svc.cluster.local", name + "-0." + name + "-headless." + ns + ".svc.cluster.local"} {
 		if err := c.MapAddress(h+":5432", to); err != nil {
@@ -155,4 +146,37 @@ func (c *Cluster) ServePostgreSQL(t testing.TB, ns, name string) *servers.Server
 		}
 	}
 	return srv
+}
+
+// ServeStandby starts a real streaming standby of primary behind pod ordinal
+// of Database ns/name, and maps the pod's host to it. It copies the primary
+// as the replication login, with the password from the login's connection
+// Secret, which it waits for: the provider creates the login on the primary.
+func (c *Cluster) ServeStandby(t testing.TB, ns, name string, primary *servers.Server, ordinal int) *servers.Server {
+	t.Helper()
+	pod := name + "-" + strconv.Itoa(ordinal)
+	st := primary.StartStandby(t, pod, "replication", c.secretPassword(t, ns, name+"-replication"))
+	if err := c.MapAddress(pod+"."+name+"-headless."+ns+".svc.cluster.local:5432", "127.0.0.1:"+strconv.Itoa(st.Port)); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// secretPassword waits until Secret ns/name has a password and returns it.
+func (c *Cluster) secretPassword(t testing.TB, ns, name string) string {
+	t.Helper()
+	var password string
+	if err := harness.Poll(t.Context(), ReadyTimeout, func(ctx context.Context) error {
+		s, err := c.Kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if password = string(s.Data["password"]); password == "" {
+			return errors.New("no password")
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("Secret %s/%s: %v", ns, name, err)
+	}
+	return password
 }
