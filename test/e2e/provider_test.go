@@ -29,8 +29,8 @@ var gvrUser = schema.GroupVersionResource{Group: "sql.database.example.com", Ver
 // login. The Database is not Ready while no server answers, and becomes
 // Ready once the User is; the app's connection Secret logs in to the server.
 func TestSQLLoginOnRealServer(t *testing.T) {
-	defer start(t)()
 	t.Parallel()
+	defer start(t)()
 	const ns, name = "provider", "shop"
 	env.Namespace(t, ns)
 	d := cluster.NewDatabase(ns, name, map[string]any{
@@ -120,8 +120,8 @@ func user(ctx context.Context, ns, name string) (*unstructured.Unstructured, err
 // EndpointSlices follow: the read-write Service's endpoint is the primary's
 // pod, the read-only Service's the standby's.
 func TestReplicationOnRealServers(t *testing.T) {
-	defer start(t)()
 	t.Parallel()
+	defer start(t)()
 	const ns, name = "provider-replication", "ledger"
 	env.Namespace(t, ns)
 	d := cluster.NewDatabase(ns, name, map[string]any{
