@@ -74,7 +74,8 @@ golden-test: ## Every example through the pinned crossplane CLI: renders against
 golden: ## Rewrite the golden renders in test/testdata from the pinned crossplane CLI, after an intended change.
 	$(with-crossplane) go test -count=1 ./test/ -update
 
-e2e: tools ## End to end on a local control plane: etcd, kube-apiserver, kwok, Crossplane core, our function.
+e2e: tools ## End to end on a local control plane: etcd, kube-apiserver, kwok, Crossplane core, our function and SQL provider (PostgreSQL from test/servers/install.sh behind one Database's pod).
+	test/servers/install.sh
 	go test -tags e2e -count=1 -timeout 45m -v ./test/e2e/ 2>&1 | grep -v '^=== \(RUN\|PAUSE\|CONT\)'
 
 bench-replication: ## PostgreSQL on loopback: a new standby of a 1 GB database streaming, lag under pgbench, synchronous commit cost.

@@ -53,6 +53,8 @@ type CLI struct {
 	PoolIdle                time.Duration `default:"10m" env:"SQL_POOL_IDLE"        help:"Close a server's connection pool after this long unused."`
 	AbandonAfter            time.Duration `default:"15m" env:"ABANDON_UNREACHABLE_AFTER" help:"Stop trying to drop the login of a User being deleted after its server has been unreachable this long."`
 
+	AddressMap string `env:"SQL_ADDRESS_MAP" help:"For tests only: a YAML or JSON file mapping host:port (as ProviderConfigs and Replication members name servers) to the host:port to dial instead, read on every dial. Unmapped addresses are dialled as they are." placeholder:"FILE" type:"path"`
+
 	MetricsAddress string `default:":8080" env:"METRICS_BIND_ADDRESS" help:"Address of the Prometheus metrics endpoint."`
 	HealthAddress  string `default:":8081" env:"HEALTH_PROBE_BIND_ADDRESS" help:"Address of the health and readiness probes."`
 }
@@ -120,9 +122,14 @@ func (c *CLI) Run() error {
 	if err := customresourcesgate.Setup(mgr, o); err != nil {
 		return errors.Wrap(err, "cannot set up the CRD gate")
 	}
+	so := xsql.Options{Timeouts: xsql.Timeouts{Call: c.SQLCallTimeout, Dial: c.SQLDialTimeout}}
+	if c.AddressMap != "" {
+		log.Info("Dialling SQL servers through an address map: for tests only", "address-map", c.AddressMap)
+		so.Dial = xsql.AddressMap{Path: c.AddressMap}.Dial(nil)
+	}
 	uo := user.Options{
 		Pools:        pools,
-		SQL:          xsql.Options{Timeouts: xsql.Timeouts{Call: c.SQLCallTimeout, Dial: c.SQLDialTimeout}},
+		SQL:          so,
 		AbandonAfter: c.AbandonAfter,
 	}
 	ro := replication.Options{PollInterval: c.ReplicationPoll, LostPollInterval: c.ReplicationLostPoll}

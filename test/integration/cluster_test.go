@@ -25,6 +25,7 @@ import (
 	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
 	"github.com/dbplane/dbplane/fn"
 	"github.com/dbplane/dbplane/test/harness"
+	"github.com/dbplane/dbplane/test/harness/servers"
 )
 
 // A pgCluster is a Database's PostgreSQL pods on loopback: member i runs what
@@ -211,7 +212,7 @@ func (c *pgCluster) add(t testing.TB) *pgMember {
 	}
 	dir := harness.TempDir(t, fmt.Sprintf("dbplane-orders-%d-", i))
 	m := &pgMember{
-		server: &server{Engine: postgresql, Port: port, Password: testPassword, dir: dir, log: filepath.Join(dir, "server.log")},
+		server: &server{&servers.Server{Engine: postgresql, Port: port, Password: testPassword, Dir: dir, Log: filepath.Join(dir, "server.log")}},
 		Index:  i, Name: fmt.Sprintf("orders-%d", i), c: c,
 		config: filepath.Join(dir, "config"), runDir: filepath.Join(dir, "run"), data: filepath.Join(dir, "data"),
 	}
@@ -260,11 +261,11 @@ func (c *pgCluster) bootstrap(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pwfile := filepath.Join(m.dir, "pwfile")
+	pwfile := filepath.Join(m.Dir, "pwfile")
 	if err := os.WriteFile(pwfile, []byte(m.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := chownAll(m.dir, cred); err != nil {
+	if err := chownAll(m.Dir, cred); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.run(t, cred, postgresBin()+"/initdb", "--pgdata="+m.data, "--username=postgres", "--pwfile="+pwfile,
@@ -322,10 +323,10 @@ func (m *pgMember) initStep(t testing.TB) {
 	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
 	defer cancel()
 	sh := exec.CommandContext(ctx, cmd[0], cmd[1:]...) //nolint:gosec // The composed init command, on our own files.
-	sh.Dir, sh.Env = m.dir, env
+	sh.Dir, sh.Env = m.Dir, env
 	sh.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := sh.CombinedOutput()
-	_ = appendFile(m.log, out) // Diagnostics only.
+	_ = appendFile(m.Log, out) // Diagnostics only.
 	if err != nil {
 		t.Fatalf("%s: init step: %v: %s", m.Name, err, out)
 	}
@@ -341,18 +342,18 @@ func (m *pgMember) startServer(t testing.TB) {
 		args = append(args, m.localize(t, m.expand(a)))
 	}
 	// The image's socket directory does not exist here.
-	args = append(args, "-c", "unix_socket_directories="+m.dir)
+	args = append(args, "-c", "unix_socket_directories="+m.Dir)
 	cred, err := serviceUser("postgres")
 	if err != nil {
 		t.Fatal(err)
 	}
 	env := m.podEnv(t, m.c.server, nil)
-	m.proc = &harness.Process{
-		Name: m.Name, Bin: postgresBin() + "/postgres", Args: args, Env: env, Dir: m.dir,
-		Ports: []int{m.Port}, Log: m.log, Credential: cred,
+	m.Proc = &harness.Process{
+		Name: m.Name, Bin: postgresBin() + "/postgres", Args: args, Env: env, Dir: m.Dir,
+		Ports: []int{m.Port}, Log: m.Log, Credential: cred,
 		StopSignal: syscall.SIGINT, DeathSignal: syscall.SIGQUIT, StopTimeout: stopTimeout,
 	}
-	if err := m.proc.Start(); err != nil {
+	if err := m.Proc.Start(); err != nil {
 		t.Fatalf("%s: %v", m.Name, err)
 	}
 	if err := m.waitReady(t, func(ctx context.Context) error {
@@ -403,7 +404,7 @@ func (m *pgMember) podEnv(t testing.TB, c corev1.Container, secrets map[string]s
 	if d, ok := vars["PGDATA"]; ok && d != m.data {
 		t.Fatalf("%s: PGDATA is %s, not the member's data directory", c.Name, d)
 	}
-	env := []string{"PATH=" + postgresBin() + ":" + os.Getenv("PATH"), "HOME=" + m.dir, "LANG=C.UTF-8", "TZ=UTC"}
+	env := []string{"PATH=" + postgresBin() + ":" + os.Getenv("PATH"), "HOME=" + m.Dir, "LANG=C.UTF-8", "TZ=UTC"}
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		env = append(env, k+"="+vars[k])
 	}
@@ -493,7 +494,7 @@ func TestInitStepPasswordFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := chownAll(m.dir, cred); err != nil {
+	if err := chownAll(m.Dir, cred); err != nil {
 		t.Fatal(err)
 	}
 	m.initStep(t)

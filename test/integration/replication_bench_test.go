@@ -109,7 +109,7 @@ func BenchmarkSynchronousCommit(b *testing.B) {
 	c := startPGCluster(b, 2, "production")
 	primary := c.Primary()
 	primary.Query(b, "CREATE TABLE events (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())")
-	script := primary.dir + "/insert.sql"
+	script := primary.Dir + "/insert.sql"
 	if err := os.WriteFile(script, []byte("INSERT INTO events DEFAULT VALUES;\n"), 0o644); err != nil { //nolint:gosec // pgbench, running as the server's user, reads it.
 		b.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func pgbench(b *testing.B, m *pgMember, args ...string) string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, postgresBin()+"/pgbench", append([]string{"--host=127.0.0.1", "--port=" + strconv.Itoa(m.Port), "--username=postgres"}, append(args, appDatabase)...)...) //nolint:gosec // pgbench on our own server.
 	cmd.Env = m.clientEnv(true)
-	cmd.Dir = m.dir
+	cmd.Dir = m.Dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		b.Errorf("pgbench %v: %v\n%s", args, err, out)

@@ -75,7 +75,10 @@ func PoolOpener(pools *xsql.Pools, ep xsql.Endpoint, admin xsql.Credential, o xs
 			// without parameters use the simple protocol.
 			cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
 			if o.Dial != nil {
+				// pgx resolves the host before it dials: leave that to
+				// the hook, which may map names that do not resolve.
 				cfg.DialFunc = pgconn.DialFunc(o.Dial)
+				cfg.LookupFunc = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
 			}
 			return stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(func(_ context.Context, p stdlib.ShouldPingParams) bool {
 				return p.IdleDuration > pingIdle

@@ -3,6 +3,7 @@ package postgres
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -202,5 +203,27 @@ func TestClientDelete(t *testing.T) {
 				t.Errorf("%s\nDelete(...): -want, +got:\n%s", tc.reason, diff)
 			}
 		})
+	}
+}
+
+// TestPoolOpenerDialsThroughAddressMap shows the pgx driver dials the name
+// the ProviderConfig gives through the Dial hook, without resolving it
+// first: a name no DNS knows reaches the loopback address it maps to.
+func TestPoolOpenerDialsThroughAddressMap(t *testing.T) {
+	m, accepted := fake.AddressMapTo(t, "orders.team-a.svc.cluster.local:5432")
+	o := xsql.Options{Timeouts: xsql.Timeouts{Call: 5 * time.Second, Dial: 5 * time.Second}, Dial: m.Dial(nil)}
+	pools := xsql.NewPools(time.Minute)
+	t.Cleanup(pools.Close)
+	open := PoolOpener(pools, xsql.Endpoint{Host: "orders.team-a.svc.cluster.local", Port: 5432}, xsql.Credential{Username: "postgres", Password: "pw"}, o)
+	db, err := open("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one int
+	_ = db.QueryRow(t.Context(), xsql.Query{SQL: "SELECT 1"}, &one) // Fails: the listener closes the connection.
+	select {
+	case <-accepted:
+	default:
+		t.Error("PoolOpener: the driver did not dial the address the map gives")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
 
@@ -166,7 +167,24 @@ func (c *ReplicationClient) SetSynchronousStandbyNames(ctx context.Context, valu
 			return errors.Wrap(err, "cannot set synchronous_standby_names")
 		}
 	}
-	return nil
+	// pg_reload_conf only signals the postmaster, which then signals every
+	// backend: until this session reads the new value, the next observe
+	// may read the old one and set it again.
+	for range 40 {
+		var now string
+		if err := db.QueryRow(ctx, xsql.Query{SQL: "SELECT pg_catalog.current_setting('synchronous_standby_names')"}, &now); err != nil {
+			return errors.Wrap(err, "cannot read synchronous_standby_names back")
+		}
+		if now == value {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Wrap(ctx.Err(), "cannot read synchronous_standby_names back")
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+	return errors.Errorf("cannot set synchronous_standby_names: the server still reads another value after 1 s")
 }
 
 // promoteSQL promotes a standby and waits up to 15 s (within the call timeout) for it to accept

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -168,7 +169,10 @@ func TestParseReplicationState(t *testing.T) {
 }
 
 func TestReplicationClient(t *testing.T) {
-	db := &fake.DB{MockQueryRow: func(_ xsql.Query, dest ...any) error {
+	db := &fake.DB{MockQueryRow: func(q xsql.Query, dest ...any) error {
+		if strings.HasPrefix(q.SQL, "SELECT pg_catalog.current_setting(") {
+			return fake.Scan(dest, `ANY 1 ("orders-1")`)
+		}
 		return fake.Scan(dest, []byte(`{"primary": true, "timeline": 3}`))
 	}}
 	c := NewReplicationClient(servers(map[string]*fake.DB{MaintenanceDatabase: db}))
@@ -189,6 +193,7 @@ func TestReplicationClient(t *testing.T) {
 		replicationSQL,
 		`ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 ("orders-1")'`,
 		"SELECT pg_catalog.pg_reload_conf()",
+		"SELECT pg_catalog.current_setting('synchronous_standby_names')",
 		"SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots\n  WHERE slot_name = $1 AND slot_type = 'physical' AND NOT active",
 	}
 	if diff := cmp.Diff(want, db.Ran()); diff != "" {

@@ -63,8 +63,9 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 type Options struct {
 	// Timeouts bound every call.
 	Timeouts Timeouts
-	// Dial replaces the drivers' dialer, for example to count traffic. Nil
-	// dials TCP.
+	// Dial replaces the drivers' dialer and their name resolution, for
+	// example to count traffic or to redirect it through an AddressMap:
+	// it is given the host:port as configured. Nil dials TCP.
 	Dial DialFunc
 	// Wrap wraps every DB, for example in a Counter. Nil leaves them as
 	// they are.

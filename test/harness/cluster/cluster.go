@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -77,8 +78,9 @@ type Options struct {
 // A Cluster is a real control plane on 127.0.0.1: etcd, kube-apiserver,
 // kube-controller-manager and kube-scheduler, kwok faking one node with its
 // pods and volumes, Crossplane core and its RBAC manager running as their
-// ServiceAccounts, and dbplane's function as a local process Crossplane
-// calls over mTLS.
+// ServiceAccounts, dbplane's function as a local process Crossplane calls
+// over mTLS, and dbplane's SQL provider as a local process running as its
+// ServiceAccount.
 type Cluster struct {
 	// Root is the repository's root directory.
 	Root string
@@ -107,6 +109,10 @@ type Cluster struct {
 	rbac       string // kubeconfig: crossplane-system/rbac-manager's token
 
 	function *harness.Process // the composition function, restartable by tests
+
+	providerKubeconfig string     // kubeconfig: crossplane-system/provider-sql's token
+	addressMap         string     // the provider's --address-map file
+	mapMu              sync.Mutex // serialises MapAddress
 
 	stopBinder context.CancelFunc // the volume binder's, in this process
 }
@@ -138,12 +144,14 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		{"kwok", c.startKwok},
 		{"volume binder", c.startVolumeBinder},
 		{"crossplane install", c.installCrossplane},
+		{"provider install", c.installProvider},
 		// Crossplane before the function: the function's metrics server
 		// binds :8080 (function-sdk-go's default; cmd/function has no flag
 		// for it) and ignores failing to, while the RBAC manager's binds
 		// :8080 too and exits when it cannot.
 		{"crossplane", c.startCrossplane},
 		{"function", c.StartFunction},
+		{"provider", c.startProvider},
 		{"function package", c.installFunction},
 		{"configuration", c.installConfiguration},
 	}
@@ -241,14 +249,17 @@ func (c *Cluster) buildBinaries(ctx context.Context) error {
 		c.bins[name] = strings.TrimSpace(string(out))
 		c.opts.Record("binary: "+name, time.Since(t0))
 	}
+	// Our function and provider, in one go build: their links run in
+	// parallel.
 	t0 := time.Now()
-	c.bins["function"] = filepath.Join(c.Dir, "bin", "function")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", c.bins["function"], "./cmd/function") //nolint:gosec // go build of our own function into the run's directory.
+	bin := filepath.Join(c.Dir, "bin")
+	c.bins["function"], c.bins["provider"] = filepath.Join(bin, "function"), filepath.Join(bin, "provider")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator), "./cmd/function", "./cmd/provider") //nolint:gosec // go build of our own commands into the run's directory.
 	cmd.Dir = c.Root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("cannot build the function: %w\n%s", err, out)
+		return fmt.Errorf("cannot build the function and the provider: %w\n%s", err, out)
 	}
-	c.opts.Record("binary: function (go build)", time.Since(t0))
+	c.opts.Record("binary: function and provider (go build)", time.Since(t0))
 	return nil
 }
 

@@ -52,21 +52,7 @@ func (c *Cluster) installCrossplane(ctx context.Context) error {
 	if _, err := c.Kubectl(ctx, nil, "apply", "--server-side", "-f", filepath.Join(dir, "cluster", "crds")); err != nil {
 		return err
 	}
-	// Polled rather than `kubectl wait --all`, which fails outright on a
-	// CRD too new to have any status conditions.
-	gvrCRD := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	if err := harness.Poll(ctx, setupTimeout, func(ctx context.Context) error {
-		l, err := c.Dynamic.Resource(gvrCRD).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return err
-		}
-		for i := range l.Items {
-			if s, _, _ := Condition(&l.Items[i], "Established"); s != "True" {
-				return fmt.Errorf("CRD %s not Established yet", l.Items[i].GetName())
-			}
-		}
-		return nil
-	}); err != nil {
+	if err := c.waitCRDsEstablished(ctx); err != nil {
 		return err
 	}
 	if err := c.Apply(ctx, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+crossplaneNamespace+"}\n---\n"+
@@ -92,6 +78,25 @@ func (c *Cluster) installCrossplane(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// waitCRDsEstablished waits until every CRD is Established. Polled rather
+// than `kubectl wait --all`, which fails outright on a CRD too new to have
+// any status conditions.
+func (c *Cluster) waitCRDsEstablished(ctx context.Context) error {
+	gvrCRD := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	return harness.Poll(ctx, setupTimeout, func(ctx context.Context) error {
+		l, err := c.Dynamic.Resource(gvrCRD).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for i := range l.Items {
+			if s, _, _ := Condition(&l.Items[i], "Established"); s != "True" {
+				return fmt.Errorf("CRD %s not Established yet", l.Items[i].GetName())
+			}
+		}
+		return nil
+	})
 }
 
 // installFunction installs dbplane's Function package offline and then acts
@@ -188,19 +193,26 @@ spec:
 // installConfiguration applies the XRD and the Composition as the
 // configuration package holds them, and waits until Databases are served.
 //
-// The Composition's function step gets the Input `sqlUsers: false`: no SQL
-// provider can log in to servers that do not run, and a Database with SQL
-// logins is Ready only once the provider has logged in.
+// The Composition's function step gets the Input `sqlUsers: false`: the
+// servers of the fake pods do not run, and a Database with SQL logins is
+// Ready only once the provider has logged in. A second Composition,
+// SQLUsersComposition, composes them: a test that runs the servers behind a
+// Database's pods (StartPostgreSQL) selects it by its compositionRef.
 func (c *Cluster) installConfiguration(ctx context.Context) error {
 	if _, err := c.Kubectl(ctx, nil, "apply", "-f", filepath.Join(c.Root, "package", "configuration", "xrd.yaml")); err != nil {
 		return err
 	}
-	comp, err := compositionWithoutSQLUsers(filepath.Join(c.Root, "package", "configuration", "composition.yaml"))
-	if err != nil {
-		return err
-	}
-	if err := c.Apply(ctx, comp); err != nil {
-		return err
+	for _, in := range []struct {
+		name     string
+		sqlUsers bool
+	}{{"", false}, {SQLUsersComposition, true}} {
+		comp, err := compositionWithInput(filepath.Join(c.Root, "package", "configuration", "composition.yaml"), in.name, in.sqlUsers)
+		if err != nil {
+			return err
+		}
+		if err := c.Apply(ctx, comp); err != nil {
+			return err
+		}
 	}
 	if err := harness.Poll(ctx, setupTimeout, func(ctx context.Context) error {
 		x, err := c.Dynamic.Resource(gvrXRD).Get(ctx, xrdName, metav1.GetOptions{})
@@ -257,9 +269,10 @@ func packageStream(root string) ([]byte, error) {
 	return out, err
 }
 
-// compositionWithoutSQLUsers returns the Composition in path, as YAML, with
-// the Input `sqlUsers: false` on dbplane's function step.
-func compositionWithoutSQLUsers(path string) (string, error) {
+// compositionWithInput returns the Composition in path, as YAML, renamed
+// to name unless it is empty, with the Input `sqlUsers: <sqlUsers>` on
+// dbplane's function step.
+func compositionWithInput(path, name string, sqlUsers bool) (string, error) {
 	b, err := os.ReadFile(path) //nolint:gosec // Our package.
 	if err != nil {
 		return "", err
@@ -282,7 +295,7 @@ func compositionWithoutSQLUsers(path string) (string, error) {
 		if ref, _ := step["functionRef"].(map[string]any); ref["name"] != functionName {
 			continue
 		}
-		step["input"] = map[string]any{"apiVersion": "fn.database.example.com/v1alpha1", "kind": "Input", "sqlUsers": false}
+		step["input"] = map[string]any{"apiVersion": "fn.database.example.com/v1alpha1", "kind": "Input", "sqlUsers": sqlUsers}
 		found = true
 	}
 	if !found {
@@ -290,6 +303,9 @@ func compositionWithoutSQLUsers(path string) (string, error) {
 	}
 	if err := unstructured.SetNestedSlice(u.Object, steps, "spec", "pipeline"); err != nil {
 		return "", err
+	}
+	if name != "" {
+		u.SetName(name)
 	}
 	out, err := yaml.Marshal(u.Object)
 	return string(out), err
