@@ -26,7 +26,7 @@ UNIT_PKGS := ./apis/... ./cmd/... ./fn/... ./internal/... ./test/tools/
 with-crossplane = cli=$$(test/tools/build.sh crossplane-cli) && core=$$(test/tools/build.sh crossplane-core) && \
 	DBPLANE_CROSSPLANE=$$cli DBPLANE_CROSSPLANE_CORE=$$core
 
-.PHONY: all tools build generate check-generate render test lint fuzz vet unit integration golden-test golden e2e bench bench-e2e bench-replication xpkg clean
+.PHONY: all tools build generate check-generate render test lint fuzz vet unit integration golden-test golden e2e bench bench-e2e bench-replication bench-failover xpkg clean
 
 all: build test
 
@@ -81,6 +81,10 @@ e2e: tools ## End to end on a local control plane: etcd, kube-apiserver, kwok, C
 bench-replication: ## PostgreSQL on loopback: a new standby of a 1 GB database streaming, lag under pgbench, synchronous commit cost.
 	bash test/servers/install.sh
 	go test ./test/integration/ -run '^$$' -bench 'StandbyCopy|ReplicationLag|SynchronousCommit' -benchtime=1x -count=1 -timeout 30m
+
+bench-failover: ## PostgreSQL on loopback: SIGKILL the primary 10 times; failover time p50/p99 and acknowledged commits lost (synchronous).
+	bash test/servers/install.sh
+	go test ./test/integration/ -run '^$$' -bench 'Failover' -benchtime=1x -count=1 -timeout 30m
 
 bench: ## RunFunction against no-op and echo floors; the provider's steady-state Observe on real servers.
 	go test ./fn/ -run '^$$' -bench . -benchtime=3s -count=3

@@ -109,6 +109,10 @@ func postgresqlConf(t tuning) string {
 		"wal_log_hints = on",
 		fmt.Sprintf("primary_conninfo = 'host=%s port=%d user=%s passfile=%s/pgpass connect_timeout=10'", t.PrimaryHost, t.Port, replicationLogin, runDir),
 		"recovery_target_timeline = 'latest'",
+		// A standby whose primary went away tries again after a second,
+		// not five: after a failover it follows the new primary at once,
+		// and synchronous commits there wait for it.
+		"wal_retrieve_retry_interval = 1s",
 		"dynamic_shared_memory_type = posix",
 		"log_destination = 'stderr'",
 		"logging_collector = off",

@@ -271,7 +271,10 @@ func (p *Params) resolveReplication(s v1.DatabaseSpec, pr profile, o Observed) {
 		p.SyncStandbys = *r.Synchronous
 	}
 	if r := o.Replication; r != nil {
-		p.RoleRouting = r.Primary != ""
+		// Once a primary was found the Services follow the labels for
+		// good: while a failover is under way no pod is labelled primary,
+		// and pod 0 may be a standby, or the lost primary itself.
+		p.RoleRouting = r.Primary != "" || r.LastPrimary != ""
 		p.StandbyStreams = streaming(r) > 0
 	}
 }

@@ -39,6 +39,9 @@ func TestReplicationParams(t *testing.T) {
 	found := &sqlv1alpha1.ReplicationObservation{Primary: "orders-0", Members: []sqlv1alpha1.MemberObservation{
 		{Name: "orders-0", Role: sqlv1alpha1.MemberPrimary}, {Name: "orders-1", Role: sqlv1alpha1.MemberStandby, Streaming: true}, {Name: "orders-2", Role: sqlv1alpha1.MemberStandby},
 	}}
+	lost := &sqlv1alpha1.ReplicationObservation{LastPrimary: "orders-1", Members: []sqlv1alpha1.MemberObservation{
+		{Name: "orders-0", Role: sqlv1alpha1.MemberStandby}, {Name: "orders-1", Role: sqlv1alpha1.MemberUnreachable}, {Name: "orders-2", Role: sqlv1alpha1.MemberStandby},
+	}}
 	none := &sqlv1alpha1.ReplicationObservation{Members: []sqlv1alpha1.MemberObservation{{Name: "orders-0", Role: sqlv1alpha1.MemberUnreachable}, {Name: "orders-1", Role: sqlv1alpha1.MemberStandby}}}
 	type want struct {
 		Replicated, RoleRouting, StandbyStreams bool
@@ -75,6 +78,12 @@ func TestReplicationParams(t *testing.T) {
 			reason: "A Replication that found no primary leaves routing to the first pod and backups to the primary.",
 			p:      replicated(t, 2, v1.Production, none, nil),
 			want: want{Replicated: true, SyncStandbys: 1, ReadWrite: first, ReadOnly: replicas,
+				BackupHost: "orders.team-a.svc.cluster.local", Logins: []string{"app", "replication"}},
+		},
+		"FailingOver": {
+			reason: "While the primary is lost no pod is labelled primary: the Service keeps selecting by label, not pod 0, which may be a standby or the lost primary.",
+			p:      replicated(t, 3, v1.Production, lost, nil),
+			want: want{Replicated: true, RoleRouting: true, SyncStandbys: 1, ReadWrite: primary, ReadOnly: replicas,
 				BackupHost: "orders.team-a.svc.cluster.local", Logins: []string{"app", "replication"}},
 		},
 		"SynchronousOverride": {

@@ -41,6 +41,17 @@ other_primary() {
 if [ -s "${PGDATA}/PG_VERSION" ]; then
   if [ ! -e "${PGDATA}/standby.signal" ] && other_primary; then
     echo "dbplane: another server is the primary: rewinding ${PGDATA} to follow it"
+    # pg_rewind needs a cleanly shut down target. Crash recovery first, in
+    # single-user mode with this configuration: pg_rewind's own would use
+    # initdb's postgresql.conf, without wal_log_hints, which it then
+    # refuses.
+    if ! pg_controldata "${PGDATA}" | grep -q 'shut down$'; then
+      postgres --single -D "${PGDATA}" -c config_file="$(dirname "$0")/postgresql.conf" postgres </dev/null
+    fi
+    # A just promoted primary's control file names its new timeline only
+    # after a checkpoint; before, pg_rewind finds nothing to rewind.
+    PGPASSWORD="${POSTGRES_PASSWORD}" psql --host="${PRIMARY_HOST}" --port="${PRIMARY_PORT}" --username=postgres \
+      --dbname=postgres --no-password --no-psqlrc --quiet --command=CHECKPOINT
     PGPASSWORD="${POSTGRES_PASSWORD}" pg_rewind --target-pgdata="${PGDATA}" --progress \
       --source-server="host=${PRIMARY_HOST} port=${PRIMARY_PORT} user=postgres dbname=postgres connect_timeout=10"
     touch "${PGDATA}/standby.signal"

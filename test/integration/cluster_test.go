@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -313,7 +313,7 @@ func (m *pgMember) Start(t testing.TB) {
 // as the kubelet would before every start of the pod.
 func (m *pgMember) initStep(t testing.TB) {
 	t.Helper()
-	env := m.podEnv(t, m.c.init, map[string]string{"REPLICATION_PASSWORD": m.c.replicationPassword})
+	env := m.podEnv(t, m.c.init, map[string]string{"REPLICATION_PASSWORD": m.c.replicationPassword, "POSTGRES_PASSWORD": m.Password})
 	script := m.localize(t, strings.Join(m.c.init.Command, " "))
 	cmd := strings.Fields(script)
 	cred, err := serviceUser("postgres")

@@ -33,6 +33,22 @@ func (e *external) promoters() bool {
 	return len(e.servers) > 0
 }
 
+// failoverDue is the failover to make now, if the engine fails over and
+// decide says so, with the promoted standby's lag when last seen; else why
+// not, or "".
+func (e *external) failoverDue(fp v1alpha1.ReplicationParameters, a assessment, prev v1alpha1.ReplicationObservation, now time.Time) (*promotion, string) {
+	if !e.promoters() {
+		return nil, ""
+	}
+	p, why := decide(fp, a, now)
+	if p != nil {
+		if m := memberObserved(prev.Members, a.at.Members[p.to].Name); m != nil {
+			p.lagBytes = m.LagBytes
+		}
+	}
+	return p, why
+}
+
 // clock is the time failover decisions read.
 func (e *external) clock() time.Time {
 	if e.now != nil {
@@ -48,7 +64,8 @@ func (e *external) clock() time.Time {
 //     routes no new connection to it; if its Pod is still Ready (alive,
 //     but out of the provider's reach) it is deleted, which ends the
 //     sessions it still has;
-//  2. the standby is promoted and given a slot for every other member;
+//  2. the standby is promoted, given a slot for every other member and,
+//     with synchronous replication, made to wait for them;
 //  3. its Pod gets the primary label, and the other standbys reconnect,
 //     through the Service, to it.
 //
@@ -68,12 +85,25 @@ func (e *external) failover(ctx context.Context, cr *v1alpha1.Replication, p pro
 	if err := srv.Promote(ctx); err != nil {
 		return errors.Wrapf(err, "cannot promote %s", to)
 	}
+	var others []string
 	for i, m := range fp.Members {
 		if i == p.to || ordinal(m.Name) < 0 {
 			continue
 		}
+		others = append(others, m.Name)
 		if err := srv.CreateSlot(ctx, slotOf(fp.SlotPrefix, m.Name)); err != nil {
 			return errors.Wrapf(err, "cannot create the slot of %s on %s", m.Name, to)
+		}
+	}
+	// Synchronous before any app can write to it: a commit it
+	// acknowledges is on a standby too.
+	if e.render != nil {
+		want, err := e.render(fp.Synchronous, others)
+		if err != nil {
+			return errors.Wrap(err, "cannot render synchronous_standby_names")
+		}
+		if err := srv.SetSynchronousStandbyNames(ctx, want); err != nil {
+			return errors.Wrapf(err, "cannot set synchronous_standby_names on %s", to)
 		}
 	}
 	e.plan.labels = []labelChange{{pod: to, value: v1alpha1.RolePrimary}}

@@ -359,21 +359,12 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 	e.plan = plan{labels: labelChanges(a, pods)}
 
 	var notes []string
-	var promote *promotion
-	var why string
-	if e.promoters() {
-		promote, why = decide(fp, a, now)
-	}
-	if promote != nil {
-		if m := memberObserved(prev.Members, a.at.Members[promote.to].Name); m != nil {
-			promote.lagBytes = m.LagBytes
-		}
+	if promote, why := e.failoverDue(fp, a, prev, now); promote != nil {
 		// Nothing else until the failover is made.
 		e.plan = plan{promote: promote}
 		cr.SetConditions(xpv2.Unavailable().WithMessage("failing over: " + promote.reason))
 		return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: false, Diff: strings.Join(e.plan.diff(), "; ")}, nil
-	}
-	if why != "" {
+	} else if why != "" {
 		notes = append(notes, why)
 	}
 	if a.primary >= 0 {

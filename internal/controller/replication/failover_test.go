@@ -1,0 +1,208 @@
+package replication
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
+	"github.com/dbplane/dbplane/internal/clients/xsql"
+)
+
+func TestDecide(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	standby := func(lsn string) answer {
+		return answer{state: &xsql.ReplicationState{ReceivedLSN: lsn, Receiver: "waiting"}}
+	}
+	down := answer{err: errors.New("connection refused")}
+	primary := answer{state: &xsql.ReplicationState{Primary: true}}
+	lostSince := func(d time.Duration) *metav1.Time { return &metav1.Time{Time: t0.Add(-d)} }
+
+	type want struct {
+		to  int // -1: no promotion
+		why string
+	}
+	cases := map[string]struct {
+		reason      string
+		synchronous int
+		after       *int
+		answers     []answer
+		prev        v1alpha1.ReplicationObservation
+		want        want
+	}{
+		"PrimaryAnswers": {
+			reason:  "With a primary there is nothing to fail over from.",
+			answers: []answer{primary, standby("0/3000000"), standby("0/3000000")},
+			prev:    v1alpha1.ReplicationObservation{LastPrimary: "orders-0"},
+			want:    want{to: -1},
+		},
+		"JustLost": {
+			reason:  "A primary lost for less than the delay is waited for.",
+			answers: []answer{down, standby("0/3000000"), standby("0/3000000")},
+			prev:    v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: lostSince(time.Second)},
+			want:    want{to: -1, why: "primary orders-0 unreachable for 1s: failing over after 5s"},
+		},
+		"AsynchronousMostWAL": {
+			reason:  "Asynchronous: the standby that received the most WAL is promoted.",
+			answers: []answer{down, standby("0/3000000"), standby("0/3000100")},
+			prev:    v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: lostSince(6 * time.Second)},
+			want:    want{to: 2},
+		},
+		"AsynchronousLSNComparesAsNumbers": {
+			reason:  "WAL locations compare as 64-bit numbers, not strings: 1/0 is past 0/FFFFFFFF.",
+			answers: []answer{down, standby("0/FFFFFFFF"), standby("1/0")},
+			prev:    v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: lostSince(6 * time.Second)},
+			want:    want{to: 2},
+		},
+		"SynchronousOnlyQuorum": {
+			reason:      "Synchronous: only a standby that was synchronous is promoted, even when another received more.",
+			synchronous: 1,
+			answers:     []answer{down, standby("0/3000000"), standby("0/3000100"), standby("0/3000200")},
+			prev:        v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: lostSince(6 * time.Second), Quorum: []string{"orders-1", "orders-2"}},
+			want:        want{to: 2},
+		},
+		"SynchronousQuorumMissing": {
+			reason:      "Synchronous ANY 1 of two: with one of them not answering, the acknowledged commits may be only on it: no failover.",
+			synchronous: 1,
+			answers:     []answer{down, standby("0/3000000"), down},
+			prev:        v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: lostSince(6 * time.Second), Quorum: []string{"orders-1", "orders-2"}},
+			want:        want{to: -1, why: "cannot fail over from orders-0: synchronous standbys orders-2 do not answer, and a commit the primary acknowledged may be only on them"},
+		},
+		"SynchronousTwoOfThreeOneMissing": {
+			reason:      "Synchronous ANY 2 of three: each commit is on two of them, so with one missing another answering has it.",
+			synchronous: 2,
+			answers:     []answer{down, standby("0/3000000"), standby("0/3000300"), down},
+			prev:        v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: lostSince(6 * time.Second), Quorum: []string{"orders-1", "orders-2", "orders-3"}},
+			want:        want{to: 2},
+		},
+		"SynchronousNoQuorumKnown": {
+			reason:      "Synchronous with no standby synchronous when the primary was last seen: none is known to hold every acknowledged commit.",
+			synchronous: 1,
+			answers:     []answer{down, standby("0/3000000"), standby("0/3000000")},
+			prev:        v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: lostSince(6 * time.Second)},
+			want:        want{to: -1, why: "cannot fail over from orders-0: no standby was synchronous when it was last seen, so none is known to hold every acknowledged commit"},
+		},
+		"Off": {
+			reason:  "failoverAfterSeconds 0 turns automatic failover off.",
+			after:   new(int),
+			answers: []answer{down, standby("0/3000000"), standby("0/3000000")},
+			prev:    v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: lostSince(time.Hour)},
+			want:    want{to: -1, why: "primary orders-0 unreachable for 1h0m0s; automatic failover is off"},
+		},
+		"NeverHadAPrimary": {
+			reason:  "A Replication that never saw a primary (a new Database) has nothing to fail over from.",
+			answers: []answer{down, standby("0/3000000")},
+			want:    want{to: -1},
+		},
+		"SplitBrain": {
+			reason:  "Two primaries: no promotion makes it better.",
+			answers: []answer{primary, primary, standby("0/3000000")},
+			prev:    v1alpha1.ReplicationObservation{LastPrimary: "orders-0"},
+			want:    want{to: -1},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := params(len(tc.answers), tc.synchronous)
+			p.FailoverAfterSeconds = tc.after
+			a := assess(p, tc.answers)
+			remember(&a, tc.prev, t0)
+			pr, why := decide(p, a, t0)
+			got := want{to: -1, why: why}
+			if pr != nil {
+				got.to = pr.to
+			}
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(want{})); diff != "" {
+				t.Errorf("%s\ndecide(...): -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestRemember(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	p := params(3, 1)
+	// The primary answers: it is remembered with its synchronous standbys.
+	a := assess(p, []answer{{state: &xsql.ReplicationState{Primary: true, Replicas: []xsql.Replica{
+		{Name: "orders-1", State: "streaming", SyncState: "quorum"}, {Name: "orders-2", State: "streaming", SyncState: "async"},
+	}}}, {state: &xsql.ReplicationState{}}, {state: &xsql.ReplicationState{}}})
+	remember(&a, v1alpha1.ReplicationObservation{}, t0)
+	if a.at.LastPrimary != "orders-0" || a.at.PrimaryLostAt != nil || !cmp.Equal(a.at.Quorum, []string{"orders-1"}) {
+		t.Errorf("with a primary: LastPrimary %q, PrimaryLostAt %v, Quorum %v; want orders-0, nil, [orders-1]", a.at.LastPrimary, a.at.PrimaryLostAt, a.at.Quorum)
+	}
+	// It stops answering: lost from now, and the quorum is kept.
+	b := assess(p, []answer{{err: errors.New("refused")}, {state: &xsql.ReplicationState{}}, {state: &xsql.ReplicationState{}}})
+	remember(&b, a.at, t0)
+	if b.at.LastPrimary != "orders-0" || b.at.PrimaryLostAt == nil || !b.at.PrimaryLostAt.Time.Equal(t0) || !cmp.Equal(b.at.Quorum, []string{"orders-1"}) {
+		t.Errorf("primary lost: LastPrimary %q, PrimaryLostAt %v, Quorum %v", b.at.LastPrimary, b.at.PrimaryLostAt, b.at.Quorum)
+	}
+	// Still lost later: the first time is kept.
+	c := assess(p, []answer{{err: errors.New("refused")}, {state: &xsql.ReplicationState{}}, {state: &xsql.ReplicationState{}}})
+	remember(&c, b.at, t0.Add(time.Second))
+	if c.at.PrimaryLostAt == nil || !c.at.PrimaryLostAt.Time.Equal(t0) {
+		t.Errorf("still lost: PrimaryLostAt %v, want %v", c.at.PrimaryLostAt, t0)
+	}
+}
+
+func TestMissingSlots(t *testing.T) {
+	p := params(3, 0)
+	got := missingSlots(p.SlotPrefix, p.Members, 1, []xsql.Slot{{Name: "orders_2"}, {Name: "other"}})
+	if diff := cmp.Diff([]string{"orders_0"}, got); diff != "" {
+		t.Errorf("a promoted orders-1 needs the slot of orders-0, not its own: -want, +got:\n%s", diff)
+	}
+}
+
+// TestFailover: a lost primary past the delay is replaced in order: its
+// label off and its still-Ready pod deleted, the standby promoted with
+// slots and synchronous standbys, labelled, the other standby reconnected.
+func TestFailover(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	lost := newPod("orders-0", "primary")
+	lost.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	kube := newKube(t, lost, newPod("orders-1", "replica"), newPod("orders-2", "replica"))
+	var changes []string
+	e := newExternal(kube, &changes,
+		answer{err: errors.New("connection refused")},
+		answer{state: &xsql.ReplicationState{ReceivedLSN: "0/3000100", Receiver: "waiting"}},
+		answer{state: &xsql.ReplicationState{ReceivedLSN: "0/3000000", Receiver: "waiting"}})
+	e.failsOver, e.now = true, func() time.Time { return t0 }
+	cr := newReplication(3, 1)
+	cr.Status.AtProvider = v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: &metav1.Time{Time: t0.Add(-10 * time.Second)}, Quorum: []string{"orders-1", "orders-2"}}
+
+	o, err := e.Observe(t.Context(), cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ResourceUpToDate || !strings.HasPrefix(o.Diff, "fail over: primary orders-0 unreachable for 10s; promoted orders-1") {
+		t.Fatalf("Observe: up to date %t, diff %q: want a failover to orders-1", o.ResourceUpToDate, o.Diff)
+	}
+	if _, err := e.Update(t.Context(), cr); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"orders-1: promote",
+		"orders-1: create slot orders_0",
+		"orders-1: create slot orders_2",
+		`orders-1: synchronous_standby_names = ANY 1 ("orders-0", "orders-2")`,
+		"orders-2: restart receiver",
+	}
+	if diff := cmp.Diff(want, changes); diff != "" {
+		t.Errorf("failover's changes on the servers, in order: -want, +got:\n%s", diff)
+	}
+	if err := kube.Get(t.Context(), client.ObjectKey{Namespace: "team-a", Name: "orders-0"}, &corev1.Pod{}); !kerrors.IsNotFound(err) {
+		t.Errorf("the lost primary's Ready pod: want it deleted (fenced), got %v", err)
+	}
+	if got := labels(t, kube, "orders-1")["orders-1"][v1alpha1.LabelRole]; got != v1alpha1.RolePrimary {
+		t.Errorf("orders-1's role label: got %q, want primary", got)
+	}
+	if f := cr.Status.AtProvider.LastFailover; f == nil || f.From != "orders-0" || f.To != "orders-1" || cr.Status.AtProvider.LastPrimary != "orders-1" || cr.Status.AtProvider.PrimaryLostAt != nil {
+		t.Errorf("status after the failover: %+v", cr.Status.AtProvider)
+	}
+}

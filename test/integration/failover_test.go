@@ -1,0 +1,390 @@
+package integration
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // The pgx driver, as the provider uses.
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
+	"github.com/dbplane/dbplane/test/harness"
+)
+
+// testFailoverAfter is the failover delay the tests compose; users get 5 s
+// unless they set it.
+const testFailoverAfter = 2
+
+// failoverTimeout bounds one failover, from the kill to a write accepted by
+// the new primary.
+const failoverTimeout = 60 * time.Second
+
+// TestPostgreSQLFailover kills the primary of a production Database
+// (synchronous, three pods) with SIGKILL again and again, while a writer
+// commits through the read-write Service and every server's role is polled
+// every 100 ms. After each kill the Replication controller promotes a
+// standby that was synchronous, the writer's commits go on there, and the
+// killed server, started again as its pod would be, rewinds itself into a
+// standby of the new primary. No commit the writer saw acknowledged is
+// lost, and two servers are never writable at once.
+func TestPostgreSQLFailover(t *testing.T) {
+	trials := 10
+	if v, err := strconv.Atoi(os.Getenv("DBPLANE_FAILOVER_TRIALS")); err == nil && v > 0 {
+		trials = v
+	}
+	r := failoverTrials(t, trials, testFailoverAfter)
+	t.Logf("failover, %d kills: p50 %s, p99 %s, max %s; %d commits acknowledged, %d lost", trials,
+		pctDuration(r.times, 50), pctDuration(r.times, 99), slices.Max(r.times), r.acked, r.lost)
+	if r.lost != 0 {
+		t.Errorf("%d acknowledged commits are missing on the last primary: synchronous replication must lose none", r.lost)
+	}
+	if r.splitBrain != "" {
+		t.Errorf("two servers were writable at once: %s", r.splitBrain)
+	}
+}
+
+// A failoverResult is what failoverTrials measured.
+type failoverResult struct {
+	times      []time.Duration
+	acked      int
+	lost       int
+	splitBrain string
+}
+
+func failoverTrials(t testing.TB, trials, after int) failoverResult {
+	t.Helper()
+	c := startPGCluster(t, 3, "production")
+	re := newReplicationEnv(t, c)
+	cr := re.replicationOf(3, int(c.p.SyncStandbys))
+	cr.Spec.ForProvider.FailoverAfterSeconds = &after
+	re.converge(t, cr)
+	c.RouteByLabel(re.labelled)
+	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY)")
+
+	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }()
+
+	// The provider: a reconcile on each poll, at the provider's default
+	// intervals (--replication-poll 2s, --replication-lost-poll 500ms).
+	var mu sync.Mutex
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			mu.Lock()
+			if err := re.tick(ctx, cr); err != nil && ctx.Err() == nil {
+				t.Logf("reconcile: %v", err)
+			}
+			every := 2 * time.Second
+			if cr.Status.AtProvider.PrimaryLostAt != nil {
+				every = 500 * time.Millisecond
+			}
+			mu.Unlock()
+			sleep(ctx, every)
+		}
+	})
+	status := func() v1alpha1.ReplicationObservation {
+		mu.Lock()
+		defer mu.Unlock()
+		return *cr.Status.AtProvider.DeepCopy()
+	}
+
+	w := startWriter(ctx, t, &wg, c.rw.Port)
+	var res failoverResult
+	splitBrain := watchRoles(ctx, &wg, c)
+
+	for i := range trials {
+		waitHealthy(t, status, 3)
+		old := re.labelled()
+		if old == nil {
+			t.Fatal("no pod is labelled primary")
+		}
+		// From when it is dead: a commit acknowledged after can only be
+		// the new primary's.
+		old.Kill()
+		killed := time.Now()
+		took, err := w.acceptedAfter(ctx, killed, failoverTimeout)
+		if err != nil {
+			t.Fatalf("trial %d: after killing %s: %v; Replication: %+v", i+1, old.Name, err, status())
+		}
+		res.times = append(res.times, took)
+		now := re.labelled()
+		t.Logf("trial %d: killed %s, %s took writes %s later", i+1, old.Name, nameOf(now), took.Round(time.Millisecond))
+		if now == nil || now == old {
+			t.Fatalf("trial %d: the primary label is on %s after killing %s", i+1, nameOf(now), old.Name)
+		}
+		// Its pod's container restarts: the init step rewinds it.
+		old.Start(t)
+		if !containsText(old.lastInit, "rewound") {
+			t.Errorf("trial %d: %s started without rewinding: %s", i+1, old.Name, old.lastInit)
+		}
+	}
+	waitHealthy(t, status, 3)
+	stop()
+	wg.Wait()
+	res.splitBrain = splitBrain()
+
+	// Every commit acknowledged is on the last primary.
+	last := re.labelled()
+	got := map[int64]bool{}
+	out := last.Query(t, "SELECT string_agg(id::text, ',') FROM acked")
+	for _, f := range splitComma(out) {
+		n, _ := strconv.ParseInt(f, 10, 64)
+		got[n] = true
+	}
+	for _, id := range w.ids() {
+		if !got[id] {
+			res.lost++
+		}
+	}
+	res.acked = len(w.ids())
+	return res
+}
+
+// labelled is the member whose Pod is labelled primary, or nil.
+func (r *replicationEnv) labelled() *pgMember {
+	l := &corev1.PodList{}
+	if err := r.kube.List(context.Background(), l, client.MatchingLabels{v1alpha1.LabelRole: v1alpha1.RolePrimary}); err != nil || len(l.Items) != 1 {
+		return nil
+	}
+	for _, m := range r.c.Members {
+		if m.Name == l.Items[0].Name {
+			return m
+		}
+	}
+	return nil
+}
+
+// tick reconciles cr once, as the managed reconciler does on a poll.
+func (r *replicationEnv) tick(ctx context.Context, cr *v1alpha1.Replication) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ext, err := r.connector.Connect(ctx, cr)
+	if err != nil {
+		return err
+	}
+	o, err := ext.Observe(ctx, cr)
+	if err != nil {
+		return err
+	}
+	if !o.ResourceUpToDate {
+		_, err = ext.Update(ctx, cr)
+	}
+	return err
+}
+
+// waitHealthy waits until the Replication sees a primary and n-1 standbys
+// streaming, two of them synchronous for the primary: a failover then has
+// a synchronous standby to promote.
+func waitHealthy(t testing.TB, status func() v1alpha1.ReplicationObservation, n int) {
+	t.Helper()
+	if err := harness.Poll(t.Context(), failoverTimeout, func(context.Context) error {
+		s := status()
+		streaming := 0
+		for _, m := range s.Members {
+			if m.Streaming {
+				streaming++
+			}
+		}
+		if s.Primary == "" || streaming != n-1 || len(s.Quorum) != n-1 {
+			return fmt.Errorf("primary %q, %d streaming, quorum %v", s.Primary, streaming, s.Quorum)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Kill kills the member's server and every backend with SIGKILL, as the
+// kernel's OOM killer or a node crash does.
+func (m *pgMember) Kill() {
+	if m.Proc != nil {
+		_ = syscall.Kill(-m.Proc.PID(), syscall.SIGKILL) // It may be gone.
+	}
+	m.Stop()
+}
+
+// A writer commits one row at a time through the read-write Service and
+// records the rows acknowledged.
+type writer struct {
+	mu    sync.Mutex
+	acked []int64
+	at    []time.Time
+}
+
+func startWriter(ctx context.Context, t testing.TB, wg *sync.WaitGroup, port int) *writer {
+	t.Helper()
+	db, err := sql.Open("pgx", fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password='%s' dbname=%s sslmode=disable connect_timeout=2",
+		port, pgQuoteConn(testPassword), appDatabase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxLifetime(0)
+	t.Cleanup(func() { _ = db.Close() })
+	w := &writer{}
+	wg.Go(func() {
+		for id := int64(1); ctx.Err() == nil; {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := db.ExecContext(cctx, "INSERT INTO acked VALUES ($1)", id)
+			cancel()
+			if err != nil {
+				// A commit whose acknowledgement never came may or may
+				// not be there; the next id is new either way.
+				id++
+				sleep(ctx, 20*time.Millisecond)
+				continue
+			}
+			w.mu.Lock()
+			w.acked, w.at = append(w.acked, id), append(w.at, time.Now())
+			w.mu.Unlock()
+			id++
+			sleep(ctx, 5*time.Millisecond)
+		}
+	})
+	return w
+}
+
+// acceptedAfter waits for a commit acknowledged after since and returns
+// how long after since it was.
+func (w *writer) acceptedAfter(ctx context.Context, since time.Time, timeout time.Duration) (time.Duration, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		w.mu.Lock()
+		if n := len(w.at); n > 0 && w.at[n-1].After(since) {
+			// The first one after since.
+			i, _ := slices.BinarySearchFunc(w.at, since, func(a, b time.Time) int { return a.Compare(b) })
+			for i < n && !w.at[i].After(since) {
+				i++
+			}
+			d := w.at[i].Sub(since)
+			w.mu.Unlock()
+			return d, nil
+		}
+		w.mu.Unlock()
+		sleep(ctx, 10*time.Millisecond)
+	}
+	return 0, fmt.Errorf("no write accepted within %s", timeout)
+}
+
+func (w *writer) ids() []int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.acked)
+}
+
+// watchRoles polls every server's role every 100 ms until ctx ends; what it
+// returns tells, once wg is done, the first moment two were writable.
+func watchRoles(ctx context.Context, wg *sync.WaitGroup, c *pgCluster) func() string {
+	var found string
+	var mu sync.Mutex
+	dbs := map[*pgMember]*sql.DB{}
+	for _, m := range c.Members {
+		db, err := sql.Open("pgx", fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password='%s' dbname=postgres sslmode=disable connect_timeout=1",
+			m.Port, pgQuoteConn(testPassword)))
+		if err != nil {
+			continue
+		}
+		db.SetMaxOpenConns(1)
+		dbs[m] = db
+	}
+	wg.Go(func() {
+		defer func() {
+			for _, db := range dbs {
+				_ = db.Close()
+			}
+		}()
+		for ctx.Err() == nil {
+			var writable []string
+			for m, db := range dbs {
+				cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				var recovery bool
+				if err := db.QueryRowContext(cctx, "SELECT pg_is_in_recovery()").Scan(&recovery); err == nil && !recovery {
+					writable = append(writable, m.Name)
+				}
+				cancel()
+			}
+			if len(writable) > 1 {
+				mu.Lock()
+				if found == "" {
+					found = fmt.Sprintf("%v at %s", writable, time.Now().Format(time.RFC3339Nano))
+				}
+				mu.Unlock()
+			}
+			sleep(ctx, 100*time.Millisecond)
+		}
+	})
+	return func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return found
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func nameOf(m *pgMember) string {
+	if m == nil {
+		return "no pod"
+	}
+	return m.Name
+}
+
+func containsText(s, sub string) bool { return strings.Contains(s, sub) }
+
+func splitComma(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+// pgQuoteConn escapes a value for a single-quoted keyword/value
+// connection string.
+func pgQuoteConn(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s)
+}
+
+func pctDuration(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(ds))
+	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+// BenchmarkFailover kills the primary DBPLANE_FAILOVER_TRIALS times (10 by
+// default) with the failover delay users get (5 s) and reports the time
+// from the kill to the first commit the new primary acknowledged, and the
+// acknowledged commits lost (make bench-failover).
+func BenchmarkFailover(b *testing.B) {
+	trials := 10
+	if v, err := strconv.Atoi(os.Getenv("DBPLANE_FAILOVER_TRIALS")); err == nil && v > 0 {
+		trials = v
+	}
+	for range b.N {
+		r := failoverTrials(b, trials, 5)
+		b.ReportMetric(pctDuration(r.times, 50).Seconds(), "p50-s")
+		b.ReportMetric(pctDuration(r.times, 99).Seconds(), "p99-s")
+		b.ReportMetric(slices.Max(r.times).Seconds(), "max-s")
+		b.ReportMetric(float64(r.acked), "acked")
+		b.ReportMetric(float64(r.lost), "lost")
+		if r.splitBrain != "" {
+			b.Errorf("two servers were writable at once: %s", r.splitBrain)
+		}
+	}
+}
