@@ -364,7 +364,7 @@ func TestReplicationDefaults(t *testing.T) {
 		t.Fatalf("a minimal Replication is admitted: %v", causes(err))
 	}
 	want := map[string]any{
-		"forProvider": map[string]any{"slotPrefix": "orders_", "synchronous": int64(0), "members": []any{
+		"forProvider": map[string]any{"slotPrefix": "orders_", "synchronous": int64(0), "failoverAfterSeconds": int64(5), "members": []any{
 			map[string]any{"name": "orders-0", "host": "orders-0.orders-headless.team-a.svc.cluster.local"},
 			map[string]any{"name": "orders-1", "host": "orders-1.orders-headless.team-a.svc.cluster.local", "port": int64(5432)},
 		}},
@@ -372,7 +372,7 @@ func TestReplicationDefaults(t *testing.T) {
 		"managementPolicies": []any{"*"},
 	}
 	if diff := cmp.Diff(want, u.Object["spec"]); diff != "" {
-		t.Errorf("a Replication defaults to asynchronous, the ProviderConfig named default and every management policy: -want, +got:\n%s", diff)
+		t.Errorf("a Replication defaults to asynchronous, failing over after 5 s, the ProviderConfig named default and every management policy: -want, +got:\n%s", diff)
 	}
 }
 
