@@ -144,9 +144,22 @@ func TestUpdates(t *testing.T) {
 		if err != nil || pvc.UID != backupPVC || pvc.DeletionTimestamp != nil {
 			t.Errorf("the backup PVC was lost or replaced after growing storage: %v", err)
 		}
-		if s, r, m := cluster.Condition(got.Unstructured, "StorageSized"); s != "False" || r != "GrowthNotAutomated" || !strings.Contains(m, "existing data volumes stay at 5Gi; growing them to 8Gi") {
-			t.Errorf("condition StorageSized is %s/%s (%q), want False/GrowthNotAutomated about the data volumes", s, r, m)
-		}
+		// Polled, not read once: Crossplane writes a reconcile's status in
+		// two steps, first the function's status fields with the conditions
+		// it read (server-side apply), then the function's new conditions
+		// (update). Between them the Database can show this generation's
+		// status.observedGeneration with the last reconcile's StorageSized
+		// (seen in CI: True/AsRequested, then False a moment later).
+		env.WaitFor(t, d, "StorageSized=False/GrowthNotAutomated about the data volumes", func(ctx context.Context) error {
+			u, err := env.GetDatabase(ctx, ns, name)
+			if err != nil {
+				return err
+			}
+			if s, r, m := cluster.Condition(u, "StorageSized"); s != "False" || r != "GrowthNotAutomated" || !strings.Contains(m, "existing data volumes stay at 5Gi; growing them to 8Gi") {
+				return fmt.Errorf("condition StorageSized is %s/%s (%q)", s, r, m)
+			}
+			return nil
+		})
 		// A Warning event too, though the Database, on MySQL 8.0, has been
 		// warned of its end of life since it was created: that warning is
 		// said when it changes, not on every reconcile, so it leaves room
