@@ -3,11 +3,14 @@ package fn
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/crossplane/function-sdk-go/resource/composite"
+
+	sqlv1alpha1 "github.com/dbplane/dbplane/apis/sql/v1alpha1"
 )
 
 // Conditions of a Database that works but may need its owner's attention,
@@ -16,6 +19,9 @@ const (
 	ConditionVersionSupported = "VersionSupported"
 	ConditionStorageSized     = "StorageSized"
 	ConditionRestored         = "Restored" // Only with spec.restore.
+	// ConditionPrimaryAvailable is only for Databases with standbys, once
+	// the SQL provider's Replication reported.
+	ConditionPrimaryAvailable = "PrimaryAvailable"
 )
 
 // Reasons of those conditions.
@@ -28,6 +34,10 @@ const (
 	ReasonRestoring          = "Restoring"
 	ReasonWaitingForSource   = "WaitingForSource"
 	ReasonRestoreFailed      = "RestoreFailed"
+	ReasonPrimaryFound       = "PrimaryFound"
+	ReasonFailingOver        = "FailingOver"
+	ReasonFailoverImpossible = "FailoverImpossible"
+	ReasonNoPrimary          = "NoPrimary"
 )
 
 // Advice is one such condition. Every call sets each of them, so a fixed
@@ -68,7 +78,36 @@ func Advise(p Params, o Observed) []Advice {
 	if p.Restore != nil {
 		a = append(a, restored(p, o))
 	}
+	if p.Replicated && o.Replication != nil {
+		a = append(a, primaryAvailable(o.Replication, o.ReplicationMessage))
+	}
 	return a
+}
+
+// primaryAvailable tells whether writes have a primary: found, being failed
+// over to a standby, or lost with no standby the provider may promote.
+func primaryAvailable(r *sqlv1alpha1.ReplicationObservation, why string) Advice {
+	switch {
+	case r.Primary != "":
+		msg := ""
+		if f := r.LastFailover; f != nil {
+			msg = fmt.Sprintf("last failover %s: from %s to %s: %s", f.At.UTC().Format(time.RFC3339), f.From, f.To, f.Reason)
+		}
+		return Advice{ConditionPrimaryAvailable, corev1.ConditionTrue, ReasonPrimaryFound, msg}
+	case r.LastPrimary == "":
+		return Advice{ConditionPrimaryAvailable, corev1.ConditionUnknown, ReasonNoPrimary, "the SQL provider has not found a primary yet"}
+	case strings.Contains(why, "cannot fail over"):
+		return Advice{ConditionPrimaryAvailable, corev1.ConditionFalse, ReasonFailoverImpossible, why}
+	default:
+		return Advice{ConditionPrimaryAvailable, corev1.ConditionFalse, ReasonFailingOver, orString(why, "primary "+r.LastPrimary+" is unreachable")}
+	}
+}
+
+func orString(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // restored tells how far a restore got.

@@ -61,6 +61,11 @@ func stsJSON(replicas, ready int, size string) string {
 }
 
 // userJSON is an observed SQL User, Ready when its login works.
+// replicationJSON is an observed Replication that found its primary.
+const replicationJSON = `{"apiVersion":"sql.database.example.com/v1alpha1","kind":"Replication","metadata":{"name":"orders","namespace":"team-a"},` +
+	`"status":{"atProvider":{"primary":"orders-0","lastPrimary":"orders-0","members":[{"name":"orders-0","role":"primary"},{"name":"orders-1","role":"standby","streaming":true}]},` +
+	`"conditions":[{"type":"Ready","status":"True","reason":"Available"}]}}`
+
 func userJSON(ready bool) string {
 	st := "False"
 	if ready {
@@ -246,12 +251,12 @@ func TestRunFunction(t *testing.T) {
 			},
 		},
 		"AllReady": {
-			reason: "When every composed resource exists and every replica is ready and updated the Database is Ready, with the last backup time read from the CronJob and the generation composed.",
+			reason: "When every composed resource exists and every replica is ready and updated the Database is Ready, with the last backup time read from the CronJob, the generation composed, and the primary and members the Replication reports.",
 			args: args{req: req(atGeneration(xr("orders", myProd), 4), map[string]string{
 				"secret": secretJSON("pw"), "configmap": existsJSON, "service-headless": existsJSON, "service": existsJSON,
 				"statefulset": stsJSON(2, 2, "20Gi"), "pdb": existsJSON, "backup-pvc": pvcJSON, "backup-cronjob": cronJobJSON,
 				"sql-providerconfig": existsJSON, "sql-user-app": userJSON(true),
-				"service-ro": existsJSON, "sql-user-replication": userJSON(true), "replication": userJSON(true),
+				"service-ro": existsJSON, "sql-user-replication": userJSON(true), "replication": replicationJSON,
 			}), password: mustNotGenerate},
 			want: got{
 				Composed: map[string]string{
@@ -269,9 +274,13 @@ func TestRunFunction(t *testing.T) {
 				Status: map[string]any{
 					"phase": "Ready", "ready": true, "replicas": float64(2), "endpoint": "orders.team-a.svc.cluster.local:3306",
 					"lastBackup": "2026-11-22T02:00:31Z", "observedGeneration": float64(4),
+					"primary": "orders-0", "members": []any{
+						map[string]any{"name": "orders-0", "role": "primary"},
+						map[string]any{"name": "orders-1", "role": "standby", "streaming": true, "lagSeconds": "0.000"},
+					},
 				},
 				Passwords:  []string{"pw"},
-				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "BackupHealthy=TRUE/BackupSucceeded"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "PrimaryAvailable=TRUE/PrimaryFound", "BackupHealthy=TRUE/BackupSucceeded"},
 				Requires:   []string{"backup-jobs"},
 			},
 		},

@@ -50,6 +50,9 @@ type Observed struct {
 	// Replication is what the SQL provider's Replication last saw of the
 	// servers, once it exists.
 	Replication *sqlv1alpha1.ReplicationObservation
+	// ReplicationMessage is its Ready condition's message: why it is not
+	// available, a failover under way or impossible among them.
+	ReplicationMessage string
 }
 
 // Observe reads the observed composed resources, each through its row of
@@ -238,5 +241,6 @@ func observeReplication(u map[string]any, n fnresource.Name, o *Observed) error 
 		return err
 	}
 	o.Replication = &r.Status.AtProvider
+	o.ReplicationMessage = r.Status.GetCondition(xpv2.TypeReady).Message
 	return nil
 }

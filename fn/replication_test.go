@@ -3,6 +3,7 @@ package fn
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -217,5 +218,45 @@ func TestReplicationStatus(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got.Members); diff != "" {
 		t.Errorf("status.members: what the Replication saw: -want, +got:\n%s", diff)
+	}
+}
+
+func TestPrimaryAvailable(t *testing.T) {
+	at := metav1.NewTime(time.Date(2026, 12, 1, 11, 0, 0, 0, time.UTC))
+	cases := map[string]struct {
+		reason string
+		r      *sqlv1alpha1.ReplicationObservation
+		why    string
+		want   Advice
+	}{
+		"Found": {
+			reason: "A primary found is True, and names the last failover.",
+			r:      &sqlv1alpha1.ReplicationObservation{Primary: "orders-1", LastFailover: &sqlv1alpha1.Failover{At: at, From: "orders-0", To: "orders-1", Reason: "primary orders-0 unreachable for 5s"}},
+			want:   Advice{ConditionPrimaryAvailable, corev1.ConditionTrue, ReasonPrimaryFound, "last failover 2026-12-01T11:00:00Z: from orders-0 to orders-1: primary orders-0 unreachable for 5s"},
+		},
+		"NotYet": {
+			reason: "Before the provider found any primary it is Unknown.",
+			r:      &sqlv1alpha1.ReplicationObservation{},
+			want:   Advice{ConditionPrimaryAvailable, corev1.ConditionUnknown, ReasonNoPrimary, "the SQL provider has not found a primary yet"},
+		},
+		"FailingOver": {
+			reason: "A lost primary being waited for is False, FailingOver, with the provider's words.",
+			r:      &sqlv1alpha1.ReplicationObservation{LastPrimary: "orders-0"},
+			why:    "primary orders-0 unreachable for 2s: failing over after 5s",
+			want:   Advice{ConditionPrimaryAvailable, corev1.ConditionFalse, ReasonFailingOver, "primary orders-0 unreachable for 2s: failing over after 5s"},
+		},
+		"Impossible": {
+			reason: "A failover the provider refuses is False, FailoverImpossible.",
+			r:      &sqlv1alpha1.ReplicationObservation{LastPrimary: "orders-0"},
+			why:    "cannot fail over from orders-0: no standby was synchronous when it was last seen",
+			want:   Advice{ConditionPrimaryAvailable, corev1.ConditionFalse, ReasonFailoverImpossible, "cannot fail over from orders-0: no standby was synchronous when it was last seen"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, primaryAvailable(tc.r, tc.why)); diff != "" {
+				t.Errorf("%s\n-want, +got:\n%s", tc.reason, diff)
+			}
+		})
 	}
 }
