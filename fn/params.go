@@ -72,6 +72,9 @@ type Params struct {
 	RoleRouting    bool
 	SyncStandbys   int32
 	StandbyStreams bool
+	// SwitchoverTo is the pod the Database's switchover annotation asks
+	// to be primary.
+	SwitchoverTo string
 
 	// Restore, when set, loads a backup before apps can connect: the restore
 	// Job is composed once the first replica is ready and the source
@@ -188,7 +191,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		p.Autoscaling = s.Autoscaling
 		p.Replicas, p.LeaveReplicas = autoscaledReplicas(s.Autoscaling, p.Replicas, o.StatefulSet)
 	}
-	p.resolveReplication(s, pr, o)
+	p.resolveReplication(s, pr, o, db.GetAnnotations()[AnnotationSwitchoverTo])
 	if p.SQLUsers {
 		p.Logins = logins(p.names, s.Users, p.Replicated)
 	}
@@ -261,11 +264,12 @@ func (p Params) BackupHost() string {
 
 // resolveReplication decides whether standbys stream, how many a commit
 // waits for, and, from what the Replication saw, how to route.
-func (p *Params) resolveReplication(s v1.DatabaseSpec, pr profile, o Observed) {
+func (p *Params) resolveReplication(s v1.DatabaseSpec, pr profile, o Observed, switchoverTo string) {
 	p.Replicated = p.Engine.Streaming && p.Replicas > 1
 	if !p.Replicated {
 		return
 	}
+	p.SwitchoverTo = switchoverTo
 	p.SyncStandbys = pr.SyncStandbys
 	if r := s.Replication; r != nil && r.Synchronous != nil {
 		p.SyncStandbys = *r.Synchronous

@@ -9,6 +9,10 @@ import (
 	sqlv1alpha1 "github.com/dbplane/dbplane/apis/sql/v1alpha1"
 )
 
+// AnnotationSwitchoverTo on a Database names the pod to be its primary:
+// the SQL provider switches over to it once it streams.
+const AnnotationSwitchoverTo = "database.example.com/switchover-to"
+
 // rnReplication is the Replication's composed resource name.
 const rnReplication resource.Name = "replication"
 
@@ -33,9 +37,10 @@ func Replication(p Params) *sqlv1alpha1.Replication {
 		Spec: sqlv1alpha1.ReplicationSpec{
 			ProviderConfigReference: &xpv2.ProviderConfigReference{Name: p.Name, Kind: sqlv1alpha1.ProviderConfigKind},
 			ForProvider: sqlv1alpha1.ReplicationParameters{
-				Members:     members,
-				SlotPrefix:  p.SlotPrefix(),
-				Synchronous: int(p.SyncStandbys),
+				Members:      members,
+				SlotPrefix:   p.SlotPrefix(),
+				Synchronous:  int(p.SyncStandbys),
+				SwitchoverTo: p.SwitchoverTo,
 				// The replication User's connection Secret.
 				ReplicationSecretRef: secret,
 			},

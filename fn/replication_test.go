@@ -260,3 +260,28 @@ func TestPrimaryAvailable(t *testing.T) {
 		})
 	}
 }
+
+func TestSwitchoverAnnotation(t *testing.T) {
+	db := func(to string) *v1.Database {
+		d := &v1.Database{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "team-a", Annotations: map[string]string{AnnotationSwitchoverTo: to}},
+			Spec: v1.DatabaseSpec{Type: v1.PostgreSQL, Version: "17", Replicas: ptr.To[int32](3), Environment: v1.Production, Storage: v1.Storage{Size: "8Gi"}}}
+		Default(&d.Spec)
+		return d
+	}
+	p, err := Resolve(db("orders-2"), Observed{}, Input{SQLUsers: true}, func() (string, error) { return testPassword, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Replication(p).Spec.ForProvider.SwitchoverTo; got != "orders-2" {
+		t.Errorf("the annotation reaches the Replication's switchoverTo: got %q", got)
+	}
+	for _, bad := range []string{"orders-3", "orders-01", "other-1", "orders-", "orders-x"} {
+		errs := Validate(db(bad))
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "metadata.annotations[database.example.com/switchover-to]") {
+			t.Errorf("annotation %q: want one error naming it, got %v", bad, errs)
+		}
+	}
+	if errs := Validate(db("orders-0")); len(errs) != 0 {
+		t.Errorf("annotation orders-0: %v", errs)
+	}
+}

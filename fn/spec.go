@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/robfig/cron/v3"
@@ -115,6 +116,10 @@ func Validate(db *v1.Database) field.ErrorList {
 		}
 	}
 	errs = append(errs, validateReplicas(sp, s)...)
+	if to, ok := db.GetAnnotations()[AnnotationSwitchoverTo]; ok && !isPod(db.GetName(), *s.Replicas, to) {
+		errs = append(errs, field.Invalid(field.NewPath("metadata", "annotations").Key(AnnotationSwitchoverTo), to,
+			fmt.Sprintf("must name a pod of this Database: %s-0 to %s-%d", db.GetName(), db.GetName(), *s.Replicas-1)))
+	}
 	if r := s.Restore; r != nil {
 		if len(r.From) > maxNameLength || !dnsLabelRE.MatchString(r.From) {
 			errs = append(errs, field.Invalid(sp.Child("restore", "from"), r.From, "must be the name of a Database in this namespace"))
@@ -213,4 +218,14 @@ func validateReplicas(sp *field.Path, s v1.DatabaseSpec) field.ErrorList {
 		}
 	}
 	return errs
+}
+
+// isPod tells whether pod is one of a Database's pods: <name>-<ordinal>.
+func isPod(name string, replicas int32, pod string) bool {
+	n, ok := strings.CutPrefix(pod, name+"-")
+	if !ok || n == "" || strings.Trim(n, "0123456789") != "" || (len(n) > 1 && n[0] == '0') {
+		return false
+	}
+	i, err := strconv.Atoi(n)
+	return err == nil && i < int(replicas)
 }

@@ -15,6 +15,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // The pgx driver, as the provider uses.
 	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
@@ -387,4 +389,162 @@ func BenchmarkFailover(b *testing.B) {
 			b.Errorf("two servers were writable at once: %s", r.splitBrain)
 		}
 	}
+}
+
+// TestPostgreSQLSwitchover asks for each standby in turn to be primary
+// (the Database's switchover annotation, as the Replication's
+// switchoverTo) while a writer commits through the read-write Service: the
+// provider stops the primary by deleting its pod (here the test stands in
+// for the kubelet and the StatefulSet: it stops the server, recreates the
+// pod, and starts it again), promotes the standby once it has replayed all
+// it received, and the old primary rewinds into its standby. It reports the
+// longest time the writer's commits failed, and checks none acknowledged
+// is lost and two servers are never writable at once.
+func TestPostgreSQLSwitchover(t *testing.T) {
+	gaps := switchovers(t)
+	t.Logf("switchover write unavailability: max %s over %d switchovers", slices.Max(gaps).Round(time.Millisecond), len(gaps))
+}
+
+// BenchmarkSwitchover reports the longest write unavailability of three
+// switchovers (make bench-failover).
+func BenchmarkSwitchover(b *testing.B) {
+	for range b.N {
+		gaps := switchovers(b)
+		b.ReportMetric(slices.Max(gaps).Seconds(), "max-unavailable-s")
+		b.ReportMetric(pctDuration(gaps, 50).Seconds(), "p50-unavailable-s")
+	}
+}
+
+func switchovers(t testing.TB) []time.Duration {
+	t.Helper()
+	c := startPGCluster(t, 3, "production")
+	re := newReplicationEnv(t, c)
+	cr := re.replicationOf(3, int(c.p.SyncStandbys))
+	re.converge(t, cr)
+	c.RouteByLabel(re.labelled)
+	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY)")
+
+	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }()
+	var mu sync.Mutex
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			mu.Lock()
+			if err := re.tick(ctx, cr); err != nil && ctx.Err() == nil {
+				t.Logf("reconcile: %v", err)
+			}
+			mu.Unlock()
+			sleep(ctx, 500*time.Millisecond)
+		}
+	})
+	status := func() v1alpha1.ReplicationObservation {
+		mu.Lock()
+		defer mu.Unlock()
+		return *cr.Status.AtProvider.DeepCopy()
+	}
+	stopped := re.kubelet(ctx, &wg)
+	w := startWriter(ctx, t, &wg, c.rw.Port)
+	splitBrain := watchRoles(ctx, &wg, c)
+
+	var gaps []time.Duration
+	for _, to := range []string{"orders-1", "orders-2", "orders-0"} {
+		waitHealthy(t, status, 3)
+		old := re.labelled()
+		asked := time.Now()
+		mu.Lock()
+		cr.Spec.ForProvider.SwitchoverTo = to
+		mu.Unlock()
+		select {
+		case m := <-stopped:
+			if m != old {
+				t.Fatalf("switching over to %s stopped %s, not the primary %s", to, m.Name, old.Name)
+			}
+		case <-time.After(failoverTimeout):
+			t.Fatalf("switching over to %s: the primary %s was not stopped", to, old.Name)
+		}
+		if err := harness.Poll(t.Context(), failoverTimeout, func(context.Context) error {
+			if m := re.labelled(); m == nil || m.Name != to {
+				return fmt.Errorf("primary label on %s", nameOf(m))
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.acceptedAfter(ctx, time.Now(), failoverTimeout); err != nil {
+			t.Fatalf("after switching over to %s: %v", to, err)
+		}
+		gap := w.longestGapSince(asked)
+		gaps = append(gaps, gap)
+		t.Logf("switched over from %s to %s: commits failed for at most %s", old.Name, to, gap.Round(time.Millisecond))
+		// Its pod is back: the init step rewinds it into a standby.
+		old.Start(t)
+		if !containsText(old.lastInit, "rewound") {
+			t.Errorf("%s started without rewinding: %s", old.Name, old.lastInit)
+		}
+	}
+	waitHealthy(t, status, 3)
+	stop()
+	wg.Wait()
+	if s := splitBrain(); s != "" {
+		t.Errorf("two servers were writable at once: %s", s)
+	}
+	last := re.labelled()
+	out := last.Query(t, "SELECT string_agg(id::text, ',') FROM acked")
+	got := map[string]bool{}
+	for _, f := range splitComma(out) {
+		got[f] = true
+	}
+	lost := 0
+	for _, id := range w.ids() {
+		if !got[strconv.FormatInt(id, 10)] {
+			lost++
+		}
+	}
+	if lost != 0 {
+		t.Errorf("%d of %d acknowledged commits are missing after the switchovers", lost, len(w.ids()))
+	}
+	return gaps
+}
+
+// kubelet stands in for the kubelet and the StatefulSet controller: when a
+// member's Pod is deleted it stops its server (the image's stop signal,
+// SIGINT: a fast shutdown), creates the Pod again, and says which member on
+// the channel; the test starts the member again.
+func (r *replicationEnv) kubelet(ctx context.Context, wg *sync.WaitGroup) <-chan *pgMember {
+	out := make(chan *pgMember, len(r.c.Members))
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			for _, m := range r.c.Members {
+				p := &corev1.Pod{}
+				err := r.kube.Get(ctx, client.ObjectKey{Namespace: providerNamespace, Name: m.Name}, p)
+				if err == nil || !kerrors.IsNotFound(err) {
+					continue
+				}
+				m.Stop()
+				_ = r.kube.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: m.Name,
+					Labels: map[string]string{"app.kubernetes.io/instance": "orders", "apps.kubernetes.io/pod-index": strconv.Itoa(m.Index)}}})
+				out <- m
+			}
+			sleep(ctx, 50*time.Millisecond)
+		}
+	})
+	return out
+}
+
+// longestGapSince is the longest time after since between two commits
+// acknowledged, or from since to the first.
+func (w *writer) longestGapSince(since time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var longest time.Duration
+	prev := since
+	for _, at := range w.at {
+		if at.Before(since) {
+			continue
+		}
+		longest = max(longest, at.Sub(prev))
+		prev = at
+	}
+	return longest
 }

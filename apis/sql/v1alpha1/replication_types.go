@@ -95,6 +95,14 @@ type ReplicationParameters struct {
 	// +optional
 	FailoverAfterSeconds *int `json:"failoverAfterSeconds,omitempty"`
 
+	// SwitchoverTo names the member to be primary. While it is a standby
+	// that streams and another member is primary, the provider switches
+	// over: the primary stops, the member is promoted once it has all the
+	// primary wrote, and the old primary rejoins as its standby. Empty
+	// leaves the primary where it is.
+	// +optional
+	SwitchoverTo string `json:"switchoverTo,omitempty"`
+
 	// ReplicationSecretRef is a key of a Secret in the Replication's
 	// namespace holding the password of the login `replication`, which
 	// replicas log in to their source as. MySQL only, where the provider
@@ -253,6 +261,10 @@ type ReplicationObservation struct {
 	// LastFailover is the last promotion the provider made.
 	// +optional
 	LastFailover *Failover `json:"lastFailover,omitempty"`
+
+	// LastSwitchover is the last switchover the provider made.
+	// +optional
+	LastSwitchover *Failover `json:"lastSwitchover,omitempty"`
 }
 
 // A ReplicationSpec is the desired state of a Replication.

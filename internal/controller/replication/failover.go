@@ -30,7 +30,7 @@ type promotion struct {
 // the standbys that were synchronous while it was seen.
 func remember(a *assessment, prev v1alpha1.ReplicationObservation, now time.Time) {
 	at := &a.at
-	at.LastFailover = prev.LastFailover
+	at.LastFailover, at.LastSwitchover = prev.LastFailover, prev.LastSwitchover
 	if a.primary >= 0 {
 		at.LastPrimary = at.Primary
 		for _, m := range at.Members {
@@ -159,4 +159,33 @@ func missingSlots(prefix string, members []v1alpha1.ReplicationMember, primary i
 		}
 	}
 	return out
+}
+
+// A switchover moves the primary on request: from the primary to member to.
+type switchover struct {
+	from, to int
+}
+
+// switchoverDue is the switchover spec.forProvider.switchoverTo asks for,
+// when the primary is another member and the requested one streams; else
+// why not, or "" when nothing is asked.
+func switchoverDue(p v1alpha1.ReplicationParameters, a assessment) (*switchover, string) {
+	if p.SwitchoverTo == "" || a.primary < 0 || a.splitBrain() {
+		return nil, ""
+	}
+	to := -1
+	for i, m := range p.Members {
+		if m.Name == p.SwitchoverTo {
+			to = i
+		}
+	}
+	switch {
+	case to < 0:
+		return nil, fmt.Sprintf("cannot switch over to %s: it is not a member", p.SwitchoverTo)
+	case to == a.primary:
+		return nil, ""
+	case !a.at.Members[to].Streaming:
+		return nil, fmt.Sprintf("cannot switch over to %s yet: it does not stream", p.SwitchoverTo)
+	}
+	return &switchover{from: a.primary, to: to}, ""
 }

@@ -206,3 +206,34 @@ func TestFailover(t *testing.T) {
 		t.Errorf("status after the failover: %+v", cr.Status.AtProvider)
 	}
 }
+
+func TestSwitchoverDue(t *testing.T) {
+	healthy := []answer{{state: primaryState("orders-1", "orders-2")}, {state: standbyState("streaming")}, {state: standbyState("streaming")}}
+	cases := map[string]struct {
+		reason string
+		to     string
+		ans    []answer
+		want   *switchover
+		why    string
+	}{
+		"NotAsked":            {reason: "No switchoverTo: nothing to do.", ans: healthy},
+		"AlreadyThere":        {reason: "The primary is the one asked for.", to: "orders-0", ans: healthy},
+		"ToAStreamingStandby": {reason: "A standby that streams is switched to.", to: "orders-2", ans: healthy, want: &switchover{from: 0, to: 2}},
+		"NotStreaming": {
+			reason: "A standby that does not stream is waited for.", to: "orders-2",
+			ans: []answer{{state: primaryState("orders-1")}, {state: standbyState("streaming")}, {state: standbyState("")}},
+			why: "cannot switch over to orders-2 yet: it does not stream",
+		},
+		"NotAMember": {reason: "A name that is no member is said so.", to: "orders-7", ans: healthy, why: "cannot switch over to orders-7: it is not a member"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := params(3, 1)
+			p.SwitchoverTo = tc.to
+			got, why := switchoverDue(p, assess(p, tc.ans))
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(switchover{})); diff != "" || why != tc.why {
+				t.Errorf("%s\nswitchoverDue: -want, +got:\n%s\nwhy: got %q, want %q", tc.reason, diff, why, tc.why)
+			}
+		})
+	}
+}

@@ -3,7 +3,11 @@ package replication
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
+
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,8 +20,11 @@ import (
 	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
 )
 
-// ReasonFailover is the event of a promotion.
-const ReasonFailover event.Reason = "Failover"
+// Events of promotions.
+const (
+	ReasonFailover   event.Reason = "Failover"
+	ReasonSwitchover event.Reason = "Switchover"
+)
 
 // promoters tells whether the engine fails over and every member's server
 // can be promoted.
@@ -47,6 +54,25 @@ func (e *external) failoverDue(fp v1alpha1.ReplicationParameters, a assessment, 
 		}
 	}
 	return p, why
+}
+
+// primaryMove is a failover or a switchover to make now, as a plan of its
+// own; else why the primary cannot move yet, or "".
+func (e *external) primaryMove(cr *v1alpha1.Replication, a assessment, prev v1alpha1.ReplicationObservation, now time.Time) (*plan, string) {
+	fp := cr.Spec.ForProvider
+	promote, why := e.failoverDue(fp, a, prev, now)
+	if promote != nil {
+		cr.SetConditions(xpv2.Unavailable().WithMessage("failing over: " + promote.reason))
+		return &plan{promote: promote}, ""
+	}
+	if !e.promoters() {
+		return nil, why
+	}
+	sw, swWhy := switchoverDue(fp, a)
+	if sw != nil {
+		return &plan{switchover: sw}, ""
+	}
+	return nil, strings.Join(slices.DeleteFunc([]string{why, swWhy}, func(s string) bool { return s == "" }), "; ")
 }
 
 // clock is the time failover decisions read.
@@ -81,13 +107,83 @@ func (e *external) failover(ctx context.Context, cr *v1alpha1.Replication, p pro
 	if err := e.fence(ctx, cr, p.from); err != nil {
 		return err
 	}
-	srv := e.servers[p.to].(Promoter) //nolint:forcetypeassert // decide runs only when every server is a Promoter.
+	if err := e.promote(ctx, cr, p.to); err != nil {
+		return err
+	}
+	at := &cr.Status.AtProvider
+	at.LastFailover = &v1alpha1.Failover{At: metav1.Now(), From: p.from, To: to, Reason: p.reason, LagBytes: p.lagBytes}
+	at.LastPrimary, at.Primary, at.PrimaryLostAt, at.Quorum = to, to, nil, nil
+	e.record.Event(cr, event.Warning(ReasonFailover, errors.New(p.reason)))
+	return nil
+}
+
+// switchover moves the primary to a standby that streams, losing nothing:
+// the primary loses its label and its pod is deleted, which shuts the
+// server down (fast: its sessions end) after it sent every WAL record to
+// its standbys; once the standby has replayed all it received it is
+// promoted as in a failover. The old primary's pod comes back and rewinds
+// into a standby.
+func (e *external) switchover(ctx context.Context, cr *v1alpha1.Replication, sw switchover) error {
+	fp := cr.Spec.ForProvider
+	from, to := fp.Members[sw.from].Name, fp.Members[sw.to].Name
+	e.plan.labels = []labelChange{{pod: from}}
+	if err := e.relabel(ctx, cr); err != nil {
+		return err
+	}
+	pod := &corev1.Pod{}
+	err := e.pods.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: from}, pod)
+	if client.IgnoreNotFound(err) != nil {
+		return errors.Wrapf(err, "cannot get Pod %q", from)
+	}
+	if err == nil {
+		if err := e.kube.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
+			return errors.Wrapf(err, "cannot delete Pod %q to stop the primary", from)
+		}
+	}
+	if err := e.caughtUp(ctx, sw.to); err != nil {
+		return errors.Wrapf(err, "cannot switch over to %s", to)
+	}
+	if err := e.promote(ctx, cr, sw.to); err != nil {
+		return err
+	}
+	at := &cr.Status.AtProvider
+	at.LastSwitchover = &v1alpha1.Failover{At: metav1.Now(), From: from, To: to, Reason: "spec.forProvider.switchoverTo is " + to}
+	at.LastPrimary, at.Primary, at.PrimaryLostAt, at.Quorum = to, to, nil, nil
+	e.record.Event(cr, event.Normal(ReasonSwitchover, fmt.Sprintf("Switched over from %s to %s", from, to)))
+	return nil
+}
+
+// caughtUp waits, up to 30 s, until the standby's WAL receiver stopped (its
+// primary is down) and it replayed everything it received.
+func (e *external) caughtUp(ctx context.Context, i int) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		s, err := e.servers[i].Observe(ctx)
+		if err == nil && s.Receiver != "streaming" && s.ReceivedLSN != "" && s.ReceivedLSN == s.ReplayedLSN {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("the old primary did not stop, or the standby did not replay what it received, within 30 s")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// promote promotes member i, gives it a slot for every other member and
+// its synchronous standbys, labels it primary and has the other standbys
+// reconnect.
+func (e *external) promote(ctx context.Context, cr *v1alpha1.Replication, i int) error {
+	fp := cr.Spec.ForProvider
+	to := fp.Members[i].Name
+	srv := e.servers[i].(Promoter) //nolint:forcetypeassert // Planned only when every server is a Promoter.
 	if err := srv.Promote(ctx); err != nil {
 		return errors.Wrapf(err, "cannot promote %s", to)
 	}
 	var others []string
-	for i, m := range fp.Members {
-		if i == p.to || ordinal(m.Name) < 0 {
+	for j, m := range fp.Members {
+		if j == i || ordinal(m.Name) < 0 {
 			continue
 		}
 		others = append(others, m.Name)
@@ -110,17 +206,13 @@ func (e *external) failover(ctx context.Context, cr *v1alpha1.Replication, p pro
 	if err := e.relabel(ctx, cr); err != nil {
 		return err
 	}
-	for i, m := range cr.Status.AtProvider.Members {
-		if i != p.to && m.Role == v1alpha1.MemberStandby {
+	for j, m := range cr.Status.AtProvider.Members {
+		if j != i && m.Role == v1alpha1.MemberStandby {
 			// Best effort: one that does not reconnect now does on its
 			// next retry (wal_retrieve_retry_interval).
-			_ = e.servers[i].(Promoter).RestartReceiver(ctx) //nolint:forcetypeassert // As above.
+			_ = e.servers[j].(Promoter).RestartReceiver(ctx) //nolint:forcetypeassert // As above.
 		}
 	}
-	at := &cr.Status.AtProvider
-	at.LastFailover = &v1alpha1.Failover{At: metav1.Now(), From: p.from, To: to, Reason: p.reason, LagBytes: p.lagBytes}
-	at.LastPrimary, at.Primary, at.PrimaryLostAt, at.Quorum = to, to, nil, nil
-	e.record.Event(cr, event.Warning(ReasonFailover, errors.New(p.reason)))
 	return nil
 }
 

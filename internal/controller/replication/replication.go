@@ -245,6 +245,8 @@ type plan struct {
 	synchronous *string
 	// promote is a failover to make, before anything else.
 	promote *promotion
+	// switchover is one to make, before anything else.
+	switchover *switchover
 	// semiSync is how many replicas the primary's commits are to wait
 	// for, when it differs (MySQL).
 	semiSync *int
@@ -259,6 +261,9 @@ func (p plan) diff() []string {
 	var out []string
 	if p.promote != nil {
 		out = append(out, "fail over: "+p.promote.reason)
+	}
+	if p.switchover != nil {
+		out = append(out, fmt.Sprintf("switch over from member %d to member %d", p.switchover.from, p.switchover.to))
 	}
 	for _, l := range p.labels {
 		if l.value == "" {
@@ -359,10 +364,9 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 	e.plan = plan{labels: labelChanges(a, pods)}
 
 	var notes []string
-	if promote, why := e.failoverDue(fp, a, prev, now); promote != nil {
-		// Nothing else until the failover is made.
-		e.plan = plan{promote: promote}
-		cr.SetConditions(xpv2.Unavailable().WithMessage("failing over: " + promote.reason))
+	if move, why := e.primaryMove(cr, a, prev, now); move != nil {
+		// Nothing else until the primary has moved.
+		e.plan = *move
 		return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: false, Diff: strings.Join(e.plan.diff(), "; ")}, nil
 	} else if why != "" {
 		notes = append(notes, why)
@@ -479,6 +483,9 @@ func (e *external) Create(_ context.Context, _ *v1alpha1.Replication) (managed.E
 func (e *external) Update(ctx context.Context, cr *v1alpha1.Replication) (managed.ExternalUpdate, error) {
 	if e.plan.promote != nil {
 		return managed.ExternalUpdate{}, e.failover(ctx, cr, *e.plan.promote)
+	}
+	if e.plan.switchover != nil {
+		return managed.ExternalUpdate{}, e.switchover(ctx, cr, *e.plan.switchover)
 	}
 	if err := e.relabel(ctx, cr); err != nil {
 		return managed.ExternalUpdate{}, err
