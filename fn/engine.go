@@ -95,6 +95,10 @@ type engine struct {
 	// given the replication login's Secret. PostgreSQL standbys start
 	// streaming by themselves, from their init step and primary_conninfo.
 	ProviderReplicates bool
+	// ProviderRolls: with standbys (and the SQL provider), the StatefulSet
+	// updates OnDelete and the provider rolls the pods, standbys first,
+	// switching over before it restarts the primary.
+	ProviderRolls bool
 	// PodArgs are the server's arguments that differ between pods, from the
 	// pod's own environment (POD_NAME, POD_INDEX): Kubernetes expands
 	// $(VAR) in them.
@@ -193,6 +197,7 @@ var engines = map[v1.Engine]engine{
 		Files:         map[string]string{"pg_hba.conf": pgHBA, "init.sh": postgresqlInit},
 		Init:          []string{"sh", pgConfigDir + "/init.sh"},
 		Streaming:     true,
+		ProviderRolls: true,
 		PodArgs: func(n names) []string {
 			return []string{"-c", "cluster_name=$(POD_NAME)", "-c", "primary_slot_name=" + n.SlotPrefix() + "$(POD_INDEX)"}
 		},

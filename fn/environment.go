@@ -113,6 +113,11 @@ func postgresqlConf(t tuning) string {
 		// not five: after a failover it follows the new primary at once,
 		// and synchronous commits there wait for it.
 		"wal_retrieve_retry_interval = 1s",
+		// The SQL provider sets it to 'true' (ALTER SYSTEM, which knows a
+		// placeholder only once it is defined) on a primary it switches
+		// away from: the pod's init step then waits for the new primary
+		// instead of starting as one.
+		"dbplane.demoted = 'false'",
 		"dynamic_shared_memory_type = posix",
 		"log_destination = 'stderr'",
 		"logging_collector = off",

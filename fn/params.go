@@ -75,6 +75,9 @@ type Params struct {
 	// SwitchoverTo is the pod the Database's switchover annotation asks
 	// to be primary.
 	SwitchoverTo string
+	// ProviderRolls: the StatefulSet updates OnDelete and the SQL
+	// provider's Replication rolls the pods.
+	ProviderRolls bool
 
 	// Restore, when set, loads a backup before apps can connect: the restore
 	// Job is composed once the first replica is ready and the source
@@ -270,6 +273,7 @@ func (p *Params) resolveReplication(s v1.DatabaseSpec, pr profile, o Observed, s
 		return
 	}
 	p.SwitchoverTo = switchoverTo
+	p.ProviderRolls = p.Engine.ProviderRolls && p.SQLUsers
 	p.SyncStandbys = pr.SyncStandbys
 	if r := s.Replication; r != nil && r.Synchronous != nil {
 		p.SyncStandbys = *r.Synchronous

@@ -2,6 +2,7 @@ package fn
 
 import (
 	"google.golang.org/protobuf/types/known/structpb"
+	appsv1 "k8s.io/api/apps/v1"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
@@ -62,7 +63,9 @@ func rolledOut(o Observed, _ resource.Name, w Want) bool {
 		s.Spec.Replicas != nil && *s.Spec.Replicas == w.Replicas &&
 		st.ReadyReplicas == w.Replicas &&
 		st.UpdatedReplicas == w.Replicas &&
-		(st.UpdateRevision == "" || st.CurrentRevision == st.UpdateRevision)
+		// OnDelete never moves currentRevision: every replica updated
+		// is all there is.
+		(s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType || st.UpdateRevision == "" || st.CurrentRevision == st.UpdateRevision)
 }
 
 // restoreCompleted: a restore Job is ready once it completed.

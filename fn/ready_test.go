@@ -43,6 +43,13 @@ func TestStatefulSetReady(t *testing.T) {
 		o.Status.UpdatedReplicas, o.Status.UpdateRevision = 1, "r5"
 		return o
 	}
+	// onDelete is a StatefulSet the provider rolled: every replica updated,
+	// and currentRevision, which OnDelete never moves, still the old one.
+	onDelete := func(o *appsv1.StatefulSet) *appsv1.StatefulSet {
+		o.Spec.UpdateStrategy.Type = appsv1.OnDeleteStatefulSetStrategyType
+		o.Status.CurrentRevision = "r3"
+		return o
+	}
 	unseen := func(o *appsv1.StatefulSet) *appsv1.StatefulSet {
 		o.Generation = 5
 		return o
@@ -83,6 +90,12 @@ func TestStatefulSetReady(t *testing.T) {
 			observed: rolling(observed(spec("8.4", 2))),
 			want:     spec("8.4", 2),
 			ready:    resource.ReadyFalse,
+		},
+		"RolledOnDelete": {
+			reason:   "OnDelete leaves currentRevision behind: every replica updated and ready is rolled out.",
+			observed: onDelete(observed(spec("8.4", 2))),
+			want:     spec("8.4", 2),
+			ready:    resource.ReadyTrue,
 		},
 		"AppliedByAnOlderFunction": {
 			reason:   "A StatefulSet without a digest (an older function applied it) is judged by its status alone, so upgrading the function flips no Database to not ready.",

@@ -41,9 +41,17 @@ func Replication(p Params) *sqlv1alpha1.Replication {
 				SlotPrefix:   p.SlotPrefix(),
 				Synchronous:  int(p.SyncStandbys),
 				SwitchoverTo: p.SwitchoverTo,
+				StatefulSet:  statefulSetIf(p.ProviderRolls, p.StatefulSet()),
 				// The replication User's connection Secret.
 				ReplicationSecretRef: secret,
 			},
 		},
 	}
+}
+
+func statefulSetIf(ok bool, name string) string {
+	if ok {
+		return name
+	}
+	return ""
 }

@@ -194,9 +194,16 @@ func TestReplicationBuilder(t *testing.T) {
 		},
 		SlotPrefix:  "orders_",
 		Synchronous: 1,
+		StatefulSet: "orders",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("Replication(...).spec.forProvider: every pod, its slot prefix and production's one synchronous standby: -want, +got:\n%s", diff)
+		t.Errorf("Replication(...).spec.forProvider: every pod, its slot prefix, production's one synchronous standby and the StatefulSet it rolls: -want, +got:\n%s", diff)
+	}
+	if got := StatefulSet(p).Spec.UpdateStrategy.Type; got != "OnDelete" {
+		t.Errorf("with the provider rolling the pods the StatefulSet updates OnDelete, got %s", got)
+	}
+	if got := StatefulSet(replicated(t, 1, v1.Development, nil, nil)).Spec.UpdateStrategy.Type; got != "RollingUpdate" {
+		t.Errorf("one replica rolls by itself: want RollingUpdate, got %s", got)
 	}
 }
 

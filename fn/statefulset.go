@@ -58,7 +58,7 @@ func statefulSet(p Params) *appsv1.StatefulSet {
 			ServiceName:         p.HeadlessService(),
 			Selector:            &metav1.LabelSelector{MatchLabels: p.Selector()},
 			PodManagementPolicy: appsv1.OrderedReadyPodManagement,
-			UpdateStrategy:      appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType},
+			UpdateStrategy:      updateStrategy(p),
 			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
 				WhenDeleted: appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
 				WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
@@ -269,4 +269,14 @@ func affinity(p Params) *corev1.Affinity {
 			},
 		}},
 	}}
+}
+
+// updateStrategy rolls the pods highest ordinal first, unless the SQL
+// provider rolls them: then standbys first, and the primary after a
+// switchover, whatever its ordinal.
+func updateStrategy(p Params) appsv1.StatefulSetUpdateStrategy {
+	if p.ProviderRolls {
+		return appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}
+	}
+	return appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType}
 }

@@ -38,7 +38,25 @@ other_primary() {
     --username=postgres --dbname=postgres --no-password --no-psqlrc --tuples-only --no-align \
     --command="SELECT NOT pg_catalog.pg_is_in_recovery()" 2>/dev/null)" = t ]
 }
+# A switchover marks the primary it stops (dbplane.demoted in
+# postgresql.auto.conf): it waits for the new primary rather than start as
+# one. pg_rewind copies the new primary's postgresql.auto.conf, which drops
+# the mark.
+demoted() {
+  grep -q "^dbplane.demoted = 'true'" "${PGDATA}/postgresql.auto.conf" 2>/dev/null
+}
 if [ -s "${PGDATA}/PG_VERSION" ]; then
+  if [ ! -e "${PGDATA}/standby.signal" ] && demoted; then
+    tries=0
+    until other_primary; do
+      tries=$((tries + 1))
+      if [ "${tries}" -ge 60 ]; then
+        echo "dbplane: switched away from, and no new primary answers at ${PRIMARY_HOST}:${PRIMARY_PORT}" >&2
+        exit 1
+      fi
+      sleep 1
+    done
+  fi
   if [ ! -e "${PGDATA}/standby.signal" ] && other_primary; then
     echo "dbplane: another server is the primary: rewinding ${PGDATA} to follow it"
     # pg_rewind needs a cleanly shut down target. Crash recovery first, in

@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	_ "github.com/jackc/pgx/v5/stdlib" // The pgx driver, as the provider uses.
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -522,8 +524,13 @@ func (r *replicationEnv) kubelet(ctx context.Context, wg *sync.WaitGroup) <-chan
 					continue
 				}
 				m.Stop()
-				_ = r.kube.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: m.Name,
-					Labels: map[string]string{"app.kubernetes.io/instance": "orders", "apps.kubernetes.io/pod-index": strconv.Itoa(m.Index)}}})
+				labels := map[string]string{"app.kubernetes.io/instance": "orders", "apps.kubernetes.io/pod-index": strconv.Itoa(m.Index)}
+				// At the StatefulSet's revision, as its controller creates Pods.
+				sts := &appsv1.StatefulSet{}
+				if err := r.kube.Get(ctx, client.ObjectKey{Namespace: providerNamespace, Name: "orders"}, sts); err == nil {
+					labels[appsv1.ControllerRevisionHashLabelKey] = sts.Status.UpdateRevision
+				}
+				_ = r.kube.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: m.Name, Labels: labels}})
 				out <- m
 			}
 			sleep(ctx, 50*time.Millisecond)
@@ -547,4 +554,106 @@ func (w *writer) longestGapSince(since time.Time) time.Duration {
 		prev = at
 	}
 	return longest
+}
+
+// TestPostgreSQLRollingUpdate rolls a production Database's pods to a new
+// StatefulSet revision as the provider does with the OnDelete strategy the
+// function composes: standbys first, one at a time while every standby
+// streams, then a switchover to an updated standby, which restarts the old
+// primary last. A writer commits all along; none acknowledged is lost,
+// two servers are never writable, and its commits fail only around the
+// switchover.
+func TestPostgreSQLRollingUpdate(t *testing.T) {
+	c := startPGCluster(t, 3, "production")
+	re := newReplicationEnv(t, c)
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: "orders"}}
+	if err := re.kube.Create(t.Context(), sts); err != nil {
+		t.Fatal(err)
+	}
+	setRevision := func(rev string) {
+		sts.Status.UpdateRevision = rev
+		if err := re.kube.Status().Update(t.Context(), sts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setRevision("orders-rev1")
+	for _, m := range c.Members {
+		p := &corev1.Pod{}
+		if err := re.kube.Get(t.Context(), client.ObjectKey{Namespace: providerNamespace, Name: m.Name}, p); err != nil {
+			t.Fatal(err)
+		}
+		p.Labels[appsv1.ControllerRevisionHashLabelKey] = "orders-rev1"
+		if err := re.kube.Update(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cr := re.replicationOf(3, int(c.p.SyncStandbys))
+	if cr.Spec.ForProvider.StatefulSet != "orders" {
+		t.Fatalf("the composed Replication rolls StatefulSet %q, want orders", cr.Spec.ForProvider.StatefulSet)
+	}
+	re.converge(t, cr)
+	c.RouteByLabel(re.labelled)
+	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY)")
+
+	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }()
+	var mu sync.Mutex
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			mu.Lock()
+			if err := re.tick(ctx, cr); err != nil && ctx.Err() == nil {
+				t.Logf("reconcile: %v", err)
+			}
+			mu.Unlock()
+			sleep(ctx, 500*time.Millisecond)
+		}
+	})
+	status := func() v1alpha1.ReplicationObservation {
+		mu.Lock()
+		defer mu.Unlock()
+		return *cr.Status.AtProvider.DeepCopy()
+	}
+	stopped := re.kubelet(ctx, &wg)
+	w := startWriter(ctx, t, &wg, c.rw.Port)
+	splitBrain := watchRoles(ctx, &wg, c)
+	waitHealthy(t, status, 3)
+
+	// A new pod template: the StatefulSet's update revision changes.
+	started := time.Now()
+	setRevision("orders-rev2")
+	var order []string
+	for range c.Members {
+		select {
+		case m := <-stopped:
+			order = append(order, m.Name)
+			m.Start(t)
+		case <-time.After(failoverTimeout):
+			t.Fatalf("rolling update: after %v no further pod was restarted; Replication %+v", order, status())
+		}
+	}
+	waitHealthy(t, status, 3)
+	took := time.Since(started)
+	stop()
+	wg.Wait()
+	if diff := cmp.Diff([]string{"orders-2", "orders-1", "orders-0"}, order); diff != "" {
+		t.Errorf("pods restarted, in order: standbys first, the primary last: -want, +got:\n%s", diff)
+	}
+	if p := re.labelled(); p == nil || p.Name == "orders-0" {
+		t.Errorf("after the rolling update the primary is %s: want an updated standby switched over to", nameOf(p))
+	}
+	t.Logf("rolling update of 3 pods: %s; commits failed for at most %s", took.Round(time.Millisecond), w.longestGapSince(started).Round(time.Millisecond))
+	if s := splitBrain(); s != "" {
+		t.Errorf("two servers were writable at once: %s", s)
+	}
+	out := re.labelled().Query(t, "SELECT string_agg(id::text, ',') FROM acked")
+	got := map[string]bool{}
+	for _, f := range splitComma(out) {
+		got[f] = true
+	}
+	for _, id := range w.ids() {
+		if !got[strconv.FormatInt(id, 10)] {
+			t.Errorf("acknowledged commit %d is missing after the rolling update", id)
+		}
+	}
 }

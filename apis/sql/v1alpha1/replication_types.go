@@ -103,6 +103,14 @@ type ReplicationParameters struct {
 	// +optional
 	SwitchoverTo string `json:"switchoverTo,omitempty"`
 
+	// StatefulSet, when set, is the StatefulSet of the members' Pods, whose
+	// update strategy is OnDelete: the provider rolls its Pods to the new
+	// revision itself, standbys first, one at a time and only while every
+	// standby streams, then switches over to an updated standby, which
+	// restarts the old primary last.
+	// +optional
+	StatefulSet string `json:"statefulSet,omitempty"`
+
 	// ReplicationSecretRef is a key of a Secret in the Replication's
 	// namespace holding the password of the login `replication`, which
 	// replicas log in to their source as. MySQL only, where the provider

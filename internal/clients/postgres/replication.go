@@ -248,3 +248,15 @@ func (c *ReplicationClient) RestartReceiver(ctx context.Context) error {
 	}
 	return errors.Wrap(db.Exec(ctx, xsql.Query{SQL: restartReceiverSQL}), "cannot restart the WAL receiver")
 }
+
+// MarkDemoted records in the server's postgresql.auto.conf, for the pod's
+// init step, that it is to follow another primary when it starts next: a
+// switchover stops it, and it must not start as a primary again even
+// before the new one answers.
+func (c *ReplicationClient) MarkDemoted(ctx context.Context) error {
+	db, err := c.open(MaintenanceDatabase)
+	if err != nil {
+		return err
+	}
+	return errors.Wrap(db.Exec(ctx, xsql.Query{SQL: "ALTER SYSTEM SET dbplane.demoted = 'true'"}), "cannot mark the primary demoted")
+}

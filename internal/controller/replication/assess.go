@@ -225,6 +225,8 @@ type labelChange struct {
 type pod struct {
 	exists bool
 	role   string
+	// revision is the StatefulSet revision the Pod runs.
+	revision string
 }
 
 // labelChanges are the role label changes the members' Pods need: primary

@@ -237,3 +237,43 @@ func TestSwitchoverDue(t *testing.T) {
 		})
 	}
 }
+
+func TestRolloutStep(t *testing.T) {
+	healthy := []answer{{state: primaryState("orders-1", "orders-2")}, {state: standbyState("streaming")}, {state: standbyState("streaming")}}
+	degraded := []answer{{state: primaryState("orders-1")}, {state: standbyState("streaming")}, {state: standbyState("")}}
+	pods := func(revs ...string) map[string]pod {
+		out := map[string]pod{}
+		for i, r := range revs {
+			out["orders-"+string(rune('0'+i))] = pod{exists: true, revision: r}
+		}
+		return out
+	}
+	cases := map[string]struct {
+		reason string
+		ans    []answer
+		pods   map[string]pod
+		want   step
+	}{
+		"UpToDate":       {reason: "Every pod at the new revision: nothing to do.", ans: healthy, pods: pods("new", "new", "new")},
+		"HighestStandby": {reason: "Standbys first, the highest ordinal first.", ans: healthy, pods: pods("old", "old", "old"), want: step{plan: &plan{restart: "orders-2"}}},
+		"NextStandby":    {reason: "Then the next standby.", ans: healthy, pods: pods("old", "old", "new"), want: step{plan: &plan{restart: "orders-1"}}},
+		"PrimaryLast": {
+			reason: "With only the primary outdated, a switchover to an updated standby that streams restarts it.",
+			ans:    healthy, pods: pods("old", "new", "new"), want: step{plan: &plan{switchover: &switchover{from: 0, to: 1}}},
+		},
+		"WaitsForStreaming": {
+			reason: "A standby that does not stream (one just restarted) is waited for.",
+			ans:    degraded, pods: pods("old", "old", "new"),
+			want: step{why: "rolling update waits: not streaming from orders-0: orders-2 (not streaming from primary orders-0: WAL receiver not running)"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := params(3, 0)
+			got := rolloutStep(p.Members, assess(p, tc.ans), tc.pods, "new")
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(step{}, plan{}, switchover{})); diff != "" {
+				t.Errorf("%s\nrolloutStep: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
-
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -22,8 +22,9 @@ import (
 
 // Events of promotions.
 const (
-	ReasonFailover   event.Reason = "Failover"
-	ReasonSwitchover event.Reason = "Switchover"
+	ReasonFailover      event.Reason = "Failover"
+	ReasonSwitchover    event.Reason = "Switchover"
+	ReasonRollingUpdate event.Reason = "RollingUpdate"
 )
 
 // promoters tells whether the engine fails over and every member's server
@@ -58,7 +59,7 @@ func (e *external) failoverDue(fp v1alpha1.ReplicationParameters, a assessment, 
 
 // primaryMove is a failover or a switchover to make now, as a plan of its
 // own; else why the primary cannot move yet, or "".
-func (e *external) primaryMove(cr *v1alpha1.Replication, a assessment, prev v1alpha1.ReplicationObservation, now time.Time) (*plan, string) {
+func (e *external) primaryMove(ctx context.Context, cr *v1alpha1.Replication, a assessment, prev v1alpha1.ReplicationObservation, now time.Time, pods map[string]pod) (*plan, string) {
 	fp := cr.Spec.ForProvider
 	promote, why := e.failoverDue(fp, a, prev, now)
 	if promote != nil {
@@ -72,7 +73,86 @@ func (e *external) primaryMove(cr *v1alpha1.Replication, a assessment, prev v1al
 	if sw != nil {
 		return &plan{switchover: sw}, ""
 	}
-	return nil, strings.Join(slices.DeleteFunc([]string{why, swWhy}, func(s string) bool { return s == "" }), "; ")
+	roll, rollWhy, err := e.rollout(ctx, cr, a, pods)
+	if err != nil {
+		rollWhy = err.Error()
+	}
+	if roll != nil {
+		return roll, ""
+	}
+	return nil, strings.Join(slices.DeleteFunc([]string{why, swWhy, rollWhy}, func(s string) bool { return s == "" }), "; ")
+}
+
+// rollout is the next step of rolling the Pods to their StatefulSet's new
+// revision (update strategy OnDelete): while every standby streams, restart
+// the outdated standby of the highest ordinal; once only the primary is
+// outdated, switch over to an updated standby that streams, which restarts
+// the old primary. Nil when the Pods run the new revision, or when the
+// step must wait (why says for what).
+func (e *external) rollout(ctx context.Context, cr *v1alpha1.Replication, a assessment, pods map[string]pod) (*plan, string, error) {
+	fp := cr.Spec.ForProvider
+	if fp.StatefulSet == "" || a.primary < 0 {
+		return nil, "", nil
+	}
+	sts := &appsv1.StatefulSet{}
+	if err := e.pods.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: fp.StatefulSet}, sts); err != nil {
+		return nil, "", errors.Wrapf(err, "cannot get StatefulSet %q", fp.StatefulSet)
+	}
+	next := rolloutStep(fp.Members, a, pods, sts.Status.UpdateRevision)
+	return next.plan, next.why, nil
+}
+
+// A step is what rolloutStep decides.
+type step struct {
+	plan *plan
+	why  string
+}
+
+// rolloutStep is the pure half of rollout.
+func rolloutStep(members []v1alpha1.ReplicationMember, a assessment, pods map[string]pod, revision string) step {
+	if revision == "" {
+		return step{}
+	}
+	outdated := func(name string) bool { p, ok := pods[name]; return ok && p.revision != revision }
+	var standbys []int
+	for i, m := range members {
+		if i != a.primary && outdated(m.Name) {
+			standbys = append(standbys, i)
+		}
+	}
+	if len(standbys) == 0 && !outdated(members[a.primary].Name) {
+		return step{}
+	}
+	if why := readyMessage(a); why != "" {
+		return step{why: "rolling update waits: " + why}
+	}
+	if len(standbys) > 0 {
+		return step{plan: &plan{restart: members[standbys[len(standbys)-1]].Name}}
+	}
+	for i, m := range a.at.Members {
+		if i != a.primary && m.Streaming && !outdated(m.Name) {
+			return step{plan: &plan{switchover: &switchover{from: a.primary, to: i}}}
+		}
+	}
+	return step{why: "rolling update waits for an updated standby that streams"}
+}
+
+// restart deletes a standby's Pod: its server stops, and the StatefulSet
+// creates the Pod again at its new revision.
+func (e *external) restart(ctx context.Context, cr *v1alpha1.Replication, name string) error {
+	p := &corev1.Pod{}
+	err := e.pods.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: name}, p)
+	if client.IgnoreNotFound(err) != nil {
+		return errors.Wrapf(err, "cannot get Pod %q", name)
+	}
+	if err != nil {
+		return nil
+	}
+	if err := e.kube.Delete(ctx, p, client.Preconditions{UID: &p.UID}); client.IgnoreNotFound(err) != nil {
+		return errors.Wrapf(err, "cannot delete Pod %q to roll it", name)
+	}
+	e.record.Event(cr, event.Normal(ReasonRollingUpdate, fmt.Sprintf("Deleted Pod %s: it comes back at the StatefulSet's new revision", name)))
+	return nil
 }
 
 // clock is the time failover decisions read.
@@ -129,6 +209,11 @@ func (e *external) switchover(ctx context.Context, cr *v1alpha1.Replication, sw 
 	e.plan.labels = []labelChange{{pod: from}}
 	if err := e.relabel(ctx, cr); err != nil {
 		return err
+	}
+	// Before it stops: started again before the standby is promoted, it
+	// would find no primary behind the Service and start as one.
+	if err := e.servers[sw.from].(Promoter).MarkDemoted(ctx); err != nil { //nolint:forcetypeassert // Planned only when every server is a Promoter.
+		return errors.Wrapf(err, "cannot switch over from %s", from)
 	}
 	pod := &corev1.Pod{}
 	err := e.pods.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: from}, pod)

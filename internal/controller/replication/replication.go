@@ -17,6 +17,7 @@ import (
 	"time"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -79,6 +80,10 @@ type Promoter interface {
 
 	// RestartReceiver makes a standby connect to its primary again.
 	RestartReceiver(ctx context.Context) error
+
+	// MarkDemoted records on the primary that it follows another one when
+	// it starts next.
+	MarkDemoted(ctx context.Context) error
 }
 
 // A Replicator is a Server whose replicas the provider configures itself
@@ -247,6 +252,8 @@ type plan struct {
 	promote *promotion
 	// switchover is one to make, before anything else.
 	switchover *switchover
+	// restart is a Pod to delete, for it to come back at the new revision.
+	restart string
 	// semiSync is how many replicas the primary's commits are to wait
 	// for, when it differs (MySQL).
 	semiSync *int
@@ -264,6 +271,9 @@ func (p plan) diff() []string {
 	}
 	if p.switchover != nil {
 		out = append(out, fmt.Sprintf("switch over from member %d to member %d", p.switchover.from, p.switchover.to))
+	}
+	if p.restart != "" {
+		out = append(out, fmt.Sprintf("restart Pod %s at its StatefulSet's new revision", p.restart))
 	}
 	for _, l := range p.labels {
 		if l.value == "" {
@@ -364,7 +374,7 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 	e.plan = plan{labels: labelChanges(a, pods)}
 
 	var notes []string
-	if move, why := e.primaryMove(cr, a, prev, now); move != nil {
+	if move, why := e.primaryMove(ctx, cr, a, prev, now, pods); move != nil {
 		// Nothing else until the primary has moved.
 		e.plan = *move
 		return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: false, Diff: strings.Join(e.plan.diff(), "; ")}, nil
@@ -468,7 +478,7 @@ func (e *external) readPods(ctx context.Context, cr *v1alpha1.Replication) (map[
 		if err != nil {
 			return nil, errors.Wrapf(err, "cannot get Pod %q", m.Name)
 		}
-		out[m.Name] = pod{exists: true, role: p.GetLabels()[v1alpha1.LabelRole]}
+		out[m.Name] = pod{exists: true, role: p.GetLabels()[v1alpha1.LabelRole], revision: p.GetLabels()[appsv1.ControllerRevisionHashLabelKey]}
 	}
 	return out, nil
 }
@@ -486,6 +496,9 @@ func (e *external) Update(ctx context.Context, cr *v1alpha1.Replication) (manage
 	}
 	if e.plan.switchover != nil {
 		return managed.ExternalUpdate{}, e.switchover(ctx, cr, *e.plan.switchover)
+	}
+	if e.plan.restart != "" {
+		return managed.ExternalUpdate{}, e.restart(ctx, cr, e.plan.restart)
 	}
 	if err := e.relabel(ctx, cr); err != nil {
 		return managed.ExternalUpdate{}, err

@@ -57,6 +57,11 @@ func (f *fakeServer) Promote(context.Context) error {
 	return nil
 }
 
+func (f *fakeServer) MarkDemoted(context.Context) error {
+	*f.changes = append(*f.changes, f.name+": mark demoted")
+	return nil
+}
+
 func (f *fakeServer) RestartReceiver(context.Context) error {
 	*f.changes = append(*f.changes, f.name+": restart receiver")
 	return nil
