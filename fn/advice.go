@@ -22,6 +22,9 @@ const (
 	// ConditionPrimaryAvailable is only for Databases with standbys, once
 	// the SQL provider's Replication reported.
 	ConditionPrimaryAvailable = "PrimaryAvailable"
+	// ConditionScaled is for Databases whose pods the SQL provider rolls
+	// (PostgreSQL with its SQL logins).
+	ConditionScaled = "Scaled"
 )
 
 // Reasons of those conditions.
@@ -38,6 +41,7 @@ const (
 	ReasonFailingOver        = "FailingOver"
 	ReasonFailoverImpossible = "FailoverImpossible"
 	ReasonNoPrimary          = "NoPrimary"
+	ReasonSwitchingOverFirst = "SwitchingOverFirst"
 )
 
 // Advice is one such condition. Every call sets each of them, so a fixed
@@ -80,6 +84,13 @@ func Advise(p Params, o Observed) []Advice {
 	}
 	if p.Replicated && o.Replication != nil {
 		a = append(a, primaryAvailable(o.Replication, o.ReplicationMessage))
+	}
+	if p.Engine.ProviderRolls && p.SQLUsers {
+		scaled := Advice{Type: ConditionScaled, Status: corev1.ConditionTrue, Reason: ReasonAsRequested}
+		if p.ScaleDownWaits != "" {
+			scaled = Advice{ConditionScaled, corev1.ConditionFalse, ReasonSwitchingOverFirst, p.ScaleDownWaits}
+		}
+		a = append(a, scaled)
 	}
 	return a
 }

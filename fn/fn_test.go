@@ -154,7 +154,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{testPassword},
-				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "BackupHealthy=UNKNOWN/AwaitingFirstBackup"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/AwaitingFirstBackup"},
 				Requires:   []string{"backup-jobs"},
 			},
 		},
@@ -172,7 +172,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{testPassword},
-				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 		"KeepsObservedPassword": {
@@ -189,7 +189,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status:     map[string]any{"phase": "Creating", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{"s3cret-from-the-cluster"},
-				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 		"BrokenObservedSecret": {
@@ -301,7 +301,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status:     map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{"pw"},
-				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 		"BackupDisabledKeepsVolume": {
@@ -324,7 +324,7 @@ func TestRunFunction(t *testing.T) {
 					"lastBackup": "2026-11-22T02:00:31Z",
 				},
 				Passwords:  []string{"pw"},
-				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 		"StorageGrowth": {
@@ -344,7 +344,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status:     map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{"pw"},
-				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=FALSE/GrowthNotAutomated", "BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=FALSE/GrowthNotAutomated", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
 			},
 		},
 	}

@@ -1,6 +1,7 @@
 package fn
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -78,6 +79,10 @@ type Params struct {
 	// ProviderRolls: the StatefulSet updates OnDelete and the SQL
 	// provider's Replication rolls the pods.
 	ProviderRolls bool
+	// ScaleDownWaits says why Replicas is still above spec.replicas: the
+	// primary is among the pods a scale-down removes, and is switched over
+	// first.
+	ScaleDownWaits string
 
 	// Restore, when set, loads a backup before apps can connect: the restore
 	// Job is composed once the first replica is ready and the source
@@ -268,6 +273,12 @@ func (p Params) BackupHost() string {
 // resolveReplication decides whether standbys stream, how many a commit
 // waits for, and, from what the Replication saw, how to route.
 func (p *Params) resolveReplication(s v1.DatabaseSpec, pr profile, o Observed, switchoverTo string) {
+	if p.Engine.ProviderRolls && p.SQLUsers && p.Autoscaling == nil {
+		if held, to := holdForPrimary(p.Replicas, o); held > 0 {
+			p.ScaleDownWaits = fmt.Sprintf("spec.replicas: scaling to %d waits for the primary to move to %s: the pods removed would include it", p.Replicas, to)
+			p.Replicas, switchoverTo = held, to
+		}
+	}
 	p.Replicated = p.Engine.Streaming && p.Replicas > 1
 	if !p.Replicated {
 		return
@@ -285,4 +296,25 @@ func (p *Params) resolveReplication(s v1.DatabaseSpec, pr profile, o Observed, s
 		p.RoleRouting = r.Primary != "" || r.LastPrimary != ""
 		p.StandbyStreams = streaming(r) > 0
 	}
+}
+
+// holdForPrimary is the replica count to keep, and the pod to switch over
+// to, while scaling down to desired would remove the primary (a failover
+// or switchover moved it to a high ordinal): a StatefulSet removes the
+// highest ordinals. Zero when the scale-down may go ahead.
+func holdForPrimary(desired int32, o Observed) (int32, string) {
+	sts, r := o.StatefulSet, o.Replication
+	if sts == nil || sts.Spec.Replicas == nil || r == nil || *sts.Spec.Replicas <= desired {
+		return 0, ""
+	}
+	primary := r.Primary
+	if primary == "" {
+		primary = r.LastPrimary
+	}
+	i := strings.LastIndexByte(primary, '-')
+	n, err := strconv.Atoi(primary[i+1:])
+	if i < 0 || err != nil || int32(n) < desired { //nolint:gosec // An ordinal below 10.
+		return 0, ""
+	}
+	return *sts.Spec.Replicas, sts.GetName() + "-0"
 }

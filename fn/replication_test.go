@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -290,5 +291,46 @@ func TestSwitchoverAnnotation(t *testing.T) {
 	}
 	if errs := Validate(db("orders-0")); len(errs) != 0 {
 		t.Errorf("annotation orders-0: %v", errs)
+	}
+}
+
+func TestScaleDownKeepsThePrimary(t *testing.T) {
+	resolve := func(replicas int32, stsReplicas int32, primary string) Params {
+		t.Helper()
+		d := &v1.Database{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "team-a"},
+			Spec: v1.DatabaseSpec{Type: v1.PostgreSQL, Version: "17", Replicas: ptr.To(replicas), Environment: v1.Staging, Storage: v1.Storage{Size: "8Gi"}}}
+		Default(&d.Spec)
+		o := Observed{
+			StatefulSet: &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "orders"}, Spec: appsv1.StatefulSetSpec{Replicas: ptr.To(stsReplicas)}},
+			Replication: &sqlv1alpha1.ReplicationObservation{Primary: primary, LastPrimary: primary},
+		}
+		p, err := Resolve(d, o, Input{SQLUsers: true}, func() (string, error) { return testPassword, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	type got struct {
+		Replicas     int32
+		SwitchoverTo string
+		Waits        bool
+	}
+	cases := map[string]struct {
+		reason string
+		p      Params
+		want   got
+	}{
+		"PrimaryKept":     {reason: "Scaling 3 to 2 with the primary on pod 0 goes ahead.", p: resolve(2, 3, "orders-0"), want: got{Replicas: 2}},
+		"PrimaryRemoved":  {reason: "Scaling 3 to 2 with the primary on pod 2 waits at 3 for a switchover to pod 0.", p: resolve(2, 3, "orders-2"), want: got{Replicas: 3, SwitchoverTo: "orders-0", Waits: true}},
+		"ToOnePrimaryOn1": {reason: "Scaling 2 to 1 with the primary on pod 1: still replicated while it waits.", p: resolve(1, 2, "orders-1"), want: got{Replicas: 2, SwitchoverTo: "orders-0", Waits: true}},
+		"ScaleUp":         {reason: "Scaling up never waits.", p: resolve(3, 2, "orders-1"), want: got{Replicas: 3}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := got{Replicas: tc.p.Replicas, SwitchoverTo: tc.p.SwitchoverTo, Waits: tc.p.ScaleDownWaits != ""}
+			if diff := cmp.Diff(tc.want, g); diff != "" {
+				t.Errorf("%s\n-want, +got:\n%s", tc.reason, diff)
+			}
+		})
 	}
 }
