@@ -81,26 +81,12 @@ func failoverTrials(t testing.TB, trials, after int) failoverResult {
 
 	// The provider: a reconcile on each poll, at the provider's default
 	// intervals (--replication-poll 2s, --replication-lost-poll 500ms).
-	var mu sync.Mutex
-	wg.Go(func() {
-		for ctx.Err() == nil {
-			mu.Lock()
-			if err := re.tick(ctx, cr); err != nil && ctx.Err() == nil {
-				t.Logf("reconcile: %v", err)
-			}
-			every := 2 * time.Second
-			if cr.Status.AtProvider.PrimaryLostAt != nil {
-				every = 500 * time.Millisecond
-			}
-			mu.Unlock()
-			sleep(ctx, every)
+	status, _ := re.poll(ctx, t, &wg, cr, func(cr *v1alpha1.Replication) time.Duration {
+		if cr.Status.AtProvider.PrimaryLostAt != nil {
+			return 500 * time.Millisecond
 		}
+		return 2 * time.Second
 	})
-	status := func() v1alpha1.ReplicationObservation {
-		mu.Lock()
-		defer mu.Unlock()
-		return *cr.Status.AtProvider.DeepCopy()
-	}
 
 	w := startWriter(ctx, t, &wg, c.rw.Port)
 	var res failoverResult
@@ -152,6 +138,36 @@ func failoverTrials(t testing.TB, trials, after int) failoverResult {
 	}
 	res.acked = len(w.ids())
 	return res
+}
+
+// poll stands in for the managed reconciler: it reconciles cr on each poll,
+// every(cr) apart, until ctx ends. status reads cr's observed status, with
+// runs a change to cr between reconciles.
+func (r *replicationEnv) poll(ctx context.Context, t testing.TB, wg *sync.WaitGroup, cr *v1alpha1.Replication,
+	every func(*v1alpha1.Replication) time.Duration) (status func() v1alpha1.ReplicationObservation, with func(func())) {
+	var mu sync.Mutex
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			mu.Lock()
+			if err := r.tick(ctx, cr); err != nil && ctx.Err() == nil {
+				t.Logf("reconcile: %v", err)
+			}
+			d := every(cr)
+			mu.Unlock()
+			sleep(ctx, d)
+		}
+	})
+	status = func() v1alpha1.ReplicationObservation {
+		mu.Lock()
+		defer mu.Unlock()
+		return *cr.Status.AtProvider.DeepCopy()
+	}
+	with = func(change func()) {
+		mu.Lock()
+		defer mu.Unlock()
+		change()
+	}
+	return status, with
 }
 
 // labelled is the member whose Pod is labelled primary, or nil.
@@ -429,22 +445,7 @@ func switchovers(t testing.TB) []time.Duration {
 	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }()
-	var mu sync.Mutex
-	wg.Go(func() {
-		for ctx.Err() == nil {
-			mu.Lock()
-			if err := re.tick(ctx, cr); err != nil && ctx.Err() == nil {
-				t.Logf("reconcile: %v", err)
-			}
-			mu.Unlock()
-			sleep(ctx, 500*time.Millisecond)
-		}
-	})
-	status := func() v1alpha1.ReplicationObservation {
-		mu.Lock()
-		defer mu.Unlock()
-		return *cr.Status.AtProvider.DeepCopy()
-	}
+	status, with := re.poll(ctx, t, &wg, cr, func(*v1alpha1.Replication) time.Duration { return 500 * time.Millisecond })
 	stopped := re.kubelet(ctx, &wg)
 	w := startWriter(ctx, t, &wg, c.rw.Port)
 	splitBrain := watchRoles(ctx, &wg, c)
@@ -454,9 +455,7 @@ func switchovers(t testing.TB) []time.Duration {
 		waitHealthy(t, status, 3)
 		old := re.labelled()
 		asked := time.Now()
-		mu.Lock()
-		cr.Spec.ForProvider.SwitchoverTo = to
-		mu.Unlock()
+		with(func() { cr.Spec.ForProvider.SwitchoverTo = to })
 		select {
 		case m := <-stopped:
 			if m != old {
@@ -598,22 +597,7 @@ func TestPostgreSQLRollingUpdate(t *testing.T) {
 	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }()
-	var mu sync.Mutex
-	wg.Go(func() {
-		for ctx.Err() == nil {
-			mu.Lock()
-			if err := re.tick(ctx, cr); err != nil && ctx.Err() == nil {
-				t.Logf("reconcile: %v", err)
-			}
-			mu.Unlock()
-			sleep(ctx, 500*time.Millisecond)
-		}
-	})
-	status := func() v1alpha1.ReplicationObservation {
-		mu.Lock()
-		defer mu.Unlock()
-		return *cr.Status.AtProvider.DeepCopy()
-	}
+	status, _ := re.poll(ctx, t, &wg, cr, func(*v1alpha1.Replication) time.Duration { return 500 * time.Millisecond })
 	stopped := re.kubelet(ctx, &wg)
 	w := startWriter(ctx, t, &wg, c.rw.Port)
 	splitBrain := watchRoles(ctx, &wg, c)
