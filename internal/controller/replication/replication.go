@@ -32,6 +32,7 @@ import (
 
 	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
 	"github.com/dbplane/dbplane/internal/clients/xsql"
+	"github.com/dbplane/dbplane/internal/controller/providerconfig"
 )
 
 // Event reasons of the external client, besides the managed reconciler's.
@@ -173,17 +174,9 @@ func (c *connector) Connect(ctx context.Context, cr *v1alpha1.Replication) (mana
 	if err := c.kube.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: ref.Name}, pc); err != nil {
 		return nil, errors.Wrapf(err, "cannot get ProviderConfig %q", ref.Name)
 	}
-	sref := pc.Spec.Credentials.SecretRef
-	s := &corev1.Secret{}
-	if err := c.kube.Get(ctx, types.NamespacedName{Namespace: pc.GetNamespace(), Name: sref.Name}, s); err != nil {
-		return nil, errors.Wrapf(err, "cannot get admin Secret %q of ProviderConfig %q", sref.Name, pc.GetName())
-	}
-	admin := xsql.Credential{
-		Username: string(s.Data[keyOr(sref.UsernameKey, "username")]),
-		Password: string(s.Data[keyOr(sref.PasswordKey, "password")]),
-	}
-	if admin.Username == "" || admin.Password == "" {
-		return nil, errors.Errorf("admin Secret %q needs keys %q and %q", sref.Name, keyOr(sref.UsernameKey, "username"), keyOr(sref.PasswordKey, "password"))
+	admin, err := providerconfig.Admin(ctx, c.kube, pc)
+	if err != nil {
+		return nil, err
 	}
 
 	for _, m := range cr.Spec.ForProvider.Members {
@@ -232,13 +225,6 @@ func (e *external) readReplicationSecret(ctx context.Context, kube client.Client
 		e.credential = &xsql.Credential{Username: replicationLogin, Password: string(s.Data[ref.Key])}
 	}
 	return nil
-}
-
-func keyOr(k, def string) string {
-	if k == "" {
-		return def
-	}
-	return k
 }
 
 // A plan is what Update changes: exactly what Observe found to differ.

@@ -25,6 +25,7 @@ import (
 
 	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
 	"github.com/dbplane/dbplane/internal/clients/xsql"
+	"github.com/dbplane/dbplane/internal/controller/providerconfig"
 )
 
 // Event reasons of the external client, besides the managed reconciler's.
@@ -123,20 +124,12 @@ func (c *connector) Connect(ctx context.Context, cr *v1alpha1.User) (managed.Typ
 		}
 		return nil, errors.Wrapf(err, "cannot get ProviderConfig %q", ref.Name)
 	}
-	sref := pc.Spec.Credentials.SecretRef
-	s := &corev1.Secret{}
-	if err := c.kube.Get(ctx, types.NamespacedName{Namespace: pc.GetNamespace(), Name: sref.Name}, s); err != nil {
+	admin, err := providerconfig.Admin(ctx, c.kube, pc)
+	if err != nil {
 		if kerrors.IsNotFound(err) && meta.WasDeleted(cr) {
-			return c.abandon(cr, fmt.Sprintf("admin Secret %q is gone", sref.Name)), nil
+			return c.abandon(cr, fmt.Sprintf("admin Secret %q is gone", pc.Spec.Credentials.SecretRef.Name)), nil
 		}
-		return nil, errors.Wrapf(err, "cannot get admin Secret %q of ProviderConfig %q", sref.Name, pc.GetName())
-	}
-	admin := xsql.Credential{
-		Username: string(s.Data[keyOr(sref.UsernameKey, "username")]),
-		Password: string(s.Data[keyOr(sref.PasswordKey, "password")]),
-	}
-	if admin.Username == "" || admin.Password == "" {
-		return nil, errors.Errorf("admin Secret %q needs keys %q and %q", sref.Name, keyOr(sref.UsernameKey, "username"), keyOr(sref.PasswordKey, "password"))
+		return nil, err
 	}
 	srv, err := c.newServer(pc, admin)
 	if err != nil {
@@ -184,13 +177,6 @@ func (c *connector) abandon(cr *v1alpha1.User, why string) managed.TypedExternal
 		},
 		DisconnectFn: func(context.Context) error { return nil },
 	}
-}
-
-func keyOr(k, def string) string {
-	if k == "" {
-		return def
-	}
-	return k
 }
 
 // An external keeps one User's login in sync. The managed reconciler makes

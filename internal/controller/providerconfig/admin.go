@@ -1,0 +1,38 @@
+package providerconfig
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
+
+	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
+	"github.com/dbplane/dbplane/internal/clients/xsql"
+)
+
+// Admin reads the admin login a ProviderConfig names from its Secret, keys
+// username and password unless it names others. The Secret's read error
+// is wrapped, so callers can tell a Secret that is gone.
+func Admin(ctx context.Context, kube client.Reader, pc *v1alpha1.ProviderConfig) (xsql.Credential, error) {
+	sref := pc.Spec.Credentials.SecretRef
+	s := &corev1.Secret{}
+	if err := kube.Get(ctx, types.NamespacedName{Namespace: pc.GetNamespace(), Name: sref.Name}, s); err != nil {
+		return xsql.Credential{}, errors.Wrapf(err, "cannot get admin Secret %q of ProviderConfig %q", sref.Name, pc.GetName())
+	}
+	user, pass := keyOr(sref.UsernameKey, "username"), keyOr(sref.PasswordKey, "password")
+	admin := xsql.Credential{Username: string(s.Data[user]), Password: string(s.Data[pass])}
+	if admin.Username == "" || admin.Password == "" {
+		return xsql.Credential{}, errors.Errorf("admin Secret %q needs keys %q and %q", sref.Name, user, pass)
+	}
+	return admin, nil
+}
+
+func keyOr(k, def string) string {
+	if k == "" {
+		return def
+	}
+	return k
+}
