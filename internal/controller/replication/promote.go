@@ -140,19 +140,29 @@ func rolloutStep(members []v1alpha1.ReplicationMember, a assessment, pods map[st
 // restart deletes a standby's Pod: its server stops, and the StatefulSet
 // creates the Pod again at its new revision.
 func (e *external) restart(ctx context.Context, cr *v1alpha1.Replication, name string) error {
-	p := &corev1.Pod{}
-	err := e.pods.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: name}, p)
+	deleted, err := e.deletePod(ctx, cr, name, "to roll it", func(*corev1.Pod) bool { return true })
+	if deleted {
+		e.record.Event(cr, event.Normal(ReasonRollingUpdate, fmt.Sprintf("Deleted Pod %s: it comes back at the StatefulSet's new revision", name)))
+	}
+	return err
+}
+
+// deletePod deletes member name's Pod, the one read now, when want says so
+// of it; a Pod that is gone needs nothing. It tells whether it deleted one;
+// why completes the error message.
+func (e *external) deletePod(ctx context.Context, cr *v1alpha1.Replication, name, why string, want func(*corev1.Pod) bool) (bool, error) {
+	pod := &corev1.Pod{}
+	err := e.pods.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: name}, pod)
 	if client.IgnoreNotFound(err) != nil {
-		return errors.Wrapf(err, "cannot get Pod %q", name)
+		return false, errors.Wrapf(err, "cannot get Pod %q", name)
 	}
-	if err != nil {
-		return nil
+	if err != nil || !want(pod) {
+		return false, nil
 	}
-	if err := e.kube.Delete(ctx, p, client.Preconditions{UID: &p.UID}); client.IgnoreNotFound(err) != nil {
-		return errors.Wrapf(err, "cannot delete Pod %q to roll it", name)
+	if err := e.kube.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
+		return false, errors.Wrapf(err, "cannot delete Pod %q %s", name, why)
 	}
-	e.record.Event(cr, event.Normal(ReasonRollingUpdate, fmt.Sprintf("Deleted Pod %s: it comes back at the StatefulSet's new revision", name)))
-	return nil
+	return true, nil
 }
 
 // clock is the time failover decisions read.
@@ -215,15 +225,8 @@ func (e *external) switchover(ctx context.Context, cr *v1alpha1.Replication, sw 
 	if err := e.servers[sw.from].(Promoter).MarkDemoted(ctx); err != nil { //nolint:forcetypeassert // Planned only when every server is a Promoter.
 		return errors.Wrapf(err, "cannot switch over from %s", from)
 	}
-	pod := &corev1.Pod{}
-	err := e.pods.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: from}, pod)
-	if client.IgnoreNotFound(err) != nil {
-		return errors.Wrapf(err, "cannot get Pod %q", from)
-	}
-	if err == nil {
-		if err := e.kube.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
-			return errors.Wrapf(err, "cannot delete Pod %q to stop the primary", from)
-		}
+	if _, err := e.deletePod(ctx, cr, from, "to stop the primary", func(*corev1.Pod) bool { return true }); err != nil {
+		return err
 	}
 	if err := e.caughtUp(ctx, sw.to); err != nil {
 		return errors.Wrapf(err, "cannot switch over to %s", to)
@@ -305,19 +308,11 @@ func (e *external) promote(ctx context.Context, cr *v1alpha1.Replication, i int)
 // answers its kubelet but not the provider, and may still hold sessions.
 // A Pod that is not Ready, or gone, needs nothing.
 func (e *external) fence(ctx context.Context, cr *v1alpha1.Replication, name string) error {
-	pod := &corev1.Pod{}
-	err := e.pods.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: name}, pod)
-	if client.IgnoreNotFound(err) != nil {
-		return errors.Wrapf(err, "cannot get Pod %q", name)
+	deleted, err := e.deletePod(ctx, cr, name, "of the lost primary", ready)
+	if deleted {
+		e.record.Event(cr, event.Normal(ReasonFailover, fmt.Sprintf("Deleted Pod %s: its server was Ready but did not answer the provider", name)))
 	}
-	if err != nil || !ready(pod) {
-		return nil
-	}
-	if err := e.kube.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
-		return errors.Wrapf(err, "cannot delete Pod %q of the lost primary", name)
-	}
-	e.record.Event(cr, event.Normal(ReasonFailover, fmt.Sprintf("Deleted Pod %s: its server was Ready but did not answer the provider", name)))
-	return nil
+	return err
 }
 
 func ready(p *corev1.Pod) bool {
