@@ -71,11 +71,17 @@ var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 // inactive: a standby that connected since it was observed keeps its slot.
 // A slot that is gone already is no error.
 func DropSlotQuery(name string) (xsql.Query, error) {
+	return slotQuery(`SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots
+  WHERE slot_name = $1 AND slot_type = 'physical' AND NOT active`, name)
+}
+
+// slotQuery is sql with slot name as $1, once the name is one PostgreSQL
+// accepts.
+func slotQuery(sql, name string) (xsql.Query, error) {
 	if !slotName.MatchString(name) {
 		return xsql.Query{}, errors.Errorf("invalid replication slot name %q: it must be 1 to 63 lower-case letters, digits and underscores", name)
 	}
-	return xsql.Query{SQL: `SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots
-  WHERE slot_name = $1 AND slot_type = 'physical' AND NOT active`, Args: []any{name}}, nil
+	return xsql.Query{SQL: sql, Args: []any{name}}, nil
 }
 
 // SynchronousStandbyNames renders the synchronous_standby_names that makes
@@ -203,12 +209,7 @@ const restartReceiverSQL = `SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_
 
 // CreateSlotQuery creates physical replication slot name, reserving WAL at
 // once, unless it exists.
-func CreateSlotQuery(name string) (xsql.Query, error) {
-	if !slotName.MatchString(name) {
-		return xsql.Query{}, errors.Errorf("invalid replication slot name %q: it must be 1 to 63 lower-case letters, digits and underscores", name)
-	}
-	return xsql.Query{SQL: createSlotSQL, Args: []any{name}}, nil
-}
+func CreateSlotQuery(name string) (xsql.Query, error) { return slotQuery(createSlotSQL, name) }
 
 // Promote turns a standby into the primary and waits until it accepts
 // writes.
