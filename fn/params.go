@@ -311,9 +311,7 @@ func holdForPrimary(desired int32, o Observed) (int32, string) {
 	if primary == "" {
 		primary = r.LastPrimary
 	}
-	i := strings.LastIndexByte(primary, '-')
-	n, err := strconv.Atoi(primary[i+1:])
-	if i < 0 || err != nil || int32(n) < desired { //nolint:gosec // An ordinal below 10.
+	if n := podOrdinal(sts.GetName(), primary); n < int(desired) {
 		return 0, ""
 	}
 	return *sts.Spec.Replicas, sts.GetName() + "-0"

@@ -116,9 +116,11 @@ func Validate(db *v1.Database) field.ErrorList {
 		}
 	}
 	errs = append(errs, validateReplicas(sp, s)...)
-	if to, ok := db.GetAnnotations()[AnnotationSwitchoverTo]; ok && !isPod(db.GetName(), *s.Replicas, to) {
-		errs = append(errs, field.Invalid(field.NewPath("metadata", "annotations").Key(AnnotationSwitchoverTo), to,
-			fmt.Sprintf("must name a pod of this Database: %s-0 to %s-%d", db.GetName(), db.GetName(), *s.Replicas-1)))
+	if to, ok := db.GetAnnotations()[AnnotationSwitchoverTo]; ok {
+		if n := podOrdinal(db.GetName(), to); n < 0 || n >= int(*s.Replicas) {
+			errs = append(errs, field.Invalid(field.NewPath("metadata", "annotations").Key(AnnotationSwitchoverTo), to,
+				fmt.Sprintf("must name a pod of this Database: %s-0 to %s-%d", db.GetName(), db.GetName(), *s.Replicas-1)))
+		}
 	}
 	if r := s.Restore; r != nil {
 		if len(r.From) > maxNameLength || !dnsLabelRE.MatchString(r.From) {
@@ -220,12 +222,16 @@ func validateReplicas(sp *field.Path, s v1.DatabaseSpec) field.ErrorList {
 	return errs
 }
 
-// isPod tells whether pod is one of a Database's pods: <name>-<ordinal>.
-func isPod(name string, replicas int32, pod string) bool {
+// podOrdinal is the ordinal of pod, one of StatefulSet name's pods
+// (<name>-<ordinal>), or -1.
+func podOrdinal(name, pod string) int {
 	n, ok := strings.CutPrefix(pod, name+"-")
 	if !ok || n == "" || strings.Trim(n, "0123456789") != "" || (len(n) > 1 && n[0] == '0') {
-		return false
+		return -1
 	}
 	i, err := strconv.Atoi(n)
-	return err == nil && i < int(replicas)
+	if err != nil {
+		return -1
+	}
+	return i
 }
