@@ -48,7 +48,7 @@ func TestPostgreSQLFailover(t *testing.T) {
 	}
 	r := failoverTrials(t, trials, testFailoverAfter)
 	t.Logf("failover, %d kills: p50 %s, p99 %s, max %s; %d commits acknowledged, %d lost", trials,
-		pctDuration(r.times, 50), pctDuration(r.times, 99), slices.Max(r.times), r.acked, r.lost)
+		pct(r.times, 50), pct(r.times, 99), slices.Max(r.times), r.acked, r.lost)
 	if r.lost != 0 {
 		t.Errorf("%d acknowledged commits are missing on the last primary: synchronous replication must lose none", r.lost)
 	}
@@ -114,7 +114,7 @@ func failoverTrials(t testing.TB, trials, after int) failoverResult {
 		}
 		// Its pod's container restarts: the init step rewinds it.
 		old.Start(t)
-		if !containsText(old.lastInit, "rewound") {
+		if !strings.Contains(old.lastInit, "rewound") {
 			t.Errorf("trial %d: %s started without rewinding: %s", i+1, old.Name, old.lastInit)
 		}
 	}
@@ -364,8 +364,6 @@ func nameOf(m *pgMember) string {
 	return m.Name
 }
 
-func containsText(s, sub string) bool { return strings.Contains(s, sub) }
-
 func splitComma(s string) []string {
 	if s == "" {
 		return nil
@@ -379,14 +377,6 @@ func pgQuoteConn(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s)
 }
 
-func pctDuration(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(ds))
-	return s[min(len(s)-1, len(s)*p/100)]
-}
-
 // BenchmarkFailover kills the primary DBPLANE_FAILOVER_TRIALS times (10 by
 // default) with the failover delay users get (5 s) and reports the time
 // from the kill to the first commit the new primary acknowledged, and the
@@ -398,8 +388,8 @@ func BenchmarkFailover(b *testing.B) {
 	}
 	for range b.N {
 		r := failoverTrials(b, trials, 5)
-		b.ReportMetric(pctDuration(r.times, 50).Seconds(), "p50-s")
-		b.ReportMetric(pctDuration(r.times, 99).Seconds(), "p99-s")
+		b.ReportMetric(pct(r.times, 50).Seconds(), "p50-s")
+		b.ReportMetric(pct(r.times, 99).Seconds(), "p99-s")
 		b.ReportMetric(slices.Max(r.times).Seconds(), "max-s")
 		b.ReportMetric(float64(r.acked), "acked")
 		b.ReportMetric(float64(r.lost), "lost")
@@ -429,7 +419,7 @@ func BenchmarkSwitchover(b *testing.B) {
 	for range b.N {
 		gaps := switchovers(b)
 		b.ReportMetric(slices.Max(gaps).Seconds(), "max-unavailable-s")
-		b.ReportMetric(pctDuration(gaps, 50).Seconds(), "p50-unavailable-s")
+		b.ReportMetric(pct(gaps, 50).Seconds(), "p50-unavailable-s")
 	}
 }
 
@@ -480,7 +470,7 @@ func switchovers(t testing.TB) []time.Duration {
 		t.Logf("switched over from %s to %s: commits failed for at most %s", old.Name, to, gap.Round(time.Millisecond))
 		// Its pod is back: the init step rewinds it into a standby.
 		old.Start(t)
-		if !containsText(old.lastInit, "rewound") {
+		if !strings.Contains(old.lastInit, "rewound") {
 			t.Errorf("%s started without rewinding: %s", old.Name, old.lastInit)
 		}
 	}

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -169,10 +170,11 @@ func match(b *testing.B, re *regexp.Regexp, out string) float64 {
 	return f
 }
 
-// pct is the p-th percentile of xs, 0 when there are none.
-func pct(xs []float64, p int) float64 {
+// pct is the p-th percentile of xs, zero when there are none.
+func pct[T cmp.Ordered](xs []T, p int) T {
+	var zero T
 	if len(xs) == 0 {
-		return 0
+		return zero
 	}
 	s := slices.Sorted(slices.Values(xs))
 	return s[min(len(s)-1, len(s)*p/100)]

@@ -293,7 +293,7 @@ func TestReplicationController(t *testing.T) {
 			t.Errorf("status.atProvider.synchronousStandbyNames = %q, want %q", got, want)
 		}
 		primary.Query(t, "INSERT INTO orders VALUES (0, 'committed with a standby')")
-		waitRows2(t, c.Members[1], "orders", 20001)
+		waitTableRows(t, c.Members[1], "orders", 20001)
 	})
 
 	t.Run("ScaleDownDropsOnlyThatSlot", func(t *testing.T) {

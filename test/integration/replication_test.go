@@ -138,7 +138,7 @@ func TestPostgreSQLSynchronousCommit(t *testing.T) {
 	}
 	primary.Query(t, "CREATE TABLE payments (id int PRIMARY KEY)")
 	primary.Query(t, "INSERT INTO payments VALUES (1)")
-	waitRows2(t, standby, "payments", 1)
+	waitTableRows(t, standby, "payments", 1)
 
 	standby.Stop()
 	done := make(chan error, 1)
@@ -172,16 +172,17 @@ func TestPostgreSQLSynchronousCommit(t *testing.T) {
 	case <-time.After(catchUpTimeout):
 		t.Fatal("the waiting commit did not complete after the standby came back")
 	}
-	waitRows2(t, standby, "payments", 2)
+	waitTableRows(t, standby, "payments", 2)
 }
 
 // waitRows waits until the orders table on m has n rows.
 func waitRows(t testing.TB, m *pgMember, n int) {
 	t.Helper()
-	waitRows2(t, m, "orders", n)
+	waitTableRows(t, m, "orders", n)
 }
 
-func waitRows2(t testing.TB, m *pgMember, table string, n int) {
+// waitTableRows waits until table on m has n rows.
+func waitTableRows(t testing.TB, m *pgMember, table string, n int) {
 	t.Helper()
 	want := fmt.Sprint(n)
 	if err := harness.Poll(t.Context(), catchUpTimeout, func(ctx context.Context) error {
