@@ -202,7 +202,6 @@ func (e *external) failover(ctx context.Context, cr *v1alpha1.Replication, p pro
 	}
 	at := &cr.Status.AtProvider
 	at.LastFailover = &v1alpha1.Failover{At: metav1.Now(), From: p.from, To: to, Reason: p.reason, LagBytes: p.lagBytes}
-	at.LastPrimary, at.Primary, at.PrimaryLostAt, at.Quorum = to, to, nil, nil
 	e.record.Event(cr, event.Warning(ReasonFailover, errors.New(p.reason)))
 	return nil
 }
@@ -236,7 +235,6 @@ func (e *external) switchover(ctx context.Context, cr *v1alpha1.Replication, sw 
 	}
 	at := &cr.Status.AtProvider
 	at.LastSwitchover = &v1alpha1.Failover{At: metav1.Now(), From: from, To: to, Reason: "spec.forProvider.switchoverTo is " + to}
-	at.LastPrimary, at.Primary, at.PrimaryLostAt, at.Quorum = to, to, nil, nil
 	e.record.Event(cr, event.Normal(ReasonSwitchover, fmt.Sprintf("Switched over from %s to %s", from, to)))
 	return nil
 }
@@ -260,8 +258,8 @@ func (e *external) caughtUp(ctx context.Context, i int) error {
 }
 
 // promote promotes member i, gives it a slot for every other member and
-// its synchronous standbys, labels it primary and has the other standbys
-// reconnect.
+// its synchronous standbys, labels it primary, has the other standbys
+// reconnect, and records it as the primary in status.
 func (e *external) promote(ctx context.Context, cr *v1alpha1.Replication, i int) error {
 	fp := cr.Spec.ForProvider
 	to := fp.Members[i].Name
@@ -301,6 +299,8 @@ func (e *external) promote(ctx context.Context, cr *v1alpha1.Replication, i int)
 			_ = e.servers[j].(Promoter).RestartReceiver(ctx) //nolint:forcetypeassert // As above.
 		}
 	}
+	at := &cr.Status.AtProvider
+	at.LastPrimary, at.Primary, at.PrimaryLostAt, at.Quorum = to, to, nil, nil
 	return nil
 }
 
