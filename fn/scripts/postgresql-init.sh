@@ -46,7 +46,10 @@ demoted() {
   grep -q "^dbplane.demoted = 'true'" "${PGDATA}/postgresql.auto.conf" 2>/dev/null
 }
 if [ -s "${PGDATA}/PG_VERSION" ]; then
-  if [ ! -e "${PGDATA}/standby.signal" ] && demoted; then
+  follow=
+  if [ -e "${PGDATA}/standby.signal" ]; then
+    :
+  elif demoted; then
     tries=0
     until other_primary; do
       tries=$((tries + 1))
@@ -56,8 +59,11 @@ if [ -s "${PGDATA}/PG_VERSION" ]; then
       fi
       sleep 1
     done
+    follow=yes
+  elif other_primary; then
+    follow=yes
   fi
-  if [ ! -e "${PGDATA}/standby.signal" ] && other_primary; then
+  if [ -n "${follow}" ]; then
     echo "dbplane: another server is the primary: rewinding ${PGDATA} to follow it"
     # pg_rewind needs a cleanly shut down target. Crash recovery first, in
     # single-user mode with this configuration: pg_rewind's own would use
