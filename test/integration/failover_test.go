@@ -513,13 +513,13 @@ func (r *replicationEnv) kubelet(ctx context.Context, wg *sync.WaitGroup) <-chan
 					continue
 				}
 				m.Stop()
-				labels := map[string]string{"app.kubernetes.io/instance": "orders", "apps.kubernetes.io/pod-index": strconv.Itoa(m.Index)}
 				// At the StatefulSet's revision, as its controller creates Pods.
+				var revision map[string]string
 				sts := &appsv1.StatefulSet{}
 				if err := r.kube.Get(ctx, client.ObjectKey{Namespace: providerNamespace, Name: "orders"}, sts); err == nil {
-					labels[appsv1.ControllerRevisionHashLabelKey] = sts.Status.UpdateRevision
+					revision = map[string]string{appsv1.ControllerRevisionHashLabelKey: sts.Status.UpdateRevision}
 				}
-				_ = r.kube.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: m.Name, Labels: labels}})
+				_ = r.kube.Create(ctx, memberPod(m.Name, m.Index, revision))
 				out <- m
 			}
 			sleep(ctx, 50*time.Millisecond)

@@ -17,10 +17,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // The pgx database/sql driver, to log in as apps do.
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 
@@ -106,25 +104,7 @@ type providerEnv struct {
 func newProviderEnv(t testing.TB, s *server) *providerEnv {
 	t.Helper()
 	e := providerEngines[s.Engine]
-	scheme := runtime.NewScheme()
-	if err := corev1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	pc := &v1alpha1.ProviderConfig{
-		ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: "default"},
-		Spec: v1alpha1.ProviderConfigSpec{
-			Engine: e.api, Host: "127.0.0.1", Port: s.Port, TLS: v1alpha1.TLSDisable,
-			Credentials: v1alpha1.ProviderCredentials{SecretRef: v1alpha1.AdminSecretReference{Name: "admin", UsernameKey: "username", PasswordKey: "password"}},
-		},
-	}
-	admin := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: "admin"},
-		Data:       map[string][]byte{"username": []byte(e.admin), "password": []byte(s.Password)},
-	}
-	kube := fake.NewClientBuilder().WithScheme(scheme).WithObjects(pc, admin).Build()
+	kube := fakeAPI(t, e.api, s.Port, e.admin, s.Password)
 	pools := xsql.NewPools(time.Minute)
 	t.Cleanup(pools.Close)
 	counter := &xsql.Counter{}

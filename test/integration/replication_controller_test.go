@@ -3,18 +3,14 @@ package integration
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 
@@ -43,34 +39,11 @@ type replicationEnv struct {
 
 func newReplicationEnv(t testing.TB, c *pgCluster) *replicationEnv {
 	t.Helper()
-	scheme := runtime.NewScheme()
-	if err := corev1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := appsv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	objs := []client.Object{
-		&v1alpha1.ProviderConfig{
-			ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: "default"},
-			Spec: v1alpha1.ProviderConfigSpec{
-				Engine: v1alpha1.PostgreSQL, Host: "127.0.0.1", Port: c.Primary().Port, TLS: v1alpha1.TLSDisable,
-				Credentials: v1alpha1.ProviderCredentials{SecretRef: v1alpha1.AdminSecretReference{Name: "admin", UsernameKey: "username", PasswordKey: "password"}},
-			},
-		},
-		&corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: "admin"},
-			Data:       map[string][]byte{"username": []byte("postgres"), "password": []byte(testPassword)},
-		},
-	}
+	var pods []client.Object
 	for _, m := range c.Members {
-		objs = append(objs, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: m.Name,
-			Labels: map[string]string{"app.kubernetes.io/instance": "orders", "apps.kubernetes.io/pod-index": strconv.Itoa(m.Index)}}})
+		pods = append(pods, memberPod(m.Name, m.Index, nil))
 	}
-	kube := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
+	kube := fakeAPI(t, v1alpha1.PostgreSQL, c.Primary().Port, "postgres", testPassword, pods...)
 	pools := xsql.NewPools(time.Minute)
 	t.Cleanup(pools.Close)
 	newServer := replication.NewServer(replication.Options{Pools: pools, SQL: xsql.Options{Timeouts: xsql.Timeouts{Call: 10 * time.Second, Dial: 5 * time.Second}}})

@@ -11,10 +11,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/yaml"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
@@ -165,37 +163,20 @@ func startMyCluster(t *testing.T, replicas int, environment string) *myCluster {
 		t.Fatal("the replication User's connection Secret has no password")
 	}
 
-	scheme := runtime.NewScheme()
-	if err := corev1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
 	cr := fn.Replication(p)
 	ref := cr.Spec.ForProvider.ReplicationSecretRef
 	if ref == nil {
 		t.Fatal("the composed MySQL Replication has no replicationSecretRef")
 	}
 	objs := []client.Object{
-		// The read-write Service is the primary's loopback port.
-		&v1alpha1.ProviderConfig{
-			ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: "default"},
-			Spec: v1alpha1.ProviderConfigSpec{
-				Engine: v1alpha1.MySQL, Host: "127.0.0.1", Port: c.Members[0].Port, TLS: v1alpha1.TLSDisable,
-				Credentials: v1alpha1.ProviderCredentials{SecretRef: v1alpha1.AdminSecretReference{Name: "admin", UsernameKey: "username", PasswordKey: "password"}},
-			},
-		},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: "admin"},
-			Data: map[string][]byte{"username": []byte("root"), "password": []byte(testPassword)}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: ref.Name},
 			Data: map[string][]byte{ref.Key: []byte(password)}},
 	}
 	for i, n := range c.Names {
-		objs = append(objs, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: n,
-			Labels: map[string]string{"app.kubernetes.io/instance": "orders", "apps.kubernetes.io/pod-index": strconv.Itoa(i)}}})
+		objs = append(objs, memberPod(n, i, nil))
 	}
-	c.kube = fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
+	// The read-write Service is the primary's loopback port.
+	c.kube = fakeAPI(t, v1alpha1.MySQL, c.Members[0].Port, "root", testPassword, objs...)
 	pools := xsql.NewPools(time.Minute)
 	t.Cleanup(pools.Close)
 	newServer := replication.NewServer(replication.Options{Pools: pools, SQL: xsql.Options{Timeouts: xsql.Timeouts{Call: 10 * time.Second, Dial: 5 * time.Second}}})

@@ -1,0 +1,52 @@
+package integration
+
+import (
+	"strconv"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
+)
+
+// fakeAPI is a fake API server, as the provider's controllers read it: the
+// ProviderConfig "default" for a server of engine on 127.0.0.1:port, the
+// Secret "admin" with its admin login, and objs.
+func fakeAPI(t testing.TB, engine v1alpha1.Engine, port int, user, password string, objs ...client.Object) client.Client {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objs = append(objs,
+		&v1alpha1.ProviderConfig{
+			ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: "default"},
+			Spec: v1alpha1.ProviderConfigSpec{
+				Engine: engine, Host: "127.0.0.1", Port: port, TLS: v1alpha1.TLSDisable,
+				Credentials: v1alpha1.ProviderCredentials{SecretRef: v1alpha1.AdminSecretReference{Name: "admin", UsernameKey: "username", PasswordKey: "password"}},
+			},
+		},
+		&corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: "admin"},
+			Data:       map[string][]byte{"username": []byte(user), "password": []byte(password)},
+		},
+	)
+	return fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
+}
+
+// memberPod is pod index of the Database orders, as its StatefulSet
+// creates it, with more labels.
+func memberPod(name string, index int, more map[string]string) *corev1.Pod {
+	labels := map[string]string{"app.kubernetes.io/instance": "orders", appsv1.PodIndexLabel: strconv.Itoa(index)}
+	for k, v := range more {
+		labels[k] = v
+	}
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: name, Labels: labels}}
+}
