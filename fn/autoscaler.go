@@ -19,7 +19,10 @@ import (
 const rnAutoscaler resource.Name = "hpa"
 
 // HorizontalPodAutoscaler scales the StatefulSet within spec.autoscaling's
-// bounds. Up by one replica a minute at most; down by one replica every ten
+// bounds, never below the primary: a scale-down removes the highest
+// ordinals, so while a failover left the primary on one at or above
+// minReplicas the minimum is raised to keep it, and the provider switches
+// over to pod 0. Up by one replica a minute at most; down by one replica every ten
 // minutes at most, after ten minutes of lower use: a removed standby's
 // volume stays, but the one that replaces it later copies the primary again
 // if it fell too far behind.
@@ -44,7 +47,7 @@ func HorizontalPodAutoscaler(p Params) *autoscalingv2.HorizontalPodAutoscaler {
 		ObjectMeta: metav1.ObjectMeta{Name: p.StatefulSet(), Namespace: p.Namespace, Labels: p.Labels("database")},
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: p.StatefulSet()},
-			MinReplicas:    ptr.To(a.MinReplicas),
+			MinReplicas:    ptr.To(p.AutoscalingMin),
 			MaxReplicas:    a.MaxReplicas,
 			Metrics:        metrics,
 			Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{

@@ -100,6 +100,12 @@ func postgresqlConf(t tuning) string {
 		// for it, up to a quarter of the volume: then the primary drops
 		// the WAL and the standby must copy the primary again.
 		fmt.Sprintf("max_slot_wal_keep_size = %dMB", max(t.StorageBytes/4>>20, 64)),
+		// pg_rewind reads an old primary's WAL back to the last checkpoint
+		// before the standby it follows now forked off; the checkpoint of
+		// a clean shutdown (a fenced primary's) would recycle it. Kept: an
+		// eighth of the volume, at most a checkpoint's worth (1 GB, the
+		// default max_wal_size).
+		fmt.Sprintf("wal_keep_size = %dMB", min(max(t.StorageBytes/8>>20, 64), 1024)),
 		"hot_standby = on",
 		// Queries on standbys (backups among them) hold back the
 		// primary's vacuum instead of being cancelled.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/crossplane/function-sdk-go/errors"
 
+	sqlv1alpha1 "github.com/dbplane/dbplane/apis/sql/v1alpha1"
 	v1 "github.com/dbplane/dbplane/apis/v1"
 )
 
@@ -64,6 +65,9 @@ type Params struct {
 	// the StatefulSet once the autoscaler owns it.
 	Autoscaling   *v1.Autoscaling
 	LeaveReplicas bool
+	// AutoscalingMin is the autoscaler's minReplicas: spec's, or more
+	// while the primary's ordinal is not below it.
+	AutoscalingMin int32
 
 	// Replicated: the engine streams and there is more than one replica.
 	// Pods but the first start as standbys of the primary; Primary routing
@@ -279,6 +283,17 @@ func (p *Params) resolveReplication(s v1.DatabaseSpec, pr profile, o Observed, s
 			p.Replicas, switchoverTo = held, to
 		}
 	}
+	if a := p.Autoscaling; a != nil {
+		p.AutoscalingMin = a.MinReplicas
+		if floor, primary := floorForPrimary(a.MinReplicas, p.StatefulSet(), o.Replication); p.Engine.ProviderRolls && p.SQLUsers && floor > 0 {
+			to := p.StatefulSet() + "-0"
+			p.ScaleDownWaits = fmt.Sprintf("spec.autoscaling.minReplicas: the autoscaler keeps at least %d replicas while the primary is %s, until it moves to %s", floor, primary, to)
+			p.AutoscalingMin = floor
+			if switchoverTo == "" {
+				switchoverTo = to
+			}
+		}
+	}
 	p.Replicated = p.Engine.Streaming && p.Replicas > 1
 	if !p.Replicated {
 		return
@@ -296,6 +311,23 @@ func (p *Params) resolveReplication(s v1.DatabaseSpec, pr profile, o Observed, s
 		p.RoleRouting = r.Primary != "" || r.LastPrimary != ""
 		p.StandbyStreams = streaming(r) > 0
 	}
+}
+
+// floorForPrimary is the autoscaler's minReplicas that keeps the primary
+// (the one of the StatefulSet sts the Replication saw), when least would
+// let a scale-down remove it, and the primary; zero when least keeps it.
+func floorForPrimary(least int32, sts string, r *sqlv1alpha1.ReplicationObservation) (int32, string) {
+	if r == nil {
+		return 0, ""
+	}
+	primary := r.Primary
+	if primary == "" {
+		primary = r.LastPrimary
+	}
+	if n := podOrdinal(sts, primary); n >= int(least) {
+		return int32(n) + 1, primary //nolint:gosec // An ordinal below the StatefulSet's replicas.
+	}
+	return 0, ""
 }
 
 // holdForPrimary is the replica count to keep, and the pod to switch over

@@ -334,3 +334,52 @@ func TestScaleDownKeepsThePrimary(t *testing.T) {
 		})
 	}
 }
+
+func TestAutoscalerKeepsThePrimary(t *testing.T) {
+	resolve := func(least int32, primary, last, annotation string) Params {
+		t.Helper()
+		d := &v1.Database{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "team-a"},
+			Spec: v1.DatabaseSpec{Type: v1.PostgreSQL, Version: "17", Replicas: ptr.To[int32](3), Environment: v1.Staging, Storage: v1.Storage{Size: "8Gi"},
+				Autoscaling: &v1.Autoscaling{MinReplicas: least, MaxReplicas: 6, TargetCPUUtilization: ptr.To[int32](70)}}}
+		if annotation != "" {
+			d.Annotations = map[string]string{AnnotationSwitchoverTo: annotation}
+		}
+		Default(&d.Spec)
+		o := Observed{
+			StatefulSet: &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "orders"}, Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](5)}},
+			Replication: &sqlv1alpha1.ReplicationObservation{Primary: primary, LastPrimary: last},
+		}
+		p, err := Resolve(d, o, Input{SQLUsers: true}, func() (string, error) { return testPassword, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	type got struct {
+		MinReplicas  int32
+		SwitchoverTo string
+		Waits        bool
+	}
+	cases := map[string]struct {
+		reason string
+		p      Params
+		want   got
+	}{
+		"PrimaryBelowMin": {reason: "The primary on pod 1 with minReplicas 2: no scale-down can remove it.", p: resolve(2, "orders-1", "orders-1", ""), want: got{MinReplicas: 2}},
+		"PrimaryAtMin": {reason: "The primary on pod 4 with minReplicas 2: the autoscaler keeps 5, and the provider switches over to pod 0.",
+			p: resolve(2, "orders-4", "orders-4", ""), want: got{MinReplicas: 5, SwitchoverTo: "orders-0", Waits: true}},
+		"PrimaryLost": {reason: "While a failover is under way the last primary is kept.",
+			p: resolve(1, "", "orders-2", ""), want: got{MinReplicas: 3, SwitchoverTo: "orders-0", Waits: true}},
+		"AskedFor": {reason: "A switchover the annotation asks for wins; the minimum still keeps the primary.",
+			p: resolve(1, "orders-3", "orders-3", "orders-2"), want: got{MinReplicas: 4, SwitchoverTo: "orders-2", Waits: true}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			hpa := HorizontalPodAutoscaler(tc.p)
+			g := got{MinReplicas: *hpa.Spec.MinReplicas, SwitchoverTo: Replication(tc.p).Spec.ForProvider.SwitchoverTo, Waits: tc.p.ScaleDownWaits != ""}
+			if diff := cmp.Diff(tc.want, g); diff != "" {
+				t.Errorf("%s\n-want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}

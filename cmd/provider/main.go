@@ -46,6 +46,7 @@ type CLI struct {
 	PollInterval            time.Duration `default:"1m"  env:"POLL_INTERVAL"        help:"How often each User's login is checked for drift."`
 	ReplicationPoll         time.Duration `default:"2s"  env:"REPLICATION_POLL_INTERVAL" help:"How often each Replication's servers are asked: it bounds how soon a lost primary is noticed."`
 	ReplicationLostPoll     time.Duration `default:"500ms" env:"REPLICATION_LOST_POLL_INTERVAL" help:"How often they are asked while the primary is lost."`
+	ReplicationObserve      time.Duration `default:"2s"  env:"REPLICATION_OBSERVE_TIMEOUT" help:"How long one server is waited for when asked: one that does not answer within it (cut off, not refusing) is unreachable for that poll."`
 	PollStateMetricInterval time.Duration `default:"5s"  env:"POLL_STATE_METRIC"    help:"How often the managed resource state metrics are recorded."`
 	MaxReconcileRate        int           `default:"10"  env:"MAX_RECONCILE_RATE"   help:"Reconciles per second across all controllers, and concurrent reconciles per controller."`
 	SQLCallTimeout          time.Duration `default:"20s" env:"SQL_CALL_TIMEOUT"     help:"Bound on every SQL call, waiting for a connection included."`
@@ -132,7 +133,7 @@ func (c *CLI) Run() error {
 		SQL:          so,
 		AbandonAfter: c.AbandonAfter,
 	}
-	ro := replication.Options{PollInterval: c.ReplicationPoll, LostPollInterval: c.ReplicationLostPoll}
+	ro := replication.Options{PollInterval: c.ReplicationPoll, LostPollInterval: c.ReplicationLostPoll, ObserveTimeout: c.ReplicationObserve}
 	if err := provider.SetupGated(mgr, o, uo, ro); err != nil {
 		return errors.Wrap(err, "cannot set up the controllers")
 	}

@@ -33,28 +33,65 @@ const testFailoverAfter = 2
 // the new primary.
 const failoverTimeout = 60 * time.Second
 
-// TestPostgreSQLFailover kills the primary of a production Database
-// (synchronous, three pods) with SIGKILL again and again, while a writer
-// commits through the read-write Service and every server's role is polled
-// every 100 ms. After each kill the Replication controller promotes a
-// standby that was synchronous, the writer's commits go on there, and the
-// killed server, started again as its pod would be, rewinds itself into a
-// standby of the new primary. No commit the writer saw acknowledged is
-// lost, and two servers are never writable at once.
+// TestPostgreSQLFailover loses the primary of a production Database
+// (three pods) again and again, while a writer commits through the
+// read-write Service and every server's role is polled every 100 ms: with
+// SIGKILL, and separately cut off from the provider without being killed
+// (it still answers its kubelet, its standbys and the writer's open
+// connection), each with synchronous replication (as production composes
+// it) and asynchronous. After each loss the Replication controller promotes
+// a standby, the writer's commits go on there, and the lost server, started
+// again as its pod would be, rewinds itself into a standby of the new
+// primary. Two servers are never writable at once; with synchronous
+// replication no commit the writer saw acknowledged is lost, and without,
+// the lost ones are counted and logged.
 func TestPostgreSQLFailover(t *testing.T) {
 	trials := 10
 	if v, err := strconv.Atoi(os.Getenv("DBPLANE_FAILOVER_TRIALS")); err == nil && v > 0 {
 		trials = v
 	}
-	r := failoverTrials(t, trials, testFailoverAfter)
-	t.Logf("failover, %d kills: p50 %s, p99 %s, max %s; %d commits acknowledged, %d lost", trials,
-		pct(r.times, 50), pct(r.times, 99), slices.Max(r.times), r.acked, r.lost)
-	if r.lost != 0 {
-		t.Errorf("%d acknowledged commits are missing on the last primary: synchronous replication must lose none", r.lost)
+	for _, tc := range []struct {
+		name string
+		mode failoverMode
+		n    int
+	}{
+		{"Killed", failoverMode{synchronous: true}, trials},
+		{"CutOff", failoverMode{synchronous: true, cut: true}, trials},
+		// Asynchronous only counts what it loses: fewer trials.
+		{"KilledAsynchronous", failoverMode{}, 3},
+		{"CutOffAsynchronous", failoverMode{cut: true}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := failoverTrials(t, tc.n, testFailoverAfter, tc.mode)
+			t.Logf("failover, %s %d times: p50 %s, p99 %s, max %s; %d commits acknowledged, %d lost", tc.mode, tc.n,
+				pct(r.times, 50), pct(r.times, 99), slices.Max(r.times), r.acked, r.lost)
+			if tc.mode.synchronous && r.lost != 0 {
+				t.Errorf("%d acknowledged commits are missing on the last primary: synchronous replication must lose none", r.lost)
+			}
+			if r.splitBrain != "" {
+				t.Errorf("two servers were writable at once: %s", r.splitBrain)
+			}
+		})
 	}
-	if r.splitBrain != "" {
-		t.Errorf("two servers were writable at once: %s", r.splitBrain)
+}
+
+// A failoverMode is how the primary is lost, and how the Database
+// replicates.
+type failoverMode struct {
+	// cut cuts the primary off from the provider instead of killing it.
+	cut         bool
+	synchronous bool
+}
+
+func (m failoverMode) String() string {
+	how, mode := "killed", "asynchronous"
+	if m.cut {
+		how = "cut off"
 	}
+	if m.synchronous {
+		mode = "synchronous"
+	}
+	return how + ", " + mode
 }
 
 // A failoverResult is what failoverTrials measured.
@@ -65,11 +102,15 @@ type failoverResult struct {
 	splitBrain string
 }
 
-func failoverTrials(t testing.TB, trials, after int) failoverResult {
+func failoverTrials(t testing.TB, trials, after int, mode failoverMode) failoverResult {
 	t.Helper()
 	c := startPGCluster(t, 3, "production")
 	re := newReplicationEnv(t, c)
-	cr := re.replicationOf(3, int(c.p.SyncStandbys))
+	synchronous := 0
+	if mode.synchronous {
+		synchronous = int(c.p.SyncStandbys)
+	}
+	cr := re.replicationOf(3, synchronous)
 	cr.Spec.ForProvider.FailoverAfterSeconds = &after
 	re.converge(t, cr)
 	c.RouteByLabel(re.labelled)
@@ -87,30 +128,48 @@ func failoverTrials(t testing.TB, trials, after int) failoverResult {
 		}
 		return 2 * time.Second
 	})
+	stopped := re.kubelet(ctx, &wg)
 
 	w := startWriter(ctx, t, &wg, c.rw.Port)
 	var res failoverResult
 	splitBrain := watchRoles(ctx, &wg, c)
 
 	for i := range trials {
-		waitHealthy(t, status, 3)
+		waitHealthy(t, status, 3, mode.synchronous)
 		old := re.labelled()
 		if old == nil {
 			t.Fatal("no pod is labelled primary")
 		}
-		// From when it is dead: a commit acknowledged after can only be
-		// the new primary's.
-		old.Kill()
-		killed := time.Now()
-		took, err := w.acceptedAfter(ctx, killed, failoverTimeout)
+		lost := time.Now()
+		if mode.cut {
+			// Alive, and Ready to its kubelet: deleting its pod stops it.
+			re.markReady(t, old)
+			re.net.Cut(old.Port)
+		} else {
+			// From when it is dead: a commit acknowledged after can only
+			// be the new primary's.
+			old.Kill()
+		}
+		took, err := w.acceptedAfter(ctx, lost, failoverTimeout, old.Port)
 		if err != nil {
-			t.Fatalf("trial %d: after killing %s: %v; Replication: %+v", i+1, old.Name, err, status())
+			t.Fatalf("trial %d: after losing %s: %v; Replication: %+v", i+1, old.Name, err, status())
 		}
 		res.times = append(res.times, took)
 		now := re.labelled()
-		t.Logf("trial %d: killed %s, %s took writes %s later", i+1, old.Name, nameOf(now), took.Round(time.Millisecond))
+		t.Logf("trial %d: lost %s (%s), %s took writes %s later", i+1, old.Name, mode, nameOf(now), took.Round(time.Millisecond))
 		if now == nil || now == old {
-			t.Fatalf("trial %d: the primary label is on %s after killing %s", i+1, nameOf(now), old.Name)
+			t.Fatalf("trial %d: the primary label is on %s after losing %s", i+1, nameOf(now), old.Name)
+		}
+		if mode.cut {
+			select {
+			case m := <-stopped:
+				if m != old {
+					t.Fatalf("trial %d: the failover stopped %s, not the lost primary %s", i+1, m.Name, old.Name)
+				}
+			case <-time.After(failoverTimeout):
+				t.Fatalf("trial %d: the failover did not delete the pod of %s, which is cut off but Ready", i+1, old.Name)
+			}
+			re.net.Heal(old.Port)
 		}
 		// Its pod's container restarts: the init step rewinds it.
 		old.Start(t)
@@ -118,7 +177,7 @@ func failoverTrials(t testing.TB, trials, after int) failoverResult {
 			t.Errorf("trial %d: %s started without rewinding: %s", i+1, old.Name, old.lastInit)
 		}
 	}
-	waitHealthy(t, status, 3)
+	waitHealthy(t, status, 3, mode.synchronous)
 	stop()
 	wg.Wait()
 	res.splitBrain = splitBrain()
@@ -139,6 +198,30 @@ func failoverTrials(t testing.TB, trials, after int) failoverResult {
 	res.acked = len(w.ids())
 	return res
 }
+
+// markReady makes m's Pod Ready, as its kubelet reports a server that
+// answers its probe, and gives it a finalizer that the kubelet stand-in
+// removes once it stopped the server: deleting the Pod is then graceful,
+// as in a cluster, where the Pod is gone only once its containers stopped.
+func (r *replicationEnv) markReady(t testing.TB, m *pgMember) {
+	t.Helper()
+	p := &corev1.Pod{}
+	if err := r.kube.Get(t.Context(), client.ObjectKey{Namespace: providerNamespace, Name: m.Name}, p); err != nil {
+		t.Fatal(err)
+	}
+	p.Finalizers = []string{kubeletFinalizer}
+	if err := r.kube.Update(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	if err := r.kube.Status().Update(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kubeletFinalizer holds a deleted Pod until the kubelet stand-in stopped
+// its server.
+const kubeletFinalizer = "test.dbplane.io/kubelet"
 
 // poll stands in for the managed reconciler: it reconciles cr on each poll,
 // every(cr) apart, until ctx ends. status reads cr's observed status, with
@@ -203,9 +286,9 @@ func (r *replicationEnv) tick(ctx context.Context, cr *v1alpha1.Replication) err
 }
 
 // waitHealthy waits until the Replication sees a primary and n-1 standbys
-// streaming, two of them synchronous for the primary: a failover then has
-// a synchronous standby to promote.
-func waitHealthy(t testing.TB, status func() v1alpha1.ReplicationObservation, n int) {
+// streaming, with synchronous replication all of them synchronous for the
+// primary: a failover then has a synchronous standby to promote.
+func waitHealthy(t testing.TB, status func() v1alpha1.ReplicationObservation, n int, synchronous bool) {
 	t.Helper()
 	if err := harness.Poll(t.Context(), failoverTimeout, func(context.Context) error {
 		s := status()
@@ -215,7 +298,7 @@ func waitHealthy(t testing.TB, status func() v1alpha1.ReplicationObservation, n 
 				streaming++
 			}
 		}
-		if s.Primary == "" || streaming != n-1 || len(s.Quorum) != n-1 {
+		if s.Primary == "" || streaming != n-1 || (synchronous && len(s.Quorum) != n-1) {
 			return fmt.Errorf("primary %q, %d streaming, quorum %v", s.Primary, streaming, s.Quorum)
 		}
 		return nil
@@ -239,6 +322,8 @@ type writer struct {
 	mu    sync.Mutex
 	acked []int64
 	at    []time.Time
+	// by is the port of the server that acknowledged each.
+	by []int
 }
 
 func startWriter(ctx context.Context, t testing.TB, wg *sync.WaitGroup, port int) *writer {
@@ -255,7 +340,8 @@ func startWriter(ctx context.Context, t testing.TB, wg *sync.WaitGroup, port int
 	wg.Go(func() {
 		for id := int64(1); ctx.Err() == nil; {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			_, err := db.ExecContext(cctx, "INSERT INTO acked VALUES ($1)", id)
+			var port int
+			err := db.QueryRowContext(cctx, "INSERT INTO acked VALUES ($1) RETURNING inet_server_port()", id).Scan(&port)
 			cancel()
 			if err != nil {
 				// A commit whose acknowledgement never came may or may
@@ -265,7 +351,7 @@ func startWriter(ctx context.Context, t testing.TB, wg *sync.WaitGroup, port int
 				continue
 			}
 			w.mu.Lock()
-			w.acked, w.at = append(w.acked, id), append(w.at, time.Now())
+			w.acked, w.at, w.by = append(w.acked, id), append(w.at, time.Now()), append(w.by, port)
 			w.mu.Unlock()
 			id++
 			sleep(ctx, 5*time.Millisecond)
@@ -274,21 +360,20 @@ func startWriter(ctx context.Context, t testing.TB, wg *sync.WaitGroup, port int
 	return w
 }
 
-// acceptedAfter waits for a commit acknowledged after since and returns
-// how long after since it was.
-func (w *writer) acceptedAfter(ctx context.Context, since time.Time, timeout time.Duration) (time.Duration, error) {
+// acceptedAfter waits for a commit acknowledged after since by a server
+// other than the one on port not (0: any) and returns how long after since
+// it was.
+func (w *writer) acceptedAfter(ctx context.Context, since time.Time, timeout time.Duration, not int) (time.Duration, error) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		w.mu.Lock()
-		if n := len(w.at); n > 0 && w.at[n-1].After(since) {
-			// The first one after since.
-			i, _ := slices.BinarySearchFunc(w.at, since, func(a, b time.Time) int { return a.Compare(b) })
-			for i < n && !w.at[i].After(since) {
-				i++
+		i, _ := slices.BinarySearchFunc(w.at, since, func(a, b time.Time) int { return a.Compare(b) })
+		for ; i < len(w.at); i++ {
+			if w.at[i].After(since) && w.by[i] != not {
+				d := w.at[i].Sub(since)
+				w.mu.Unlock()
+				return d, nil
 			}
-			d := w.at[i].Sub(since)
-			w.mu.Unlock()
-			return d, nil
 		}
 		w.mu.Unlock()
 		sleep(ctx, 10*time.Millisecond)
@@ -377,25 +462,30 @@ func pgQuoteConn(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s)
 }
 
-// BenchmarkFailover kills the primary DBPLANE_FAILOVER_TRIALS times (10 by
-// default) with the failover delay users get (5 s) and reports the time
-// from the kill to the first commit the new primary acknowledged, and the
-// acknowledged commits lost (make bench-failover).
+// BenchmarkFailover loses the primary DBPLANE_FAILOVER_TRIALS times (10 by
+// default), killed and cut off, with synchronous replication and the
+// failover delay users get (5 s), and reports the time from the loss to the
+// first commit the new primary acknowledged, and the acknowledged commits
+// lost (make bench-failover).
 func BenchmarkFailover(b *testing.B) {
 	trials := 10
 	if v, err := strconv.Atoi(os.Getenv("DBPLANE_FAILOVER_TRIALS")); err == nil && v > 0 {
 		trials = v
 	}
-	for range b.N {
-		r := failoverTrials(b, trials, 5)
-		b.ReportMetric(pct(r.times, 50).Seconds(), "p50-s")
-		b.ReportMetric(pct(r.times, 99).Seconds(), "p99-s")
-		b.ReportMetric(slices.Max(r.times).Seconds(), "max-s")
-		b.ReportMetric(float64(r.acked), "acked")
-		b.ReportMetric(float64(r.lost), "lost")
-		if r.splitBrain != "" {
-			b.Errorf("two servers were writable at once: %s", r.splitBrain)
-		}
+	for name, mode := range map[string]failoverMode{"Killed": {synchronous: true}, "CutOff": {synchronous: true, cut: true}} {
+		b.Run(name, func(b *testing.B) {
+			for range b.N {
+				r := failoverTrials(b, trials, 5, mode)
+				b.ReportMetric(pct(r.times, 50).Seconds(), "p50-s")
+				b.ReportMetric(pct(r.times, 99).Seconds(), "p99-s")
+				b.ReportMetric(slices.Max(r.times).Seconds(), "max-s")
+				b.ReportMetric(float64(r.acked), "acked")
+				b.ReportMetric(float64(r.lost), "lost")
+				if r.splitBrain != "" {
+					b.Errorf("two servers were writable at once: %s", r.splitBrain)
+				}
+			}
+		})
 	}
 }
 
@@ -442,7 +532,7 @@ func switchovers(t testing.TB) []time.Duration {
 
 	var gaps []time.Duration
 	for _, to := range []string{"orders-1", "orders-2", "orders-0"} {
-		waitHealthy(t, status, 3)
+		waitHealthy(t, status, 3, true)
 		old := re.labelled()
 		asked := time.Now()
 		with(func() { cr.Spec.ForProvider.SwitchoverTo = to })
@@ -462,7 +552,7 @@ func switchovers(t testing.TB) []time.Duration {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := w.acceptedAfter(ctx, time.Now(), failoverTimeout); err != nil {
+		if _, err := w.acceptedAfter(ctx, time.Now(), failoverTimeout, 0); err != nil {
 			t.Fatalf("after switching over to %s: %v", to, err)
 		}
 		gap := w.longestGapSince(asked)
@@ -474,7 +564,7 @@ func switchovers(t testing.TB) []time.Duration {
 			t.Errorf("%s started without rewinding: %s", old.Name, old.lastInit)
 		}
 	}
-	waitHealthy(t, status, 3)
+	waitHealthy(t, status, 3, true)
 	stop()
 	wg.Wait()
 	if s := splitBrain(); s != "" {
@@ -500,8 +590,9 @@ func switchovers(t testing.TB) []time.Duration {
 
 // kubelet stands in for the kubelet and the StatefulSet controller: when a
 // member's Pod is deleted it stops its server (the image's stop signal,
-// SIGINT: a fast shutdown), creates the Pod again, and says which member on
-// the channel; the test starts the member again.
+// SIGINT: a fast shutdown), removes the Pod's finalizers if it has any,
+// creates the Pod again, and says which member on the channel; the test
+// starts the member again.
 func (r *replicationEnv) kubelet(ctx context.Context, wg *sync.WaitGroup) <-chan *pgMember {
 	out := make(chan *pgMember, len(r.c.Members))
 	wg.Go(func() {
@@ -509,10 +600,20 @@ func (r *replicationEnv) kubelet(ctx context.Context, wg *sync.WaitGroup) <-chan
 			for _, m := range r.c.Members {
 				p := &corev1.Pod{}
 				err := r.kube.Get(ctx, client.ObjectKey{Namespace: providerNamespace, Name: m.Name}, p)
-				if err == nil || !kerrors.IsNotFound(err) {
+				switch {
+				case err == nil && p.DeletionTimestamp != nil:
+					// Deleted gracefully: the Pod goes once its server
+					// stopped.
+					m.Stop()
+					p.Finalizers = nil
+					if err := r.kube.Update(ctx, p); err != nil {
+						continue
+					}
+				case kerrors.IsNotFound(err):
+					m.Stop()
+				default:
 					continue
 				}
-				m.Stop()
 				// At the StatefulSet's revision, as its controller creates Pods.
 				var revision map[string]string
 				sts := &appsv1.StatefulSet{}
@@ -591,7 +692,7 @@ func TestPostgreSQLRollingUpdate(t *testing.T) {
 	stopped := re.kubelet(ctx, &wg)
 	w := startWriter(ctx, t, &wg, c.rw.Port)
 	splitBrain := watchRoles(ctx, &wg, c)
-	waitHealthy(t, status, 3)
+	waitHealthy(t, status, 3, true)
 
 	// A new pod template: the StatefulSet's update revision changes.
 	started := time.Now()
@@ -606,7 +707,7 @@ func TestPostgreSQLRollingUpdate(t *testing.T) {
 			t.Fatalf("rolling update: after %v no further pod was restarted; Replication %+v", order, status())
 		}
 	}
-	waitHealthy(t, status, 3)
+	waitHealthy(t, status, 3, true)
 	took := time.Since(started)
 	stop()
 	wg.Wait()

@@ -35,7 +35,12 @@ type replicationEnv struct {
 	c         *pgCluster
 	kube      client.Client
 	connector managed.TypedExternalConnector[*v1alpha1.Replication]
+	// net is the network between the provider and the servers.
+	net *partition
 }
+
+// observeTimeout is the provider's default --replication-observe-timeout.
+const observeTimeout = 2 * time.Second
 
 func newReplicationEnv(t testing.TB, c *pgCluster) *replicationEnv {
 	t.Helper()
@@ -46,8 +51,9 @@ func newReplicationEnv(t testing.TB, c *pgCluster) *replicationEnv {
 	kube := fakeAPI(t, v1alpha1.PostgreSQL, c.Primary().Port, "postgres", testPassword, pods...)
 	pools := xsql.NewPools(time.Minute)
 	t.Cleanup(pools.Close)
-	newServer := replication.NewServer(replication.Options{Pools: pools, SQL: xsql.Options{Timeouts: xsql.Timeouts{Call: 10 * time.Second, Dial: 5 * time.Second}}})
-	return &replicationEnv{c: c, kube: kube, connector: replication.NewConnector(kube, kube, newServer, event.NewNopRecorder())}
+	net := newPartition()
+	newServer := replication.NewServer(replication.Options{Pools: pools, SQL: xsql.Options{Timeouts: xsql.Timeouts{Call: 10 * time.Second, Dial: 5 * time.Second}, Dial: net.Dial}})
+	return &replicationEnv{c: c, kube: kube, net: net, connector: replication.NewConnector(kube, kube, newServer, event.NewNopRecorder(), observeTimeout)}
 }
 
 // replicationOf is the Replication the function composes for the cluster,

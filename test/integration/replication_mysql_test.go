@@ -180,7 +180,7 @@ func startMyCluster(t *testing.T, replicas int, environment string) *myCluster {
 	pools := xsql.NewPools(time.Minute)
 	t.Cleanup(pools.Close)
 	newServer := replication.NewServer(replication.Options{Pools: pools, SQL: xsql.Options{Timeouts: xsql.Timeouts{Call: 10 * time.Second, Dial: 5 * time.Second}}})
-	c.conn = &replicationEnv{kube: c.kube, connector: replication.NewConnector(c.kube, c.kube, newServer, event.NewNopRecorder())}
+	c.conn = &replicationEnv{kube: c.kube, connector: replication.NewConnector(c.kube, c.kube, newServer, event.NewNopRecorder(), observeTimeout)}
 
 	cr.UID = types.UID("uid-replication")
 	cr.Spec.ProviderConfigReference.Name = "default"

@@ -16,7 +16,8 @@ import (
 // replicationSQL returns, in one row and one round trip, what a server says
 // about replication as one JSON document, which ParseReplicationState reads:
 // whether it is in recovery, its timeline, a standby's received and replayed
-// locations and WAL receiver status, a primary's WAL senders with their lag,
+// locations and WAL receiver status, whether a failover detached it from
+// its primary (Detach), a primary's WAL senders with their lag,
 // its physical slots with the WAL each retains, and
 // synchronous_standby_names. Functions that fail during recovery
 // (pg_current_wal_lsn, pg_walfile_name) are only reached outside it. The
@@ -33,6 +34,8 @@ const replicationSQL = `SELECT pg_catalog.json_build_object(
   'replayedLSN', pg_catalog.pg_last_wal_replay_lsn()::text,
   'receiver', (SELECT status FROM pg_catalog.pg_stat_wal_receiver),
   'synchronousStandbyNames', pg_catalog.current_setting('synchronous_standby_names'),
+  'detached', pg_catalog.pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_catalog.pg_file_settings
+    WHERE name = 'primary_conninfo' AND setting = '' AND applied),
   'replicas', CASE WHEN pg_catalog.pg_is_in_recovery() THEN '[]'::json ELSE (
     SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
       'name', application_name, 'state', state, 'syncState', sync_state,
@@ -248,6 +251,70 @@ func (c *ReplicationClient) RestartReceiver(ctx context.Context) error {
 		return err
 	}
 	return errors.Wrap(db.Exec(ctx, xsql.Query{SQL: restartReceiverSQL}), "cannot restart the WAL receiver")
+}
+
+// detachSQL stops a standby from streaming from anyone: with an empty
+// primary_conninfo its startup process ends the WAL receiver and starts
+// none. ALTER SYSTEM keeps it across a restart, until Attach.
+var detachSQL = []string{`ALTER SYSTEM SET primary_conninfo = ''`, `SELECT pg_catalog.pg_reload_conf()`}
+
+// attachSQL undoes detachSQL: the composed primary_conninfo, the
+// read-write Service, applies again and a WAL receiver starts.
+var attachSQL = []string{`ALTER SYSTEM RESET primary_conninfo`, `SELECT pg_catalog.pg_reload_conf()`}
+
+// receivingSQL tells whether a WAL receiver runs.
+const receivingSQL = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_wal_receiver WHERE pid IS NOT NULL)`
+
+// Detach makes a standby stop receiving WAL, and keep from receiving any
+// after a restart, until Attach; it returns once no WAL receiver runs. A
+// receiver still running 200 ms after the reload is ended: one the
+// startup process starts again before it read the empty primary_conninfo
+// is ended too.
+func (c *ReplicationClient) Detach(ctx context.Context) error {
+	db, err := c.open(MaintenanceDatabase)
+	if err != nil {
+		return err
+	}
+	for _, s := range detachSQL {
+		if err := db.Exec(ctx, xsql.Query{SQL: s}); err != nil {
+			return errors.Wrap(err, "cannot detach the standby from its primary")
+		}
+	}
+	for last := time.Now(); ; {
+		var receiving bool
+		if err := db.QueryRow(ctx, xsql.Query{SQL: receivingSQL}, &receiving); err != nil {
+			return errors.Wrap(err, "cannot read the standby's WAL receiver")
+		}
+		if !receiving {
+			return nil
+		}
+		if time.Since(last) > 200*time.Millisecond {
+			if err := db.Exec(ctx, xsql.Query{SQL: restartReceiverSQL}); err != nil {
+				return errors.Wrap(err, "cannot end the WAL receiver")
+			}
+			last = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Wrap(ctx.Err(), "cannot detach the standby: its WAL receiver still runs")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Attach undoes Detach: the standby streams from the read-write Service
+// again. On a server Detach never changed it changes nothing.
+func (c *ReplicationClient) Attach(ctx context.Context) error {
+	db, err := c.open(MaintenanceDatabase)
+	if err != nil {
+		return err
+	}
+	for _, s := range attachSQL {
+		if err := db.Exec(ctx, xsql.Query{SQL: s}); err != nil {
+			return errors.Wrap(err, "cannot attach the standby to its primary")
+		}
+	}
+	return nil
 }
 
 // MarkDemoted records in the server's postgresql.auto.conf, for the pod's

@@ -31,6 +31,10 @@ type ReplicationState struct {
 	// SynchronousStandbyNames is the server's synchronous_standby_names.
 	SynchronousStandbyNames string `json:"synchronousStandbyNames"`
 
+	// Detached is true for a PostgreSQL standby a failover stopped from
+	// streaming, and did not attach again.
+	Detached bool `json:"detached,omitempty"`
+
 	// The fields below are what a MySQL or MariaDB server says, whose
 	// replicas the provider configures; PostgreSQL leaves them zero.
 

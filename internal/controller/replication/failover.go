@@ -16,13 +16,32 @@ import (
 // spec.forProvider.failoverAfterSeconds is unset.
 const defaultFailoverAfter = 5 * time.Second
 
-// A promotion is a failover the controller decided on: promote member to
-// replace the lost primary from.
+// A promotion is a failover the controller decided on: promote member to,
+// the one of eligible that received the most WAL when asked, to replace
+// the lost primary from.
 type promotion struct {
 	to       int
+	eligible []int
 	from     string
-	reason   string
-	lagBytes int64
+	// lost is how long from had been unreachable; synchronous tells the
+	// mode, for the reason.
+	lost        time.Duration
+	synchronous bool
+	lagBytes    int64
+	// description is the reason as decided, before the standbys were
+	// asked again.
+	description string
+}
+
+// reason says why member (received, the most WAL) replaces the lost
+// primary, and what the mode means for the commits.
+func (p promotion) reason(member, received string) string {
+	mode := "asynchronous: commits it had not received are lost"
+	if p.synchronous {
+		mode = "synchronous: it holds every acknowledged commit"
+	}
+	return fmt.Sprintf("primary %s unreachable for %s; promoted %s, the standby with the most WAL received (%s); %s",
+		p.from, p.lost.Round(100*time.Millisecond), member, received, mode)
 }
 
 // remember carries what failover needs from one poll to the next into the
@@ -93,32 +112,33 @@ func decide(p v1alpha1.ReplicationParameters, a assessment, now time.Time) (*pro
 			return nil, fmt.Sprintf("cannot fail over from %s: synchronous standbys %s do not answer, and a commit the primary acknowledged may be only on them", at.LastPrimary, strings.Join(missing, ", "))
 		}
 	}
-	best, bestLSN := -1, uint64(0)
+	var candidates []int
 	for i, m := range at.Members {
-		if m.Role != v1alpha1.MemberStandby || (p.Synchronous > 0 && !eligible[m.Name]) {
-			continue
-		}
-		lsn, ok := parseLSN(m.ReceivedLSN)
-		if !ok {
-			continue
-		}
-		if best < 0 || lsn > bestLSN {
-			best, bestLSN = i, lsn
+		if m.Role == v1alpha1.MemberStandby && (p.Synchronous == 0 || eligible[m.Name]) {
+			candidates = append(candidates, i)
 		}
 	}
+	best := mostReceived(at.Members, candidates)
 	if best < 0 {
 		return nil, fmt.Sprintf("cannot fail over from %s: no standby answers with its WAL position", at.LastPrimary)
 	}
-	mode := "asynchronous: commits it had not received are lost"
-	if p.Synchronous > 0 {
-		mode = "synchronous: it holds every acknowledged commit"
-	}
 	return &promotion{
-		to: best, from: at.LastPrimary,
-		reason: fmt.Sprintf("primary %s unreachable for %s; promoted %s, the standby with the most WAL received (%s); %s",
-			at.LastPrimary, lost.Round(100*time.Millisecond), at.Members[best].Name, at.Members[best].ReceivedLSN, mode),
+		to: best, eligible: candidates, from: at.LastPrimary, lost: lost, synchronous: p.Synchronous > 0,
 		lagBytes: at.Members[best].LagBytes,
 	}, ""
+}
+
+// mostReceived is the one of candidates (indices into members) that
+// received the most WAL, or -1 when none tells.
+func mostReceived(members []v1alpha1.MemberObservation, candidates []int) int {
+	best, bestLSN := -1, uint64(0)
+	for _, i := range candidates {
+		lsn, ok := parseLSN(members[i].ReceivedLSN)
+		if ok && (best < 0 || lsn > bestLSN) {
+			best, bestLSN = i, lsn
+		}
+	}
+	return best
 }
 
 func memberObserved(ms []v1alpha1.MemberObservation, name string) *v1alpha1.MemberObservation {
@@ -156,6 +176,19 @@ func missingSlots(prefix string, members []v1alpha1.ReplicationMember, primary i
 	for i, m := range members {
 		if s := slotOf(prefix, m.Name); i != primary && ordinal(m.Name) >= 0 && !have[s] {
 			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// detachedStandbys are the members, but the primary, that say a failover
+// detached them: one that failed half way, or whose standby was not
+// reached when it attached the others.
+func detachedStandbys(answers []answer, primary int) []int {
+	var out []int
+	for i, a := range answers {
+		if i != primary && a.err == nil && a.state != nil && a.state.Detached {
+			out = append(out, i)
 		}
 	}
 	return out

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -160,8 +161,12 @@ func TestMissingSlots(t *testing.T) {
 }
 
 // TestFailover: a lost primary past the delay is replaced in order: its
-// label off and its still-Ready pod deleted, the standby promoted with
-// slots and synchronous standbys, labelled, the other standby reconnected.
+// label off and its still-Ready pod deleted, every standby detached, the
+// eligible one that received the most once detached promoted with slots
+// and synchronous standbys, labelled, the other standby attached again.
+// orders-1 had received the most when decided on, but orders-2 went on
+// receiving from the primary, cut off from the provider only, until it was
+// detached: orders-2 holds commits orders-1 lacks, so it is promoted.
 func TestFailover(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	lost := newPod("orders-0", "primary")
@@ -173,6 +178,7 @@ func TestFailover(t *testing.T) {
 		answer{state: &xsql.ReplicationState{ReceivedLSN: "0/3000100", Receiver: "waiting"}},
 		answer{state: &xsql.ReplicationState{ReceivedLSN: "0/3000000", Receiver: "waiting"}})
 	e.failsOver, e.now = true, func() time.Time { return t0 }
+	e.servers[2].(*fakeServer).detachedState = &xsql.ReplicationState{ReceivedLSN: "0/3000200", Receiver: ""} //nolint:forcetypeassert // newExternal's.
 	cr := newReplication(3, 1)
 	cr.Status.AtProvider = v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: &metav1.Time{Time: t0.Add(-10 * time.Second)}, Quorum: []string{"orders-1", "orders-2"}}
 
@@ -187,11 +193,18 @@ func TestFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"orders-1: promote",
-		"orders-1: create slot orders_0",
-		"orders-1: create slot orders_2",
-		`orders-1: synchronous_standby_names = ANY 1 ("orders-0", "orders-2")`,
-		"orders-2: restart receiver",
+		"orders-1: detach",
+		"orders-2: detach",
+		"orders-2: promote",
+		"orders-2: attach",
+		"orders-2: create slot orders_0",
+		"orders-2: create slot orders_1",
+		`orders-2: synchronous_standby_names = ANY 1 ("orders-0", "orders-1")`,
+		"orders-1: attach",
+	}
+	// The standbys are detached at once, in either order.
+	if len(changes) > 2 {
+		slices.Sort(changes[:2])
 	}
 	if diff := cmp.Diff(want, changes); diff != "" {
 		t.Errorf("failover's changes on the servers, in order: -want, +got:\n%s", diff)
@@ -199,11 +212,82 @@ func TestFailover(t *testing.T) {
 	if err := kube.Get(t.Context(), client.ObjectKey{Namespace: "team-a", Name: "orders-0"}, &corev1.Pod{}); !kerrors.IsNotFound(err) {
 		t.Errorf("the lost primary's Ready pod: want it deleted (fenced), got %v", err)
 	}
-	if got := labels(t, kube, "orders-1")["orders-1"][v1alpha1.LabelRole]; got != v1alpha1.RolePrimary {
-		t.Errorf("orders-1's role label: got %q, want primary", got)
+	if got := labels(t, kube, "orders-2")["orders-2"][v1alpha1.LabelRole]; got != v1alpha1.RolePrimary {
+		t.Errorf("orders-2's role label: got %q, want primary", got)
 	}
-	if f := cr.Status.AtProvider.LastFailover; f == nil || f.From != "orders-0" || f.To != "orders-1" || cr.Status.AtProvider.LastPrimary != "orders-1" || cr.Status.AtProvider.PrimaryLostAt != nil {
+	if f := cr.Status.AtProvider.LastFailover; f == nil || f.From != "orders-0" || f.To != "orders-2" || !strings.Contains(f.Reason, "promoted orders-2, the standby with the most WAL received (0/3000200)") ||
+		cr.Status.AtProvider.LastPrimary != "orders-2" || cr.Status.AtProvider.PrimaryLostAt != nil {
 		t.Errorf("status after the failover: %+v", cr.Status.AtProvider)
+	}
+}
+
+// TestAttachDetached: a standby a failover left detached (it stopped half
+// way) is attached again once there is a primary, and only then.
+func TestAttachDetached(t *testing.T) {
+	detached := standbyState("")
+	detached.Detached = true
+	for name, tc := range map[string]struct {
+		answers []answer
+		label1  string
+		diff    string
+		changes []string
+	}{
+		"WithPrimary": {
+			label1:  "replica",
+			answers: []answer{{state: primaryState("orders-1")}, {state: standbyState("streaming")}, {state: detached}},
+			diff:    "attach detached standby orders-2 to the primary",
+			changes: []string{"orders-2: attach"},
+		},
+		"PrimaryLost": {
+			answers: []answer{{err: errRefused}, {state: standbyState("")}, {state: detached}},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var changes []string
+			// Standbys that do not stream carry no replica label.
+			kube := newKube(t, newPod("orders-0", "primary"), newPod("orders-1", tc.label1), newPod("orders-2", ""))
+			e := newExternal(kube, &changes, tc.answers...)
+			e.failsOver = true
+			cr := newReplication(3, 0)
+			cr.Status.AtProvider.LastPrimary = "orders-0"
+			o, err := e.Observe(t.Context(), cr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Diff != tc.diff {
+				t.Errorf("Observe diff: got %q, want %q", o.Diff, tc.diff)
+			}
+			if !o.ResourceUpToDate {
+				if _, err := e.Update(t.Context(), cr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if diff := cmp.Diff(tc.changes, changes); diff != "" {
+				t.Errorf("changes: -want, +got:\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestObserveTimeout: a member that does not answer (cut off, not
+// refusing) costs one observe timeout, and is unreachable for the poll.
+func TestObserveTimeout(t *testing.T) {
+	var changes []string
+	kube := newKube(t, newPod("orders-0", "primary"), newPod("orders-1", "replica"))
+	e := newExternal(kube, &changes, answer{}, answer{state: standbyState("")})
+	e.servers[0].(*fakeServer).hang = true //nolint:forcetypeassert // newExternal's.
+	e.observeTimeout = 50 * time.Millisecond
+	cr := newReplication(2, 0)
+	cr.Status.AtProvider.LastPrimary = "orders-0"
+	start := time.Now()
+	if _, err := e.Observe(t.Context(), cr); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Observe with a member that hangs took %s; want about the observe timeout", took)
+	}
+	if m := cr.Status.AtProvider.Members[0]; m.Role != v1alpha1.MemberUnreachable || cr.Status.AtProvider.PrimaryLostAt == nil {
+		t.Errorf("a member that hangs: %+v, primary lost at %v; want unreachable, and lost", m, cr.Status.AtProvider.PrimaryLostAt)
 	}
 }
 

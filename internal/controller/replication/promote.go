@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -50,7 +52,9 @@ func (e *external) failoverDue(fp v1alpha1.ReplicationParameters, a assessment, 
 	}
 	p, why := decide(fp, a, now)
 	if p != nil {
-		if m := memberObserved(prev.Members, a.at.Members[p.to].Name); m != nil {
+		to := a.at.Members[p.to]
+		p.description = p.reason(to.Name, to.ReceivedLSN)
+		if m := memberObserved(prev.Members, to.Name); m != nil {
 			p.lagBytes = m.LagBytes
 		}
 	}
@@ -63,7 +67,7 @@ func (e *external) primaryMove(ctx context.Context, cr *v1alpha1.Replication, a 
 	fp := cr.Spec.ForProvider
 	promote, why := e.failoverDue(fp, a, prev, now)
 	if promote != nil {
-		cr.SetConditions(xpv2.Unavailable().WithMessage("failing over: " + promote.reason))
+		cr.SetConditions(xpv2.Unavailable().WithMessage("failing over: " + promote.description))
 		return &plan{promote: promote}, ""
 	}
 	if !e.promoters() {
@@ -140,29 +144,29 @@ func rolloutStep(members []v1alpha1.ReplicationMember, a assessment, pods map[st
 // restart deletes a standby's Pod: its server stops, and the StatefulSet
 // creates the Pod again at its new revision.
 func (e *external) restart(ctx context.Context, cr *v1alpha1.Replication, name string) error {
-	deleted, err := e.deletePod(ctx, cr, name, "to roll it", func(*corev1.Pod) bool { return true })
-	if deleted {
+	uid, err := e.deletePod(ctx, cr, name, "to roll it", func(*corev1.Pod) bool { return true })
+	if uid != "" {
 		e.record.Event(cr, event.Normal(ReasonRollingUpdate, fmt.Sprintf("Deleted Pod %s: it comes back at the StatefulSet's new revision", name)))
 	}
 	return err
 }
 
 // deletePod deletes member name's Pod, the one read now, when want says so
-// of it; a Pod that is gone needs nothing. It tells whether it deleted one;
-// why completes the error message.
-func (e *external) deletePod(ctx context.Context, cr *v1alpha1.Replication, name, why string, want func(*corev1.Pod) bool) (bool, error) {
+// of it; a Pod that is gone needs nothing. It returns the UID of the Pod it
+// deleted, or ""; why completes the error message.
+func (e *external) deletePod(ctx context.Context, cr *v1alpha1.Replication, name, why string, want func(*corev1.Pod) bool) (types.UID, error) {
 	pod := &corev1.Pod{}
 	err := e.pods.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: name}, pod)
 	if client.IgnoreNotFound(err) != nil {
-		return false, errors.Wrapf(err, "cannot get Pod %q", name)
+		return "", errors.Wrapf(err, "cannot get Pod %q", name)
 	}
 	if err != nil || !want(pod) {
-		return false, nil
+		return "", nil
 	}
 	if err := e.kube.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
-		return false, errors.Wrapf(err, "cannot delete Pod %q %s", name, why)
+		return "", errors.Wrapf(err, "cannot delete Pod %q %s", name, why)
 	}
-	return true, nil
+	return pod.UID, nil
 }
 
 // clock is the time failover decisions read.
@@ -174,22 +178,26 @@ func (e *external) clock() time.Time {
 }
 
 // failover replaces a lost primary, in an order that never lets two
-// servers take writes through the read-write Service:
+// servers take writes through the read-write Service, and never promotes a
+// standby that lacks a commit another standby acknowledged:
 //
 //  1. the lost primary's Pod loses the primary label, so the Service
 //     routes no new connection to it; if its Pod is still Ready (alive,
 //     but out of the provider's reach) it is deleted, which ends the
-//     sessions it still has;
-//  2. the standby is promoted, given a slot for every other member and,
-//     with synchronous replication, made to wait for them;
-//  3. its Pod gets the primary label, and the other standbys reconnect,
-//     through the Service, to it.
+//     sessions it still has, and waited for, up to fenceWait;
+//  2. every standby is detached: it stops receiving WAL from anyone, so
+//     a lost primary that is only cut off from the provider gets no more
+//     acknowledgements, and what each standby received is final;
+//  3. of the eligible standbys, the one that received the most is
+//     promoted, given a slot for every other member and, with
+//     synchronous replication, made to wait for them;
+//  4. its Pod gets the primary label, and the other standbys are attached
+//     again: they stream, through the Service, from it.
 //
 // The lost primary, when it starts again, finds another primary behind the
 // Service and rewinds itself into a standby (the pods' init step).
 func (e *external) failover(ctx context.Context, cr *v1alpha1.Replication, p promotion) error {
 	fp := cr.Spec.ForProvider
-	to := fp.Members[p.to].Name
 	e.plan.labels = []labelChange{{pod: p.from}}
 	if err := e.relabel(ctx, cr); err != nil {
 		return err
@@ -197,13 +205,69 @@ func (e *external) failover(ctx context.Context, cr *v1alpha1.Replication, p pro
 	if err := e.fence(ctx, cr, p.from); err != nil {
 		return err
 	}
-	if err := e.promote(ctx, cr, p.to); err != nil {
+	if err := e.detach(ctx, cr, p.from); err != nil {
 		return err
 	}
+	to, received, err := e.mostReceivedNow(ctx, cr, p.eligible)
+	if err != nil {
+		return err
+	}
+	if err := e.promote(ctx, cr, to); err != nil {
+		return err
+	}
+	reason := p.reason(fp.Members[to].Name, received)
 	at := &cr.Status.AtProvider
-	at.LastFailover = &v1alpha1.Failover{At: metav1.Now(), From: p.from, To: to, Reason: p.reason, LagBytes: p.lagBytes}
-	e.record.Event(cr, event.Warning(ReasonFailover, errors.New(p.reason)))
+	at.LastFailover = &v1alpha1.Failover{At: metav1.Now(), From: p.from, To: fp.Members[to].Name, Reason: reason, LagBytes: p.lagBytes}
+	e.record.Event(cr, event.Warning(ReasonFailover, errors.New(reason)))
 	return nil
+}
+
+// detach detaches, at once, every member but the lost primary that this
+// poll saw as a standby. One that cannot be detached may still acknowledge
+// the lost primary's commits, so the failover stops there; the next poll
+// decides again.
+func (e *external) detach(ctx context.Context, cr *v1alpha1.Replication, from string) error {
+	e.detached = map[int]bool{}
+	var wg sync.WaitGroup
+	errs := make([]error, len(e.servers))
+	for i, m := range cr.Status.AtProvider.Members {
+		if m.Name == from || m.Role != v1alpha1.MemberStandby {
+			continue
+		}
+		e.detached[i] = true
+		wg.Go(func() {
+			if err := e.servers[i].(Promoter).Detach(ctx); err != nil { //nolint:forcetypeassert // Planned only when every server is a Promoter.
+				errs[i] = errors.Wrapf(err, "cannot fail over: standby %s", m.Name)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mostReceivedNow asks the eligible standbys, detached, what they received
+// and returns the one that received the most, and its location.
+func (e *external) mostReceivedNow(ctx context.Context, cr *v1alpha1.Replication, eligible []int) (int, string, error) {
+	now := slices.Clone(cr.Status.AtProvider.Members)
+	var answered []int
+	for _, i := range eligible {
+		s, err := e.servers[i].Observe(ctx)
+		if err != nil || !e.detached[i] {
+			continue
+		}
+		now[i].ReceivedLSN = s.ReceivedLSN
+		answered = append(answered, i)
+	}
+	best := mostReceived(now, answered)
+	if best < 0 {
+		return -1, "", errors.New("cannot fail over: no eligible standby answers with its WAL position once detached")
+	}
+	return best, now[best].ReceivedLSN, nil
 }
 
 // switchover moves the primary to a standby that streams, losing nothing:
@@ -267,6 +331,12 @@ func (e *external) promote(ctx context.Context, cr *v1alpha1.Replication, i int)
 	if err := srv.Promote(ctx); err != nil {
 		return errors.Wrapf(err, "cannot promote %s", to)
 	}
+	// Not detached any more: demoted one day, it streams again.
+	if e.detached[i] {
+		if err := srv.Attach(ctx); err != nil {
+			return errors.Wrapf(err, "cannot promote %s", to)
+		}
+	}
 	var others []string
 	for j, m := range fp.Members {
 		if j == i || ordinal(m.Name) < 0 {
@@ -293,26 +363,61 @@ func (e *external) promote(ctx context.Context, cr *v1alpha1.Replication, i int)
 		return err
 	}
 	for j, m := range cr.Status.AtProvider.Members {
-		if j != i && m.Role == v1alpha1.MemberStandby {
-			// Best effort: one that does not reconnect now does on its
-			// next retry (wal_retrieve_retry_interval).
-			_ = e.servers[j].(Promoter).RestartReceiver(ctx) //nolint:forcetypeassert // As above.
+		if j == i || m.Role != v1alpha1.MemberStandby {
+			continue
 		}
+		// Best effort: one that does not reconnect now does on its next
+		// retry (wal_retrieve_retry_interval); one not attached now is on
+		// a later poll.
+		if e.detached[j] {
+			_ = e.servers[j].(Promoter).Attach(ctx) //nolint:forcetypeassert // As above.
+			continue
+		}
+		_ = e.servers[j].(Promoter).RestartReceiver(ctx) //nolint:forcetypeassert // As above.
 	}
 	at := &cr.Status.AtProvider
 	at.LastPrimary, at.Primary, at.PrimaryLostAt, at.Quorum = to, to, nil, nil
 	return nil
 }
 
+// fenceWait bounds how long a failover waits for a fenced Pod to be gone:
+// its server stopped. A kubelet cut off from the API server never says so,
+// and the failover goes on without: detached standbys acknowledge nothing
+// to the server, so with synchronous replication it commits nothing more.
+const fenceWait = 10 * time.Second
+
 // fence deletes the lost primary's Pod when it is still Ready: the server
-// answers its kubelet but not the provider, and may still hold sessions.
-// A Pod that is not Ready, or gone, needs nothing.
+// answers its kubelet but not the provider, and may still hold sessions. It
+// waits until the Pod is gone, up to fenceWait. A Pod that is not Ready,
+// or gone, needs nothing.
 func (e *external) fence(ctx context.Context, cr *v1alpha1.Replication, name string) error {
-	deleted, err := e.deletePod(ctx, cr, name, "of the lost primary", ready)
-	if deleted {
-		e.record.Event(cr, event.Normal(ReasonFailover, fmt.Sprintf("Deleted Pod %s: its server was Ready but did not answer the provider", name)))
+	uid, err := e.deletePod(ctx, cr, name, "of the lost primary", ready)
+	if err != nil || uid == "" {
+		return err
 	}
-	return err
+	e.record.Event(cr, event.Normal(ReasonFailover, fmt.Sprintf("Deleted Pod %s: its server was Ready but did not answer the provider", name)))
+	if !e.gone(ctx, cr, name, uid, fenceWait) {
+		e.record.Event(cr, event.Warning(ReasonFailover, errors.Errorf("Pod %s was not gone %s after it was deleted: failing over without knowing its server stopped", name, fenceWait)))
+	}
+	return nil
+}
+
+// gone waits, up to within, until Pod name of uid no longer exists.
+func (e *external) gone(ctx context.Context, cr *v1alpha1.Replication, name string, uid types.UID, within time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	for {
+		p := &corev1.Pod{}
+		err := e.pods.Get(ctx, types.NamespacedName{Namespace: cr.GetNamespace(), Name: name}, p)
+		if kerrors.IsNotFound(err) || (err == nil && p.UID != uid) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func ready(p *corev1.Pod) bool {

@@ -85,6 +85,14 @@ type Promoter interface {
 	// MarkDemoted records on the primary that it follows another one when
 	// it starts next.
 	MarkDemoted(ctx context.Context) error
+
+	// Detach makes a standby stop receiving WAL from anyone, also after a
+	// restart, and returns once it receives none.
+	Detach(ctx context.Context) error
+
+	// Attach undoes Detach: the standby streams from the read-write
+	// Service again.
+	Attach(ctx context.Context) error
 }
 
 // A Replicator is a Server whose replicas the provider configures itself
@@ -126,35 +134,40 @@ type RenderFn func(n int, standbys []string) (string, error)
 // A connector connects a Replication to its members with the admin login
 // of its ProviderConfig.
 type connector struct {
-	kube      client.Client
-	pods      client.Reader
-	usage     resource.ModernTracker
-	newServer NewServerFn
-	render    func(e v1alpha1.Engine) RenderFn
-	contains  func(e v1alpha1.Engine) ContainsFn
-	record    event.Recorder
+	// observeTimeout bounds each member's Observe.
+	observeTimeout time.Duration
+	kube           client.Client
+	pods           client.Reader
+	usage          resource.ModernTracker
+	newServer      NewServerFn
+	render         func(e v1alpha1.Engine) RenderFn
+	contains       func(e v1alpha1.Engine) ContainsFn
+	record         event.Recorder
 }
 
 // NewConnector returns the connector of the Replication controller: it
 // reads ProviderConfigs and Secrets through kube (a manager's cached
 // client), reads member Pods through pods and patches them through kube,
-// records ProviderConfig usage, and reaches members through newServer.
-func NewConnector(kube client.Client, pods client.Reader, newServer NewServerFn, record event.Recorder) managed.TypedExternalConnector[*v1alpha1.Replication] {
+// records ProviderConfig usage, and reaches members through newServer; a
+// member that does not answer an Observe within observeTimeout (0: the SQL
+// call timeout) is unreachable for that poll.
+func NewConnector(kube client.Client, pods client.Reader, newServer NewServerFn, record event.Recorder, observeTimeout time.Duration) managed.TypedExternalConnector[*v1alpha1.Replication] {
 	return &connector{
-		kube:      kube,
-		pods:      pods,
-		usage:     resource.NewProviderConfigUsageTracker(kube, &v1alpha1.ProviderConfigUsage{}),
-		newServer: newServer,
-		render:    func(e v1alpha1.Engine) RenderFn { return engines[e].synchronousStandbyNames },
-		contains:  func(e v1alpha1.Engine) ContainsFn { return engines[e].contains },
-		record:    record,
+		observeTimeout: observeTimeout,
+		kube:           kube,
+		pods:           pods,
+		usage:          resource.NewProviderConfigUsageTracker(kube, &v1alpha1.ProviderConfigUsage{}),
+		newServer:      newServer,
+		render:         func(e v1alpha1.Engine) RenderFn { return engines[e].synchronousStandbyNames },
+		contains:       func(e v1alpha1.Engine) ContainsFn { return engines[e].contains },
+		record:         record,
 	}
 }
 
 // Connect reads the ProviderConfig and its admin Secret and makes one
 // Server per member. It does not dial: each Observe does.
 func (c *connector) Connect(ctx context.Context, cr *v1alpha1.Replication) (managed.TypedExternalClient[*v1alpha1.Replication], error) {
-	e := &external{pods: c.pods, kube: c.kube, record: c.record}
+	e := &external{pods: c.pods, kube: c.kube, record: c.record, observeTimeout: c.observeTimeout}
 	if meta.WasDeleted(cr) {
 		// Deleting only removes labels: no ProviderConfig needed, so a
 		// Replication whose ProviderConfig is gone can still go.
@@ -240,6 +253,8 @@ type plan struct {
 	switchover *switchover
 	// restart is a Pod to delete, for it to come back at the new revision.
 	restart string
+	// attach are standbys a failover left detached, to stream again.
+	attach []int
 	// semiSync is how many replicas the primary's commits are to wait
 	// for, when it differs (MySQL).
 	semiSync *int
@@ -253,7 +268,7 @@ type plan struct {
 func (p plan) diff() []string {
 	var out []string
 	if p.promote != nil {
-		out = append(out, "fail over: "+p.promote.reason)
+		out = append(out, "fail over: "+p.promote.description)
 	}
 	if p.switchover != nil {
 		out = append(out, fmt.Sprintf("switch over from member %d to member %d", p.switchover.from, p.switchover.to))
@@ -273,6 +288,9 @@ func (p plan) diff() []string {
 	}
 	for _, s := range p.createSlots {
 		out = append(out, fmt.Sprintf("create replication slot %q", s))
+	}
+	for _, i := range p.attach {
+		out = append(out, fmt.Sprintf("attach detached standby %s to the primary", p.names[i]))
 	}
 	if p.synchronous != nil {
 		out = append(out, fmt.Sprintf("set synchronous_standby_names to %q", *p.synchronous))
@@ -323,6 +341,11 @@ type external struct {
 	now func() time.Time
 	// failsOver: the engine's standbys can be promoted by the provider.
 	failsOver bool
+	// detached are the members a failover detached, by index.
+	detached map[int]bool
+	// observeTimeout bounds each member's Observe: a member that does not
+	// answer within it is unreachable for this poll.
+	observeTimeout time.Duration
 }
 
 var _ managed.TypedExternalClient[*v1alpha1.Replication] = &external{}
@@ -351,13 +374,18 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 	}
 
 	fp := cr.Spec.ForProvider
+	// Before asking: a primary that does not answer has been lost since
+	// it was asked, not since the observe timeout ran out.
+	now := e.clock()
 	e.answers = e.ask(ctx)
 	a := assess(fp, e.answers)
-	now := e.clock()
 	remember(&a, cr.Status.AtProvider, now)
 	prev := cr.Status.AtProvider
 	cr.Status.AtProvider = a.at
 	e.plan = plan{labels: labelChanges(a, pods)}
+	for _, m := range fp.Members {
+		e.plan.names = append(e.plan.names, m.Name)
+	}
 
 	var notes []string
 	if move, why := e.primaryMove(ctx, cr, a, prev, now, pods); move != nil {
@@ -372,6 +400,7 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 		e.plan.dropSlots = staleSlots(fp.SlotPrefix, fp.Members, a.state.Slots)
 		if e.promoters() {
 			e.plan.createSlots = missingSlots(fp.SlotPrefix, fp.Members, a.primary, a.state.Slots)
+			e.plan.attach = detachedStandbys(e.answers, a.primary)
 		}
 		if e.render != nil {
 			sb := standbys(a, fp.Members)
@@ -431,19 +460,23 @@ func (e *external) planRepairs(cr *v1alpha1.Replication, a assessment) []string 
 	if len(e.plan.repairs) < len(rs) {
 		notes = append(notes, e.noCredential)
 	}
-	for _, m := range fp.Members {
-		e.plan.names = append(e.plan.names, m.Name)
-	}
 	return notes
 }
 
 // ask observes every member concurrently, so that unreachable members cost
-// one dial timeout in all, not one each.
+// one timeout in all, not one each: the observe timeout, else the SQL
+// client's.
 func (e *external) ask(ctx context.Context) []answer {
 	out := make([]answer, len(e.servers))
 	var wg sync.WaitGroup
 	for i, s := range e.servers {
 		wg.Go(func() {
+			ctx := ctx
+			if e.observeTimeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, e.observeTimeout)
+				defer cancel()
+			}
 			st, err := s.Observe(ctx)
 			out[i] = answer{state: st, err: err}
 		})
@@ -500,6 +533,11 @@ func (e *external) Update(ctx context.Context, cr *v1alpha1.Replication) (manage
 	}
 	for _, s := range e.plan.createSlots {
 		if err := e.primary.(Promoter).CreateSlot(ctx, s); err != nil { //nolint:forcetypeassert // Planned only when every server is a Promoter.
+			return managed.ExternalUpdate{}, err
+		}
+	}
+	for _, i := range e.plan.attach {
+		if err := e.servers[i].(Promoter).Attach(ctx); err != nil { //nolint:forcetypeassert // As above.
 			return managed.ExternalUpdate{}, err
 		}
 	}

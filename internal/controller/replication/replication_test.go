@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,39 +32,73 @@ type fakeServer struct {
 	state   *xsql.ReplicationState
 	err     error
 	changes *[]string
+	// detachedState is what it says once detached, when set.
+	detachedState *xsql.ReplicationState
+	detached      bool
+	// hang makes Observe wait for its context to end.
+	hang bool
 }
 
-func (f *fakeServer) Observe(context.Context) (*xsql.ReplicationState, error) {
+// changesMu serialises fakeServers' records: a failover detaches
+// standbys at once.
+var changesMu sync.Mutex
+
+func (f *fakeServer) record(change string) {
+	changesMu.Lock()
+	defer changesMu.Unlock()
+	*f.changes = append(*f.changes, change)
+}
+
+func (f *fakeServer) Observe(ctx context.Context) (*xsql.ReplicationState, error) {
+	if f.hang {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	if f.detached && f.detachedState != nil {
+		return f.detachedState, nil
+	}
 	return f.state, f.err
 }
 
+func (f *fakeServer) Detach(context.Context) error {
+	f.detached = true
+	f.record(f.name + ": detach")
+	return nil
+}
+
+func (f *fakeServer) Attach(context.Context) error {
+	f.detached = false
+	f.record(f.name + ": attach")
+	return nil
+}
+
 func (f *fakeServer) DropSlot(_ context.Context, name string) error {
-	*f.changes = append(*f.changes, f.name+": drop slot "+name)
+	f.record(f.name + ": drop slot " + name)
 	return nil
 }
 
 func (f *fakeServer) SetSynchronousStandbyNames(_ context.Context, v string) error {
-	*f.changes = append(*f.changes, f.name+": synchronous_standby_names = "+v)
+	f.record(f.name + ": synchronous_standby_names = " + v)
 	return nil
 }
 
 func (f *fakeServer) CreateSlot(_ context.Context, name string) error {
-	*f.changes = append(*f.changes, f.name+": create slot "+name)
+	f.record(f.name + ": create slot " + name)
 	return nil
 }
 
 func (f *fakeServer) Promote(context.Context) error {
-	*f.changes = append(*f.changes, f.name+": promote")
+	f.record(f.name + ": promote")
 	return nil
 }
 
 func (f *fakeServer) MarkDemoted(context.Context) error {
-	*f.changes = append(*f.changes, f.name+": mark demoted")
+	f.record(f.name + ": mark demoted")
 	return nil
 }
 
 func (f *fakeServer) RestartReceiver(context.Context) error {
-	*f.changes = append(*f.changes, f.name+": restart receiver")
+	f.record(f.name + ": restart receiver")
 	return nil
 }
 

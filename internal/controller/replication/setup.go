@@ -29,6 +29,9 @@ type Options struct {
 	// which bounds how soon a lost primary is noticed; while one is lost
 	// they are asked every LostPollInterval.
 	PollInterval, LostPollInterval time.Duration
+	// ObserveTimeout bounds asking one server; one that does not answer
+	// within it is unreachable for that poll (0: the SQL call timeout).
+	ObserveTimeout time.Duration
 }
 
 // pollInterval polls faster while the primary is lost, so that the
@@ -110,7 +113,7 @@ func Setup(mgr ctrl.Manager, o controller.Options, ro Options) error {
 	opts := []managed.ReconcilerOption{
 		// Pods are read uncached: a cached client would watch every Pod in
 		// the cluster to read a few labels once a poll.
-		managed.WithTypedExternalConnector(NewConnector(mgr.GetClient(), mgr.GetAPIReader(), NewServer(ro), record)),
+		managed.WithTypedExternalConnector(NewConnector(mgr.GetClient(), mgr.GetAPIReader(), NewServer(ro), record, ro.ObserveTimeout)),
 		managed.WithLogger(o.Logger.WithValues("controller", name)),
 		managed.WithPollInterval(o.PollInterval),
 		managed.WithPollIntervalHook(ro.pollInterval),

@@ -1,0 +1,122 @@
+package integration
+
+import (
+	"context"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// A partition stands for the network between the provider and the
+// servers: it dials for the provider's SQL clients, and cuts the ports it
+// is told to as a network partition does, neither refusing nor closing: a
+// new connection's handshake gets no answer, and an open one's bytes are
+// lost, until the caller's deadline. What else reaches the server (its
+// kubelet, its standbys, the apps) is not cut.
+type partition struct {
+	mu  sync.Mutex
+	cut map[string]bool
+}
+
+func newPartition() *partition { return &partition{cut: map[string]bool{}} }
+
+// Cut cuts the provider off from port; Heal ends it.
+func (p *partition) Cut(port int)  { p.set(port, true) }
+func (p *partition) Heal(port int) { p.set(port, false) }
+
+func (p *partition) set(port int, cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut[strconv.Itoa(port)] = cut
+}
+
+func (p *partition) isCut(addr string) bool {
+	_, port, _ := net.SplitHostPort(addr)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cut[port]
+}
+
+// Dial is an xsql.DialFunc.
+func (p *partition) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if p.isCut(addr) {
+		<-ctx.Done()
+		return nil, &net.OpError{Op: "dial", Net: network, Err: os.ErrDeadlineExceeded}
+	}
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &cutConn{Conn: c, cut: func() bool { return p.isCut(addr) }, closed: make(chan struct{})}, nil
+}
+
+// A cutConn loses what it reads and blocks writes while it is cut, until
+// its deadline.
+type cutConn struct {
+	net.Conn
+	cut func() bool
+
+	mu       sync.Mutex
+	deadline time.Time
+	once     sync.Once
+	closed   chan struct{}
+}
+
+func (c *cutConn) Read(b []byte) (int, error) {
+	for {
+		if err := c.waitWhileCut(); err != nil {
+			return 0, err
+		}
+		n, err := c.Conn.Read(b)
+		if !c.cut() {
+			return n, err
+		}
+		// Cut while the bytes were on their way: lost.
+	}
+}
+
+func (c *cutConn) Write(b []byte) (int, error) {
+	if err := c.waitWhileCut(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
+}
+
+// waitWhileCut returns nil once not cut, or a timeout at the deadline.
+func (c *cutConn) waitWhileCut() error {
+	for c.cut() {
+		c.mu.Lock()
+		d := c.deadline
+		c.mu.Unlock()
+		if !d.IsZero() && time.Now().After(d) {
+			return &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+		}
+		select {
+		case <-c.closed:
+			return net.ErrClosed
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (c *cutConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *cutConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *cutConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
