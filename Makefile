@@ -66,7 +66,7 @@ unit: ## Fast feedback, no servers, control plane or pinned CLI: fn, apis (schem
 
 integration: ## Backup, restore and the SQL provider against real PostgreSQL and MariaDB (installed by test/servers/install.sh).
 	test/servers/install.sh
-	go test -count=1 ./test/integration/
+	go test -count=1 -timeout 30m ./test/integration/
 
 golden-test: ## Every example through the pinned crossplane CLI: renders against the goldens, validation, packages.
 	$(with-crossplane) go test -count=1 ./test/
@@ -82,9 +82,9 @@ bench-replication: ## PostgreSQL on loopback: a new standby of a 1 GB database s
 	bash test/servers/install.sh
 	go test ./test/integration/ -run '^$$' -bench 'StandbyCopy|ReplicationLag|SynchronousCommit' -benchtime=1x -count=1 -timeout 30m
 
-bench-failover: ## PostgreSQL on loopback: SIGKILL the primary 10 times (failover time p50/p99, acknowledged commits lost); 3 switchovers (write unavailability).
+bench-failover: ## PostgreSQL on loopback: lose the primary 10 times, killed and cut off (failover time p50/p99, acknowledged commits lost); 3 switchovers (write unavailability).
 	bash test/servers/install.sh
-	go test ./test/integration/ -run '^$$' -bench 'Failover|Switchover' -benchtime=1x -count=1 -timeout 30m
+	go test ./test/integration/ -run '^$$' -bench 'Failover|Switchover' -benchtime=1x -count=1 -timeout 45m
 
 bench: ## RunFunction against no-op and echo floors; the provider's steady-state Observe on real servers.
 	go test ./fn/ -run '^$$' -bench . -benchtime=3s -count=3
