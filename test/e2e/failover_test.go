@@ -306,13 +306,18 @@ func watchFailover(t *testing.T, ns, name string) *failoverWatch {
 	t0 := time.Now()
 	go func() {
 		defer close(w.done)
-		var reason, eps string
+		var reason, eps, xp string
 		for ctx.Err() == nil {
 			if db, err := env.GetDatabase(ctx, ns, name); err == nil && db != nil {
 				if s, r, m := cluster.Condition(db, "PrimaryAvailable"); r != reason {
 					reason = r
 					w.add(func(s *failoverSeen) { s.reasons = append(s.reasons, r) },
 						fmt.Sprintf("%6.2fs Database PrimaryAvailable=%s %s: %s; status.primary %q", time.Since(t0).Seconds(), s, r, m, cluster.Database{Unstructured: db}.Str("status", "primary")))
+				}
+				// Crossplane's own conditions: why a change is late.
+				if c := crossplaneConditions(db); c != xp {
+					xp = c
+					w.add(func(*failoverSeen) {}, fmt.Sprintf("%6.2fs Database %s", time.Since(t0).Seconds(), c))
 				}
 			}
 			if got, err := readyEndpoints(ctx, ns, name); err == nil && fmt.Sprint(got) != eps {
@@ -328,6 +333,16 @@ func watchFailover(t *testing.T, ns, name string) *failoverWatch {
 	}()
 	t.Cleanup(func() { w.stop() })
 	return w
+}
+
+// crossplaneConditions summarises the conditions Crossplane sets on an XR.
+func crossplaneConditions(db *unstructured.Unstructured) string {
+	var b []string
+	for _, typ := range []string{"Synced", "Ready", "Responsive"} {
+		s, r, _ := cluster.Condition(db, typ)
+		b = append(b, typ+"="+s+" ("+r+")")
+	}
+	return strings.Join(b, ", ")
 }
 
 func (w *failoverWatch) add(f func(*failoverSeen), line string) {
