@@ -33,7 +33,8 @@ const failoverTimeout = time.Minute
 // TestFailoverOnRealServers: a production PostgreSQL Database of 2
 // replicas (synchronous: a commit waits for the standby) with a real
 // primary behind pod 0 and a real streaming standby behind pod 1. The
-// primary is killed with SIGKILL. Nothing tells the control plane: kwok
+// primary is killed with SIGKILL, once the Database has been in service
+// for a minute (inServiceAfter says why). Nothing tells the control plane: kwok
 // keeps reporting pod 0 Ready, as a kubelet does for a server that hangs
 // or that only the provider cannot reach. The provider's Replication
 // controller notices, waits failoverAfterSeconds, fences pod 0 (removes
@@ -90,6 +91,7 @@ func TestFailoverOnRealServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	inService(t, ns, name)
 
 	w := watchFailover(t, ns, name)
 	killed := time.Now()
@@ -217,6 +219,37 @@ func TestFailoverOnRealServers(t *testing.T) {
 	}
 	if _, err := conn.Exec(t.Context(), "SET synchronous_commit = local; CREATE TABLE orders (id bigint PRIMARY KEY); INSERT INTO orders VALUES (1)"); err != nil {
 		t.Errorf("the app login cannot write to the new primary: %v", err)
+	}
+}
+
+// inServiceAfter is how long after its creation a Database is taken to be
+// in service. Crossplane (v2.4) counts the watch events of each XR in a
+// token bucket, a burst of 100 refilled at 1 a second, and when it is empty
+// holds the XR's reconciles back (Responsive=False) for minutes, letting one
+// through every 30 s or at its poll. A new Database's creation spends about
+// the whole burst: a failover seconds later, a few dozen events more, would
+// find it empty and the Database's status would follow a minute late (seen
+// here). A Database in service has had time to refill it.
+const inServiceAfter = time.Minute
+
+// inService waits until Database ns/name was created inServiceAfter ago.
+// It is a precondition (a failover of a Database in service), not an
+// assertion: nothing is checked after it that it could make pass.
+func inService(t *testing.T, ns, name string) {
+	t.Helper()
+	db, err := env.GetDatabase(t.Context(), ns, name)
+	if err != nil || db == nil {
+		t.Fatalf("Database %s/%s: %v", ns, name, err)
+	}
+	wait := time.Until(db.GetCreationTimestamp().Add(inServiceAfter))
+	if wait <= 0 {
+		return
+	}
+	t.Logf("waiting %.0f s more, until the Database has been in service for %s, for Crossplane's circuit breaker to refill", wait.Seconds(), inServiceAfter)
+	select {
+	case <-t.Context().Done():
+		t.Fatal(t.Context().Err())
+	case <-time.After(wait):
 	}
 }
 
