@@ -250,8 +250,8 @@ func TestPrimaryAvailable(t *testing.T) {
 		"FailingOver": {
 			reason: "A lost primary being waited for is False, FailingOver, with the provider's words.",
 			r:      &sqlv1alpha1.ReplicationObservation{LastPrimary: "orders-0"},
-			why:    "primary orders-0 unreachable for 2s: failing over after 5s",
-			want:   Advice{ConditionPrimaryAvailable, corev1.ConditionFalse, ReasonFailingOver, "primary orders-0 unreachable for 2s: failing over after 5s"},
+			why:    "primary orders-0 unreachable since 2026-12-01T11:00:00Z: failing over after 5s",
+			want:   Advice{ConditionPrimaryAvailable, corev1.ConditionFalse, ReasonFailingOver, "primary orders-0 unreachable since 2026-12-01T11:00:00Z: failing over after 5s"},
 		},
 		"Impossible": {
 			reason: "A failover the provider refuses is False, FailoverImpossible.",

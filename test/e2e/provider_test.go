@@ -82,17 +82,7 @@ func TestSQLLoginOnRealServer(t *testing.T) {
 	if got, want := string(s.data["host"]), name+"."+ns+".svc.cluster.local"; got != want {
 		t.Errorf("Secret %s-app host: got %q, want %q", name, got, want)
 	}
-	cfg, err := pgx.ParseConfig(string(s.data["uri"]))
-	if err != nil {
-		t.Fatalf("Secret %s-app uri: %v", name, err)
-	}
-	cfg.DialFunc = pgconn.DialFunc(xsql.AddressMap{Path: env.AddressMap()}.Dial(nil))
-	cfg.LookupFunc = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
-	conn, err := pgx.ConnectConfig(t.Context(), cfg)
-	if err != nil {
-		t.Fatalf("cannot log in with Secret %s-app: %v", name, err)
-	}
-	defer conn.Close(context.WithoutCancel(t.Context())) //nolint:errcheck // Closing a client.
+	conn := appConn(t, ns, name)
 	var who, db string
 	if err := conn.QueryRow(t.Context(), "SELECT current_user, current_database()").Scan(&who, &db); err != nil {
 		t.Fatal(err)
@@ -104,6 +94,26 @@ func TestSQLLoginOnRealServer(t *testing.T) {
 	if _, err := conn.Exec(t.Context(), "CREATE TABLE orders (id bigint PRIMARY KEY)"); err != nil {
 		t.Errorf("the app login cannot create a table: %v", err)
 	}
+}
+
+// appConn logs in with the uri of Database ns/name's app connection Secret,
+// dialling through the provider's address map, as an app in the cluster
+// would through the Service. The connection closes when the test ends.
+func appConn(t *testing.T, ns, name string) *pgx.Conn {
+	t.Helper()
+	s := secret(t, ns, name+"-app")
+	cfg, err := pgx.ParseConfig(string(s.data["uri"]))
+	if err != nil {
+		t.Fatalf("Secret %s-app uri: %v", name, err)
+	}
+	cfg.DialFunc = pgconn.DialFunc(xsql.AddressMap{Path: env.AddressMap()}.Dial(nil))
+	cfg.LookupFunc = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
+	conn, err := pgx.ConnectConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("cannot log in with Secret %s-app: %v", name, err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.WithoutCancel(t.Context())) }) // Closing a client.
+	return conn
 }
 
 // user reads a SQL provider User.

@@ -156,6 +156,23 @@ func (p *Process) Stop() error {
 	return fmt.Errorf("%s (pid %d) ignored %v for %s and was killed", p.Name, pid, sig, timeout)
 }
 
+// Kill sends SIGKILL to the process's group at once (the process and
+// anything it started, such as a PostgreSQL server's backends), as the
+// kernel's OOM killer or a node crash does, and waits until it exited.
+// Killing a process that is not running is a no-op.
+func (p *Process) Kill() {
+	if p.cmd == nil {
+		return
+	}
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) // It may have just exited.
+	<-p.exited
+}
+
 // WaitReady polls ready until it returns nil, failing early when the process
 // exits and after timeout with ready's last error.
 func (p *Process) WaitReady(ctx context.Context, timeout time.Duration, ready func(context.Context) error) error {

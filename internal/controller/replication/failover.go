@@ -86,11 +86,16 @@ func decide(p v1alpha1.ReplicationParameters, a assessment, now time.Time) (*pro
 		after = time.Duration(*p.FailoverAfterSeconds) * time.Second
 	}
 	lost := now.Sub(at.PrimaryLostAt.Time)
+	// Since when, not for how long: a message that changes on every poll
+	// is a status write on every poll (every 0.5 s while the primary is
+	// lost), and a Database reconcile for each, which trips Crossplane's
+	// circuit breaker on the Database and leaves its status stale.
+	since := at.PrimaryLostAt.UTC().Format(time.RFC3339)
 	if after == 0 {
-		return nil, fmt.Sprintf("primary %s unreachable for %s; automatic failover is off", at.LastPrimary, lost.Round(time.Second))
+		return nil, fmt.Sprintf("primary %s unreachable since %s; automatic failover is off", at.LastPrimary, since)
 	}
 	if lost < after {
-		return nil, fmt.Sprintf("primary %s unreachable for %s: failing over after %s", at.LastPrimary, lost.Round(100*time.Millisecond), after)
+		return nil, fmt.Sprintf("primary %s unreachable since %s: failing over after %s", at.LastPrimary, since, after)
 	}
 
 	eligible := map[string]bool{}

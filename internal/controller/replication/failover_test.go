@@ -48,7 +48,7 @@ func TestDecide(t *testing.T) {
 			reason:  "A primary lost for less than the delay is waited for.",
 			answers: []answer{down, standby("0/3000000"), standby("0/3000000")},
 			prev:    v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: lostSince(time.Second)},
-			want:    want{to: -1, why: "primary orders-0 unreachable for 1s: failing over after 5s"},
+			want:    want{to: -1, why: "primary orders-0 unreachable since 2026-12-01T11:59:59Z: failing over after 5s"},
 		},
 		"AsynchronousMostWAL": {
 			reason:  "Asynchronous: the standby that received the most WAL is promoted.",
@@ -95,7 +95,7 @@ func TestDecide(t *testing.T) {
 			after:   new(int),
 			answers: []answer{down, standby("0/3000000"), standby("0/3000000")},
 			prev:    v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: lostSince(time.Hour)},
-			want:    want{to: -1, why: "primary orders-0 unreachable for 1h0m0s; automatic failover is off"},
+			want:    want{to: -1, why: "primary orders-0 unreachable since 2026-12-01T11:00:00Z; automatic failover is off"},
 		},
 		"NeverHadAPrimary": {
 			reason:  "A Replication that never saw a primary (a new Database) has nothing to fail over from.",
@@ -122,6 +122,46 @@ func TestDecide(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(want{})); diff != "" {
 				t.Errorf("%s\ndecide(...): -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestDecideSteadyWhileWaiting: what decide says while it waits for a lost
+// primary is the Replication's Ready message. Polled every 0.5 s, a message
+// that changed each time would be a status write each time, and a
+// reconcile of the Database for each, enough to open Crossplane's circuit
+// breaker on it (seen on the local control plane: the Database's status
+// then lagged the failover by a minute).
+func TestDecideSteadyWhileWaiting(t *testing.T) {
+	lostAt := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	down := answer{err: errors.New("connection refused")}
+	standby := answer{state: &xsql.ReplicationState{ReceivedLSN: "0/3000000", Receiver: "waiting"}}
+	cases := map[string]struct {
+		reason string
+		after  *int
+	}{
+		"WaitingToFailOver": {reason: "Within failoverAfterSeconds every poll says the same."},
+		"FailoverOff":       {reason: "With automatic failover off every poll says the same, however long the primary stays lost.", after: new(int)},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := params(2, 0)
+			p.FailoverAfterSeconds = tc.after
+			var whys []string
+			for _, d := range []time.Duration{0, 500 * time.Millisecond, 1300 * time.Millisecond, 4900 * time.Millisecond} {
+				a := assess(p, []answer{down, standby})
+				remember(&a, v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: &metav1.Time{Time: lostAt}}, lostAt.Add(d))
+				pr, why := decide(p, a, lostAt.Add(d))
+				if pr != nil {
+					t.Fatalf("%s\ndecide(...) %s after the loss: promoted %d", tc.reason, d, pr.to)
+				}
+				whys = append(whys, why)
+			}
+			for _, why := range whys[1:] {
+				if diff := cmp.Diff(whys[0], why); diff != "" {
+					t.Errorf("%s\ndecide(...) on a later poll: -first, +later:\n%s", tc.reason, diff)
+				}
 			}
 		})
 	}

@@ -409,6 +409,15 @@ func (s *Server) Stop() {
 	}
 }
 
+// Kill kills the server and every process it started with SIGKILL, with
+// no shutdown of any kind, and waits until it exited. It may be called
+// more than once.
+func (s *Server) Kill() {
+	if s.Proc != nil {
+		s.Proc.Kill()
+	}
+}
+
 // ServerEnv is the environment of server processes.
 func (s *Server) ServerEnv() []string {
 	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.Dir, "LANG=C.UTF-8", "TZ=UTC"}
