@@ -21,8 +21,8 @@ const rnAutoscaler resource.Name = "hpa"
 // HorizontalPodAutoscaler scales the StatefulSet within spec.autoscaling's
 // bounds, never below the primary: a scale-down removes the highest
 // ordinals, so while a failover left the primary on one at or above
-// minReplicas the minimum is raised to keep it, and the provider switches
-// over to pod 0. Up by one replica a minute at most; down by one replica every ten
+// minReplicas the minimum is raised to keep it; when the autoscaler wants
+// fewer, the provider switches over to pod 0. Up by one replica a minute at most; down by one replica every ten
 // minutes at most, after ten minutes of lower use: a removed standby's
 // volume stays, but the one that replaces it later copies the primary again
 // if it fell too far behind.
@@ -48,8 +48,9 @@ func HorizontalPodAutoscaler(p Params) *autoscalingv2.HorizontalPodAutoscaler {
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: p.StatefulSet()},
 			MinReplicas:    ptr.To(p.AutoscalingMin),
-			MaxReplicas:    a.MaxReplicas,
-			Metrics:        metrics,
+			// Never below the minimum, which keeps the primary.
+			MaxReplicas: max(a.MaxReplicas, p.AutoscalingMin),
+			Metrics:     metrics,
 			Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
 				ScaleUp: &autoscalingv2.HPAScalingRules{
 					StabilizationWindowSeconds: ptr.To[int32](60),

@@ -1,6 +1,7 @@
 package fn
 
 import (
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	"reflect"
 	"strings"
 
@@ -31,7 +32,8 @@ var Kinds = []Kind{
 	{Name: rnProviderConfig, When: sqlUsers, Build: one(ProviderConfig), Ready: exists},
 	{Name: rnUserPrefix, When: sqlUsers, Build: each(func(p Params) []login { return p.Logins }, SQLUser),
 		Observe: observeReadyCondition, Ready: readyCondition},
-	{Name: rnAutoscaler, When: func(p Params) bool { return p.Autoscaling != nil }, Build: one(HorizontalPodAutoscaler), Ready: exists},
+	{Name: rnAutoscaler, When: func(p Params) bool { return p.Autoscaling != nil }, Build: one(HorizontalPodAutoscaler), Ready: exists,
+		Observe: decodeTo(func(o *Observed) **autoscalingv2.HorizontalPodAutoscaler { return &o.Autoscaler })},
 	{Name: rnReplication, When: func(p Params) bool { return p.Replicated && p.SQLUsers }, Build: one(Replication),
 		Observe: observeReplication, Ready: readyCondition},
 	{Name: rnDisruption, When: func(p Params) bool { return p.Profile.DisruptionBudget && p.Replicas > 1 }, Build: one(PodDisruptionBudget), Ready: exists},

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -31,6 +32,7 @@ type Observed struct {
 	CronJob      *batchv1.CronJob
 	BackupVolume *corev1.PersistentVolumeClaim
 	RestoreJob   *batchv1.Job
+	Autoscaler   *autoscalingv2.HorizontalPodAutoscaler
 
 	// ReadyCondition holds, for composed resources whose readiness is their
 	// own Ready condition (SQL Users), whether it is True.

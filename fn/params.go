@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
@@ -286,11 +287,14 @@ func (p *Params) resolveReplication(s v1.DatabaseSpec, pr profile, o Observed, s
 	if a := p.Autoscaling; a != nil {
 		p.AutoscalingMin = a.MinReplicas
 		if floor, primary := floorForPrimary(a.MinReplicas, p.StatefulSet(), o.Replication); p.Engine.ProviderRolls && p.SQLUsers && floor > 0 {
-			to := p.StatefulSet() + "-0"
-			p.ScaleDownWaits = fmt.Sprintf("spec.autoscaling.minReplicas: the autoscaler keeps at least %d replicas while the primary is %s, until it moves to %s", floor, primary, to)
 			p.AutoscalingMin = floor
-			if switchoverTo == "" {
-				switchoverTo = to
+			// Only when the autoscaler wants fewer: a switchover costs
+			// writes a second.
+			if to := p.StatefulSet() + "-0"; limitedByMin(o.Autoscaler) {
+				p.ScaleDownWaits = fmt.Sprintf("spec.autoscaling: the autoscaler wants fewer than %d replicas, which would remove the primary %s: switching over to %s first", floor, primary, to)
+				if switchoverTo == "" {
+					switchoverTo = to
+				}
 			}
 		}
 	}
@@ -328,6 +332,20 @@ func floorForPrimary(least int32, sts string, r *sqlv1alpha1.ReplicationObservat
 		return int32(n) + 1, primary //nolint:gosec // An ordinal below the StatefulSet's replicas.
 	}
 	return 0, ""
+}
+
+// limitedByMin tells whether the autoscaler wants fewer replicas than its
+// minReplicas lets it have.
+func limitedByMin(hpa *autoscalingv2.HorizontalPodAutoscaler) bool {
+	if hpa == nil {
+		return false
+	}
+	for _, c := range hpa.Status.Conditions {
+		if c.Type == autoscalingv2.ScalingLimited {
+			return c.Status == corev1.ConditionTrue && c.Reason == "TooFewReplicas"
+		}
+	}
+	return false
 }
 
 // holdForPrimary is the replica count to keep, and the pod to switch over

@@ -1,6 +1,7 @@
 package fn
 
 import (
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	"strings"
 	"testing"
 	"time"
@@ -336,7 +337,7 @@ func TestScaleDownKeepsThePrimary(t *testing.T) {
 }
 
 func TestAutoscalerKeepsThePrimary(t *testing.T) {
-	resolve := func(least int32, primary, last, annotation string) Params {
+	resolve := func(least int32, primary, last, annotation string, wantsFewer bool) Params {
 		t.Helper()
 		d := &v1.Database{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "team-a"},
 			Spec: v1.DatabaseSpec{Type: v1.PostgreSQL, Version: "17", Replicas: ptr.To[int32](3), Environment: v1.Staging, Storage: v1.Storage{Size: "8Gi"},
@@ -348,6 +349,10 @@ func TestAutoscalerKeepsThePrimary(t *testing.T) {
 		o := Observed{
 			StatefulSet: &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "orders"}, Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](5)}},
 			Replication: &sqlv1alpha1.ReplicationObservation{Primary: primary, LastPrimary: last},
+			Autoscaler:  &autoscalingv2.HorizontalPodAutoscaler{},
+		}
+		if wantsFewer {
+			o.Autoscaler.Status.Conditions = []autoscalingv2.HorizontalPodAutoscalerCondition{{Type: autoscalingv2.ScalingLimited, Status: corev1.ConditionTrue, Reason: "TooFewReplicas"}}
 		}
 		p, err := Resolve(d, o, Input{SQLUsers: true}, func() (string, error) { return testPassword, nil })
 		if err != nil {
@@ -357,6 +362,7 @@ func TestAutoscalerKeepsThePrimary(t *testing.T) {
 	}
 	type got struct {
 		MinReplicas  int32
+		MaxReplicas  int32
 		SwitchoverTo string
 		Waits        bool
 	}
@@ -365,18 +371,21 @@ func TestAutoscalerKeepsThePrimary(t *testing.T) {
 		p      Params
 		want   got
 	}{
-		"PrimaryBelowMin": {reason: "The primary on pod 1 with minReplicas 2: no scale-down can remove it.", p: resolve(2, "orders-1", "orders-1", ""), want: got{MinReplicas: 2}},
-		"PrimaryAtMin": {reason: "The primary on pod 4 with minReplicas 2: the autoscaler keeps 5, and the provider switches over to pod 0.",
-			p: resolve(2, "orders-4", "orders-4", ""), want: got{MinReplicas: 5, SwitchoverTo: "orders-0", Waits: true}},
+		"PrimaryBelowMin": {reason: "The primary on pod 1 with minReplicas 2: no scale-down can remove it.",
+			p: resolve(2, "orders-1", "orders-1", "", true), want: got{MinReplicas: 2, MaxReplicas: 6}},
+		"PrimaryAtMin": {reason: "The primary on pod 4 with minReplicas 2: the autoscaler keeps 5; it is content, so no switchover.",
+			p: resolve(2, "orders-4", "orders-4", "", false), want: got{MinReplicas: 5, MaxReplicas: 6}},
+		"PrimaryAtMinWantsFewer": {reason: "The autoscaler wants fewer than the raised minimum: the provider switches over to pod 0 first.",
+			p: resolve(2, "orders-4", "orders-4", "", true), want: got{MinReplicas: 5, MaxReplicas: 6, SwitchoverTo: "orders-0", Waits: true}},
 		"PrimaryLost": {reason: "While a failover is under way the last primary is kept.",
-			p: resolve(1, "", "orders-2", ""), want: got{MinReplicas: 3, SwitchoverTo: "orders-0", Waits: true}},
+			p: resolve(1, "", "orders-2", "", true), want: got{MinReplicas: 3, MaxReplicas: 6, SwitchoverTo: "orders-0", Waits: true}},
 		"AskedFor": {reason: "A switchover the annotation asks for wins; the minimum still keeps the primary.",
-			p: resolve(1, "orders-3", "orders-3", "orders-2"), want: got{MinReplicas: 4, SwitchoverTo: "orders-2", Waits: true}},
+			p: resolve(1, "orders-3", "orders-3", "orders-2", true), want: got{MinReplicas: 4, MaxReplicas: 6, SwitchoverTo: "orders-2", Waits: true}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			hpa := HorizontalPodAutoscaler(tc.p)
-			g := got{MinReplicas: *hpa.Spec.MinReplicas, SwitchoverTo: Replication(tc.p).Spec.ForProvider.SwitchoverTo, Waits: tc.p.ScaleDownWaits != ""}
+			g := got{MinReplicas: *hpa.Spec.MinReplicas, MaxReplicas: hpa.Spec.MaxReplicas, SwitchoverTo: Replication(tc.p).Spec.ForProvider.SwitchoverTo, Waits: tc.p.ScaleDownWaits != ""}
 			if diff := cmp.Diff(tc.want, g); diff != "" {
 				t.Errorf("%s\n-want, +got:\n%s", tc.reason, diff)
 			}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
+	stdnet "net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +41,11 @@ type pgCluster struct {
 	// replicationPassword is the replication login's, from its Secret.
 	replicationPassword string
 	// rw stands for the read-write Service.
-	rw           *proxy
+	rw *proxy
+	// net is the network between the pods, the apps and the provider: a
+	// port it cuts is cut off from the standbys and apps (through rw) and
+	// from the provider, not from its kubelet.
+	net          *partition
 	mu           sync.Mutex
 	primaryLabel func() *pgMember
 }
@@ -102,8 +106,8 @@ func composeCluster(t testing.TB, database string) *pgCluster {
 	if len(pod.InitContainers) != 1 || len(pod.Containers) < 1 {
 		t.Fatalf("composed pod: want 1 init container and a server, got %d and %d", len(pod.InitContainers), len(pod.Containers))
 	}
-	c := &pgCluster{p: p, files: fn.ConfigMap(p).Data, init: pod.InitContainers[0], server: pod.Containers[0]}
-	c.rw = startProxy(t, func() int {
+	c := &pgCluster{p: p, files: fn.ConfigMap(p).Data, init: pod.InitContainers[0], server: pod.Containers[0], net: newPartition()}
+	c.rw = startProxy(t, c.net, func() int {
 		if m := c.route(); m != nil {
 			return m.Port
 		}
@@ -136,19 +140,20 @@ func (c *pgCluster) RouteByLabel(primary func() *pgMember) {
 
 // A proxy stands for a Service: each connection goes to the port to()
 // names when it is made, and stays there, as kube-proxy's connection
-// tracking keeps it; with no port, the connection is refused (closed).
+// tracking keeps it; with no port, the connection is refused (closed). Its
+// connections to a port net cuts are cut.
 type proxy struct {
 	Port int
-	ln   net.Listener
+	ln   stdnet.Listener
 }
 
-func startProxy(t testing.TB, to func() int) *proxy {
+func startProxy(t testing.TB, net *partition, to func() int) *proxy {
 	t.Helper()
-	ln, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	ln, err := (&stdnet.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{Port: ln.Addr().(*net.TCPAddr).Port, ln: ln} //nolint:forcetypeassert // A TCP listener.
+	p := &proxy{Port: ln.Addr().(*stdnet.TCPAddr).Port, ln: ln} //nolint:forcetypeassert // A TCP listener.
 	t.Cleanup(func() { _ = ln.Close() })
 	go func() {
 		for {
@@ -162,7 +167,9 @@ func startProxy(t testing.TB, to func() int) *proxy {
 				if port == 0 {
 					return
 				}
-				out, err := (&net.Dialer{Timeout: 5 * time.Second}).Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				out, err := net.Dial(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(port))
+				cancel()
 				if err != nil {
 					return
 				}

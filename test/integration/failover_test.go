@@ -21,6 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+
 	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
 	"github.com/dbplane/dbplane/test/harness"
 )
@@ -68,17 +70,83 @@ func TestPostgreSQLFailover(t *testing.T) {
 			if tc.mode.synchronous && r.lost != 0 {
 				t.Errorf("%d acknowledged commits are missing on the last primary: synchronous replication must lose none", r.lost)
 			}
-			if r.splitBrain != "" {
-				t.Errorf("two servers were writable at once: %s", r.splitBrain)
+			switch {
+			case r.splitBrain != "" && tc.mode.cut && !tc.mode.synchronous:
+				// Until its kubelet stops it, a cut-off primary commits
+				// what reaches it: asynchronous replication's loss.
+				t.Logf("a cut-off primary took writes beside the new one, asynchronously: %s", r.splitBrain)
+			case r.splitBrain != "":
+				t.Errorf("two servers took writes at once: %s", r.splitBrain)
 			}
 		})
+	}
+}
+
+// TestPostgreSQLNoFailoverWhileStandbysHear cuts the primary off from the
+// provider only: its standbys still stream from it and the writer still
+// commits there. The standbys witness that it serves, so the provider does
+// not fail over (that would turn the provider's network fault into the
+// apps' outage) and says why; once the cut heals, nothing has changed.
+func TestPostgreSQLNoFailoverWhileStandbysHear(t *testing.T) {
+	c := startPGCluster(t, 3, "production")
+	re := newReplicationEnv(t, c)
+	cr := re.replicationOf(3, int(c.p.SyncStandbys))
+	after := testFailoverAfter
+	cr.Spec.ForProvider.FailoverAfterSeconds = &after
+	re.converge(t, cr)
+	c.RouteByLabel(re.labelled)
+	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY); CREATE TABLE probe (at timestamptz)")
+
+	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }()
+	status, with := re.poll(ctx, t, &wg, cr, func(cr *v1alpha1.Replication) time.Duration {
+		if cr.Status.AtProvider.PrimaryLostAt != nil {
+			return 500 * time.Millisecond
+		}
+		return 2 * time.Second
+	})
+	w := startWriter(ctx, t, &wg, c.rw.Port)
+	waitHealthy(t, status, 3, true)
+	old := re.labelled()
+	cut := time.Now()
+	re.net.CutProvider(old.Port)
+	// Three times the delay, the observe timeouts included.
+	var why string
+	if err := harness.Poll(t.Context(), failoverTimeout, func(context.Context) error {
+		s := status()
+		if s.PrimaryLostAt == nil || time.Since(s.PrimaryLostAt.Time) < 3*time.Duration(after)*time.Second {
+			return fmt.Errorf("primary lost at %v", s.PrimaryLostAt)
+		}
+		with(func() { why = cr.GetCondition(xpv2.TypeReady).Message })
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if now := re.labelled(); now != old {
+		t.Errorf("the primary label moved from %s to %s while the standbys still streamed from it", old.Name, nameOf(now))
+	}
+	if f := status().LastFailover; f != nil {
+		t.Errorf("failed over while the standbys still streamed from the primary: %+v", f)
+	}
+	if !strings.Contains(why, "still streams from it") {
+		t.Errorf("Ready message while the provider cannot reach a primary its standbys hear: %q", why)
+	}
+	if _, err := w.acceptedAfter(ctx, cut, time.Second, -1); err != nil {
+		t.Errorf("the writer's commits stopped while only the provider was cut off: %v", err)
+	}
+	re.net.Heal(old.Port)
+	waitHealthy(t, status, 3, true)
+	if now := re.labelled(); now != old {
+		t.Errorf("after the cut healed the primary is %s, want %s", nameOf(now), old.Name)
 	}
 }
 
 // A failoverMode is how the primary is lost, and how the Database
 // replicates.
 type failoverMode struct {
-	// cut cuts the primary off from the provider instead of killing it.
+	// cut cuts the primary off (from the provider, its standbys and the
+	// writer: a partition of its node) instead of killing it.
 	cut         bool
 	synchronous bool
 }
@@ -114,7 +182,7 @@ func failoverTrials(t testing.TB, trials, after int, mode failoverMode) failover
 	cr.Spec.ForProvider.FailoverAfterSeconds = &after
 	re.converge(t, cr)
 	c.RouteByLabel(re.labelled)
-	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY)")
+	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY); CREATE TABLE probe (at timestamptz)")
 
 	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
 	var wg sync.WaitGroup
@@ -170,9 +238,12 @@ func failoverTrials(t testing.TB, trials, after int, mode failoverMode) failover
 				t.Fatalf("trial %d: the failover did not delete the pod of %s, which is cut off but Ready", i+1, old.Name)
 			}
 			re.net.Heal(old.Port)
+			t.Logf("trial %d: %s stopped by its kubelet %s after the cut", i+1, old.Name, time.Since(lost).Round(time.Millisecond))
 		}
 		// Its pod's container restarts: the init step rewinds it.
+		restart := time.Now()
 		old.Start(t)
+		t.Logf("trial %d: %s rewound and started in %s", i+1, old.Name, time.Since(restart).Round(time.Millisecond))
 		if !strings.Contains(old.lastInit, "rewound") {
 			t.Errorf("trial %d: %s started without rewinding: %s", i+1, old.Name, old.lastInit)
 		}
@@ -218,6 +289,10 @@ func (r *replicationEnv) markReady(t testing.TB, m *pgMember) {
 		t.Fatal(err)
 	}
 }
+
+// kubeletGrace is the kubelet stand-in's termination grace period: a
+// cut-off primary's fast shutdown waits for standbys it cannot reach.
+const kubeletGrace = 5 * time.Second
 
 // kubeletFinalizer holds a deleted Pod until the kubelet stand-in stopped
 // its server.
@@ -387,8 +462,11 @@ func (w *writer) ids() []int64 {
 	return slices.Clone(w.acked)
 }
 
-// watchRoles polls every server's role every 100 ms until ctx ends; what it
-// returns tells, once wg is done, the first moment two were writable.
+// watchRoles asks every server directly (as its kubelet would) every 100
+// ms until ctx ends whether it takes writes: a commit to table probe, which
+// a standby refuses and a primary whose synchronous standbys are gone
+// never acknowledges (within 500 ms). What it returns tells, once wg is
+// done, the first moment two took writes.
 func watchRoles(ctx context.Context, wg *sync.WaitGroup, c *pgCluster) func() string {
 	var found string
 	var mu sync.Mutex
@@ -412,8 +490,7 @@ func watchRoles(ctx context.Context, wg *sync.WaitGroup, c *pgCluster) func() st
 			var writable []string
 			for m, db := range dbs {
 				cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-				var recovery bool
-				if err := db.QueryRowContext(cctx, "SELECT pg_is_in_recovery()").Scan(&recovery); err == nil && !recovery {
+				if _, err := db.ExecContext(cctx, "INSERT INTO probe VALUES (now())"); err == nil {
 					writable = append(writable, m.Name)
 				}
 				cancel()
@@ -520,7 +597,7 @@ func switchovers(t testing.TB) []time.Duration {
 	cr := re.replicationOf(3, int(c.p.SyncStandbys))
 	re.converge(t, cr)
 	c.RouteByLabel(re.labelled)
-	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY)")
+	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY); CREATE TABLE probe (at timestamptz)")
 
 	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
 	var wg sync.WaitGroup
@@ -603,7 +680,10 @@ func (r *replicationEnv) kubelet(ctx context.Context, wg *sync.WaitGroup) <-chan
 				switch {
 				case err == nil && p.DeletionTimestamp != nil:
 					// Deleted gracefully: the Pod goes once its server
-					// stopped.
+					// stopped, or its grace period (here 5 s) ran out.
+					if m.Proc != nil {
+						m.Proc.StopTimeout = kubeletGrace
+					}
 					m.Stop()
 					p.Finalizers = nil
 					if err := r.kube.Update(ctx, p); err != nil {
@@ -683,7 +763,7 @@ func TestPostgreSQLRollingUpdate(t *testing.T) {
 	}
 	re.converge(t, cr)
 	c.RouteByLabel(re.labelled)
-	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY)")
+	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY); CREATE TABLE probe (at timestamptz)")
 
 	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
 	var wg sync.WaitGroup

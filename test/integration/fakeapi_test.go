@@ -1,13 +1,16 @@
 package integration
 
 import (
+	"fmt"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -41,6 +44,8 @@ func fakeAPI(t testing.TB, engine v1alpha1.Engine, port int, user, password stri
 	return fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
 }
 
+var podUIDs atomic.Int64
+
 // memberPod is pod index of the Database orders, as its StatefulSet
 // creates it, with more labels.
 func memberPod(name string, index int, more map[string]string) *corev1.Pod {
@@ -48,5 +53,6 @@ func memberPod(name string, index int, more map[string]string) *corev1.Pod {
 	for k, v := range more {
 		labels[k] = v
 	}
-	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: name, Labels: labels}}
+	// A UID of its own, as the API server gives each Pod it creates.
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: name, Labels: labels, UID: types.UID(fmt.Sprintf("uid-%s-%d", name, podUIDs.Add(1)))}}
 }

@@ -9,39 +9,54 @@ import (
 	"time"
 )
 
-// A partition stands for the network between the provider and the
-// servers: it dials for the provider's SQL clients, and cuts the ports it
-// is told to as a network partition does, neither refusing nor closing: a
-// new connection's handshake gets no answer, and an open one's bytes are
-// lost, until the caller's deadline. What else reaches the server (its
-// kubelet, its standbys, the apps) is not cut.
+// A partition stands for the network between a Database's servers and
+// everyone else: the provider's SQL clients dial through ProviderDial, and
+// the read-write Service's stand-in (which the standbys and the apps use)
+// through Dial. It cuts a port as a network partition does, neither
+// refusing nor closing: a new connection's handshake gets no answer, and an
+// open one's bytes are lost, until the caller's deadline. The server's
+// kubelet (the tests' direct connections) is never cut.
 type partition struct {
-	mu  sync.Mutex
-	cut map[string]bool
+	mu sync.Mutex
+	// cut ports, and provider ports cut from the provider only.
+	cut, provider map[string]bool
 }
 
-func newPartition() *partition { return &partition{cut: map[string]bool{}} }
+func newPartition() *partition {
+	return &partition{cut: map[string]bool{}, provider: map[string]bool{}}
+}
 
-// Cut cuts the provider off from port; Heal ends it.
-func (p *partition) Cut(port int)  { p.set(port, true) }
-func (p *partition) Heal(port int) { p.set(port, false) }
+// Cut cuts port off from the provider, the standbys and the apps;
+// CutProvider from the provider only; Heal ends either.
+func (p *partition) Cut(port int)         { p.set(port, true, true) }
+func (p *partition) CutProvider(port int) { p.set(port, false, true) }
+func (p *partition) Heal(port int)        { p.set(port, false, false) }
 
-func (p *partition) set(port int, cut bool) {
+func (p *partition) set(port int, cut, provider bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.cut[strconv.Itoa(port)] = cut
+	p.cut[strconv.Itoa(port)], p.provider[strconv.Itoa(port)] = cut, provider
 }
 
-func (p *partition) isCut(addr string) bool {
+func (p *partition) isCut(addr string, provider bool) bool {
 	_, port, _ := net.SplitHostPort(addr)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.cut[port]
+	return p.cut[port] || (provider && p.provider[port])
 }
 
-// Dial is an xsql.DialFunc.
+// ProviderDial is the provider's xsql.DialFunc.
+func (p *partition) ProviderDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	return p.dial(ctx, network, addr, true)
+}
+
+// Dial dials for the standbys and the apps.
 func (p *partition) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	if p.isCut(addr) {
+	return p.dial(ctx, network, addr, false)
+}
+
+func (p *partition) dial(ctx context.Context, network, addr string, provider bool) (net.Conn, error) {
+	if p.isCut(addr, provider) {
 		<-ctx.Done()
 		return nil, &net.OpError{Op: "dial", Net: network, Err: os.ErrDeadlineExceeded}
 	}
@@ -49,7 +64,7 @@ func (p *partition) Dial(ctx context.Context, network, addr string) (net.Conn, e
 	if err != nil {
 		return nil, err
 	}
-	return &cutConn{Conn: c, cut: func() bool { return p.isCut(addr) }, closed: make(chan struct{})}, nil
+	return &cutConn{Conn: c, cut: func() bool { return p.isCut(addr, provider) }, closed: make(chan struct{})}, nil
 }
 
 // A cutConn loses what it reads and blocks writes while it is cut, until

@@ -35,7 +35,8 @@ type replicationEnv struct {
 	c         *pgCluster
 	kube      client.Client
 	connector managed.TypedExternalConnector[*v1alpha1.Replication]
-	// net is the network between the provider and the servers.
+	// net is the network between the provider and the servers: the
+	// cluster's.
 	net *partition
 }
 
@@ -51,8 +52,8 @@ func newReplicationEnv(t testing.TB, c *pgCluster) *replicationEnv {
 	kube := fakeAPI(t, v1alpha1.PostgreSQL, c.Primary().Port, "postgres", testPassword, pods...)
 	pools := xsql.NewPools(time.Minute)
 	t.Cleanup(pools.Close)
-	net := newPartition()
-	newServer := replication.NewServer(replication.Options{Pools: pools, SQL: xsql.Options{Timeouts: xsql.Timeouts{Call: 10 * time.Second, Dial: 5 * time.Second}, Dial: net.Dial}})
+	net := c.net
+	newServer := replication.NewServer(replication.Options{Pools: pools, SQL: xsql.Options{Timeouts: xsql.Timeouts{Call: 10 * time.Second, Dial: 5 * time.Second}, Dial: net.ProviderDial}})
 	return &replicationEnv{c: c, kube: kube, net: net, connector: replication.NewConnector(kube, kube, newServer, event.NewNopRecorder(), observeTimeout)}
 }
 

@@ -16,8 +16,11 @@ import (
 // replicationSQL returns, in one row and one round trip, what a server says
 // about replication as one JSON document, which ParseReplicationState reads:
 // whether it is in recovery, its timeline, a standby's received and replayed
-// locations and WAL receiver status, whether a failover detached it from
-// its primary (Detach), a primary's WAL senders with their lag,
+// locations (received: at least what it replayed, which a standby restarted
+// while detached has only) and WAL receiver status, how long ago a
+// streaming receiver last heard from its primary, whether a failover
+// detached it (Detach; pg_file_settings, which only superusers and
+// pg_read_all_settings may read), a primary's WAL senders with their lag,
 // its physical slots with the WAL each retains, and
 // synchronous_standby_names. Functions that fail during recovery
 // (pg_current_wal_lsn, pg_walfile_name) are only reached outside it. The
@@ -30,12 +33,14 @@ const replicationSQL = `SELECT pg_catalog.json_build_object(
                   (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()))
     ELSE ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int
   END,
-  'receivedLSN', pg_catalog.pg_last_wal_receive_lsn()::text,
+  'receivedLSN', GREATEST(pg_catalog.pg_last_wal_receive_lsn(), pg_catalog.pg_last_wal_replay_lsn())::text,
   'replayedLSN', pg_catalog.pg_last_wal_replay_lsn()::text,
   'receiver', (SELECT status FROM pg_catalog.pg_stat_wal_receiver),
+  'heardMillis', (SELECT (EXTRACT(EPOCH FROM pg_catalog.now() - last_msg_receipt_time) * 1000)::bigint
+    FROM pg_catalog.pg_stat_wal_receiver WHERE status = 'streaming'),
   'synchronousStandbyNames', pg_catalog.current_setting('synchronous_standby_names'),
-  'detached', pg_catalog.pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_catalog.pg_file_settings
-    WHERE name = 'primary_conninfo' AND setting = '' AND applied),
+  'detached', pg_catalog.has_function_privilege('pg_catalog.pg_show_all_file_settings()', 'EXECUTE')
+    AND EXISTS (SELECT 1 FROM pg_catalog.pg_file_settings WHERE name = 'primary_conninfo' AND setting = '' AND applied),
   'replicas', CASE WHEN pg_catalog.pg_is_in_recovery() THEN '[]'::json ELSE (
     SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
       'name', application_name, 'state', state, 'syncState', sync_state,
@@ -262,14 +267,17 @@ var detachSQL = []string{`ALTER SYSTEM SET primary_conninfo = ''`, `SELECT pg_ca
 // read-write Service, applies again and a WAL receiver starts.
 var attachSQL = []string{`ALTER SYSTEM RESET primary_conninfo`, `SELECT pg_catalog.pg_reload_conf()`}
 
-// receivingSQL tells whether a WAL receiver runs.
-const receivingSQL = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_wal_receiver WHERE pid IS NOT NULL)`
+// receivingSQL tells whether a WAL receiver runs, connected or still
+// connecting (pg_stat_wal_receiver shows one only once connected), and
+// what the standby received.
+const receivingSQL = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE backend_type = 'walreceiver'),
+  COALESCE(pg_catalog.pg_last_wal_receive_lsn()::text, '')`
 
 // Detach makes a standby stop receiving WAL, and keep from receiving any
-// after a restart, until Attach; it returns once no WAL receiver runs. A
-// receiver still running 200 ms after the reload is ended: one the
-// startup process starts again before it read the empty primary_conninfo
-// is ended too.
+// after a restart, until Attach; it returns once no WAL receiver runs and
+// none started for 250 ms. A receiver still running 200 ms after the
+// reload is ended: one the startup process starts again before it read
+// the empty primary_conninfo is ended too.
 func (c *ReplicationClient) Detach(ctx context.Context) error {
 	db, err := c.open(MaintenanceDatabase)
 	if err != nil {
@@ -280,15 +288,25 @@ func (c *ReplicationClient) Detach(ctx context.Context) error {
 			return errors.Wrap(err, "cannot detach the standby from its primary")
 		}
 	}
+	// Done once two reads 250 ms apart find no receiver and the same WAL
+	// received: a startup process that had not read the reload yet would
+	// have started one by then.
+	quiet, lastLSN := time.Time{}, ""
 	for last := time.Now(); ; {
 		var receiving bool
-		if err := db.QueryRow(ctx, xsql.Query{SQL: receivingSQL}, &receiving); err != nil {
+		var lsn string
+		if err := db.QueryRow(ctx, xsql.Query{SQL: receivingSQL}, &receiving, &lsn); err != nil {
 			return errors.Wrap(err, "cannot read the standby's WAL receiver")
 		}
-		if !receiving {
+		switch {
+		case receiving || lsn != lastLSN:
+			quiet, lastLSN = time.Time{}, lsn
+		case quiet.IsZero():
+			quiet = time.Now()
+		case time.Since(quiet) >= 250*time.Millisecond:
 			return nil
 		}
-		if time.Since(last) > 200*time.Millisecond {
+		if receiving && time.Since(last) > 200*time.Millisecond {
 			if err := db.Exec(ctx, xsql.Query{SQL: restartReceiverSQL}); err != nil {
 				return errors.Wrap(err, "cannot end the WAL receiver")
 			}

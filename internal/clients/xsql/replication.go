@@ -22,6 +22,10 @@ type ReplicationState struct {
 	// waiting, ...), empty when no receiver runs.
 	Receiver string `json:"receiver"`
 
+	// HeardMillis is how long ago a streaming standby last heard from its
+	// primary; nil when it does not stream.
+	HeardMillis *int64 `json:"heardMillis,omitempty"`
+
 	// Replicas are the standbys streaming from this server.
 	Replicas []Replica `json:"replicas"`
 
@@ -31,8 +35,9 @@ type ReplicationState struct {
 	// SynchronousStandbyNames is the server's synchronous_standby_names.
 	SynchronousStandbyNames string `json:"synchronousStandbyNames"`
 
-	// Detached is true for a PostgreSQL standby a failover stopped from
-	// streaming, and did not attach again.
+	// Detached is true for a PostgreSQL server a failover stopped from
+	// streaming, and did not attach again (a primary too, when it was
+	// promoted and attaching it failed).
 	Detached bool `json:"detached,omitempty"`
 
 	// The fields below are what a MySQL or MariaDB server says, whose

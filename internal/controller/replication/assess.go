@@ -33,6 +33,9 @@ type assessment struct {
 	primaries []string
 	// state is the primary's answer, when there is one primary.
 	state *xsql.ReplicationState
+	// heard is, for each member whose WAL receiver streams, how long ago
+	// it last heard from its primary, in milliseconds.
+	heard map[int]int64
 }
 
 // splitBrain reports whether more than one member accepts writes.
@@ -74,6 +77,12 @@ func assess(p v1alpha1.ReplicationParameters, answers []answer) assessment {
 
 	for i, m := range p.Members {
 		a.at.Members = append(a.at.Members, a.member(p.SlotPrefix, m.Name, answers[i]))
+		if s := answers[i].state; answers[i].err == nil && s != nil && s.HeardMillis != nil {
+			if a.heard == nil {
+				a.heard = map[int]int64{}
+			}
+			a.heard[i] = *s.HeardMillis
+		}
 	}
 	return a
 }

@@ -2,6 +2,8 @@ package replication
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +24,11 @@ const defaultFailoverAfter = 5 * time.Second
 type promotion struct {
 	to       int
 	eligible []int
-	from     string
+	// unsure is how many more eligible standbys may fail to answer, or be
+	// detached, and still one that answers holds every acknowledged commit;
+	// -1 without synchronous replication.
+	unsure int
+	from   string
 	// lost is how long from had been unreachable; synchronous tells the
 	// mode, for the reason.
 	lost        time.Duration
@@ -97,8 +103,17 @@ func decide(p v1alpha1.ReplicationParameters, a assessment, now time.Time) (*pro
 	if lost < after {
 		return nil, fmt.Sprintf("primary %s unreachable since %s: failing over after %s", at.LastPrimary, since, after)
 	}
+	// A standby still hears from it: the primary serves the data plane, and
+	// only the provider's way to it is cut. Failing over would turn a fault
+	// of the provider's network into an outage for the apps.
+	for _, i := range slices.Sorted(maps.Keys(a.heard)) {
+		if a.heard[i] < after.Milliseconds() {
+			return nil, fmt.Sprintf("primary %s unreachable since %s, but standby %s still streams from it: no failover while a standby hears from the primary", at.LastPrimary, since, at.Members[i].Name)
+		}
+	}
 
 	eligible := map[string]bool{}
+	unsure := -1
 	if p.Synchronous > 0 {
 		if len(at.Quorum) == 0 {
 			return nil, fmt.Sprintf("cannot fail over from %s: no standby was synchronous when it was last seen, so none is known to hold every acknowledged commit", at.LastPrimary)
@@ -116,6 +131,7 @@ func decide(p v1alpha1.ReplicationParameters, a assessment, now time.Time) (*pro
 		if n := min(p.Synchronous, len(at.Quorum)); len(missing) >= n {
 			return nil, fmt.Sprintf("cannot fail over from %s: synchronous standbys %s do not answer, and a commit the primary acknowledged may be only on them", at.LastPrimary, strings.Join(missing, ", "))
 		}
+		unsure = min(p.Synchronous, len(at.Quorum)) - len(missing) - 1
 	}
 	var candidates []int
 	for i, m := range at.Members {
@@ -128,7 +144,7 @@ func decide(p v1alpha1.ReplicationParameters, a assessment, now time.Time) (*pro
 		return nil, fmt.Sprintf("cannot fail over from %s: no standby answers with its WAL position", at.LastPrimary)
 	}
 	return &promotion{
-		to: best, eligible: candidates, from: at.LastPrimary, lost: lost, synchronous: p.Synchronous > 0,
+		to: best, eligible: candidates, unsure: unsure, from: at.LastPrimary, lost: lost, synchronous: p.Synchronous > 0,
 		lagBytes: at.Members[best].LagBytes,
 	}, ""
 }
@@ -186,14 +202,35 @@ func missingSlots(prefix string, members []v1alpha1.ReplicationMember, primary i
 	return out
 }
 
-// detachedStandbys are the members, but the primary, that say a failover
-// detached them: one that failed half way, or whose standby was not
-// reached when it attached the others.
-func detachedStandbys(answers []answer, primary int) []int {
+// detachedMembers are the members that say a failover detached them: a
+// failover that stopped half way, a standby not reached when the others
+// were attached, or a promoted one whose attach failed.
+func detachedMembers(answers []answer) []int {
 	var out []int
 	for i, a := range answers {
-		if i != primary && a.err == nil && a.state != nil && a.state.Detached {
+		if a.err == nil && a.state != nil && a.state.Detached {
 			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// stalePrimaries are the primaries of a split brain whose Pods to delete:
+// every one but the primary the provider last recorded, when that one's Pod
+// carries the primary label, and theirs does not. That is a lost primary
+// that came back as one after a failover (its container restarted in place,
+// without the init step), or a standby promoted behind the provider's back;
+// the read-write Service routes to neither. Deleted, its Pod comes back
+// through the init step, which rewinds it into a standby.
+func stalePrimaries(a assessment, pods map[string]pod) []string {
+	recorded := a.at.LastPrimary
+	if !a.splitBrain() || !a.isPrimary(recorded) || pods[recorded].role != v1alpha1.RolePrimary {
+		return nil
+	}
+	var out []string
+	for _, p := range a.primaries {
+		if p != recorded && pods[p].exists && pods[p].role != v1alpha1.RolePrimary {
+			out = append(out, p)
 		}
 	}
 	return out

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -23,6 +24,11 @@ func TestDecide(t *testing.T) {
 		return answer{state: &xsql.ReplicationState{ReceivedLSN: lsn, Receiver: "waiting"}}
 	}
 	down := answer{err: errors.New("connection refused")}
+	heard := func(a answer, ms int64) answer {
+		s := *a.state
+		s.Receiver, s.HeardMillis = "streaming", &ms
+		return answer{state: &s}
+	}
 	primary := answer{state: &xsql.ReplicationState{Primary: true}}
 	lostSince := func(d time.Duration) *metav1.Time { return &metav1.Time{Time: t0.Add(-d)} }
 
@@ -89,6 +95,18 @@ func TestDecide(t *testing.T) {
 			answers:     []answer{down, standby("0/3000000"), standby("0/3000000")},
 			prev:        v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: lostSince(6 * time.Second)},
 			want:        want{to: -1, why: "cannot fail over from orders-0: no standby was synchronous when it was last seen, so none is known to hold every acknowledged commit"},
+		},
+		"StandbyStillHears": {
+			reason:  "A standby that heard from the primary within the delay: the primary serves, only the provider cannot reach it.",
+			answers: []answer{down, standby("0/3000000"), heard(standby("0/3000100"), 300)},
+			prev:    v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: lostSince(6 * time.Second)},
+			want:    want{to: -1, why: "primary orders-0 unreachable since 2026-12-01T11:59:54Z, but standby orders-2 still streams from it: no failover while a standby hears from the primary"},
+		},
+		"StandbyHeardLongAgo": {
+			reason:  "A receiver that still says streaming but heard nothing for longer than the delay is no witness.",
+			answers: []answer{down, standby("0/3000000"), heard(standby("0/3000100"), 6000)},
+			prev:    v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: lostSince(6 * time.Second)},
+			want:    want{to: 2},
 		},
 		"Off": {
 			reason:  "failoverAfterSeconds 0 turns automatic failover off.",
@@ -235,11 +253,11 @@ func TestFailover(t *testing.T) {
 	want := []string{
 		"orders-1: detach",
 		"orders-2: detach",
+		`orders-2: synchronous_standby_names = ANY 1 ("orders-0", "orders-1")`,
 		"orders-2: promote",
 		"orders-2: attach",
 		"orders-2: create slot orders_0",
 		"orders-2: create slot orders_1",
-		`orders-2: synchronous_standby_names = ANY 1 ("orders-0", "orders-1")`,
 		"orders-1: attach",
 	}
 	// The standbys are detached at once, in either order.
@@ -397,6 +415,84 @@ func TestRolloutStep(t *testing.T) {
 			got := rolloutStep(p.Members, assess(p, tc.ans), tc.pods, "new")
 			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(step{}, plan{}, switchover{})); diff != "" {
 				t.Errorf("%s\nrolloutStep: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestFailoverStops: a failover stops, and promotes no one, when an
+// acknowledged commit may be only on a standby it cannot read or detach.
+func TestFailoverStops(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for name, tc := range map[string]struct {
+		reason string
+		break2 func(*fakeServer)
+		want   string
+	}{
+		"DetachFails": {
+			reason: "ANY 1 of two: orders-2 cannot be detached and may still acknowledge the lost primary's commits.",
+			break2: func(f *fakeServer) { f.detachErr = errors.New("read-only file system") },
+			want:   "cannot fail over from orders-0: standbys orders-2 (read-only file system) could not be detached",
+		},
+		"SilentOnceDetached": {
+			reason: "ANY 1 of two: orders-2 stops answering once detached; the last commit may be only on it.",
+			break2: func(f *fakeServer) { f.detachedErr = errors.New("connection refused") },
+			want:   "cannot fail over from orders-0: synchronous standbys orders-2 do not answer once detached",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			lost := newPod("orders-0", "primary")
+			kube := newKube(t, lost, newPod("orders-1", "replica"), newPod("orders-2", "replica"))
+			var changes []string
+			e := newExternal(kube, &changes,
+				answer{err: errors.New("connection refused")},
+				answer{state: &xsql.ReplicationState{ReceivedLSN: "0/3000100", Receiver: "waiting"}},
+				answer{state: &xsql.ReplicationState{ReceivedLSN: "0/3000000", Receiver: "waiting"}})
+			e.failsOver, e.now = true, func() time.Time { return t0 }
+			tc.break2(e.servers[2].(*fakeServer)) //nolint:forcetypeassert // newExternal's.
+			cr := newReplication(3, 1)
+			cr.Status.AtProvider = v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: &metav1.Time{Time: t0.Add(-10 * time.Second)}, Quorum: []string{"orders-1", "orders-2"}}
+			if _, err := e.Observe(t.Context(), cr); err != nil {
+				t.Fatal(err)
+			}
+			_, err := e.Update(t.Context(), cr)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s\nUpdate: got %v, want an error containing %q", tc.reason, err, tc.want)
+			}
+			if slices.ContainsFunc(changes, func(c string) bool { return strings.HasSuffix(c, ": promote") }) {
+				t.Errorf("%s\npromoted anyway: %v", tc.reason, changes)
+			}
+		})
+	}
+}
+
+func TestStalePrimaries(t *testing.T) {
+	both := []answer{{state: primaryState()}, {state: primaryState()}, {state: standbyState("streaming")}}
+	cases := map[string]struct {
+		reason string
+		last   string
+		labels [3]string
+		want   []string
+	}{
+		"CameBack": {reason: "orders-0 came back as a primary after orders-1 was promoted and labelled: its Pod goes.",
+			last: "orders-1", labels: [3]string{"", "primary", "replica"}, want: []string{"orders-0"}},
+		"RecordedNotLabelled": {reason: "The recorded primary does not carry the label: nothing tells which one apps write to; nothing is deleted.",
+			last: "orders-1", labels: [3]string{"", "", "replica"}},
+		"BothLabelled": {reason: "Both carry the label: the Service routes to both; a human decides.",
+			last: "orders-1", labels: [3]string{"primary", "primary", "replica"}},
+		"RecordedNotPrimary": {reason: "The recorded primary is not among the primaries.",
+			last: "orders-2", labels: [3]string{"", "primary", "replica"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			a := assess(params(3, 0), both)
+			a.at.LastPrimary = tc.last
+			pods := map[string]pod{}
+			for i, l := range tc.labels {
+				pods[fmt.Sprintf("orders-%d", i)] = pod{exists: true, role: l}
+			}
+			if diff := cmp.Diff(tc.want, stalePrimaries(a, pods)); diff != "" {
+				t.Errorf("%s\nstalePrimaries: -want, +got:\n%s", tc.reason, diff)
 			}
 		})
 	}

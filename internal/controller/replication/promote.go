@@ -205,10 +205,10 @@ func (e *external) failover(ctx context.Context, cr *v1alpha1.Replication, p pro
 	if err := e.fence(ctx, cr, p.from); err != nil {
 		return err
 	}
-	if err := e.detach(ctx, cr, p.from); err != nil {
+	if err := e.detach(ctx, cr, p); err != nil {
 		return err
 	}
-	to, received, err := e.mostReceivedNow(ctx, cr, p.eligible)
+	to, received, err := e.mostReceivedNow(ctx, cr, p)
 	if err != nil {
 		return err
 	}
@@ -222,46 +222,64 @@ func (e *external) failover(ctx context.Context, cr *v1alpha1.Replication, p pro
 	return nil
 }
 
+// detachWait bounds detaching the standbys.
+const detachWait = 5 * time.Second
+
 // detach detaches, at once, every member but the lost primary that this
-// poll saw as a standby. One that cannot be detached may still acknowledge
-// the lost primary's commits, so the failover stops there; the next poll
-// decides again.
-func (e *external) detach(ctx context.Context, cr *v1alpha1.Replication, from string) error {
-	e.detached = map[int]bool{}
+// poll saw as a standby, within detachWait. A standby not detached may
+// still acknowledge the lost primary's commits: with synchronous
+// replication the failover stops unless fewer than the commits waited for
+// can be (the next poll decides again); without, it goes on.
+func (e *external) detach(ctx context.Context, cr *v1alpha1.Replication, p promotion) error {
+	ctx, cancel := context.WithTimeout(ctx, detachWait)
+	defer cancel()
+	var mu sync.Mutex
 	var wg sync.WaitGroup
-	errs := make([]error, len(e.servers))
+	var failed []string
+	e.detached = map[int]bool{}
 	for i, m := range cr.Status.AtProvider.Members {
-		if m.Name == from || m.Role != v1alpha1.MemberStandby {
+		if m.Name == p.from || m.Role != v1alpha1.MemberStandby {
 			continue
 		}
-		e.detached[i] = true
 		wg.Go(func() {
-			if err := e.servers[i].(Promoter).Detach(ctx); err != nil { //nolint:forcetypeassert // Planned only when every server is a Promoter.
-				errs[i] = errors.Wrapf(err, "cannot fail over: standby %s", m.Name)
+			err := e.servers[i].(Promoter).Detach(ctx) //nolint:forcetypeassert // Planned only when every server is a Promoter.
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed = append(failed, fmt.Sprintf("%s (%v)", m.Name, err))
+				return
 			}
+			e.detached[i] = true
 		})
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
+	if p.synchronous && len(failed) > 0 {
+		slices.Sort(failed)
+		return errors.Errorf("cannot fail over from %s: standbys %s could not be detached, and may still acknowledge its commits", p.from, strings.Join(failed, ", "))
 	}
 	return nil
 }
 
 // mostReceivedNow asks the eligible standbys, detached, what they received
-// and returns the one that received the most, and its location.
-func (e *external) mostReceivedNow(ctx context.Context, cr *v1alpha1.Replication, eligible []int) (int, string, error) {
+// and returns the one that received the most, and its location. With
+// synchronous replication, more eligible standbys than p.unsure that do
+// not answer now stop the failover: an acknowledged commit may be only on
+// them.
+func (e *external) mostReceivedNow(ctx context.Context, cr *v1alpha1.Replication, p promotion) (int, string, error) {
 	now := slices.Clone(cr.Status.AtProvider.Members)
 	var answered []int
-	for _, i := range eligible {
+	var silent []string
+	for _, i := range p.eligible {
 		s, err := e.servers[i].Observe(ctx)
 		if err != nil || !e.detached[i] {
+			silent = append(silent, now[i].Name)
 			continue
 		}
 		now[i].ReceivedLSN = s.ReceivedLSN
 		answered = append(answered, i)
+	}
+	if p.synchronous && len(silent) > p.unsure {
+		return -1, "", errors.Errorf("cannot fail over from %s: synchronous standbys %s do not answer once detached, and a commit it acknowledged may be only on them", p.from, strings.Join(silent, ", "))
 	}
 	best := mostReceived(now, answered)
 	if best < 0 {
@@ -328,6 +346,23 @@ func (e *external) promote(ctx context.Context, cr *v1alpha1.Replication, i int)
 	fp := cr.Spec.ForProvider
 	to := fp.Members[i].Name
 	srv := e.servers[i].(Promoter) //nolint:forcetypeassert // Planned only when every server is a Promoter.
+	var others []string
+	for j, m := range fp.Members {
+		if j != i && ordinal(m.Name) >= 0 {
+			others = append(others, m.Name)
+		}
+	}
+	// Synchronous before it is promoted: no commit it acknowledges, even
+	// if a later step fails, is only on it.
+	if e.render != nil {
+		want, err := e.render(fp.Synchronous, others)
+		if err != nil {
+			return errors.Wrap(err, "cannot render synchronous_standby_names")
+		}
+		if err := srv.SetSynchronousStandbyNames(ctx, want); err != nil {
+			return errors.Wrapf(err, "cannot set synchronous_standby_names on %s", to)
+		}
+	}
 	if err := srv.Promote(ctx); err != nil {
 		return errors.Wrapf(err, "cannot promote %s", to)
 	}
@@ -337,25 +372,9 @@ func (e *external) promote(ctx context.Context, cr *v1alpha1.Replication, i int)
 			return errors.Wrapf(err, "cannot promote %s", to)
 		}
 	}
-	var others []string
-	for j, m := range fp.Members {
-		if j == i || ordinal(m.Name) < 0 {
-			continue
-		}
-		others = append(others, m.Name)
-		if err := srv.CreateSlot(ctx, slotOf(fp.SlotPrefix, m.Name)); err != nil {
-			return errors.Wrapf(err, "cannot create the slot of %s on %s", m.Name, to)
-		}
-	}
-	// Synchronous before any app can write to it: a commit it
-	// acknowledges is on a standby too.
-	if e.render != nil {
-		want, err := e.render(fp.Synchronous, others)
-		if err != nil {
-			return errors.Wrap(err, "cannot render synchronous_standby_names")
-		}
-		if err := srv.SetSynchronousStandbyNames(ctx, want); err != nil {
-			return errors.Wrapf(err, "cannot set synchronous_standby_names on %s", to)
+	for _, m := range others {
+		if err := srv.CreateSlot(ctx, slotOf(fp.SlotPrefix, m)); err != nil {
+			return errors.Wrapf(err, "cannot create the slot of %s on %s", m, to)
 		}
 	}
 	e.plan.labels = []labelChange{{pod: to, value: v1alpha1.RolePrimary}}
@@ -381,10 +400,13 @@ func (e *external) promote(ctx context.Context, cr *v1alpha1.Replication, i int)
 }
 
 // fenceWait bounds how long a failover waits for a fenced Pod to be gone:
-// its server stopped. A kubelet cut off from the API server never says so,
-// and the failover goes on without: detached standbys acknowledge nothing
-// to the server, so with synchronous replication it commits nothing more.
-const fenceWait = 10 * time.Second
+// its server stopped, which takes a kubelet that reaches it a second at
+// most. One cut off from its standbys may take its whole grace period to
+// stop (its WAL senders wait for standbys it cannot reach), and a kubelet
+// cut off from the API server never says so: the failover goes on without.
+// Detached standbys acknowledge nothing to the server, so with synchronous
+// replication it commits nothing more.
+const fenceWait = 2 * time.Second
 
 // fence deletes the lost primary's Pod when it is still Ready: the server
 // answers its kubelet but not the provider, and may still hold sessions. It

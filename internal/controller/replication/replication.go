@@ -253,8 +253,10 @@ type plan struct {
 	switchover *switchover
 	// restart is a Pod to delete, for it to come back at the new revision.
 	restart string
-	// attach are standbys a failover left detached, to stream again.
+	// attach are members a failover left detached, to stream again.
 	attach []int
+	// fence are the Pods of stale primaries to delete.
+	fence []string
 	// semiSync is how many replicas the primary's commits are to wait
 	// for, when it differs (MySQL).
 	semiSync *int
@@ -291,6 +293,9 @@ func (p plan) diff() []string {
 	}
 	for _, i := range p.attach {
 		out = append(out, fmt.Sprintf("attach detached standby %s to the primary", p.names[i]))
+	}
+	for _, name := range p.fence {
+		out = append(out, fmt.Sprintf("delete Pod %s: a stale primary beside the recorded one", name))
 	}
 	if p.synchronous != nil {
 		out = append(out, fmt.Sprintf("set synchronous_standby_names to %q", *p.synchronous))
@@ -395,12 +400,15 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 	} else if why != "" {
 		notes = append(notes, why)
 	}
+	if e.promoters() {
+		e.plan.fence = stalePrimaries(a, pods)
+	}
 	if a.primary >= 0 {
 		e.primary = e.servers[a.primary]
 		e.plan.dropSlots = staleSlots(fp.SlotPrefix, fp.Members, a.state.Slots)
 		if e.promoters() {
 			e.plan.createSlots = missingSlots(fp.SlotPrefix, fp.Members, a.primary, a.state.Slots)
-			e.plan.attach = detachedStandbys(e.answers, a.primary)
+			e.plan.attach = detachedMembers(e.answers)
 		}
 		if e.render != nil {
 			sb := standbys(a, fp.Members)
@@ -519,11 +527,28 @@ func (e *external) Update(ctx context.Context, cr *v1alpha1.Replication) (manage
 	if e.plan.restart != "" {
 		return managed.ExternalUpdate{}, e.restart(ctx, cr, e.plan.restart)
 	}
-	if err := e.relabel(ctx, cr); err != nil {
-		return managed.ExternalUpdate{}, err
+	for _, name := range e.plan.fence {
+		uid, err := e.deletePod(ctx, cr, name, "of a stale primary", func(*corev1.Pod) bool { return true })
+		if err != nil {
+			return managed.ExternalUpdate{}, err
+		}
+		if uid != "" {
+			e.record.Event(cr, event.Warning(ReasonFailover, errors.Errorf("Deleted Pod %s: its server is out of recovery beside the primary %s; it comes back as a standby", name, cr.Status.AtProvider.LastPrimary)))
+		}
 	}
 	if (len(e.plan.dropSlots) > 0 || len(e.plan.createSlots) > 0 || e.plan.synchronous != nil) && e.primary == nil {
 		return managed.ExternalUpdate{}, errors.New("cannot change the primary's settings: no primary was observed")
+	}
+	// Synchronous before the label: no commit through the Service is
+	// acknowledged by the primary alone.
+	if v := e.plan.synchronous; v != nil {
+		if err := e.primary.SetSynchronousStandbyNames(ctx, *v); err != nil {
+			return managed.ExternalUpdate{}, err
+		}
+		e.record.Event(cr, event.Normal(ReasonSynchronousStandbysSet, fmt.Sprintf("Set synchronous_standby_names on %s to %q", cr.Status.AtProvider.Primary, *v)))
+	}
+	if err := e.relabel(ctx, cr); err != nil {
+		return managed.ExternalUpdate{}, err
 	}
 	for _, s := range e.plan.dropSlots {
 		if err := e.primary.DropSlot(ctx, s); err != nil {
@@ -540,12 +565,6 @@ func (e *external) Update(ctx context.Context, cr *v1alpha1.Replication) (manage
 		if err := e.servers[i].(Promoter).Attach(ctx); err != nil { //nolint:forcetypeassert // As above.
 			return managed.ExternalUpdate{}, err
 		}
-	}
-	if v := e.plan.synchronous; v != nil {
-		if err := e.primary.SetSynchronousStandbyNames(ctx, *v); err != nil {
-			return managed.ExternalUpdate{}, err
-		}
-		e.record.Event(cr, event.Normal(ReasonSynchronousStandbysSet, fmt.Sprintf("Set synchronous_standby_names on %s to %q", cr.Status.AtProvider.Primary, *v)))
 	}
 	return managed.ExternalUpdate{}, e.repair(ctx, cr)
 }

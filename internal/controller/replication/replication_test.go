@@ -37,6 +37,8 @@ type fakeServer struct {
 	detached      bool
 	// hang makes Observe wait for its context to end.
 	hang bool
+	// detachErr fails Detach; detachedErr fails Observe once detached.
+	detachErr, detachedErr error
 }
 
 // changesMu serialises fakeServers' records: a failover detaches
@@ -54,6 +56,9 @@ func (f *fakeServer) Observe(ctx context.Context) (*xsql.ReplicationState, error
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
+	if f.detached && f.detachedErr != nil {
+		return nil, f.detachedErr
+	}
 	if f.detached && f.detachedState != nil {
 		return f.detachedState, nil
 	}
@@ -61,6 +66,9 @@ func (f *fakeServer) Observe(ctx context.Context) (*xsql.ReplicationState, error
 }
 
 func (f *fakeServer) Detach(context.Context) error {
+	if f.detachErr != nil {
+		return f.detachErr
+	}
 	f.detached = true
 	f.record(f.name + ": detach")
 	return nil
@@ -284,7 +292,9 @@ func TestUpdate(t *testing.T) {
 	if _, err := e.Update(t.Context(), cr); err != nil {
 		t.Fatal(err)
 	}
-	wantChanges := []string{"orders-0: drop slot orders_3", `orders-0: synchronous_standby_names = ANY 1 ("orders-1", "orders-2")`}
+	// The setting before the labels (no commit through the Service is the
+	// primary's alone), the slot after.
+	wantChanges := []string{`orders-0: synchronous_standby_names = ANY 1 ("orders-1", "orders-2")`, "orders-0: drop slot orders_3"}
 	if diff := cmp.Diff(wantChanges, changes); diff != "" {
 		t.Errorf("Update drops the stale slot and sets the setting, on the primary only: -want, +got:\n%s", diff)
 	}
