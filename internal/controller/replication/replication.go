@@ -404,28 +404,11 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 		e.plan.fence = stalePrimaries(a, pods)
 	}
 	if a.primary >= 0 {
-		e.primary = e.servers[a.primary]
-		e.plan.dropSlots = staleSlots(fp.SlotPrefix, fp.Members, a.state.Slots)
-		if e.promoters() {
-			e.plan.createSlots = missingSlots(fp.SlotPrefix, fp.Members, a.primary, a.state.Slots)
-			e.plan.attach = detachedMembers(e.answers)
+		more, err := e.planPrimary(cr, a)
+		if err != nil {
+			return managed.ExternalObservation{}, err
 		}
-		if e.render != nil {
-			sb := standbys(a, fp.Members)
-			want, err := e.render(fp.Synchronous, sb)
-			if err != nil {
-				return managed.ExternalObservation{}, errors.Wrap(err, "cannot render synchronous_standby_names")
-			}
-			if want != a.state.SynchronousStandbyNames {
-				e.plan.synchronous = &want
-			}
-			if m := clampMessage(fp.Synchronous, len(sb)); m != "" {
-				notes = append(notes, m)
-			}
-		}
-		if e.contains != nil {
-			notes = append(notes, e.planRepairs(cr, a)...)
-		}
+		notes = append(notes, more...)
 	}
 
 	if why := readyMessage(a); why != "" {
@@ -435,6 +418,37 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 	}
 	diff := e.plan.diff()
 	return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: len(diff) == 0, Diff: strings.Join(diff, "; ")}, nil
+}
+
+// planPrimary plans what the one primary a found, and its standbys, need:
+// slots, detached members attached, synchronous_standby_names, and MySQL's
+// repairs; it returns notes for the Ready condition.
+func (e *external) planPrimary(cr *v1alpha1.Replication, a assessment) ([]string, error) {
+	fp := cr.Spec.ForProvider
+	var notes []string
+	e.primary = e.servers[a.primary]
+	e.plan.dropSlots = staleSlots(fp.SlotPrefix, fp.Members, a.state.Slots)
+	if e.promoters() {
+		e.plan.createSlots = missingSlots(fp.SlotPrefix, fp.Members, a.primary, a.state.Slots)
+		e.plan.attach = detachedMembers(e.answers)
+	}
+	if e.render != nil {
+		sb := standbys(a, fp.Members)
+		want, err := e.render(fp.Synchronous, sb)
+		if err != nil {
+			return nil, errors.Wrap(err, "cannot render synchronous_standby_names")
+		}
+		if want != a.state.SynchronousStandbyNames {
+			e.plan.synchronous = &want
+		}
+		if m := clampMessage(fp.Synchronous, len(sb)); m != "" {
+			notes = append(notes, m)
+		}
+	}
+	if e.contains != nil {
+		notes = append(notes, e.planRepairs(cr, a)...)
+	}
+	return notes, nil
 }
 
 // planRepairs plans what the members need to replicate from the primary
