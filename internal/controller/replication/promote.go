@@ -202,7 +202,9 @@ func (e *external) failover(ctx context.Context, cr *v1alpha1.Replication, p pro
 	if err := e.relabel(ctx, cr); err != nil {
 		return err
 	}
-	if err := e.fence(ctx, cr, p.from); err != nil {
+	// Synchronously, detached standbys keep the lost primary from
+	// committing anything more: no need to wait for it to stop.
+	if err := e.fence(ctx, cr, p.from, !p.synchronous); err != nil {
 		return err
 	}
 	if err := e.detach(ctx, cr, p); err != nil {
@@ -399,26 +401,27 @@ func (e *external) promote(ctx context.Context, cr *v1alpha1.Replication, i int)
 	return nil
 }
 
-// fenceWait bounds how long a failover waits for a fenced Pod to be gone:
-// its server stopped, which takes a kubelet that reaches it a second at
-// most. One cut off from its standbys may take its whole grace period to
-// stop (its WAL senders wait for standbys it cannot reach), and a kubelet
-// cut off from the API server never says so: the failover goes on without.
-// Detached standbys acknowledge nothing to the server, so with synchronous
-// replication it commits nothing more.
+// fenceWait bounds how long an asynchronous failover waits for a fenced Pod
+// to be gone: its server stopped, which takes a kubelet that reaches it a
+// second at most, and until then it may commit on the sessions it holds.
+// One cut off from its standbys may take its whole grace period to stop
+// (its WAL senders wait for standbys it cannot reach), and a kubelet cut
+// off from the API server never says so: the failover goes on without. A
+// synchronous failover does not wait: detached standbys acknowledge nothing
+// to the server, so it commits nothing more.
 const fenceWait = 2 * time.Second
 
 // fence deletes the lost primary's Pod when it is still Ready: the server
-// answers its kubelet but not the provider, and may still hold sessions. It
-// waits until the Pod is gone, up to fenceWait. A Pod that is not Ready,
-// or gone, needs nothing.
-func (e *external) fence(ctx context.Context, cr *v1alpha1.Replication, name string) error {
+// answers its kubelet but not the provider, and may still hold sessions.
+// With wait, it waits until the Pod is gone, up to fenceWait. A Pod that is
+// not Ready, or gone, needs nothing.
+func (e *external) fence(ctx context.Context, cr *v1alpha1.Replication, name string, wait bool) error {
 	uid, err := e.deletePod(ctx, cr, name, "of the lost primary", ready)
 	if err != nil || uid == "" {
 		return err
 	}
 	e.record.Event(cr, event.Normal(ReasonFailover, fmt.Sprintf("Deleted Pod %s: its server was Ready but did not answer the provider", name)))
-	if !e.gone(ctx, cr, name, uid, fenceWait) {
+	if wait && !e.gone(ctx, cr, name, uid, fenceWait) {
 		e.record.Event(cr, event.Warning(ReasonFailover, errors.Errorf("Pod %s was not gone %s after it was deleted: failing over without knowing its server stopped", name, fenceWait)))
 	}
 	return nil
