@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -161,4 +162,47 @@ func parseMariaDBPosition(s string) (map[uint64]mariaGTID, error) {
 		out[n[0]] = mariaGTID{server: n[1], seq: n[2]}
 	}
 	return out, nil
+}
+
+// union is every transaction of position a or b, in the syntax of their
+// flavor: both GTID sets' intervals for MySQL, each domain's later
+// transaction for MariaDB positions. A replica's executed transactions
+// and those it received but has not applied yet are, together, what it
+// would hold once promoted.
+func union(a, b string) (string, error) {
+	a, b = strip(a), strip(b)
+	switch {
+	case a == "":
+		return b, nil
+	case b == "":
+		return a, nil
+	case strings.Contains(a, ":") || strings.Contains(b, ":"):
+		if _, err := parseGTIDSet(a + "," + b); err != nil {
+			return "", err
+		}
+		return a + "," + b, nil
+	}
+	pa, err := parseMariaDBPosition(a)
+	if err != nil {
+		return "", err
+	}
+	pb, err := parseMariaDBPosition(b)
+	if err != nil {
+		return "", err
+	}
+	for d, t := range pb {
+		if s, ok := pa[d]; !ok || t.seq > s.seq {
+			pa[d] = t
+		}
+	}
+	domains := make([]uint64, 0, len(pa))
+	for d := range pa {
+		domains = append(domains, d)
+	}
+	sort.Slice(domains, func(i, j int) bool { return domains[i] < domains[j] })
+	parts := make([]string, 0, len(domains))
+	for _, d := range domains {
+		parts = append(parts, fmt.Sprintf("%d-%d-%d", d, pa[d].server, pa[d].seq))
+	}
+	return strings.Join(parts, ","), nil
 }
