@@ -54,9 +54,9 @@ type dialect struct {
 	// writes; demote makes a primary refuse them, waiting for commits
 	// under way. None persists: a server that restarts is read-only
 	// again (the composed read_only), until the provider opens it.
-	forget  string
-	open    []string
-	demote  string
+	forget string
+	open   []string
+	demote string
 
 	stop, start string
 	// change names the source's host, port, user and password, in that
@@ -107,8 +107,8 @@ var dialects = map[Flavor]dialect{
 		// read_only OFF turns super_read_only off too; SET GLOBAL, not
 		// PERSIST: the replica's persisted super_read_only stays for its
 		// next start.
-		open:   []string{"SET GLOBAL super_read_only = OFF", "SET GLOBAL read_only = OFF"},
-		demote: "SET GLOBAL super_read_only = ON",
+		open:            []string{"SET GLOBAL super_read_only = OFF", "SET GLOBAL read_only = OFF"},
+		demote:          "SET GLOBAL super_read_only = ON",
 		protect:         "SET PERSIST super_read_only = ON",
 		semiSyncReplica: "SET PERSIST rpl_semi_sync_replica_enabled = ON",
 		semiSyncOn:      "SET PERSIST rpl_semi_sync_source_enabled = ON",
@@ -133,15 +133,15 @@ var dialects = map[Flavor]dialect{
 		host:   "Master_Host", port: "Master_Port", io: "Slave_IO_Running", sqlThread: "Slave_SQL_Running", lag: "Seconds_Behind_Master",
 		received: "Gtid_IO_Pos",
 		stop:     "STOP SLAVE", start: "START SLAVE",
-		change:   []string{"CHANGE MASTER TO MASTER_HOST = ", ", MASTER_PORT = ", ", MASTER_USER = ", ", MASTER_PASSWORD = ", ", MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1"},
+		change: []string{"CHANGE MASTER TO MASTER_HOST = ", ", MASTER_PORT = ", ", MASTER_USER = ", ", MASTER_PASSWORD = ", ", MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1"},
 		// slave_pos holds only what the server replicated: a former
 		// primary's own transactions are in gtid_current_pos.
-		adopt:        "SET GLOBAL gtid_slave_pos = @@global.gtid_current_pos",
-		stopReceiver: "STOP SLAVE IO_THREAD",
-		waitApplied:  "SELECT MASTER_GTID_WAIT(?, ?)",
-		forget:       "RESET SLAVE ALL",
-		open:         []string{"SET GLOBAL read_only = OFF"},
-		demote:       "SET GLOBAL read_only = ON",
+		adopt:           "SET GLOBAL gtid_slave_pos = @@global.gtid_current_pos",
+		stopReceiver:    "STOP SLAVE IO_THREAD",
+		waitApplied:     "SELECT MASTER_GTID_WAIT(?, ?)",
+		forget:          "RESET SLAVE ALL",
+		open:            []string{"SET GLOBAL read_only = OFF"},
+		demote:          "SET GLOBAL read_only = ON",
 		protect:         "SET GLOBAL read_only = ON",
 		semiSyncReplica: "SET GLOBAL rpl_semi_sync_slave_enabled = ON",
 		semiSyncOn:      "SET GLOBAL rpl_semi_sync_master_enabled = ON",
