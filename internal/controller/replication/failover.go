@@ -55,9 +55,9 @@ func remember(a *assessment, prev v1alpha1.ReplicationObservation, now time.Time
 // primary. With synchronous replication it promotes only a standby that was
 // synchronous, and only when every such standby but fewer than the number a
 // commit waited for answers: then one that answers holds every commit the
-// primary acknowledged, and it promotes the one that received the most.
-// Without, it promotes the standby that received the most WAL.
-func decide(p v1alpha1.ReplicationParameters, a assessment, now time.Time) (*promotion, string) {
+// primary acknowledged, and it promotes the one pick chooses among them.
+// Without, pick chooses among every standby that answers.
+func decide(p v1alpha1.ReplicationParameters, a assessment, now time.Time, pick pickFn) (*promotion, string) {
 	at := a.at
 	if a.primary >= 0 || a.splitBrain() || at.PrimaryLostAt == nil {
 		return nil, ""
@@ -93,12 +93,38 @@ func decide(p v1alpha1.ReplicationParameters, a assessment, now time.Time) (*pro
 			return nil, fmt.Sprintf("cannot fail over from %s: synchronous standbys %s do not answer, and a commit the primary acknowledged may be only on them", at.LastPrimary, strings.Join(missing, ", "))
 		}
 	}
-	best, bestLSN := -1, uint64(0)
+	var candidates []int
 	for i, m := range at.Members {
-		if m.Role != v1alpha1.MemberStandby || (p.Synchronous > 0 && !eligible[m.Name]) {
-			continue
+		if m.Role == v1alpha1.MemberStandby && (p.Synchronous == 0 || eligible[m.Name]) {
+			candidates = append(candidates, i)
 		}
-		lsn, ok := parseLSN(m.ReceivedLSN)
+	}
+	best, what := pick(a, candidates)
+	if best < 0 {
+		return nil, fmt.Sprintf("cannot fail over from %s: %s", at.LastPrimary, what)
+	}
+	mode := "asynchronous: commits it had not received are lost"
+	if p.Synchronous > 0 {
+		mode = "synchronous: it holds every acknowledged commit"
+	}
+	return &promotion{
+		to: best, from: at.LastPrimary,
+		reason: fmt.Sprintf("primary %s unreachable for %s; promoted %s, %s; %s",
+			at.LastPrimary, lost.Round(100*time.Millisecond), at.Members[best].Name, what, mode),
+		lagBytes: at.Members[best].LagBytes,
+	}, ""
+}
+
+// A pickFn chooses the standby to promote among candidates (member
+// indexes of standbys that answer and may be promoted), and says what
+// makes it the one; -1 and why none can be, when none can.
+type pickFn func(a assessment, candidates []int) (int, string)
+
+// mostWAL picks the PostgreSQL standby that received the most WAL.
+func mostWAL(a assessment, candidates []int) (int, string) {
+	best, bestLSN := -1, uint64(0)
+	for _, i := range candidates {
+		lsn, ok := parseLSN(a.at.Members[i].ReceivedLSN)
 		if !ok {
 			continue
 		}
@@ -107,18 +133,9 @@ func decide(p v1alpha1.ReplicationParameters, a assessment, now time.Time) (*pro
 		}
 	}
 	if best < 0 {
-		return nil, fmt.Sprintf("cannot fail over from %s: no standby answers with its WAL position", at.LastPrimary)
+		return -1, "no standby answers with its WAL position"
 	}
-	mode := "asynchronous: commits it had not received are lost"
-	if p.Synchronous > 0 {
-		mode = "synchronous: it holds every acknowledged commit"
-	}
-	return &promotion{
-		to: best, from: at.LastPrimary,
-		reason: fmt.Sprintf("primary %s unreachable for %s; promoted %s, the standby with the most WAL received (%s); %s",
-			at.LastPrimary, lost.Round(100*time.Millisecond), at.Members[best].Name, at.Members[best].ReceivedLSN, mode),
-		lagBytes: at.Members[best].LagBytes,
-	}, ""
+	return best, fmt.Sprintf("the standby with the most WAL received (%s)", a.at.Members[best].ReceivedLSN)
 }
 
 func memberObserved(ms []v1alpha1.MemberObservation, name string) *v1alpha1.MemberObservation {

@@ -114,7 +114,7 @@ func TestDecide(t *testing.T) {
 			p.FailoverAfterSeconds = tc.after
 			a := assess(p, tc.answers)
 			remember(&a, tc.prev, t0)
-			pr, why := decide(p, a, t0)
+			pr, why := decide(p, a, t0, mostWAL)
 			got := want{to: -1, why: why}
 			if pr != nil {
 				got.to = pr.to

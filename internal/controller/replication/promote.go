@@ -34,7 +34,7 @@ func (e *external) promoters() bool {
 		return false
 	}
 	for _, s := range e.servers {
-		if _, ok := s.(Promoter); !ok {
+		if e.moves.promotable == nil || !e.moves.promotable(s) {
 			return false
 		}
 	}
@@ -48,7 +48,7 @@ func (e *external) failoverDue(fp v1alpha1.ReplicationParameters, a assessment, 
 	if !e.promoters() {
 		return nil, ""
 	}
-	p, why := decide(fp, a, now)
+	p, why := decide(fp, a, now, e.moves.pick)
 	if p != nil {
 		if m := memberObserved(prev.Members, a.at.Members[p.to].Name); m != nil {
 			p.lagBytes = m.LagBytes
@@ -61,6 +61,9 @@ func (e *external) failoverDue(fp v1alpha1.ReplicationParameters, a assessment, 
 // own; else why the primary cannot move yet, or "".
 func (e *external) primaryMove(ctx context.Context, cr *v1alpha1.Replication, a assessment, prev v1alpha1.ReplicationObservation, now time.Time, pods map[string]pod) (*plan, string) {
 	fp := cr.Spec.ForProvider
+	if i := reopenDue(e.moves, fp.Members, a); i >= 0 && e.promoters() {
+		return &plan{reopen: &i}, ""
+	}
 	promote, why := e.failoverDue(fp, a, prev, now)
 	if promote != nil {
 		cr.SetConditions(xpv2.Unavailable().WithMessage("failing over: " + promote.reason))

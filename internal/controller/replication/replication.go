@@ -193,6 +193,7 @@ func (c *connector) Connect(ctx context.Context, cr *v1alpha1.Replication) (mana
 	e.render = c.render(pc.Spec.Engine)
 	e.contains = c.contains(pc.Spec.Engine)
 	e.failsOver = engines[pc.Spec.Engine].failover
+	e.moves = engines[pc.Spec.Engine].moves
 	// Replicas replicate from the read-write Service, which follows the
 	// primary label.
 	e.source = xsql.Endpoint{Host: pc.Spec.Host, Port: pc.Spec.Port, TLS: pc.Spec.TLS}
@@ -238,6 +239,9 @@ type plan struct {
 	promote *promotion
 	// switchover is one to make, before anything else.
 	switchover *switchover
+	// reopen is a member to make writable again: the primary, restarted
+	// read-only (MySQL), before anything else.
+	reopen *int
 	// restart is a Pod to delete, for it to come back at the new revision.
 	restart string
 	// semiSync is how many replicas the primary's commits are to wait
@@ -257,6 +261,9 @@ func (p plan) diff() []string {
 	}
 	if p.switchover != nil {
 		out = append(out, fmt.Sprintf("switch over from member %d to member %d", p.switchover.from, p.switchover.to))
+	}
+	if p.reopen != nil {
+		out = append(out, fmt.Sprintf("make member %d, the primary, take writes again: it started read-only", *p.reopen))
 	}
 	if p.restart != "" {
 		out = append(out, fmt.Sprintf("restart Pod %s at its StatefulSet's new revision", p.restart))
@@ -323,6 +330,8 @@ type external struct {
 	now func() time.Time
 	// failsOver: the engine's standbys can be promoted by the provider.
 	failsOver bool
+	// moves are how the engine's primary moves.
+	moves moves
 }
 
 var _ managed.TypedExternalClient[*v1alpha1.Replication] = &external{}
@@ -370,7 +379,7 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 	if a.primary >= 0 {
 		e.primary = e.servers[a.primary]
 		e.plan.dropSlots = staleSlots(fp.SlotPrefix, fp.Members, a.state.Slots)
-		if e.promoters() {
+		if e.promoters() && e.moves.slots {
 			e.plan.createSlots = missingSlots(fp.SlotPrefix, fp.Members, a.primary, a.state.Slots)
 		}
 		if e.render != nil {
@@ -478,10 +487,13 @@ func (e *external) Create(_ context.Context, _ *v1alpha1.Replication) (managed.E
 // stale slots, then synchronous_standby_names.
 func (e *external) Update(ctx context.Context, cr *v1alpha1.Replication) (managed.ExternalUpdate, error) {
 	if e.plan.promote != nil {
-		return managed.ExternalUpdate{}, e.failover(ctx, cr, *e.plan.promote)
+		return managed.ExternalUpdate{}, e.moves.failover(e, ctx, cr, *e.plan.promote)
 	}
 	if e.plan.switchover != nil {
-		return managed.ExternalUpdate{}, e.switchover(ctx, cr, *e.plan.switchover)
+		return managed.ExternalUpdate{}, e.moves.switchover(e, ctx, cr, *e.plan.switchover)
+	}
+	if e.plan.reopen != nil {
+		return managed.ExternalUpdate{}, e.reopen(ctx, cr, *e.plan.reopen)
 	}
 	if e.plan.restart != "" {
 		return managed.ExternalUpdate{}, e.restart(ctx, cr, e.plan.restart)
