@@ -181,8 +181,8 @@ func TestReopenDue(t *testing.T) {
 			want:    1,
 		},
 		"NewDatabase": {
-			reason: "No primary was ever seen: the first pod, blank and read-only as every pod starts, is opened.",
-			m:      mysqlMoves,
+			reason:  "No primary was ever seen: the first pod, blank and read-only as every pod starts, is opened.",
+			m:       mysqlMoves,
 			answers: []answer{{state: blank}, {state: blank}},
 			want:    0,
 		},

@@ -85,7 +85,7 @@ func TestRepairs(t *testing.T) {
 			reason:       "MariaDB has no CLONE: a former primary ahead of the new one keeps its data, stays read-only and is reported.",
 			answers:      []answer{{state: formerPrimary("0-100-57", false)}, {state: mariaPrimary}},
 			failoverFrom: "orders-0",
-			want: want{Why: map[int]string{0: "former primary: holds transactions the primary orders-1 does not have (lost by the failover, or committed but never acknowledged); it stays read-only and out of replication, and the provider does not delete them: without CLONE (MariaDB) resolve by hand"}},
+			want:         want{Why: map[int]string{0: "former primary: holds transactions the primary orders-1 does not have (lost by the failover, or committed but never acknowledged); it stays read-only and out of replication, and the provider does not delete them: without CLONE (MariaDB) resolve by hand"}},
 		},
 		"OtherDivergedNotRecloned": {
 			reason:       "Only the primary a failover replaced is re-cloned: another member with transactions of its own and tables is left alone.",
