@@ -174,6 +174,12 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		p.RetentionDays = days
 	}
 
+	p.SQLUsers = in.SQLUsers
+	if s.Autoscaling != nil {
+		p.Autoscaling = s.Autoscaling
+		p.Replicas, p.LeaveReplicas = autoscaledReplicas(s.Autoscaling, p.Replicas, o.StatefulSet)
+	}
+	p.resolveReplication(s, pr, o, db.GetAnnotations()[AnnotationSwitchoverTo])
 	mem := p.Resources.Limits.Memory()
 	if mem.IsZero() {
 		mem = p.Resources.Requests.Memory()
@@ -186,6 +192,8 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		Port:            e.Port,
 		StorageBytes:    p.StorageSize.Value(),
 		PrimaryHost:     p.Host(),
+		// The provider's Replication opens the one primary.
+		StartReadOnly: e.ProviderReplicates && p.Replicated && p.SQLUsers,
 	})
 	// The other files too: a new init step or pg_hba.conf rolls the pods.
 	files := []string{p.Config}
@@ -194,12 +202,6 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 	}
 	p.ConfigHash = digest([]byte(strings.Join(files, "\x00")))
 
-	p.SQLUsers = in.SQLUsers
-	if s.Autoscaling != nil {
-		p.Autoscaling = s.Autoscaling
-		p.Replicas, p.LeaveReplicas = autoscaledReplicas(s.Autoscaling, p.Replicas, o.StatefulSet)
-	}
-	p.resolveReplication(s, pr, o, db.GetAnnotations()[AnnotationSwitchoverTo])
 	if p.SQLUsers {
 		p.Logins = logins(p.names, s.Users, p.Replicated)
 	}
