@@ -172,16 +172,22 @@ func (r *replicationEnv) poll(ctx context.Context, t testing.TB, wg *sync.WaitGr
 
 // labelled is the member whose Pod is labelled primary, or nil.
 func (r *replicationEnv) labelled() *pgMember {
-	l := &corev1.PodList{}
-	if err := r.kube.List(context.Background(), l, client.MatchingLabels{v1alpha1.LabelRole: v1alpha1.RolePrimary}); err != nil || len(l.Items) != 1 {
-		return nil
-	}
+	name := r.labelledPod()
 	for _, m := range r.c.Members {
-		if m.Name == l.Items[0].Name {
+		if m.Name == name {
 			return m
 		}
 	}
 	return nil
+}
+
+// labelledPod is the one Pod labelled primary, or "".
+func (r *replicationEnv) labelledPod() string {
+	l := &corev1.PodList{}
+	if err := r.kube.List(context.Background(), l, client.MatchingLabels{v1alpha1.LabelRole: v1alpha1.RolePrimary}); err != nil || len(l.Items) != 1 {
+		return ""
+	}
+	return l.Items[0].Name
 }
 
 // tick reconciles cr once, as the managed reconciler does on a poll.
@@ -227,10 +233,15 @@ func waitHealthy(t testing.TB, status func() v1alpha1.ReplicationObservation, n 
 // Kill kills the member's server and every backend with SIGKILL, as the
 // kernel's OOM killer or a node crash does.
 func (m *pgMember) Kill() {
-	if m.Proc != nil {
-		_ = syscall.Kill(-m.Proc.PID(), syscall.SIGKILL) // It may be gone.
-	}
+	m.killGroup()
 	m.Stop()
+}
+
+// killGroup sends SIGKILL to the server's process group.
+func (s *server) killGroup() {
+	if s.Proc != nil {
+		_ = syscall.Kill(-s.Proc.PID(), syscall.SIGKILL) // It may be gone.
+	}
 }
 
 // A writer commits one row at a time through the read-write Service and
@@ -248,6 +259,13 @@ func startWriter(ctx context.Context, t testing.TB, wg *sync.WaitGroup, port int
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startWriterOn(ctx, t, wg, db, "INSERT INTO acked VALUES ($1)")
+}
+
+// startWriterOn commits insert, with each row's id, through db, one
+// session at a time, and records the rows acknowledged.
+func startWriterOn(ctx context.Context, t testing.TB, wg *sync.WaitGroup, db *sql.DB, insert string) *writer {
+	t.Helper()
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxLifetime(0)
 	t.Cleanup(func() { _ = db.Close() })
@@ -255,7 +273,7 @@ func startWriter(ctx context.Context, t testing.TB, wg *sync.WaitGroup, port int
 	wg.Go(func() {
 		for id := int64(1); ctx.Err() == nil; {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			_, err := db.ExecContext(cctx, "INSERT INTO acked VALUES ($1)", id)
+			_, err := db.ExecContext(cctx, insert, id)
 			cancel()
 			if err != nil {
 				// A commit whose acknowledgement never came may or may
@@ -305,31 +323,47 @@ func (w *writer) ids() []int64 {
 // watchRoles polls every server's role every 100 ms until ctx ends; what it
 // returns tells, once wg is done, the first moment two were writable.
 func watchRoles(ctx context.Context, wg *sync.WaitGroup, c *pgCluster) func() string {
-	var found string
-	var mu sync.Mutex
-	dbs := map[*pgMember]*sql.DB{}
+	probes := map[string]roleProbe{}
 	for _, m := range c.Members {
 		db, err := sql.Open("pgx", fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password='%s' dbname=postgres sslmode=disable connect_timeout=1",
 			m.Port, pgQuoteConn(testPassword)))
 		if err != nil {
 			continue
 		}
-		db.SetMaxOpenConns(1)
-		dbs[m] = db
+		probes[m.Name] = roleProbe{db: db, writable: "SELECT NOT pg_is_in_recovery()"}
+	}
+	return watchWritable(ctx, wg, probes)
+}
+
+// A roleProbe asks one server, through db, whether it takes writes: the
+// one boolean its query returns.
+type roleProbe struct {
+	db       *sql.DB
+	writable string
+}
+
+// watchWritable polls every server of probes, by name, every 100 ms until
+// ctx ends; what it returns tells, once wg is done, the first moment two
+// were writable. A server that does not answer is not writable.
+func watchWritable(ctx context.Context, wg *sync.WaitGroup, probes map[string]roleProbe) func() string {
+	var found string
+	var mu sync.Mutex
+	for _, p := range probes {
+		p.db.SetMaxOpenConns(1)
 	}
 	wg.Go(func() {
 		defer func() {
-			for _, db := range dbs {
-				_ = db.Close()
+			for _, p := range probes {
+				_ = p.db.Close()
 			}
 		}()
 		for ctx.Err() == nil {
 			var writable []string
-			for m, db := range dbs {
+			for name, p := range probes {
 				cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-				var recovery bool
-				if err := db.QueryRowContext(cctx, "SELECT pg_is_in_recovery()").Scan(&recovery); err == nil && !recovery {
-					writable = append(writable, m.Name)
+				var w bool
+				if err := p.db.QueryRowContext(cctx, p.writable).Scan(&w); err == nil && w {
+					writable = append(writable, name)
 				}
 				cancel()
 			}

@@ -116,12 +116,15 @@ var dialects = map[Flavor]dialect{
 		waitFor:         "SET PERSIST rpl_semi_sync_source_wait_for_replica_count = ",
 		clone:           true,
 	},
-	// MariaDB has no SET PERSIST: a restarted replica comes up writable,
-	// but with its source configured, so it is still no primary, and the
-	// provider protects it again. Semi-sync is built in since 10.3.3 and
-	// waits for one replica.
+	// MariaDB has no SET PERSIST: a restarted replica comes up as the
+	// configuration says (read_only with replicas), with its source
+	// configured, and the provider protects it again. Semi-sync is built
+	// in since 10.3.3 and waits for one replica. Its position is the
+	// binlog state (every server's last transaction per domain), which
+	// tells a former primary's own unreplicated transaction apart
+	// (PositionContains); every pod logs what it applies.
 	MariaDB: {
-		observe: `SELECT @@global.read_only, @@global.read_only, @@global.gtid_current_pos,
+		observe: `SELECT @@global.read_only, @@global.read_only, @@global.gtid_binlog_state,
   (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA NOT IN ` + systemSchemas + `),
   NULL,
   ` + variable("information_schema.GLOBAL_VARIABLES", "RPL_SEMI_SYNC_MASTER_ENABLED") + `,

@@ -314,6 +314,12 @@ func TestPositionContains(t *testing.T) {
 		"MariaDBAhead":        {reason: "MariaDB: ahead of the primary.", super: "0-100-12", sub: "0-100-13", want: false},
 		"MariaDBOtherDomain":  {reason: "MariaDB: a domain the primary has not seen.", super: "0-100-12", sub: "0-100-1,2-101-1", want: false},
 		"MariaDBMalformed":    {reason: "MariaDB: garbage is an error.", super: "0-100-12", sub: "0-x-1", err: true},
+		"MariaDBFormerPrimaryDiverged": {
+			reason: "MariaDB: a killed primary's transaction 0-100-6 that no replica received is not in the new primary's binlog state, though its domain went on past 6 from another server.",
+			super:  "0-100-5,0-101-7790", sub: "0-100-6", want: false,
+		},
+		"MariaDBFormerPrimaryBehind": {reason: "MariaDB: a former primary whose last transaction the new primary has.", super: "0-100-6,0-101-7790", sub: "0-100-6", want: true},
+		"MariaDBReplicaOfBoth":       {reason: "MariaDB: a replica of both primaries, behind on the second.", super: "0-100-5,0-101-7790", sub: "0-100-5,0-101-7000", want: true},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -410,7 +416,7 @@ func TestUnion(t *testing.T) {
 	}{
 		"MySQLSets":     {reason: "MySQL sets are joined; PositionContains merges the intervals.", a: "u:1-9", b: "u:5-12", want: "u:1-9,u:5-12"},
 		"MySQLEmpty":    {reason: "Nothing received: the executed set.", a: "u:1-9", want: "u:1-9"},
-		"MariaDBLater":  {reason: "Each domain's later transaction, domains sorted.", a: "1-100-3,0-100-12", b: "0-101-15", want: "0-101-15,1-100-3"},
+		"MariaDBLater":  {reason: "Each domain and server's later transaction, sorted.", a: "1-100-3,0-100-12", b: "0-101-15,0-100-14", want: "0-100-14,0-101-15,1-100-3"},
 		"MariaDBBehind": {reason: "A received position behind the executed one changes nothing.", a: "0-100-12", b: "0-100-10", want: "0-100-12"},
 		"Bad":           {reason: "A position that does not parse is an error.", a: "0-100-12", b: "x-y", err: true},
 	}

@@ -46,7 +46,7 @@ type ReplicationState struct {
 	// it holds READ_ONLY ADMIN).
 	Protected bool `json:"protected,omitempty"`
 	// Position is the set of transactions the server executed: MySQL's
-	// gtid_executed, MariaDB's gtid_current_pos.
+	// gtid_executed, MariaDB's gtid_binlog_state.
 	Position string `json:"position,omitempty"`
 	// Received is Position with the transactions a replica received and
 	// has not applied yet: what it holds once promoted.

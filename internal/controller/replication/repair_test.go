@@ -142,10 +142,10 @@ func TestRepairs(t *testing.T) {
 			answers: []answer{{state: &xsql.ReplicationState{OwnSource: true, Primary: true, Position: "0-100-40", UserTables: 1}}, {state: &xsql.ReplicationState{OwnSource: true, Primary: true, Blank: true, Position: "0-101-41"}}},
 			want:    want{Why: map[int]string{1: "has transactions the primary does not have and cannot be cloned: the provider leaves it alone; resolve by hand"}},
 		},
-		"MariaDBLowerSequenceReplicates": {
-			reason:  "MariaDB positions are per domain: a lower sequence number from another server passes (gtid_strict_mode then stops replication with an error, which is reported).",
+		"MariaDBOtherServerReported": {
+			reason:  "MariaDB binlog states are per domain and server: a transaction of another server the primary never logged is its own, even with a lower sequence number: reported, not replicated.",
 			answers: []answer{{state: &xsql.ReplicationState{OwnSource: true, Primary: true, Position: "0-100-40", UserTables: 1}}, {state: &xsql.ReplicationState{OwnSource: true, Primary: true, Blank: true, Position: "0-101-2"}}},
-			want:    want{Repairs: []string{"replicate 1"}, Why: map[int]string{}},
+			want:    want{Why: map[int]string{1: "has transactions the primary does not have and cannot be cloned: the provider leaves it alone; resolve by hand"}},
 		},
 		"Unreachable": {
 			reason:  "An unreachable member needs nothing it can be given.",
