@@ -266,8 +266,8 @@ func sourceHost(ep xsql.Endpoint) (string, error) {
 
 // ReplicateStatements make a server a protected replica of source, logging
 // in as cred with GTID auto-positioning: stop replication, refuse writes,
-// acknowledge for semi-sync (when the server has the setting), point it at
-// source, start. Every statement is idempotent, so a replica that was only
+// acknowledge for semi-sync and stop waiting as a source (when the server
+// has the settings), point it at source, start. Every statement is idempotent, so a replica that was only
 // stopped gets the same.
 func ReplicateStatements(f Flavor, source xsql.Endpoint, cred xsql.Credential, semiSync bool) ([]string, error) {
 	d, err := dialectOf(f)
@@ -293,7 +293,11 @@ func ReplicateStatements(f Flavor, source xsql.Endpoint, cred xsql.Credential, s
 	change := c[0] + host + c[1] + strconv.Itoa(port(source)) + c[2] + user + c[3] + pw + c[4]
 	stmts := []string{d.stop, d.protect}
 	if semiSync {
-		stmts = append(stmts, d.semiSyncReplica)
+		// A former primary keeps its source side on otherwise, and its
+		// applier, logging what it applies, would wait for
+		// acknowledgements no one sends (up to the semi-sync timeout,
+		// each time), stalling replication.
+		stmts = append(stmts, d.semiSyncReplica, d.semiSyncOff)
 	}
 	if d.adopt != "" {
 		stmts = append(stmts, d.adopt)

@@ -35,6 +35,7 @@ func TestReplicateStatements(t *testing.T) {
 		"STOP REPLICA",
 		"SET PERSIST super_read_only = ON",
 		"SET PERSIST rpl_semi_sync_replica_enabled = ON",
+		"SET PERSIST rpl_semi_sync_source_enabled = OFF",
 		"CHANGE REPLICATION SOURCE TO SOURCE_HOST = 'orders.team-a.svc.cluster.local', SOURCE_PORT = 3306, SOURCE_USER = 'replication', SOURCE_PASSWORD = 'pw', SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = 1, GET_SOURCE_PUBLIC_KEY = 1",
 		"START REPLICA",
 	}
@@ -44,7 +45,7 @@ func TestReplicateStatements(t *testing.T) {
 		want   want
 	}{
 		"MySQL80": {
-			reason: "MySQL 8.0 stops, protects, acknowledges semi-sync, points at the source with GTID auto-positioning and starts, in 8.0.26+ forms.",
+			reason: "MySQL 8.0 stops, protects, acknowledges semi-sync and stops waiting as a source, points at the source with GTID auto-positioning (retrying it every second) and starts, in 8.0.26+ forms.",
 			args:   args{version: "8.0.43", source: src, cred: cred, semiSync: true},
 			want:   want{stmts: mysql80},
 		},
@@ -56,7 +57,7 @@ func TestReplicateStatements(t *testing.T) {
 		"MySQLNoSemiSyncPlugin": {
 			reason: "Without the semi-sync plugin loaded its variable is not set.",
 			args:   args{version: "8.4.6", source: src, cred: cred},
-			want:   want{stmts: []string{mysql80[0], mysql80[1], mysql80[3], mysql80[4]}},
+			want:   want{stmts: []string{mysql80[0], mysql80[1], mysql80[4], mysql80[5]}},
 		},
 		"MariaDB": {
 			reason: "MariaDB takes CHANGE MASTER with slave_pos GTIDs, read_only and its built-in semi-sync; its slave_pos is first set to all it executed, so that a former primary does not ask for its own transactions again.",
@@ -65,6 +66,7 @@ func TestReplicateStatements(t *testing.T) {
 				"STOP SLAVE",
 				"SET GLOBAL read_only = ON",
 				"SET GLOBAL rpl_semi_sync_slave_enabled = ON",
+				"SET GLOBAL rpl_semi_sync_master_enabled = OFF",
 				"SET GLOBAL gtid_slave_pos = @@global.gtid_current_pos",
 				"CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = 33061, MASTER_USER = 'replication', MASTER_PASSWORD = 'pw', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1",
 				"START SLAVE",
