@@ -192,8 +192,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		Port:            e.Port,
 		StorageBytes:    p.StorageSize.Value(),
 		PrimaryHost:     p.Host(),
-		// The provider's Replication opens the one primary.
-		StartReadOnly: e.ProviderReplicates && p.Replicated && p.SQLUsers,
+		StartReadOnly:   p.providerOpensPrimary(),
 	})
 	// The other files too: a new init step or pg_hba.conf rolls the pods.
 	files := []string{p.Config}
@@ -270,6 +269,13 @@ func (p Params) BackupHost() string {
 		return p.ReadOnlyHost()
 	}
 	return p.Host()
+}
+
+// providerOpensPrimary: the SQL provider's Replication makes the one
+// primary take writes (MySQL with replicas), so every server starts
+// read-only.
+func (p *Params) providerOpensPrimary() bool {
+	return p.Engine.ProviderReplicates && p.Replicated && p.SQLUsers
 }
 
 // resolveReplication decides whether standbys stream, how many a commit

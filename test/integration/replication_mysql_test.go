@@ -57,8 +57,8 @@ var mariadbOptions = map[string]string{
 	// MySQL 8's plugins: MariaDB has no CLONE and semi-sync built in.
 	"plugin-load-add": "",
 	// Every server starts read-only: the provider opens the primary.
-	"read_only": "--read-only",
-	"slow_query_log":  "--slow-query-log", "long_query_time": "--long-query-time", "log_error_verbosity": "",
+	"read_only":      "--read-only",
+	"slow_query_log": "--slow-query-log", "long_query_time": "--long-query-time", "log_error_verbosity": "",
 }
 
 // mariadbArgs are a member's MariaDB arguments: the composed my.cnf and
