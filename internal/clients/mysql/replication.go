@@ -322,13 +322,16 @@ func WaitAppliedQuery(f Flavor, received string, timeout time.Duration) (xsql.Qu
 
 // PromoteStatements make a replica that applied what it received a
 // primary: replication stops, its source is forgotten, and it takes
-// writes. A server that replicates from no one gets the same, harmlessly:
-// that is how a restarted primary is opened again. Nothing is persisted,
-// so a restart leaves it read-only.
-func PromoteStatements(f Flavor) ([]string, error) {
+// writes. A server that replicates from no one (a primary that restarted
+// read-only, a new Database's first pod) only takes writes. Nothing is
+// persisted, so a restart leaves it read-only.
+func PromoteStatements(f Flavor, replica bool) ([]string, error) {
 	d, err := dialectOf(f)
 	if err != nil {
 		return nil, err
+	}
+	if !replica {
+		return d.open, nil
 	}
 	return append([]string{d.stop, d.forget}, d.open...), nil
 }
@@ -599,7 +602,7 @@ func (c *ReplicationClient) Promote(ctx context.Context) error {
 			return errors.Errorf("cannot promote: the replica did not apply the transactions it received (%s) within %s", s.Source.Received, appliedTimeout)
 		}
 	}
-	stmts, err := PromoteStatements(f)
+	stmts, err := PromoteStatements(f, s.Source != nil)
 	if err != nil {
 		return err
 	}

@@ -341,18 +341,20 @@ func TestFailoverStatements(t *testing.T) {
 		StopReceiver string
 		WaitApplied  xsql.Query
 		Promote      []string
+		Open         []string
 		Demote       string
 		Reconnect    []string
 	}
 	build := func(f Flavor) (got, error) {
 		var g got
 		var err error
-		errs := make([]error, 5)
+		errs := make([]error, 6)
 		g.StopReceiver, errs[0] = StopReceiverStatement(f)
 		g.WaitApplied, errs[1] = WaitAppliedQuery(f, "u:1-9", 30*time.Second)
-		g.Promote, errs[2] = PromoteStatements(f)
-		g.Demote, errs[3] = DemoteStatement(f)
-		g.Reconnect, errs[4] = ReconnectStatements(f)
+		g.Promote, errs[2] = PromoteStatements(f, true)
+		g.Open, errs[3] = PromoteStatements(f, false)
+		g.Demote, errs[4] = DemoteStatement(f)
+		g.Reconnect, errs[5] = ReconnectStatements(f)
 		for _, e := range errs {
 			if e != nil {
 				err = e
@@ -367,12 +369,13 @@ func TestFailoverStatements(t *testing.T) {
 		err    bool
 	}{
 		"MySQL": {
-			reason: "MySQL 8 stops the receiver, waits with WAIT_FOR_EXECUTED_GTID_SET for what it received (the set an argument), resets the replica and turns super_read_only then read_only off with SET GLOBAL (the persisted super_read_only stays for its next start); a demoted primary gets super_read_only.",
+			reason: "MySQL 8 stops the receiver, waits with WAIT_FOR_EXECUTED_GTID_SET for what it received (the set an argument), resets the replica and turns super_read_only then read_only off with SET GLOBAL (the persisted super_read_only stays for its next start); a server replicating from no one is only opened, with no STOP REPLICA; a demoted primary gets super_read_only.",
 			f:      MySQL,
 			want: got{
 				StopReceiver: "STOP REPLICA IO_THREAD",
 				WaitApplied:  xsql.Query{SQL: "SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?)", Args: []any{"u:1-9", int64(30)}},
 				Promote:      []string{"STOP REPLICA", "RESET REPLICA ALL", "SET GLOBAL super_read_only = OFF", "SET GLOBAL read_only = OFF"},
+				Open:         []string{"SET GLOBAL super_read_only = OFF", "SET GLOBAL read_only = OFF"},
 				Demote:       "SET GLOBAL super_read_only = ON",
 				Reconnect:    []string{"STOP REPLICA", "START REPLICA"},
 			},
@@ -384,6 +387,7 @@ func TestFailoverStatements(t *testing.T) {
 				StopReceiver: "STOP SLAVE IO_THREAD",
 				WaitApplied:  xsql.Query{SQL: "SELECT MASTER_GTID_WAIT(?, ?)", Args: []any{"u:1-9", int64(30)}},
 				Promote:      []string{"STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF"},
+				Open:         []string{"SET GLOBAL read_only = OFF"},
 				Demote:       "SET GLOBAL read_only = ON",
 				Reconnect:    []string{"STOP SLAVE", "START SLAVE"},
 			},
