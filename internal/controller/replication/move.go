@@ -114,12 +114,21 @@ func gtidSuperset(contains ContainsFn) pickFn {
 // reopenDue is the member to make take writes again, or -1, for engines
 // whose servers start read-only: the last primary when it answers
 // read-only and replicating from no one (it restarted before any
-// failover), or, when no primary was ever seen, the first pod (a new
-// Database: the read-write Service routes to it first). Never while any
-// member takes writes.
+// failover), or, when no primary was ever seen, the first pod while no
+// member is a replica yet (a new Database: the read-write Service routes
+// to it first). Never while any member takes writes. A Replication that
+// lost its status with replicas configured opens no one: which server was
+// the primary is then for a human to say.
 func reopenDue(m moves, members []v1alpha1.ReplicationMember, a assessment) int {
 	if !m.reopens || a.primary >= 0 || len(a.primaries) > 0 {
 		return -1
+	}
+	if a.at.LastPrimary == "" {
+		for _, ans := range a.answers {
+			if ans.state != nil && ans.state.Source != nil {
+				return -1
+			}
+		}
 	}
 	i := -1
 	for j, mb := range members {

@@ -186,6 +186,12 @@ func TestReopenDue(t *testing.T) {
 			answers: []answer{{state: blank}, {state: blank}},
 			want:    0,
 		},
+		"NoStatusWithReplicas": {
+			reason:  "No primary recorded, but a member replicates: the status was lost, not a new Database; no one is opened.",
+			m:       mysqlMoves,
+			answers: []answer{{state: readOnly}, {state: myReplica(uuidA+":1-9", "", false)}},
+			want:    -1,
+		},
 		"LastPrimaryDown": {
 			reason: "The last primary does not answer: that is for failover to decide.",
 			m:      mysqlMoves, last: "orders-1",
