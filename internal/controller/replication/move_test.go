@@ -364,7 +364,7 @@ func TestMySQLReopen(t *testing.T) {
 	if diff := cmp.Diff([]string{"orders-0: semi-sync 1", "orders-0: promote", "orders-1: reconnect"}, changes); diff != "" {
 		t.Errorf("reopen's changes, in order: -want, +got:\n%s", diff)
 	}
-	if c := cr.GetCondition(xpv2.TypeReady); c.Status == corev1.ConditionTrue {
+	if c := cr.GetCondition(xpv2.TypeReady); c.Status != corev1.ConditionFalse || c.Message != "orders-0, the primary, started read-only: making it take writes" {
 		t.Errorf("Ready while the primary is being reopened: %+v", c)
 	}
 }

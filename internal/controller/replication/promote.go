@@ -62,6 +62,7 @@ func (e *external) failoverDue(fp v1alpha1.ReplicationParameters, a assessment, 
 func (e *external) primaryMove(ctx context.Context, cr *v1alpha1.Replication, a assessment, prev v1alpha1.ReplicationObservation, now time.Time, pods map[string]pod) (*plan, string) {
 	fp := cr.Spec.ForProvider
 	if i := reopenDue(e.moves, fp.Members, a); i >= 0 && e.promoters() {
+		cr.SetConditions(xpv2.Unavailable().WithMessage(fmt.Sprintf("%s, the primary, started read-only: making it take writes", fp.Members[i].Name)))
 		return &plan{reopen: &i}, ""
 	}
 	promote, why := e.failoverDue(fp, a, prev, now)
