@@ -276,7 +276,11 @@ func TestMySQLSwitchover(t *testing.T) {
 		}
 		gap := r.w.longestGapSince(asked)
 		gaps = append(gaps, gap)
-		t.Logf("switched over from %s to %s: commits failed for at most %s", from, to, gap.Round(time.Millisecond))
+		// Whether a commit waited out the semi-sync timeout and went on
+		// asynchronously, on the old primary or the new one.
+		const semiSync = "SELECT GROUP_CONCAT(CONCAT(VARIABLE_NAME, '=', VARIABLE_VALUE) ORDER BY VARIABLE_NAME) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ('RPL_SEMI_SYNC_MASTER_NO_TX', 'RPL_SEMI_SYNC_MASTER_STATUS', 'RPL_SEMI_SYNC_MASTER_CLIENTS')"
+		t.Logf("switched over from %s to %s: commits failed for at most %s; old primary %s; new primary %s", from, to, gap.Round(time.Millisecond),
+			r.c.member(from).Query(t, semiSync), r.c.member(to).Query(t, semiSync))
 		if why := r.rejoined(t, from, true); why != "" {
 			t.Fatalf("after a switchover the old primary %s holds transactions the new one lacks: %s", from, why)
 		}
