@@ -355,12 +355,17 @@ func KillStatement(id uint64) string {
 	return "KILL CONNECTION " + strconv.FormatUint(id, 10)
 }
 
-// ReconnectStatements have a replica connect to its source again: after a
-// failover or switchover, through the read-write Service, to the new
-// primary.
-func ReconnectStatements(f Flavor) ([]string, error) {
+// StopReplicationStatement stops a replica's threads; StartReplication
+// starts them again, and the receiver connects to its source anew.
+func StopReplicationStatement(f Flavor) (string, error) {
 	d, err := dialectOf(f)
-	return []string{d.stop, d.start}, err
+	return d.stop, err
+}
+
+// StartReplicationStatement starts a replica's threads.
+func StartReplicationStatement(f Flavor) (string, error) {
+	d, err := dialectOf(f)
+	return d.start, err
 }
 
 // ProtectStatement makes a replica refuse writes, even the superuser's.
@@ -660,15 +665,25 @@ func isUnknownThread(err error) bool {
 	return errors.As(err, &me) && me.Number == errUnknownThread
 }
 
-// Reconnect has a replica connect to its source again.
-func (c *ReplicationClient) Reconnect(ctx context.Context) error {
+// StopReplication stops a replica's threads.
+func (c *ReplicationClient) StopReplication(ctx context.Context) error {
+	return c.replicationStatement(ctx, StopReplicationStatement, "cannot stop replication")
+}
+
+// StartReplication starts a replica's threads: its receiver connects to
+// its source anew.
+func (c *ReplicationClient) StartReplication(ctx context.Context) error {
+	return c.replicationStatement(ctx, StartReplicationStatement, "cannot start replication")
+}
+
+func (c *ReplicationClient) replicationStatement(ctx context.Context, stmt func(Flavor) (string, error), what string) error {
 	f, err := c.flavors.Of(ctx, c.addr, c.db)
 	if err != nil {
 		return err
 	}
-	stmts, err := ReconnectStatements(f)
+	s, err := stmt(f)
 	if err != nil {
 		return err
 	}
-	return errors.Wrap(c.exec(ctx, stmts...), "cannot restart replication")
+	return errors.Wrap(c.exec(ctx, s), what)
 }

@@ -343,7 +343,7 @@ func TestFailoverStatements(t *testing.T) {
 		Promote      []string
 		Open         []string
 		Demote       string
-		Reconnect    []string
+		StopStart    []string
 	}
 	build := func(f Flavor) (got, error) {
 		var g got
@@ -354,7 +354,10 @@ func TestFailoverStatements(t *testing.T) {
 		g.Promote, errs[2] = PromoteStatements(f, true)
 		g.Open, errs[3] = PromoteStatements(f, false)
 		g.Demote, errs[4] = DemoteStatement(f)
-		g.Reconnect, errs[5] = ReconnectStatements(f)
+		var stop, start string
+		stop, errs[5] = StopReplicationStatement(f)
+		start, _ = StartReplicationStatement(f)
+		g.StopStart = []string{stop, start}
 		for _, e := range errs {
 			if e != nil {
 				err = e
@@ -377,7 +380,7 @@ func TestFailoverStatements(t *testing.T) {
 				Promote:      []string{"STOP REPLICA", "RESET REPLICA ALL", "SET GLOBAL super_read_only = OFF", "SET GLOBAL read_only = OFF"},
 				Open:         []string{"SET GLOBAL super_read_only = OFF", "SET GLOBAL read_only = OFF"},
 				Demote:       "SET GLOBAL super_read_only = ON",
-				Reconnect:    []string{"STOP REPLICA", "START REPLICA"},
+				StopStart:    []string{"STOP REPLICA", "START REPLICA"},
 			},
 		},
 		"MariaDB": {
@@ -389,7 +392,7 @@ func TestFailoverStatements(t *testing.T) {
 				Promote:      []string{"STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF"},
 				Open:         []string{"SET GLOBAL read_only = OFF"},
 				Demote:       "SET GLOBAL read_only = ON",
-				Reconnect:    []string{"STOP SLAVE", "START SLAVE"},
+				StopStart:    []string{"STOP SLAVE", "START SLAVE"},
 			},
 		},
 		"Unknown": {reason: "An unknown flavor has no statements.", f: Flavor("Percona"), err: true},

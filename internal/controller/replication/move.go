@@ -37,8 +37,10 @@ type ReplicaPromoter interface {
 	// done, and ends every session but the provider's and the replicas'.
 	Demote(ctx context.Context) error
 
-	// Reconnect has a replica connect to its source again.
-	Reconnect(ctx context.Context) error
+	// StopReplication stops a replica's threads; StartReplication starts
+	// them, and its receiver connects to its source anew.
+	StopReplication(ctx context.Context) error
+	StartReplication(ctx context.Context) error
 }
 
 // moves are how an engine's primary moves, as data: which servers can be
@@ -165,8 +167,9 @@ func (e *external) reopen(ctx context.Context, cr *v1alpha1.Replication, i int) 
 //  2. the replica applies all it received, stops replicating, forgets its
 //     source, waits for semi-sync acknowledgements as asked, and only then
 //     takes writes;
-//  3. its Pod gets the primary label, and the other replicas reconnect
-//     through the Service, to it, from their GTIDs.
+//  3. its Pod gets the primary label, and the other replicas (stopped
+//     before step 2) start again and connect through the Service, to it,
+//     from their GTIDs.
 //
 // The lost primary restarts read-only (the composed read_only) and is made
 // a replica of the new one, or, holding transactions the new one lacks,
@@ -251,10 +254,15 @@ func (e *external) executed(ctx context.Context, i int, position string) error {
 	}
 }
 
-// openPrimary makes member i the primary: semi-sync as asked (before any
-// app can commit on it), writable, labelled primary; the other replicas
-// reconnect through the read-write Service, which now routes to it, and it
-// is recorded as the primary in status.
+// openPrimary makes member i the primary: the other replicas stop
+// replicating while no pod is labelled primary, it gets semi-sync as asked
+// (before any app can commit on it) and takes writes, it is labelled
+// primary, the other replicas start again and connect through the
+// read-write Service, which now routes to it, and it is recorded as the
+// primary in status. A replica stopped while the Service routes to no one
+// cannot, on the way, reach the new primary with the old one's session
+// ids (a semi-sync replica, stopping, kills its binary log reader on the
+// host it replicates from).
 func (e *external) openPrimary(ctx context.Context, cr *v1alpha1.Replication, i int) error {
 	fp := cr.Spec.ForProvider
 	to := fp.Members[i].Name
@@ -262,6 +270,22 @@ func (e *external) openPrimary(ctx context.Context, cr *v1alpha1.Replication, i 
 	var prior *xsql.ReplicationState
 	if i < len(e.answers) {
 		prior = e.answers[i].state
+	}
+	// Best effort: one that does not stop or start now is repaired on a
+	// later poll.
+	var stopped []int
+	var failed []string
+	for j, ans := range e.answers {
+		if j == i || ans.err != nil || ans.state == nil || ans.state.Source == nil {
+			continue
+		}
+		if r, ok := e.servers[j].(ReplicaPromoter); ok {
+			if err := r.StopReplication(ctx); err != nil {
+				failed = append(failed, fp.Members[j].Name)
+				continue
+			}
+			stopped = append(stopped, j)
+		}
 	}
 	if prior != nil && prior.SemiSync != nil {
 		if err := srv.SetSemiSync(ctx, semiSyncWanted(fp.Synchronous, len(fp.Members)-1)); err != nil {
@@ -275,17 +299,9 @@ func (e *external) openPrimary(ctx context.Context, cr *v1alpha1.Replication, i 
 	if err := e.relabel(ctx, cr); err != nil {
 		return err
 	}
-	var failed []string
-	for j, ans := range e.answers {
-		if j == i || ans.err != nil || ans.state == nil || ans.state.Source == nil {
-			continue
-		}
-		// Best effort: one that does not reconnect now does within a
-		// second by itself (its connect retry), or is repaired next.
-		if r, ok := e.servers[j].(ReplicaPromoter); ok {
-			if err := r.Reconnect(ctx); err != nil {
-				failed = append(failed, fp.Members[j].Name)
-			}
+	for _, j := range stopped {
+		if err := e.servers[j].(ReplicaPromoter).StartReplication(ctx); err != nil { //nolint:forcetypeassert // Stopped above as one.
+			failed = append(failed, fp.Members[j].Name)
 		}
 	}
 	if len(failed) > 0 {

@@ -32,8 +32,13 @@ func (f *fakeReplicaPromoter) Demote(context.Context) error {
 	return nil
 }
 
-func (f *fakeReplicaPromoter) Reconnect(context.Context) error {
-	*f.changes = append(*f.changes, f.name+": reconnect")
+func (f *fakeReplicaPromoter) StopReplication(context.Context) error {
+	*f.changes = append(*f.changes, f.name+": stop replication")
+	return nil
+}
+
+func (f *fakeReplicaPromoter) StartReplication(context.Context) error {
+	*f.changes = append(*f.changes, f.name+": start replication")
 	return nil
 }
 
@@ -242,7 +247,8 @@ func newMySQLExternal(kube client.Client, changes *[]string, answers ...answer) 
 // TestMySQLFailover: a lost MySQL primary past the delay is replaced in
 // order: its label off and its still-Ready pod deleted, the acknowledging
 // replica given semi-sync and promoted (which makes it writable), then
-// labelled, the other replica reconnected through the Service.
+// labelled, the other replica stopped before and started after, so that it
+// reconnects through the Service to the new primary.
 func TestMySQLFailover(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	lost := newPod("orders-0", "primary")
@@ -265,7 +271,7 @@ func TestMySQLFailover(t *testing.T) {
 	if _, err := e.Update(t.Context(), cr); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"orders-1: semi-sync 1", "orders-1: promote", "orders-2: reconnect"}
+	want := []string{"orders-2: stop replication", "orders-1: semi-sync 1", "orders-1: promote", "orders-2: start replication"}
 	if diff := cmp.Diff(want, changes); diff != "" {
 		t.Errorf("failover's changes on the servers, in order: -want, +got:\n%s", diff)
 	}
@@ -306,9 +312,10 @@ func TestMySQLSwitchover(t *testing.T) {
 	}
 	want := []string{
 		"orders-0: demote",
+		"orders-1: stop replication",
 		"orders-2: semi-sync 1",
 		"orders-2: promote",
-		"orders-1: reconnect",
+		"orders-1: start replication",
 		"orders-0: replicate from orders.team-a.svc.cluster.local as replication semi-sync on",
 	}
 	if diff := cmp.Diff(want, changes); diff != "" {
@@ -361,7 +368,7 @@ func TestMySQLReopen(t *testing.T) {
 	if _, err := e.Update(t.Context(), cr); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"orders-0: semi-sync 1", "orders-0: promote", "orders-1: reconnect"}, changes); diff != "" {
+	if diff := cmp.Diff([]string{"orders-1: stop replication", "orders-0: semi-sync 1", "orders-0: promote", "orders-1: start replication"}, changes); diff != "" {
 		t.Errorf("reopen's changes, in order: -want, +got:\n%s", diff)
 	}
 	if c := cr.GetCondition(xpv2.TypeReady); c.Status != corev1.ConditionFalse || c.Message != "orders-0, the primary, started read-only: making it take writes" {
