@@ -66,6 +66,9 @@ type tuning struct {
 	StorageBytes int64
 	// PrimaryHost is the read-write Service, which standbys stream from.
 	PrimaryHost string
+	// StartReadOnly: every server starts refusing apps' writes, and the
+	// SQL provider makes the primary take them (MySQL with replicas).
+	StartReadOnly bool
 }
 
 // mib renders a fraction of the memory in whole MiB, at least floor MiB.
@@ -184,6 +187,14 @@ func myCnf(t tuning) string {
 		"plugin-load-add = mysql_clone.so",
 		"plugin-load-add = semisync_source.so",
 		"plugin-load-add = semisync_replica.so",
+	}
+	if t.StartReadOnly {
+		// Fencing: a server that starts, a primary after a failover
+		// included, refuses apps' writes until the SQL provider's
+		// Replication makes it take them, which it does only for the one
+		// primary, never persisted. read_only, not super_read_only: the
+		// image's entrypoint initialises an empty volume as root.
+		s = append(s, "read_only = ON")
 	}
 	if t.Logging {
 		s = append(s,

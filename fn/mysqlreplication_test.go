@@ -1,6 +1,7 @@
 package fn
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -133,5 +134,54 @@ func TestMyCnfReplication(t *testing.T) {
 			t.Errorf("ordinal %d: %s is 0 or not unique", i, id)
 		}
 		seen[id] = true
+	}
+}
+
+// TestMyCnfStartsReadOnly: with replicas and the SQL provider, every MySQL
+// server starts read-only and the provider makes the primary take writes
+// (the fencing of a primary that restarts after a failover); a lone
+// server, or one with no provider to open it, starts writable, and
+// PostgreSQL has no such setting.
+func TestMyCnfStartsReadOnly(t *testing.T) {
+	cases := map[string]struct {
+		reason   string
+		spec     v1.DatabaseSpec
+		sqlUsers bool
+		want     bool
+	}{
+		"Replicated": {
+			reason:   "Three pods and the provider: read_only at start.",
+			spec:     v1.DatabaseSpec{Type: v1.MySQL, Version: "8.4", Replicas: ptr.To[int32](3), Environment: v1.Production, Storage: v1.Storage{Size: "1Gi"}},
+			sqlUsers: true, want: true,
+		},
+		"OneReplica": {
+			reason:   "One pod has no Replication to open it: writable.",
+			spec:     v1.DatabaseSpec{Type: v1.MySQL, Version: "8.4", Replicas: ptr.To[int32](1), Environment: v1.Production, Storage: v1.Storage{Size: "1Gi"}},
+			sqlUsers: true,
+		},
+		"NoProvider": {
+			reason: "Without the SQL provider no one would open the primary: writable.",
+			spec:   v1.DatabaseSpec{Type: v1.MySQL, Version: "8.4", Replicas: ptr.To[int32](3), Environment: v1.Production, Storage: v1.Storage{Size: "1Gi"}},
+		},
+		"PostgreSQL": {
+			reason:   "PostgreSQL standbys are read-only by recovery: nothing to add.",
+			spec:     v1.DatabaseSpec{Type: v1.PostgreSQL, Version: "16", Replicas: ptr.To[int32](3), Environment: v1.Production, Storage: v1.Storage{Size: "1Gi"}},
+			sqlUsers: true,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			db := &v1.Database{}
+			db.Name, db.Namespace, db.Spec = "orders", "team-a", tc.spec
+			Default(&db.Spec)
+			p, err := Resolve(db, Observed{}, Input{SQLUsers: tc.sqlUsers}, func() (string, error) { return "pw", nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := slices.Contains(strings.Split(p.Config, "\n"), "read_only = ON")
+			if got != tc.want {
+				t.Errorf("%s\nread_only = ON in the configuration: got %t, want %t:\n%s", tc.reason, got, tc.want, p.Config)
+			}
+		})
 	}
 }

@@ -179,6 +179,12 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		p.RetentionDays = days
 	}
 
+	p.SQLUsers = in.SQLUsers
+	if s.Autoscaling != nil {
+		p.Autoscaling = s.Autoscaling
+		p.Replicas, p.LeaveReplicas = autoscaledReplicas(s.Autoscaling, p.Replicas, o.StatefulSet)
+	}
+	p.resolveReplication(s, pr, o, db.GetAnnotations()[AnnotationSwitchoverTo])
 	mem := p.Resources.Limits.Memory()
 	if mem.IsZero() {
 		mem = p.Resources.Requests.Memory()
@@ -191,6 +197,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		Port:            e.Port,
 		StorageBytes:    p.StorageSize.Value(),
 		PrimaryHost:     p.Host(),
+		StartReadOnly:   p.providerOpensPrimary(),
 	})
 	// The other files too: a new init step or pg_hba.conf rolls the pods.
 	files := []string{p.Config}
@@ -199,12 +206,6 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 	}
 	p.ConfigHash = digest([]byte(strings.Join(files, "\x00")))
 
-	p.SQLUsers = in.SQLUsers
-	if s.Autoscaling != nil {
-		p.Autoscaling = s.Autoscaling
-		p.Replicas, p.LeaveReplicas = autoscaledReplicas(s.Autoscaling, p.Replicas, o.StatefulSet)
-	}
-	p.resolveReplication(s, pr, o, db.GetAnnotations()[AnnotationSwitchoverTo])
 	if p.SQLUsers {
 		p.Logins = logins(p.names, s.Users, p.Replicated)
 	}
@@ -273,6 +274,13 @@ func (p Params) BackupHost() string {
 		return p.ReadOnlyHost()
 	}
 	return p.Host()
+}
+
+// providerOpensPrimary: the SQL provider's Replication makes the one
+// primary take writes (MySQL with replicas), so every server starts
+// read-only.
+func (p *Params) providerOpensPrimary() bool {
+	return p.Engine.ProviderReplicates && p.Replicated && p.SQLUsers
 }
 
 // resolveReplication decides whether standbys stream, how many a commit

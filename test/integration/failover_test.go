@@ -330,16 +330,22 @@ func (r *replicationEnv) poll(ctx context.Context, t testing.TB, wg *sync.WaitGr
 
 // labelled is the member whose Pod is labelled primary, or nil.
 func (r *replicationEnv) labelled() *pgMember {
-	l := &corev1.PodList{}
-	if err := r.kube.List(context.Background(), l, client.MatchingLabels{v1alpha1.LabelRole: v1alpha1.RolePrimary}); err != nil || len(l.Items) != 1 {
-		return nil
-	}
+	name := r.labelledPod()
 	for _, m := range r.c.Members {
-		if m.Name == l.Items[0].Name {
+		if m.Name == name {
 			return m
 		}
 	}
 	return nil
+}
+
+// labelledPod is the one Pod labelled primary, or "".
+func (r *replicationEnv) labelledPod() string {
+	l := &corev1.PodList{}
+	if err := r.kube.List(context.Background(), l, client.MatchingLabels{v1alpha1.LabelRole: v1alpha1.RolePrimary}); err != nil || len(l.Items) != 1 {
+		return ""
+	}
+	return l.Items[0].Name
 }
 
 // tick reconciles cr once, as the managed reconciler does on a poll.
@@ -385,10 +391,15 @@ func waitHealthy(t testing.TB, status func() v1alpha1.ReplicationObservation, n 
 // Kill kills the member's server and every backend with SIGKILL, as the
 // kernel's OOM killer or a node crash does.
 func (m *pgMember) Kill() {
-	if m.Proc != nil {
-		_ = syscall.Kill(-m.Proc.PID(), syscall.SIGKILL) // It may be gone.
-	}
+	m.killGroup()
 	m.Stop()
+}
+
+// killGroup sends SIGKILL to the server's process group.
+func (s *server) killGroup() {
+	if s.Proc != nil {
+		_ = syscall.Kill(-s.Proc.PID(), syscall.SIGKILL) // It may be gone.
+	}
 }
 
 // A writer commits one row at a time through the read-write Service and
@@ -408,6 +419,15 @@ func startWriter(ctx context.Context, t testing.TB, wg *sync.WaitGroup, port int
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startWriterOn(ctx, t, wg, db, "INSERT INTO acked VALUES ($1) RETURNING inet_server_port()", true)
+}
+
+// startWriterOn commits insert, with each row's id, through db, one
+// session at a time, and records the rows acknowledged, and, when
+// returnsPort, the port of the server that acknowledged each, which insert
+// returns.
+func startWriterOn(ctx context.Context, t testing.TB, wg *sync.WaitGroup, db *sql.DB, insert string, returnsPort bool) *writer {
+	t.Helper()
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxLifetime(0)
 	t.Cleanup(func() { _ = db.Close() })
@@ -416,7 +436,12 @@ func startWriter(ctx context.Context, t testing.TB, wg *sync.WaitGroup, port int
 		for id := int64(1); ctx.Err() == nil; {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			var port int
-			err := db.QueryRowContext(cctx, "INSERT INTO acked VALUES ($1) RETURNING inet_server_port()", id).Scan(&port)
+			var err error
+			if returnsPort {
+				err = db.QueryRowContext(cctx, insert, id).Scan(&port)
+			} else {
+				_, err = db.ExecContext(cctx, insert, id)
+			}
 			cancel()
 			if err != nil {
 				// A commit whose acknowledgement never came may or may
@@ -436,15 +461,15 @@ func startWriter(ctx context.Context, t testing.TB, wg *sync.WaitGroup, port int
 }
 
 // acceptedAfter waits for a commit acknowledged after since by a server
-// other than the one on port not (0: any) and returns how long after since
-// it was.
+// other than the one on port not (not above 0: any) and returns how long
+// after since it was.
 func (w *writer) acceptedAfter(ctx context.Context, since time.Time, timeout time.Duration, not int) (time.Duration, error) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		w.mu.Lock()
 		i, _ := slices.BinarySearchFunc(w.at, since, func(a, b time.Time) int { return a.Compare(b) })
 		for ; i < len(w.at); i++ {
-			if w.at[i].After(since) && w.by[i] != not {
+			if w.at[i].After(since) && (not <= 0 || w.by[i] != not) {
 				d := w.at[i].Sub(since)
 				w.mu.Unlock()
 				return d, nil
@@ -468,33 +493,60 @@ func (w *writer) ids() []int64 {
 // never acknowledges (within 500 ms). What it returns tells, once wg is
 // done, the first moment two took writes.
 func watchRoles(ctx context.Context, wg *sync.WaitGroup, c *pgCluster) func() string {
-	var found string
-	var mu sync.Mutex
-	dbs := map[*pgMember]*sql.DB{}
+	probes := map[string]roleProbe{}
 	for _, m := range c.Members {
-		db, err := sql.Open("pgx", fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password='%s' dbname=postgres sslmode=disable connect_timeout=1",
-			m.Port, pgQuoteConn(testPassword)))
+		// The app database, where the table probe is.
+		db, err := sql.Open("pgx", fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password='%s' dbname=%s sslmode=disable connect_timeout=1",
+			m.Port, pgQuoteConn(testPassword), appDatabase))
 		if err != nil {
 			continue
 		}
-		db.SetMaxOpenConns(1)
-		dbs[m] = db
+		probes[m.Name] = roleProbe{db: db, writable: "INSERT INTO probe VALUES (now()) RETURNING true"}
+	}
+	return watchWritable(ctx, wg, probes)
+}
+
+// A roleProbe asks one server, through db, whether it takes writes: the
+// one boolean its query returns.
+type roleProbe struct {
+	db       *sql.DB
+	writable string
+}
+
+// watchWritable polls every server of probes, by name, every 100 ms until
+// ctx ends; what it returns tells, once wg is done, the first moment two
+// were writable. A server that does not answer is not writable.
+func watchWritable(ctx context.Context, wg *sync.WaitGroup, probes map[string]roleProbe) func() string {
+	var found string
+	var mu sync.Mutex
+	for _, p := range probes {
+		p.db.SetMaxOpenConns(1)
 	}
 	wg.Go(func() {
 		defer func() {
-			for _, db := range dbs {
-				_ = db.Close()
+			for _, p := range probes {
+				_ = p.db.Close()
+			}
+		}()
+		seen := false
+		defer func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if !seen && found == "" {
+				found = "no server was ever writable: the probes cannot tell"
 			}
 		}()
 		for ctx.Err() == nil {
 			var writable []string
-			for m, db := range dbs {
+			for name, p := range probes {
 				cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-				if _, err := db.ExecContext(cctx, "INSERT INTO probe VALUES (now())"); err == nil {
-					writable = append(writable, m.Name)
+				var w bool
+				if err := p.db.QueryRowContext(cctx, p.writable).Scan(&w); err == nil && w {
+					writable = append(writable, name)
 				}
 				cancel()
 			}
+			seen = seen || len(writable) > 0
 			if len(writable) > 1 {
 				mu.Lock()
 				if found == "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,7 +56,9 @@ var mariadbOptions = map[string]string{
 	"skip_replica_start":  "--skip-slave-start",
 	// MySQL 8's plugins: MariaDB has no CLONE and semi-sync built in.
 	"plugin-load-add": "",
-	"slow_query_log":  "--slow-query-log", "long_query_time": "--long-query-time", "log_error_verbosity": "",
+	// Every server starts read-only: the provider opens the primary.
+	"read_only":      "--read-only",
+	"slow_query_log": "--slow-query-log", "long_query_time": "--long-query-time", "log_error_verbosity": "",
 }
 
 // mariadbArgs are a member's MariaDB arguments: the composed my.cnf and
@@ -98,6 +101,32 @@ type myCluster struct {
 	kube    client.Client
 	conn    *replicationEnv
 	cr      *v1alpha1.Replication
+	// rw stands for the read-write Service, which replicas replicate
+	// from: the first pod until byLabel, then the pod labelled primary,
+	// as the function composes it once the Replication found a primary.
+	rw      *proxy
+	byLabel atomic.Bool
+}
+
+// route is the port of the member the read-write Service selects, or 0.
+func (c *myCluster) route() int {
+	if !c.byLabel.Load() {
+		return c.Members[0].Port
+	}
+	if m := c.member(c.conn.labelledPod()); m != nil {
+		return m.Port
+	}
+	return 0
+}
+
+// member is the member named name, or nil.
+func (c *myCluster) member(name string) *server {
+	for i, n := range c.Names {
+		if n == name {
+			return c.Members[i]
+		}
+	}
+	return nil
 }
 
 func myDatabase(replicas int, environment string) string {
@@ -175,8 +204,9 @@ func startMyCluster(t *testing.T, replicas int, environment string) *myCluster {
 	for i, n := range c.Names {
 		objs = append(objs, memberPod(n, i, nil))
 	}
-	// The read-write Service is the primary's loopback port.
-	c.kube = fakeAPI(t, v1alpha1.MySQL, c.Members[0].Port, "root", testPassword, objs...)
+	// The read-write Service is a proxy on loopback.
+	c.rw = startProxy(t, newPartition(), c.route)
+	c.kube = fakeAPI(t, v1alpha1.MySQL, c.rw.Port, "root", testPassword, objs...)
 	pools := xsql.NewPools(time.Minute)
 	t.Cleanup(pools.Close)
 	newServer := replication.NewServer(replication.Options{Pools: pools, SQL: xsql.Options{Timeouts: xsql.Timeouts{Call: 10 * time.Second, Dial: 5 * time.Second}}})
@@ -335,10 +365,10 @@ func TestMySQLReplicationController(t *testing.T) {
 			t.Errorf("a stopped replica is unreachable: %+v", s)
 		}
 		m.Restart(t)
-		// skip-slave-start: it waits for the provider, and MariaDB has no
-		// SET PERSIST, so it comes up writable.
-		if got := m.Query(t, "SELECT CONCAT_WS(',', @@global.read_only + 0, (SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_IO'))"); got != "0,0" {
-			t.Errorf("restarted replica: read_only, IO threads = %s, want 0,0", got)
+		// skip-slave-start: it waits for the provider; MariaDB has no SET
+		// PERSIST, but the composed read_only makes it start read-only.
+		if got := m.Query(t, "SELECT CONCAT_WS(',', @@global.read_only + 0, (SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_IO'))"); got != "1,0" {
+			t.Errorf("restarted replica: read_only, IO threads = %s, want 1,0", got)
 		}
 		c.settle(t)
 		waitMyRows(t, m, 4)

@@ -97,9 +97,10 @@ type ReplicationParameters struct {
 
 	// SwitchoverTo names the member to be primary. While it is a standby
 	// that streams and another member is primary, the provider switches
-	// over: the primary stops, the member is promoted once it has all the
-	// primary wrote, and the old primary rejoins as its standby. Empty
-	// leaves the primary where it is.
+	// over: the primary stops (MySQL: turns read-only and ends its
+	// sessions), the member is promoted once it has all the primary wrote,
+	// and the old primary rejoins as its standby. Empty leaves the primary
+	// where it is.
 	// +optional
 	SwitchoverTo string `json:"switchoverTo,omitempty"`
 
@@ -152,7 +153,9 @@ type MemberObservation struct {
 
 	// SyncState of a standby, from the primary's
 	// pg_stat_replication.sync_state: sync, quorum, potential or async.
-	// Empty when it does not stream.
+	// A MySQL replica is quorum while it acknowledges semi-sync and the
+	// primary's commits wait for acknowledgements, else async. Empty when
+	// it does not stream.
 	// +optional
 	SyncState string `json:"syncState,omitempty"`
 

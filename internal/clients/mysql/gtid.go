@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,17 +12,19 @@ import (
 // PositionContains reports whether every transaction of position sub is in
 // position super: whether a server at sub may replicate from one at super
 // without having transactions of its own. Positions are MySQL GTID sets
-// (gtid_executed: uuid[:tag]:1-5:7,uuid2:1-3) or MariaDB GTID positions
-// (gtid_current_pos: domain-server-seq,...), told apart by their syntax (a
-// MySQL set has colons); the members of one Replication run one flavor.
-// An empty sub is in every position.
+// (gtid_executed: uuid[:tag]:1-5:7,uuid2:1-3) or MariaDB GTID binlog
+// states (gtid_binlog_state: domain-server-seq,...), told apart by their
+// syntax (a MySQL set has colons); the members of one Replication run one
+// flavor. An empty sub is in every position.
 //
-// MariaDB positions hold the last transaction of each replication domain,
-// not a set: sub is in super when super's sequence number in each of sub's
-// domains is at least sub's, and the same transaction when equal. A
-// diverged replica whose sequence numbers are lower passes; its
-// gtid_strict_mode replication then stops with an error, which the
-// Replication reports.
+// A MariaDB binlog state holds, per replication domain and server, the
+// last transaction of that server in the binary log, not a set: sub is in
+// super when, for each domain and server of sub, super has that server's
+// transactions up to at least sub's sequence number. Replication applies
+// a domain in order, so that holds for every server a replica or a former
+// primary took transactions from; a former primary's transaction that no
+// replica received shows as its own server's sequence number past
+// super's.
 func PositionContains(super, sub string) (bool, error) {
 	sub, super = strip(sub), strip(super)
 	if sub == "" {
@@ -46,9 +49,8 @@ func PositionContains(super, sub string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	for domain, t := range b {
-		s, ok := a[domain]
-		if !ok || s.seq < t.seq || (s.seq == t.seq && s.server != t.server) {
+	for k, seq := range b {
+		if s, ok := a[k]; !ok || s < seq {
 			return false, nil
 		}
 	}
@@ -138,10 +140,13 @@ func covered(ivs []interval, iv interval) bool {
 	return false
 }
 
-type mariaGTID struct{ server, seq uint64 }
+// A mariaSource is a MariaDB replication domain and server.
+type mariaSource struct{ domain, server uint64 }
 
-func parseMariaDBPosition(s string) (map[uint64]mariaGTID, error) {
-	out := map[uint64]mariaGTID{}
+// parseMariaDBPosition reads a binlog state or a position into the last
+// sequence number of each domain and server.
+func parseMariaDBPosition(s string) (map[mariaSource]uint64, error) {
+	out := map[mariaSource]uint64{}
 	if s == "" {
 		return out, nil
 	}
@@ -158,7 +163,54 @@ func parseMariaDBPosition(s string) (map[uint64]mariaGTID, error) {
 			}
 			n[i] = v
 		}
-		out[n[0]] = mariaGTID{server: n[1], seq: n[2]}
+		k := mariaSource{n[0], n[1]}
+		out[k] = max(out[k], n[2])
 	}
 	return out, nil
+}
+
+// union is every transaction of position a or b, in the syntax of their
+// flavor: both GTID sets' intervals for MySQL, each domain and server's
+// later transaction for MariaDB. A replica's executed transactions
+// and those it received but has not applied yet are, together, what it
+// would hold once promoted.
+func union(a, b string) (string, error) {
+	a, b = strip(a), strip(b)
+	switch {
+	case a == "":
+		return b, nil
+	case b == "":
+		return a, nil
+	case strings.Contains(a, ":") || strings.Contains(b, ":"):
+		if _, err := parseGTIDSet(a + "," + b); err != nil {
+			return "", err
+		}
+		return a + "," + b, nil
+	}
+	pa, err := parseMariaDBPosition(a)
+	if err != nil {
+		return "", err
+	}
+	pb, err := parseMariaDBPosition(b)
+	if err != nil {
+		return "", err
+	}
+	for k, seq := range pb {
+		pa[k] = max(pa[k], seq)
+	}
+	keys := make([]mariaSource, 0, len(pa))
+	for k := range pa {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].domain != keys[j].domain {
+			return keys[i].domain < keys[j].domain
+		}
+		return keys[i].server < keys[j].server
+	})
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d-%d-%d", k.domain, k.server, pa[k]))
+	}
+	return strings.Join(parts, ","), nil
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -29,14 +30,33 @@ const systemSchemas = `('mysql', 'sys', 'performance_schema', 'information_schem
 type dialect struct {
 	// observe reads in one row: read_only, the read-only setting that binds
 	// the superuser too, the executed transactions, the tables outside the
-	// system schemas, the clone plugin's status, and the semi-sync source
-	// setting, its replica count and the replica setting (NULL where the
-	// server has no such variable).
+	// system schemas, the clone plugin's status, the semi-sync source
+	// setting, its replica count and the replica setting, and whether
+	// semi-sync is active as a source (not fallen back to asynchronous)
+	// and as a replica (its receiver acknowledges) (NULL where the server
+	// has no such variable).
 	observe string
 	// status lists the replica's source, one row per channel.
 	status string
-	// Column names of status.
-	host, port, io, sqlThread, lag string
+	// Column names of status; received holds the transactions the
+	// receiver got, applied or not.
+	host, port, io, sqlThread, lag, received string
+
+	// adopt makes a stopped replica's replication start from what it
+	// executed, its own transactions included (a former primary's); empty
+	// where auto-positioning reads the executed set anyway.
+	adopt string
+	// stopReceiver stops only the receiver; waitApplied waits, with the
+	// received transactions and a timeout in seconds as arguments, until
+	// the applier executed them and returns 0 then.
+	stopReceiver, waitApplied string
+	// forget removes the replica's source; open makes the server take
+	// writes; demote makes a primary refuse them, waiting for commits
+	// under way. None persists: a server that restarts is read-only
+	// again (the composed read_only), until the provider opens it.
+	forget string
+	open   []string
+	demote string
 
 	stop, start string
 	// change names the source's host, port, user and password, in that
@@ -69,13 +89,26 @@ var dialects = map[Flavor]dialect{
   (SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'clone'),
   ` + variable("performance_schema.global_variables", "rpl_semi_sync_source_enabled") + `,
   ` + variable("performance_schema.global_variables", "rpl_semi_sync_source_wait_for_replica_count") + `,
-  ` + variable("performance_schema.global_variables", "rpl_semi_sync_replica_enabled"),
+  ` + variable("performance_schema.global_variables", "rpl_semi_sync_replica_enabled") + `,
+  ` + variable("performance_schema.global_status", "Rpl_semi_sync_source_status") + `,
+  ` + variable("performance_schema.global_status", "Rpl_semi_sync_replica_status"),
 		status: "SHOW REPLICA STATUS",
 		host:   "Source_Host", port: "Source_Port", io: "Replica_IO_Running", sqlThread: "Replica_SQL_Running", lag: "Seconds_Behind_Source",
-		stop: "STOP REPLICA", start: "START REPLICA",
+		received: "Retrieved_Gtid_Set",
+		stop:     "STOP REPLICA", start: "START REPLICA",
 		// GET_SOURCE_PUBLIC_KEY: the login is caching_sha2_password, and
-		// the replica connects without TLS.
-		change:          []string{"CHANGE REPLICATION SOURCE TO SOURCE_HOST = ", ", SOURCE_PORT = ", ", SOURCE_USER = ", ", SOURCE_PASSWORD = ", ", SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1"},
+		// the replica connects without TLS. SOURCE_CONNECT_RETRY: after a
+		// failover a replica reaches the new primary within a second, not
+		// the default 60.
+		change:       []string{"CHANGE REPLICATION SOURCE TO SOURCE_HOST = ", ", SOURCE_PORT = ", ", SOURCE_USER = ", ", SOURCE_PASSWORD = ", ", SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = 1, GET_SOURCE_PUBLIC_KEY = 1"},
+		stopReceiver: "STOP REPLICA IO_THREAD",
+		waitApplied:  "SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?)",
+		forget:       "RESET REPLICA ALL",
+		// read_only OFF turns super_read_only off too; SET GLOBAL, not
+		// PERSIST: the replica's persisted super_read_only stays for its
+		// next start.
+		open:            []string{"SET GLOBAL super_read_only = OFF", "SET GLOBAL read_only = OFF"},
+		demote:          "SET GLOBAL super_read_only = ON",
 		protect:         "SET PERSIST super_read_only = ON",
 		semiSyncReplica: "SET PERSIST rpl_semi_sync_replica_enabled = ON",
 		semiSyncOn:      "SET PERSIST rpl_semi_sync_source_enabled = ON",
@@ -83,21 +116,35 @@ var dialects = map[Flavor]dialect{
 		waitFor:         "SET PERSIST rpl_semi_sync_source_wait_for_replica_count = ",
 		clone:           true,
 	},
-	// MariaDB has no SET PERSIST: a restarted replica comes up writable,
-	// but with its source configured, so it is still no primary, and the
-	// provider protects it again. Semi-sync is built in since 10.3.3 and
-	// waits for one replica.
+	// MariaDB has no SET PERSIST: a restarted replica comes up as the
+	// configuration says (read_only with replicas), with its source
+	// configured, and the provider protects it again. Semi-sync is built
+	// in since 10.3.3 and waits for one replica. Its position is the
+	// binlog state (every server's last transaction per domain), which
+	// tells a former primary's own unreplicated transaction apart
+	// (PositionContains); every pod logs what it applies.
 	MariaDB: {
-		observe: `SELECT @@global.read_only, @@global.read_only, @@global.gtid_current_pos,
+		observe: `SELECT @@global.read_only, @@global.read_only, @@global.gtid_binlog_state,
   (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA NOT IN ` + systemSchemas + `),
   NULL,
   ` + variable("information_schema.GLOBAL_VARIABLES", "RPL_SEMI_SYNC_MASTER_ENABLED") + `,
   NULL,
-  ` + variable("information_schema.GLOBAL_VARIABLES", "RPL_SEMI_SYNC_SLAVE_ENABLED"),
+  ` + variable("information_schema.GLOBAL_VARIABLES", "RPL_SEMI_SYNC_SLAVE_ENABLED") + `,
+  ` + variable("information_schema.GLOBAL_STATUS", "RPL_SEMI_SYNC_MASTER_STATUS") + `,
+  ` + variable("information_schema.GLOBAL_STATUS", "RPL_SEMI_SYNC_SLAVE_STATUS"),
 		status: "SHOW REPLICA STATUS",
 		host:   "Master_Host", port: "Master_Port", io: "Slave_IO_Running", sqlThread: "Slave_SQL_Running", lag: "Seconds_Behind_Master",
-		stop: "STOP SLAVE", start: "START SLAVE",
-		change:          []string{"CHANGE MASTER TO MASTER_HOST = ", ", MASTER_PORT = ", ", MASTER_USER = ", ", MASTER_PASSWORD = ", ", MASTER_USE_GTID = slave_pos"},
+		received: "Gtid_IO_Pos",
+		stop:     "STOP SLAVE", start: "START SLAVE",
+		change: []string{"CHANGE MASTER TO MASTER_HOST = ", ", MASTER_PORT = ", ", MASTER_USER = ", ", MASTER_PASSWORD = ", ", MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1"},
+		// slave_pos holds only what the server replicated: a former
+		// primary's own transactions are in gtid_current_pos.
+		adopt:           "SET GLOBAL gtid_slave_pos = @@global.gtid_current_pos",
+		stopReceiver:    "STOP SLAVE IO_THREAD",
+		waitApplied:     "SELECT MASTER_GTID_WAIT(?, ?)",
+		forget:          "RESET SLAVE ALL",
+		open:            []string{"SET GLOBAL read_only = OFF"},
+		demote:          "SET GLOBAL read_only = ON",
 		protect:         "SET GLOBAL read_only = ON",
 		semiSyncReplica: "SET GLOBAL rpl_semi_sync_slave_enabled = ON",
 		semiSyncOn:      "SET GLOBAL rpl_semi_sync_master_enabled = ON",
@@ -114,7 +161,7 @@ func dialectOf(f Flavor) (dialect, error) {
 }
 
 // ReplicationQuery reads what ParseReplication needs besides the status
-// rows, in one row of eight columns.
+// rows, in one row of ten columns.
 func ReplicationQuery(f Flavor) (xsql.Query, error) {
 	d, err := dialectOf(f)
 	return xsql.Query{SQL: d.observe}, err
@@ -127,7 +174,7 @@ func ReplicaStatusQuery(f Flavor) (xsql.Query, error) {
 }
 
 // A ReplicationRow is the row ReplicationQuery returns.
-type ReplicationRow [8]sql.NullString
+type ReplicationRow [10]sql.NullString
 
 // Dest are the scan destinations of the row.
 func (r *ReplicationRow) Dest() []any {
@@ -164,7 +211,7 @@ func ParseReplication(f Flavor, r ReplicationRow, status []map[string]string) (*
 		s.UserTables = n
 	}
 	if r[5].Valid {
-		s.SemiSync = &xsql.SemiSync{SourceEnabled: on(r[5]), ReplicaEnabled: on(r[7])}
+		s.SemiSync = &xsql.SemiSync{SourceEnabled: on(r[5]), ReplicaEnabled: on(r[7]), SourceActive: on(r[8]), ReplicaActive: on(r[9])}
 		if r[6].Valid {
 			n, err := strconv.Atoi(r[6].String)
 			if err != nil {
@@ -177,7 +224,7 @@ func ParseReplication(f Flavor, r ReplicationRow, status []map[string]string) (*
 	// channels are not dbplane's.
 	if len(status) > 0 && status[0][d.host] != "" {
 		row := status[0]
-		src := &xsql.Source{Host: row[d.host], IO: row[d.io], SQL: row[d.sqlThread], LastError: row["Last_IO_Error"]}
+		src := &xsql.Source{Host: row[d.host], IO: row[d.io], SQL: row[d.sqlThread], LastError: row["Last_IO_Error"], Received: strip(row[d.received])}
 		if src.LastError == "" {
 			src.LastError = row["Last_SQL_Error"]
 		}
@@ -194,7 +241,15 @@ func ParseReplication(f Flavor, r ReplicationRow, status []map[string]string) (*
 		s.Source = src
 	}
 	s.Primary = !on(r[0]) && !s.Protected && s.Source == nil
-	s.Blank = s.Primary && s.UserTables == 0
+	// Writable or not: every pod of a replicated Database starts
+	// read-only until the provider opens it.
+	s.Blank = s.Source == nil && s.UserTables == 0
+	s.Received = s.Position
+	if s.Source != nil && s.Source.Received != "" {
+		if s.Received, err = union(s.Position, s.Source.Received); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -211,8 +266,8 @@ func sourceHost(ep xsql.Endpoint) (string, error) {
 
 // ReplicateStatements make a server a protected replica of source, logging
 // in as cred with GTID auto-positioning: stop replication, refuse writes,
-// acknowledge for semi-sync (when the server has the setting), point it at
-// source, start. Every statement is idempotent, so a replica that was only
+// acknowledge for semi-sync and stop waiting as a source (when the server
+// has the settings), point it at source, start. Every statement is idempotent, so a replica that was only
 // stopped gets the same.
 func ReplicateStatements(f Flavor, source xsql.Endpoint, cred xsql.Credential, semiSync bool) ([]string, error) {
 	d, err := dialectOf(f)
@@ -238,9 +293,79 @@ func ReplicateStatements(f Flavor, source xsql.Endpoint, cred xsql.Credential, s
 	change := c[0] + host + c[1] + strconv.Itoa(port(source)) + c[2] + user + c[3] + pw + c[4]
 	stmts := []string{d.stop, d.protect}
 	if semiSync {
-		stmts = append(stmts, d.semiSyncReplica)
+		// A former primary keeps its source side on otherwise, and its
+		// applier, logging what it applies, would wait for
+		// acknowledgements no one sends (up to the semi-sync timeout,
+		// each time), stalling replication.
+		stmts = append(stmts, d.semiSyncReplica, d.semiSyncOff)
+	}
+	if d.adopt != "" {
+		stmts = append(stmts, d.adopt)
 	}
 	return append(stmts, change, d.start), nil
+}
+
+// StopReceiverStatement stops a replica's receiver, so that what it
+// applies next is all it will ever have from the lost source.
+func StopReceiverStatement(f Flavor) (string, error) {
+	d, err := dialectOf(f)
+	return d.stopReceiver, err
+}
+
+// WaitAppliedQuery waits up to timeout until the server executed every
+// transaction of received (its source's Received), returning one number:
+// 0 when it did. received is an argument, not SQL text.
+func WaitAppliedQuery(f Flavor, received string, timeout time.Duration) (xsql.Query, error) {
+	d, err := dialectOf(f)
+	return xsql.Query{SQL: d.waitApplied, Args: []any{received, int64(timeout.Seconds())}}, err
+}
+
+// PromoteStatements make a replica that applied what it received a
+// primary: replication stops, its source is forgotten, and it takes
+// writes. A server that replicates from no one (a primary that restarted
+// read-only, a new Database's first pod) only takes writes. Nothing is
+// persisted, so a restart leaves it read-only.
+func PromoteStatements(f Flavor, replica bool) ([]string, error) {
+	d, err := dialectOf(f)
+	if err != nil {
+		return nil, err
+	}
+	if !replica {
+		return d.open, nil
+	}
+	return append([]string{d.stop, d.forget}, d.open...), nil
+}
+
+// DemoteStatement makes a primary refuse writes, even the superuser's
+// where the flavor can; it waits for the commits under way (up to the
+// session's lock_wait_timeout).
+func DemoteStatement(f Flavor) (string, error) {
+	d, err := dialectOf(f)
+	return d.demote, err
+}
+
+// SessionsQuery lists the sessions a demoted primary ends: every one but
+// the asking session, the server's own threads and the replicas'
+// binary log readers, which must still receive the last transactions.
+var SessionsQuery = xsql.Query{SQL: `SELECT ID FROM information_schema.PROCESSLIST
+  WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT LIKE 'Binlog Dump%' AND COMMAND <> 'Daemon'`}
+
+// KillStatement ends session id.
+func KillStatement(id uint64) string {
+	return "KILL CONNECTION " + strconv.FormatUint(id, 10)
+}
+
+// StopReplicationStatement stops a replica's threads; StartReplication
+// starts them again, and the receiver connects to its source anew.
+func StopReplicationStatement(f Flavor) (string, error) {
+	d, err := dialectOf(f)
+	return d.stop, err
+}
+
+// StartReplicationStatement starts a replica's threads.
+func StartReplicationStatement(f Flavor) (string, error) {
+	d, err := dialectOf(f)
+	return d.start, err
 }
 
 // ProtectStatement makes a replica refuse writes, even the superuser's.
@@ -437,4 +562,128 @@ func (c *ReplicationClient) exec(ctx context.Context, stmts ...string) error {
 		}
 	}
 	return nil
+}
+
+// appliedTimeout bounds how long a promoted replica may take to apply
+// what it received.
+const appliedTimeout = 30 * time.Second
+
+// Promote makes a replica the primary once it applied everything it
+// received: its receiver stops first, so that nothing more arrives from a
+// source that may still be alive. Then it forgets its source and takes
+// writes. On a server that replicates from no one (a restarted primary)
+// it only makes it take writes.
+func (c *ReplicationClient) Promote(ctx context.Context) error {
+	f, err := c.flavors.Of(ctx, c.addr, c.db)
+	if err != nil {
+		return err
+	}
+	stop, err := StopReceiverStatement(f)
+	if err != nil {
+		return err
+	}
+	s, err := c.Observe(ctx)
+	if err != nil {
+		return err
+	}
+	if s.Source != nil {
+		if err := c.exec(ctx, stop); err != nil {
+			return errors.Wrap(err, "cannot stop the replica's receiver")
+		}
+		if s, err = c.Observe(ctx); err != nil {
+			return err
+		}
+	}
+	if s.Source != nil && s.Source.Received != "" {
+		q, err := WaitAppliedQuery(f, s.Source.Received, appliedTimeout)
+		if err != nil {
+			return err
+		}
+		var n sql.NullInt64
+		if err := c.db.QueryRow(ctx, q, &n); err != nil {
+			return errors.Wrap(err, "cannot wait for the replica to apply what it received")
+		}
+		if !n.Valid || n.Int64 != 0 {
+			return errors.Errorf("cannot promote: the replica did not apply the transactions it received (%s) within %s", s.Source.Received, appliedTimeout)
+		}
+	}
+	stmts, err := PromoteStatements(f, s.Source != nil)
+	if err != nil {
+		return err
+	}
+	return errors.Wrap(c.exec(ctx, stmts...), "cannot make the server the primary")
+}
+
+// Demote makes a primary refuse writes, once its commits under way are
+// done, and ends every other session, so that clients reconnect through
+// the read-write Service. Sessions holding the read-only switch back (an
+// open transaction past lock_wait_timeout) are ended and it is tried once
+// more.
+func (c *ReplicationClient) Demote(ctx context.Context) error {
+	f, err := c.flavors.Of(ctx, c.addr, c.db)
+	if err != nil {
+		return err
+	}
+	stmt, err := DemoteStatement(f)
+	if err != nil {
+		return err
+	}
+	if err := c.exec(ctx, stmt); err != nil {
+		if err := c.killSessions(ctx); err != nil {
+			return err
+		}
+		if err := c.exec(ctx, stmt); err != nil {
+			return errors.Wrap(err, "cannot make the primary read-only")
+		}
+	}
+	return c.killSessions(ctx)
+}
+
+func (c *ReplicationClient) killSessions(ctx context.Context) error {
+	rows, err := c.db.QueryMaps(ctx, SessionsQuery)
+	if err != nil {
+		return errors.Wrap(err, "cannot list sessions")
+	}
+	for _, r := range rows {
+		id, err := strconv.ParseUint(r["ID"], 10, 64)
+		if err != nil {
+			return errors.Wrapf(err, "cannot parse session id %q", r["ID"])
+		}
+		// A session that ended meanwhile is no error.
+		if err := c.exec(ctx, KillStatement(id)); err != nil && !isUnknownThread(err) {
+			return errors.Wrapf(err, "cannot end session %d", id)
+		}
+	}
+	return nil
+}
+
+// errUnknownThread is ER_NO_SUCH_THREAD.
+const errUnknownThread = 1094
+
+func isUnknownThread(err error) bool {
+	me := (*mysql.MySQLError)(nil)
+	return errors.As(err, &me) && me.Number == errUnknownThread
+}
+
+// StopReplication stops a replica's threads.
+func (c *ReplicationClient) StopReplication(ctx context.Context) error {
+	return c.replicationStatement(ctx, StopReplicationStatement, "cannot stop replication")
+}
+
+// StartReplication starts a replica's threads: its receiver connects to
+// its source anew.
+func (c *ReplicationClient) StartReplication(ctx context.Context) error {
+	return c.replicationStatement(ctx, StartReplicationStatement, "cannot start replication")
+}
+
+func (c *ReplicationClient) replicationStatement(ctx context.Context, stmt func(Flavor) (string, error), what string) error {
+	f, err := c.flavors.Of(ctx, c.addr, c.db)
+	if err != nil {
+		return err
+	}
+	s, err := stmt(f)
+	if err != nil {
+		return err
+	}
+	return errors.Wrap(c.exec(ctx, s), what)
 }

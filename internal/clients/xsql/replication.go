@@ -46,17 +46,20 @@ type ReplicationState struct {
 	// OwnSource is true when the server reports its own replication in
 	// Source (MySQL): a primary then lists no Replicas.
 	OwnSource bool `json:"ownSource,omitempty"`
-	// Blank is true for a writable server that replicates from no one and
-	// holds no table outside the system schemas: what the image's
-	// entrypoint made of an empty volume, not a primary apps wrote to.
+	// Blank is true for a server that replicates from no one and holds no
+	// table outside the system schemas: what the image's entrypoint made
+	// of an empty volume, not a primary apps wrote to.
 	Blank bool `json:"blank,omitempty"`
 	// Protected is true when even the superuser cannot write: MySQL's
 	// super_read_only, MariaDB's read_only (which binds SUPER too unless
 	// it holds READ_ONLY ADMIN).
 	Protected bool `json:"protected,omitempty"`
 	// Position is the set of transactions the server executed: MySQL's
-	// gtid_executed, MariaDB's gtid_current_pos.
+	// gtid_executed, MariaDB's gtid_binlog_state.
 	Position string `json:"position,omitempty"`
+	// Received is Position with the transactions a replica received and
+	// has not applied yet: what it holds once promoted.
+	Received string `json:"received,omitempty"`
 	// UserTables counts the tables outside the system schemas.
 	UserTables int64 `json:"userTables,omitempty"`
 	// CanClone is true when the server has the clone plugin active (MySQL
@@ -83,6 +86,9 @@ type Source struct {
 	LagSeconds *int64 `json:"lagSeconds,omitempty"`
 	// LastError is the receiver's or else the applier's last error.
 	LastError string `json:"lastError,omitempty"`
+	// Received is what the receiver got, applied or not: MySQL's
+	// Retrieved_Gtid_Set, MariaDB's Gtid_IO_Pos.
+	Received string `json:"received,omitempty"`
 }
 
 // Replicating reports whether both threads run.
@@ -97,6 +103,11 @@ type SemiSync struct {
 	WaitFor int `json:"waitFor"`
 	// ReplicaEnabled: this server acknowledges what it receives.
 	ReplicaEnabled bool `json:"replicaEnabled"`
+	// SourceActive: commits wait for replicas now; false once the source
+	// fell back to asynchronous (no acknowledgement within its timeout).
+	SourceActive bool `json:"sourceActive"`
+	// ReplicaActive: this server's receiver acknowledges now.
+	ReplicaActive bool `json:"replicaActive"`
 }
 
 // A Replica is a standby streaming from a primary, as the primary sees it.

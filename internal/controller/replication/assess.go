@@ -36,6 +36,8 @@ type assessment struct {
 	// heard is, for each member whose WAL receiver streams, how long ago
 	// it last heard from its primary, in milliseconds.
 	heard map[int]int64
+	// answers are every member's, in spec order.
+	answers []answer
 }
 
 // splitBrain reports whether more than one member accepts writes.
@@ -59,7 +61,7 @@ func slotOf(prefix, member string) string {
 // assess reads every member's answer, in spec order, into the observed
 // status.
 func assess(p v1alpha1.ReplicationParameters, answers []answer) assessment {
-	a := assessment{primary: -1}
+	a := assessment{primary: -1, answers: answers}
 	for _, i := range candidates(p.Members, answers) {
 		a.primaries = append(a.primaries, p.Members[i].Name)
 		a.primary = i
@@ -135,7 +137,7 @@ func (a assessment) member(prefix, name string, ans answer) v1alpha1.MemberObser
 			return o
 		}
 		if s.OwnSource {
-			return ownSource(o, s)
+			return ownSource(o, s, a.state)
 		}
 	}
 	if a.state == nil {
@@ -175,8 +177,13 @@ func (a assessment) member(prefix, name string, ans answer) v1alpha1.MemberObser
 // ownSource is a MySQL replica's state as it reports it itself: it
 // streams while both its threads run, and lags by Seconds_Behind_Source.
 // MySQL has no honest byte measure of a replica's lag (GTID sets count
-// transactions, not bytes): lagBytes stays 0.
-func ownSource(o v1alpha1.MemberObservation, s *xsql.ReplicationState) v1alpha1.MemberObservation {
+// transactions, not bytes): lagBytes stays 0. Its sync state is quorum
+// while it acknowledges semi-sync and the primary's commits wait for
+// acknowledgements (not fallen back to asynchronous), else async: a
+// commit waits for any n of the replicas that acknowledge, as
+// PostgreSQL's ANY n. Which of them acknowledged a given commit, the
+// servers do not say.
+func ownSource(o v1alpha1.MemberObservation, s, primary *xsql.ReplicationState) v1alpha1.MemberObservation {
 	src := s.Source
 	switch {
 	case src == nil && s.Blank:
@@ -185,6 +192,12 @@ func ownSource(o v1alpha1.MemberObservation, s *xsql.ReplicationState) v1alpha1.
 		o.Message = "replicates from no one"
 	default:
 		o.Streaming = src.Replicating()
+		if o.Streaming {
+			o.SyncState = "async"
+			if primary != nil && primary.SemiSync != nil && primary.SemiSync.SourceActive && s.SemiSync != nil && s.SemiSync.ReplicaActive {
+				o.SyncState = "quorum"
+			}
+		}
 		if src.LagSeconds != nil {
 			o.LagMillis = *src.LagSeconds * 1000
 		}

@@ -19,8 +19,8 @@ import (
 const defaultFailoverAfter = 5 * time.Second
 
 // A promotion is a failover the controller decided on: promote member to,
-// the one of eligible that received the most WAL when asked, to replace
-// the lost primary from.
+// the one of eligible the engine picked when asked, to replace the lost
+// primary from.
 type promotion struct {
 	to       int
 	eligible []int
@@ -34,20 +34,22 @@ type promotion struct {
 	lost        time.Duration
 	synchronous bool
 	lagBytes    int64
+	// what makes to the one (the engine's pick says).
+	what string
 	// description is the reason as decided, before the standbys were
 	// asked again.
 	description string
 }
 
-// reason says why member (received, the most WAL) replaces the lost
+// reason says why member (what makes it the one) replaces the lost
 // primary, and what the mode means for the commits.
-func (p promotion) reason(member, received string) string {
+func (p promotion) reason(member, what string) string {
 	mode := "asynchronous: commits it had not received are lost"
 	if p.synchronous {
 		mode = "synchronous: it holds every acknowledged commit"
 	}
-	return fmt.Sprintf("primary %s unreachable for %s; promoted %s, the standby with the most WAL received (%s); %s",
-		p.from, p.lost.Round(100*time.Millisecond), member, received, mode)
+	return fmt.Sprintf("primary %s unreachable for %s; promoted %s, %s; %s",
+		p.from, p.lost.Round(100*time.Millisecond), member, what, mode)
 }
 
 // remember carries what failover needs from one poll to the next into the
@@ -80,9 +82,9 @@ func remember(a *assessment, prev v1alpha1.ReplicationObservation, now time.Time
 // primary. With synchronous replication it promotes only a standby that was
 // synchronous, and only when every such standby but fewer than the number a
 // commit waited for answers: then one that answers holds every commit the
-// primary acknowledged, and it promotes the one that received the most.
-// Without, it promotes the standby that received the most WAL.
-func decide(p v1alpha1.ReplicationParameters, a assessment, now time.Time) (*promotion, string) {
+// primary acknowledged, and it promotes the one pick chooses among them.
+// Without, pick chooses among every standby that answers.
+func decide(p v1alpha1.ReplicationParameters, a assessment, now time.Time, pick pickFn) (*promotion, string) {
 	at := a.at
 	if a.primary >= 0 || a.splitBrain() || at.PrimaryLostAt == nil {
 		return nil, ""
@@ -139,14 +141,32 @@ func decide(p v1alpha1.ReplicationParameters, a assessment, now time.Time) (*pro
 			candidates = append(candidates, i)
 		}
 	}
-	best := mostReceived(at.Members, candidates)
+	best, what := pick(a, candidates)
 	if best < 0 {
-		return nil, fmt.Sprintf("cannot fail over from %s: no standby answers with its WAL position", at.LastPrimary)
+		return nil, fmt.Sprintf("cannot fail over from %s: %s", at.LastPrimary, what)
 	}
 	return &promotion{
 		to: best, eligible: candidates, unsure: unsure, from: at.LastPrimary, lost: lost, synchronous: p.Synchronous > 0,
-		lagBytes: at.Members[best].LagBytes,
+		what: what, lagBytes: at.Members[best].LagBytes,
 	}, ""
+}
+
+// A pickFn chooses the standby to promote among candidates (member
+// indexes of standbys that answer and may be promoted), and says what
+// makes it the one; -1 and why none can be, when none can.
+type pickFn func(a assessment, candidates []int) (int, string)
+
+// mostWAL picks the PostgreSQL standby that received the most WAL.
+func mostWAL(a assessment, candidates []int) (int, string) {
+	best := mostReceived(a.at.Members, candidates)
+	if best < 0 {
+		return -1, "no standby answers with its WAL position"
+	}
+	return best, mostWALWhat(a.at.Members[best].ReceivedLSN)
+}
+
+func mostWALWhat(lsn string) string {
+	return fmt.Sprintf("the standby with the most WAL received (%s)", lsn)
 }
 
 // mostReceived is the one of candidates (indices into members) that

@@ -133,7 +133,7 @@ func TestDecide(t *testing.T) {
 			p.FailoverAfterSeconds = tc.after
 			a := assess(p, tc.answers)
 			remember(&a, tc.prev, t0)
-			pr, why := decide(p, a, t0)
+			pr, why := decide(p, a, t0, mostWAL)
 			got := want{to: -1, why: why}
 			if pr != nil {
 				got.to = pr.to
@@ -170,7 +170,7 @@ func TestDecideSteadyWhileWaiting(t *testing.T) {
 			for _, d := range []time.Duration{0, 500 * time.Millisecond, 1300 * time.Millisecond, 4900 * time.Millisecond} {
 				a := assess(p, []answer{down, standby})
 				remember(&a, v1alpha1.ReplicationObservation{LastPrimary: "orders-0", PrimaryLostAt: &metav1.Time{Time: lostAt}}, lostAt.Add(d))
-				pr, why := decide(p, a, lostAt.Add(d))
+				pr, why := decide(p, a, lostAt.Add(d), mostWAL)
 				if pr != nil {
 					t.Fatalf("%s\ndecide(...) %s after the loss: promoted %d", tc.reason, d, pr.to)
 				}

@@ -36,7 +36,7 @@ func (e *external) promoters() bool {
 		return false
 	}
 	for _, s := range e.servers {
-		if _, ok := s.(Promoter); !ok {
+		if e.moves.promotable == nil || !e.moves.promotable(s) {
 			return false
 		}
 	}
@@ -50,10 +50,10 @@ func (e *external) failoverDue(fp v1alpha1.ReplicationParameters, a assessment, 
 	if !e.promoters() {
 		return nil, ""
 	}
-	p, why := decide(fp, a, now)
+	p, why := decide(fp, a, now, e.moves.pick)
 	if p != nil {
 		to := a.at.Members[p.to]
-		p.description = p.reason(to.Name, to.ReceivedLSN)
+		p.description = p.reason(to.Name, p.what)
 		if m := memberObserved(prev.Members, to.Name); m != nil {
 			p.lagBytes = m.LagBytes
 		}
@@ -65,6 +65,10 @@ func (e *external) failoverDue(fp v1alpha1.ReplicationParameters, a assessment, 
 // own; else why the primary cannot move yet, or "".
 func (e *external) primaryMove(ctx context.Context, cr *v1alpha1.Replication, a assessment, prev v1alpha1.ReplicationObservation, now time.Time, pods map[string]pod) (*plan, string) {
 	fp := cr.Spec.ForProvider
+	if i := reopenDue(e.moves, fp.Members, a); i >= 0 && e.promoters() {
+		cr.SetConditions(xpv2.Unavailable().WithMessage(fmt.Sprintf("%s, the primary, started read-only: making it take writes", fp.Members[i].Name)))
+		return &plan{reopen: &i}, ""
+	}
 	promote, why := e.failoverDue(fp, a, prev, now)
 	if promote != nil {
 		cr.SetConditions(xpv2.Unavailable().WithMessage("failing over: " + promote.description))
@@ -217,7 +221,7 @@ func (e *external) failover(ctx context.Context, cr *v1alpha1.Replication, p pro
 	if err := e.promote(ctx, cr, to); err != nil {
 		return err
 	}
-	reason := p.reason(fp.Members[to].Name, received)
+	reason := p.reason(fp.Members[to].Name, mostWALWhat(received))
 	at := &cr.Status.AtProvider
 	at.LastFailover = &v1alpha1.Failover{At: metav1.Now(), From: p.from, To: fp.Members[to].Name, Reason: reason, LagBytes: p.lagBytes}
 	e.record.Event(cr, event.Warning(ReasonFailover, errors.New(reason)))

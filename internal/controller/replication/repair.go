@@ -87,6 +87,13 @@ func repairs(a assessment, answers []answer, source xsql.Endpoint, defaultPort i
 			// Nothing executed and no CLONE (MariaDB): from the start
 			// of the primary's binary log.
 			out = append(out, repair{member: i, kind: repairReplicate})
+		case formerPrimary(a, i) && s.CanClone && p.CanClone:
+			// Its transactions the new primary lacks were never
+			// acknowledged or were lost by an asynchronous failover:
+			// it rejoins as a copy of the new primary.
+			out = append(out, repair{member: i, kind: repairClone})
+		case formerPrimary(a, i):
+			why[i] = fmt.Sprintf("former primary: holds transactions the primary %s does not have (lost by the failover, or committed but never acknowledged); it stays read-only and out of replication, and the provider does not delete them: without CLONE (MariaDB) resolve by hand", a.at.Primary)
 		case s.UserTables > 0:
 			why[i] = fmt.Sprintf("has transactions the primary does not have and %d tables: the provider neither clones nor replicates it; resolve by hand", s.UserTables)
 		default:
@@ -94,6 +101,13 @@ func repairs(a assessment, answers []answer, source xsql.Endpoint, defaultPort i
 		}
 	}
 	return out, why
+}
+
+// formerPrimary reports whether member i is the primary the last failover
+// replaced.
+func formerPrimary(a assessment, i int) bool {
+	f := a.at.LastFailover
+	return f != nil && i < len(a.at.Members) && a.at.Members[i].Name == f.From
 }
 
 // semiSyncWanted is how many replicas the primary's commits are to wait

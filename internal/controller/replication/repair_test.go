@@ -13,6 +13,7 @@ import (
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/event"
 
+	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
 	"github.com/dbplane/dbplane/internal/clients/mysql"
 	"github.com/dbplane/dbplane/internal/clients/xsql"
 )
@@ -57,11 +58,41 @@ func TestRepairs(t *testing.T) {
 	}
 	diverged := &xsql.ReplicationState{OwnSource: true, Primary: false, Protected: true, Position: uuidA + ":1-9," + uuidB + ":1-4", UserTables: 2, CanClone: true}
 	mariaFresh := &xsql.ReplicationState{OwnSource: true, Primary: true, Blank: true}
+	formerPrimary := func(pos string, canClone bool) *xsql.ReplicationState {
+		// Restarted read-only, as every pod starts: no primary, no source.
+		return &xsql.ReplicationState{OwnSource: true, Position: pos, UserTables: 3, CanClone: canClone}
+	}
+	mariaPrimary := &xsql.ReplicationState{OwnSource: true, Primary: true, Position: "0-101-50", UserTables: 3}
 	cases := map[string]struct {
-		reason  string
-		answers []answer
-		want    want
+		reason       string
+		answers      []answer
+		failoverFrom string
+		want         want
 	}{
+		"FormerPrimaryRejoins": {
+			reason:       "The primary a failover replaced, restarted read-only with GTIDs the new primary has, replicates from it.",
+			answers:      []answer{{state: formerPrimary(uuidA+":1-9", true)}, {state: mysqlPrimary(uuidA + ":1-9," + uuidB + ":1-3")}},
+			failoverFrom: "orders-0",
+			want:         want{Repairs: []string{"replicate 0"}, Why: map[int]string{}},
+		},
+		"FormerPrimaryRecloned": {
+			reason:       "MySQL 8: a former primary holding transactions the new primary lacks (lost asynchronously, or never acknowledged) is cloned from it, tables or not.",
+			answers:      []answer{{state: formerPrimary(uuidA+":1-10", true)}, {state: mysqlPrimary(uuidA + ":1-9," + uuidB + ":1-3")}},
+			failoverFrom: "orders-0",
+			want:         want{Repairs: []string{"clone 0"}, Why: map[int]string{}},
+		},
+		"FormerPrimaryMariaDBReported": {
+			reason:       "MariaDB has no CLONE: a former primary ahead of the new one keeps its data, stays read-only and is reported.",
+			answers:      []answer{{state: formerPrimary("0-100-57", false)}, {state: mariaPrimary}},
+			failoverFrom: "orders-0",
+			want:         want{Why: map[int]string{0: "former primary: holds transactions the primary orders-1 does not have (lost by the failover, or committed but never acknowledged); it stays read-only and out of replication, and the provider does not delete them: without CLONE (MariaDB) resolve by hand"}},
+		},
+		"OtherDivergedNotRecloned": {
+			reason:       "Only the primary a failover replaced is re-cloned: another member with transactions of its own and tables is left alone.",
+			answers:      []answer{{state: formerPrimary(uuidA+":1-10", true)}, {state: mysqlPrimary(uuidA + ":1-9," + uuidB + ":1-3")}},
+			failoverFrom: "orders-2",
+			want:         want{Why: map[int]string{0: "has transactions the primary does not have and 3 tables: the provider neither clones nor replicates it; resolve by hand"}},
+		},
 		"Healthy": {
 			reason:  "Replicas that replicate from the read-write Service and are read-only need nothing.",
 			answers: []answer{{state: mysqlPrimary(uuidA + ":1-9")}, {state: mysqlReplica(uuidA+":1-9", "Yes", "Yes", true)}, {state: mysqlReplica(uuidA+":1-5", "Connecting", "Yes", true)}},
@@ -111,10 +142,10 @@ func TestRepairs(t *testing.T) {
 			answers: []answer{{state: &xsql.ReplicationState{OwnSource: true, Primary: true, Position: "0-100-40", UserTables: 1}}, {state: &xsql.ReplicationState{OwnSource: true, Primary: true, Blank: true, Position: "0-101-41"}}},
 			want:    want{Why: map[int]string{1: "has transactions the primary does not have and cannot be cloned: the provider leaves it alone; resolve by hand"}},
 		},
-		"MariaDBLowerSequenceReplicates": {
-			reason:  "MariaDB positions are per domain: a lower sequence number from another server passes (gtid_strict_mode then stops replication with an error, which is reported).",
+		"MariaDBOtherServerReported": {
+			reason:  "MariaDB binlog states are per domain and server: a transaction of another server the primary never logged is its own, even with a lower sequence number: reported, not replicated.",
 			answers: []answer{{state: &xsql.ReplicationState{OwnSource: true, Primary: true, Position: "0-100-40", UserTables: 1}}, {state: &xsql.ReplicationState{OwnSource: true, Primary: true, Blank: true, Position: "0-101-2"}}},
-			want:    want{Repairs: []string{"replicate 1"}, Why: map[int]string{}},
+			want:    want{Why: map[int]string{1: "has transactions the primary does not have and cannot be cloned: the provider leaves it alone; resolve by hand"}},
 		},
 		"Unreachable": {
 			reason:  "An unreachable member needs nothing it can be given.",
@@ -125,6 +156,9 @@ func TestRepairs(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			a := assess(params(len(tc.answers), 0), tc.answers)
+			if tc.failoverFrom != "" {
+				a.at.LastFailover = &v1alpha1.Failover{From: tc.failoverFrom}
+			}
 			rs, why := repairs(a, tc.answers, rwService, 3306, mysql.PositionContains)
 			if diff := cmp.Diff(tc.want, want{Repairs: str(rs), Why: why}); diff != "" {
 				t.Errorf("%s\nrepairs(...): -want, +got:\n%s", tc.reason, diff)

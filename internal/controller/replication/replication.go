@@ -206,6 +206,7 @@ func (c *connector) Connect(ctx context.Context, cr *v1alpha1.Replication) (mana
 	e.render = c.render(pc.Spec.Engine)
 	e.contains = c.contains(pc.Spec.Engine)
 	e.failsOver = engines[pc.Spec.Engine].failover
+	e.moves = engines[pc.Spec.Engine].moves
 	// Replicas replicate from the read-write Service, which follows the
 	// primary label.
 	e.source = xsql.Endpoint{Host: pc.Spec.Host, Port: pc.Spec.Port, TLS: pc.Spec.TLS}
@@ -251,6 +252,9 @@ type plan struct {
 	promote *promotion
 	// switchover is one to make, before anything else.
 	switchover *switchover
+	// reopen is a member to make writable again: the primary, restarted
+	// read-only (MySQL), before anything else.
+	reopen *int
 	// restart is a Pod to delete, for it to come back at the new revision.
 	restart string
 	// attach are members a failover left detached, to stream again.
@@ -274,6 +278,9 @@ func (p plan) diff() []string {
 	}
 	if p.switchover != nil {
 		out = append(out, fmt.Sprintf("switch over from member %d to member %d", p.switchover.from, p.switchover.to))
+	}
+	if p.reopen != nil {
+		out = append(out, fmt.Sprintf("make member %d, the primary, take writes again: it started read-only", *p.reopen))
 	}
 	if p.restart != "" {
 		out = append(out, fmt.Sprintf("restart Pod %s at its StatefulSet's new revision", p.restart))
@@ -351,6 +358,8 @@ type external struct {
 	// observeTimeout bounds each member's Observe: a member that does not
 	// answer within it is unreachable for this poll.
 	observeTimeout time.Duration
+	// moves are how the engine's primary moves.
+	moves moves
 }
 
 var _ managed.TypedExternalClient[*v1alpha1.Replication] = &external{}
@@ -428,10 +437,10 @@ func (e *external) planPrimary(cr *v1alpha1.Replication, a assessment) ([]string
 	var notes []string
 	e.primary = e.servers[a.primary]
 	e.plan.dropSlots = staleSlots(fp.SlotPrefix, fp.Members, a.state.Slots)
-	if e.promoters() {
+	if e.promoters() && e.moves.slots {
 		e.plan.createSlots = missingSlots(fp.SlotPrefix, fp.Members, a.primary, a.state.Slots)
-		e.plan.attach = detachedMembers(e.answers)
 	}
+	e.plan.attach = detachedMembers(e.answers)
 	if e.render != nil {
 		sb := standbys(a, fp.Members)
 		want, err := e.render(fp.Synchronous, sb)
@@ -533,10 +542,13 @@ func (e *external) Create(_ context.Context, _ *v1alpha1.Replication) (managed.E
 // stale slots, then synchronous_standby_names.
 func (e *external) Update(ctx context.Context, cr *v1alpha1.Replication) (managed.ExternalUpdate, error) {
 	if e.plan.promote != nil {
-		return managed.ExternalUpdate{}, e.failover(ctx, cr, *e.plan.promote)
+		return managed.ExternalUpdate{}, e.moves.failover(e, ctx, cr, *e.plan.promote)
 	}
 	if e.plan.switchover != nil {
-		return managed.ExternalUpdate{}, e.switchover(ctx, cr, *e.plan.switchover)
+		return managed.ExternalUpdate{}, e.moves.switchover(e, ctx, cr, *e.plan.switchover)
+	}
+	if e.plan.reopen != nil {
+		return managed.ExternalUpdate{}, e.reopen(ctx, cr, *e.plan.reopen)
 	}
 	if e.plan.restart != "" {
 		return managed.ExternalUpdate{}, e.restart(ctx, cr, e.plan.restart)

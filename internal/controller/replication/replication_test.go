@@ -160,7 +160,7 @@ func labels(t *testing.T, kube client.Client, names ...string) map[string]map[st
 }
 
 func newExternal(kube client.Client, changes *[]string, answers ...answer) *external {
-	e := &external{pods: kube, kube: kube, render: postgres.SynchronousStandbyNames, record: event.NewNopRecorder()}
+	e := &external{pods: kube, kube: kube, render: postgres.SynchronousStandbyNames, record: event.NewNopRecorder(), moves: pgMoves}
 	for i, a := range answers {
 		e.servers = append(e.servers, &fakeServer{name: "orders-" + string(rune('0'+i)), state: a.state, err: a.err, changes: changes})
 	}

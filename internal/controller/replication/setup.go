@@ -52,9 +52,12 @@ type engine struct {
 	// newServer returns the Server of one member; nil when the provider
 	// does not manage the engine's replication yet.
 	newServer func(o Options, flavors *mysql.Flavors, ep xsql.Endpoint, admin xsql.Credential) (Server, error)
-	// failover: the provider promotes a standby when the primary is lost
-	// (its Servers are Promoters).
+	// failover: the provider promotes a standby when the primary is lost,
+	// as moves say.
 	failover bool
+	// moves are how the engine's primary moves: failover, switchover and
+	// what they need.
+	moves moves
 	// synchronousStandbyNames renders the setting that makes commits wait
 	// for n of standbys; nil when the engine has none.
 	synchronousStandbyNames RenderFn
@@ -75,6 +78,7 @@ var engines = map[v1alpha1.Engine]engine{
 		},
 		synchronousStandbyNames: postgres.SynchronousStandbyNames,
 		failover:                true,
+		moves:                   pgMoves,
 	},
 	v1alpha1.MySQL: {
 		newServer: func(o Options, flavors *mysql.Flavors, ep xsql.Endpoint, admin xsql.Credential) (Server, error) {
@@ -85,6 +89,8 @@ var engines = map[v1alpha1.Engine]engine{
 			return mysql.NewReplicationClient(db, ep, flavors), nil
 		},
 		contains: mysql.PositionContains,
+		failover: true,
+		moves:    mysqlMoves,
 	},
 }
 

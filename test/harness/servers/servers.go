@@ -355,6 +355,20 @@ func (s *Server) Restart(t testing.TB) {
 	}
 }
 
+// Wipe stops a MariaDB server, deletes its data and sets it up again from
+// nothing, on the same port with the same arguments, as a pod whose volume
+// was replaced starts.
+func (s *Server) Wipe(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	if err := os.RemoveAll(filepath.Join(s.Dir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.startMariaDB(t); err != nil {
+		t.Fatalf("cannot set up %s again: %v\n%s", s.Engine, err, s.Tail())
+	}
+}
+
 // Run runs a setup command to completion, logging to the server log.
 func (s *Server) Run(t testing.TB, cred *syscall.Credential, name string, args ...string) error {
 	t.Helper()
