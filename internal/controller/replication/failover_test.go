@@ -337,6 +337,10 @@ func TestObserveTimeout(t *testing.T) {
 	e.observeTimeout = 50 * time.Millisecond
 	cr := newReplication(2, 0)
 	cr.Status.AtProvider.LastPrimary = "orders-0"
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	// The clock moves on while the member is asked.
+	clock := t0
+	e.now = func() time.Time { c := clock; clock = clock.Add(time.Second); return c }
 	start := time.Now()
 	if _, err := e.Observe(t.Context(), cr); err != nil {
 		t.Fatal(err)
@@ -344,8 +348,18 @@ func TestObserveTimeout(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("Observe with a member that hangs took %s; want about the observe timeout", took)
 	}
-	if m := cr.Status.AtProvider.Members[0]; m.Role != v1alpha1.MemberUnreachable || cr.Status.AtProvider.PrimaryLostAt == nil {
-		t.Errorf("a member that hangs: %+v, primary lost at %v; want unreachable, and lost", m, cr.Status.AtProvider.PrimaryLostAt)
+	if m := cr.Status.AtProvider.Members[0]; m.Role != v1alpha1.MemberUnreachable || cr.Status.AtProvider.PrimaryLostAt == nil || !cr.Status.AtProvider.PrimaryLostAt.Time.Equal(t0) {
+		t.Errorf("a member that hangs: %+v, primary lost at %v; want unreachable, and lost since before it was asked (%s)", m, cr.Status.AtProvider.PrimaryLostAt, t0)
+	}
+	// Asked again while lost: the shorter re-ask timeout, not the observe
+	// timeout.
+	e.observeTimeout = time.Minute
+	start = time.Now()
+	if _, err := e.Observe(t.Context(), cr); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("re-asking a member that was unreachable took %s; want about %s", took, reaskTimeout)
 	}
 }
 

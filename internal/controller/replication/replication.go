@@ -391,7 +391,7 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 	// Before asking: a primary that does not answer has been lost since
 	// it was asked, not since the observe timeout ran out.
 	now := e.clock()
-	e.answers = e.ask(ctx)
+	e.answers = e.ask(ctx, cr.Status.AtProvider.Members)
 	a := assess(fp, e.answers)
 	remember(&a, cr.Status.AtProvider, now)
 	prev := cr.Status.AtProvider
@@ -495,17 +495,17 @@ func (e *external) planRepairs(cr *v1alpha1.Replication, a assessment) []string 
 }
 
 // ask observes every member concurrently, so that unreachable members cost
-// one timeout in all, not one each: the observe timeout, else the SQL
-// client's.
-func (e *external) ask(ctx context.Context) []answer {
+// one timeout in all, not one each: the observe timeout (askTimeout), else
+// the SQL client's.
+func (e *external) ask(ctx context.Context, prev []v1alpha1.MemberObservation) []answer {
 	out := make([]answer, len(e.servers))
 	var wg sync.WaitGroup
 	for i, s := range e.servers {
 		wg.Go(func() {
 			ctx := ctx
-			if e.observeTimeout > 0 {
+			if d := e.askTimeout(prev, i); d > 0 {
 				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, e.observeTimeout)
+				ctx, cancel = context.WithTimeout(ctx, d)
 				defer cancel()
 			}
 			st, err := s.Observe(ctx)
@@ -514,6 +514,22 @@ func (e *external) ask(ctx context.Context) []answer {
 	}
 	wg.Wait()
 	return out
+}
+
+// reaskTimeout bounds asking a member that did not answer the last poll:
+// it already had the whole observe timeout once, and one that is back
+// answers in milliseconds. While the primary is lost this keeps each poll,
+// the one that fails over included, short.
+const reaskTimeout = 500 * time.Millisecond
+
+// askTimeout bounds asking member i, given the members' last observed
+// state: the observe timeout, shorter for a member that was unreachable.
+func (e *external) askTimeout(prev []v1alpha1.MemberObservation, i int) time.Duration {
+	d := e.observeTimeout
+	if i < len(prev) && prev[i].Role == v1alpha1.MemberUnreachable && d > 0 {
+		d = min(d, reaskTimeout)
+	}
+	return d
 }
 
 // readPods reads the role label of every member's Pod.
