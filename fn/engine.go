@@ -118,13 +118,18 @@ type release struct {
 	EndOfLife string
 }
 
-// An exporter is a Prometheus metrics sidecar.
+// An exporter is a Prometheus metrics sidecar. It logs in as the monitoring
+// login, whose password PasswordEnv is set from; Args and Env name the login
+// and the server on 127.0.0.1.
 type exporter struct {
 	Image       string
 	Port        int32
 	Args        []string
 	Env         map[string]string
 	PasswordEnv string
+	// Up is the gauge the exporter sets to 1 when it logged in to the
+	// server and 0 when not.
+	Up string
 }
 
 // pgRelease is a PostgreSQL release of the official image. Before 18 the image
@@ -178,9 +183,10 @@ var engines = map[v1.Engine]engine{
 			Port:  9187,
 			Env: map[string]string{
 				"DATA_SOURCE_URI":  "127.0.0.1:5432/postgres?sslmode=disable",
-				"DATA_SOURCE_USER": "postgres",
+				"DATA_SOURCE_USER": monitoringLogin,
 			},
 			PasswordEnv: "DATA_SOURCE_PASS",
+			Up:          "pg_up",
 		},
 
 		// --clean --if-exists: a load drops each object the dump holds
@@ -222,10 +228,11 @@ var engines = map[v1.Engine]engine{
 		ReadinessProbe: []string{"mysql", "--protocol=TCP", "--host=127.0.0.1", "--port=3306", "--user=root", "--batch", "--skip-column-names", "--execute=SELECT 1"},
 
 		Exporter: exporter{ //nolint:gosec // The name of the password variable, no credential.
-			Image:       "docker.io/prom/mysqld-exporter:v0.17.2",
+			Image:       "docker.io/prom/mysqld-exporter:v0.16.0",
 			Port:        9104,
-			Args:        []string{"--mysqld.address=127.0.0.1:3306", "--mysqld.username=root"},
+			Args:        []string{"--mysqld.address=127.0.0.1:3306", "--mysqld.username=" + monitoringLogin},
 			PasswordEnv: "MYSQLD_EXPORTER_PASSWORD",
+			Up:          "mysql_up",
 		},
 
 		// --set-gtid-purged=OFF: with gtid_mode=ON Oracle's mysqldump would

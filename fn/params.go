@@ -138,7 +138,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		Profile:  pr,
 		Backup:   s.Backup.Enabled,
 		Schedule: s.Backup.Schedule,
-		Metrics:  s.Monitoring.Enabled && s.Monitoring.Metrics,
+		Metrics:  metrics(s.Monitoring, in),
 	}
 
 	var err error
@@ -201,7 +201,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 	}
 	p.resolveReplication(s, pr, o, db.GetAnnotations()[AnnotationSwitchoverTo])
 	if p.SQLUsers {
-		p.Logins = logins(p.names, s.Users, p.Replicated)
+		p.Logins = logins(p.names, s.Users, p.Replicated, p.Metrics)
 	}
 
 	p.Restore = s.Restore
@@ -218,6 +218,12 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		p.Credentials.Password = pw
 	}
 	return p, nil
+}
+
+// metrics tells whether the exporter is composed: it logs in as the
+// monitoring login, which only the SQL provider makes.
+func metrics(m *v1.Monitoring, in Input) bool {
+	return m.Enabled && m.Metrics && in.SQLUsers
 }
 
 // resources are the profile's, unless the Database sets its own.

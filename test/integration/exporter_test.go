@@ -1,0 +1,492 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/yaml"
+
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+
+	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
+	"github.com/dbplane/dbplane/fn"
+	"github.com/dbplane/dbplane/test/harness"
+)
+
+// The exporter tests run the exporters fn composes (the same versions,
+// built from Go modules by test/tools/build.sh) against the throwaway
+// servers, with exactly the composed container's arguments and
+// environment, logged in as the monitoring login the provider's User
+// controller creates from the User fn composes. Only the server's port
+// and the exporter's listen address differ from a pod: the pod's server
+// listens on the engine's port, and the exporter on its default port,
+// which the test checks is the container port fn composes.
+
+// exporterTools are the test/tools names of each engine's exporter.
+var exporterTools = map[string]string{postgresql: "postgres-exporter", mysql: "mysqld-exporter"}
+
+// exporterVersions are the versions composed for the exporter tests;
+// MariaDB stands in for MySQL 8.4.
+var exporterVersions = map[string]string{postgresql: "15", mysql: "8.4"}
+
+// keyMetrics are metrics the exporter must report from a server it is
+// logged in to, with the privileges the monitoring login has: each needs a
+// query only a login with them can run.
+var keyMetrics = map[string][]string{
+	postgresql: {
+		"pg_up",                                // it logged in
+		"pg_stat_database_xact_commit",         // pg_stat_database
+		"pg_stat_database_numbackends",         // connections
+		"pg_settings_max_connections",          // pg_settings
+		"pg_stat_activity_max_tx_duration",     // pg_stat_activity of other logins: pg_monitor
+		"pg_stat_database_deadlocks",           // deadlocks
+		"pg_database_size_bytes",               // pg_database_size: pg_monitor (pg_read_all_stats)
+		"pg_replication_is_replica",            // pg_is_in_recovery
+		"pg_stat_bgwriter_buffers_alloc_total", // pg_stat_bgwriter
+	},
+	mysql: {
+		"mysql_up",
+		"mysql_global_status_threads_connected",
+		"mysql_global_variables_max_connections",
+		"mysql_global_status_queries",
+		"mysql_global_status_innodb_row_lock_waits",
+		"mysql_global_status_uptime",
+		"mysql_global_status_slow_queries",
+	},
+}
+
+// exporterDatabase is a Database with metrics, as a user writes it.
+func exporterDatabase(engine string) string {
+	return `apiVersion: database.example.com/v1
+kind: Database
+metadata:
+  name: orders
+  namespace: team-a
+spec:
+  type: ` + engine + `
+  version: "` + exporterVersions[engine] + `"
+  storage:
+    size: 5Gi
+  monitoring:
+    enabled: true
+    metrics: true
+`
+}
+
+// composedExporter resolves the Database the way the function does and
+// returns its exporter container and the User of its monitoring login.
+func composedExporter(t *testing.T, engine string) (corev1.Container, *v1alpha1.User) {
+	t.Helper()
+	u := map[string]any{}
+	if err := yaml.Unmarshal([]byte(exporterDatabase(engine)), &u); err != nil {
+		t.Fatal(err)
+	}
+	db, err := fn.Decode(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn.Default(&db.Spec)
+	if errs := fn.Validate(db); len(errs) > 0 {
+		t.Fatalf("Validate(): %v", errs.ToAggregate())
+	}
+	p, err := fn.Resolve(db, fn.Observed{}, fn.Input{SQLUsers: true}, func() (string, error) { return "cluster-password-unused", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var x *corev1.Container
+	for _, c := range fn.StatefulSet(p).Spec.Template.Spec.Containers {
+		if c.Name == "metrics" {
+			x = &c
+		}
+	}
+	if x == nil {
+		t.Fatalf("%s with metrics: no exporter container composed", engine)
+	}
+	var user *v1alpha1.User
+	for _, c := range fn.Compose(p) {
+		if u, ok := c.Object.(*v1alpha1.User); ok && u.Spec.ForProvider.Privileges == v1alpha1.MonitoringPrivileges {
+			user = u
+		}
+	}
+	if user == nil {
+		t.Fatalf("%s with metrics: no monitoring User composed", engine)
+	}
+	return *x, user
+}
+
+// passwordFrom is the exporter's variable set from a Secret: the monitoring
+// login's, never the superuser's.
+func passwordFrom(t *testing.T, c corev1.Container) (env, secret string) {
+	t.Helper()
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			continue
+		}
+		if e.ValueFrom.SecretKeyRef == nil || env != "" {
+			t.Fatalf("exporter: want one variable from a Secret, got %+v", c.Env)
+		}
+		env, secret = e.Name, e.ValueFrom.SecretKeyRef.Name
+	}
+	if env == "" {
+		t.Fatalf("exporter: no password variable from a Secret: %+v", c.Env)
+	}
+	return env, secret
+}
+
+// An exporterRun is a running exporter.
+type exporterRun struct {
+	proc *harness.Process
+	url  string
+	// probe is the composed liveness command, reaching this exporter.
+	probe []string
+}
+
+// runExporter starts the engine's exporter binary with the composed
+// container's arguments and literal environment, the server's port in
+// place of the engine's, and password in the Secret's variable ("" when
+// the Secret does not exist yet, as the optional variable is then unset).
+func runExporter(t *testing.T, s *server, c corev1.Container, password string) *exporterRun {
+	t.Helper()
+	bin := tool(t, exporterTools[s.Engine])
+	enginePort := map[string]string{postgresql: "5432", mysql: "3306"}[s.Engine]
+	local := func(v string) string {
+		return strings.ReplaceAll(v, "127.0.0.1:"+enginePort, "127.0.0.1:"+strconv.Itoa(s.Port))
+	}
+	if len(c.Ports) != 1 {
+		t.Fatalf("exporter: want one port, got %+v", c.Ports)
+	}
+	for _, a := range c.Args {
+		if strings.HasPrefix(a, "--web.listen-address") {
+			t.Fatalf("exporter: the composed args set %s; the test assumes the default", a)
+		}
+	}
+	if def := defaultListen(t, bin); def != ":"+strconv.Itoa(int(c.Ports[0].ContainerPort)) {
+		t.Fatalf("exporter listens on %s by default, the composed container port is %d", def, c.Ports[0].ContainerPort)
+	}
+	port, err := harness.FreePort(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := make([]string, 0, len(c.Args)+1)
+	for _, a := range c.Args {
+		args = append(args, local(a))
+	}
+	args = append(args, "--web.listen-address=127.0.0.1:"+strconv.Itoa(port))
+
+	pwEnv, _ := passwordFrom(t, c)
+	// HOME: mysqld_exporter reads ~/.my.cnf if there is one; a pod has none.
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			env = append(env, e.Name+"="+local(e.Value))
+		}
+	}
+	if password != "" {
+		env = append(env, pwEnv+"="+password)
+	}
+	p := &harness.Process{
+		Name: exporterTools[s.Engine], Bin: bin, Args: args, Env: env, Ports: []int{port},
+		Log: filepath.Join(t.TempDir(), "exporter.log"),
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Stop(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("exporter log:\n%s", harness.Tail(p.Log, 8<<10))
+		}
+	})
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/metrics"
+	if err := p.WaitReady(t.Context(), 30*time.Second, func(ctx context.Context) error {
+		_, _, err := scrape(ctx, url)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var probe []string
+	if c.LivenessProbe == nil || c.LivenessProbe.Exec == nil {
+		t.Fatal("exporter: no exec liveness probe")
+	}
+	for _, a := range c.LivenessProbe.Exec.Command {
+		probe = append(probe, strings.ReplaceAll(a, "127.0.0.1:"+strconv.Itoa(int(c.Ports[0].ContainerPort)), "127.0.0.1:"+strconv.Itoa(port)))
+	}
+	return &exporterRun{proc: p, url: url, probe: probe}
+}
+
+// defaultListen is the exporter's default --web.listen-address, from its
+// own --help.
+func defaultListen(t *testing.T, bin string) string {
+	t.Helper()
+	out, _ := exec.CommandContext(t.Context(), bin, "--help").CombinedOutput()
+	// Kingpin prints a flag's default as its value: --web.listen-address=:9187 ...
+	m := regexp.MustCompile(`--web\.listen-address=(\S+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("cannot find the default listen address in %s --help:\n%s", bin, out)
+	}
+	return string(m[1])
+}
+
+var (
+	toolsOnce sync.Mutex
+	toolPaths = map[string]string{}
+)
+
+// tool builds (once, cached by version) or finds a pinned tool.
+func tool(t testing.TB, name string) string {
+	t.Helper()
+	toolsOnce.Lock()
+	defer toolsOnce.Unlock()
+	if p, ok := toolPaths[name]; ok {
+		return p
+	}
+	cmd := exec.CommandContext(t.Context(), filepath.Join("..", "tools", "build.sh"), name) //nolint:gosec // Our own build script and tool names.
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("cannot build %s: %v", name, err)
+	}
+	toolPaths[name] = strings.TrimSpace(string(out))
+	return toolPaths[name]
+}
+
+// scrape fetches and parses one scrape, and how long it took.
+func scrape(ctx context.Context, url string) (map[string]*dto.MetricFamily, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	begin := time.Now()
+	rsp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rsp.Body.Close() //nolint:errcheck // Read to the end below.
+	b, err := io.ReadAll(rsp.Body)
+	took := time.Since(begin)
+	if err != nil {
+		return nil, 0, err
+	}
+	if rsp.StatusCode != http.StatusOK {
+		return nil, 0, fmt.Errorf("GET %s: %s", url, rsp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(bytes.NewReader(b))
+	return mfs, took, err
+}
+
+// gauge is the value of an unlabelled gauge or untyped metric, or -1.
+func gauge(mfs map[string]*dto.MetricFamily, name string) float64 {
+	mf, ok := mfs[name]
+	if !ok || len(mf.GetMetric()) != 1 {
+		return -1
+	}
+	m := mf.GetMetric()[0]
+	if g := m.GetGauge(); g != nil {
+		return g.GetValue()
+	}
+	return m.GetUntyped().GetValue()
+}
+
+func series(mfs map[string]*dto.MetricFamily) int {
+	n := 0
+	for _, mf := range mfs {
+		n += len(mf.GetMetric())
+	}
+	return n
+}
+
+// probeExit runs the composed liveness command and returns its exit code.
+func (x *exporterRun) probeExit(t *testing.T) int {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), x.probe[0], x.probe[1:]...) //nolint:gosec // The composed probe.
+	err := cmd.Run()
+	if ee := (*exec.ExitError)(nil); err != nil && !asExit(err, &ee) {
+		t.Fatalf("liveness probe %v: %v", x.probe, err)
+	} else if err != nil {
+		return ee.ExitCode()
+	}
+	return 0
+}
+
+func asExit(err error, ee **exec.ExitError) bool {
+	e, ok := err.(*exec.ExitError) //nolint:errorlint // exec returns it unwrapped.
+	*ee = e
+	return ok
+}
+
+// TestExporters: each engine's exporter, run with the composed arguments
+// and environment, logs in as the monitoring login the User controller
+// created, not the superuser; reports the key metrics with it; and the
+// composed liveness probe fails while the login's Secret is missing (the
+// pod's first start) and passes once the exporter logged in.
+func TestExporters(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			var s *server
+			if engine == mysql {
+				// MySQL 8 runs performance_schema by default; MariaDB not.
+				s = startWith(t, engine, "--performance-schema=ON")
+			} else {
+				s = start(t, engine)
+			}
+			c, u := composedExporter(t, engine)
+			_, secret := passwordFrom(t, c)
+			if secret != u.Spec.WriteConnectionSecretToReference.Name {
+				t.Fatalf("exporter reads Secret %q, the monitoring User writes %q", secret, u.Spec.WriteConnectionSecretToReference.Name)
+			}
+
+			// Before the provider made the login, the pod's exporter
+			// starts without a password: it is not up, and the composed
+			// liveness probe fails, which restarts it.
+			before := runExporter(t, s, c, "")
+			mfs, _, err := scrape(t.Context(), before.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			up := c.LivenessProbe.Exec.Command[2]
+			upName := regexp.MustCompile(`\^([a-z_]+) 1`).FindStringSubmatch(up)[1]
+			if got := gauge(mfs, upName); got != 0 {
+				t.Errorf("without the Secret: %s = %v, want 0", upName, got)
+			}
+			if code := before.probeExit(t); code == 0 {
+				t.Errorf("without the Secret: the liveness probe passed; it must fail so that the kubelet restarts the exporter")
+			}
+			if err := before.proc.Stop(); err != nil {
+				t.Fatal(err)
+			}
+
+			// The User fn composes, reconciled by the provider's User
+			// controller against this server's ProviderConfig.
+			env := newProviderEnv(t, s)
+			u.SetUID(types.UID("uid-" + u.GetName()))
+			u.Spec.ProviderConfigReference = &xpv2.ProviderConfigReference{Kind: "ProviderConfig", Name: "default"}
+			u.SetGroupVersionKind(v1alpha1.UserGroupVersionKind)
+			if got := env.converge(t, u); got[0] != created {
+				t.Fatalf("monitoring User: want created, got %v", got)
+			}
+			sec := env.secret(t, u)
+			if sec["username"] != "monitoring" || sec["password"] == "" || sec["password"] == s.Password {
+				t.Fatalf("monitoring login's Secret: username %q, a password of its own: %t", sec["username"], sec["password"] != s.Password)
+			}
+			checkLeastPrivilege(t, env, sec)
+
+			x := runExporter(t, s, c, sec["password"])
+			_, took, err := scrape(t.Context(), x.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A second scrape: the first includes one-off work.
+			mfs, took2, err := scrape(t.Context(), x.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := gauge(mfs, upName); got != 1 {
+				t.Errorf("%s = %v, want 1: the exporter did not log in as the monitoring login", upName, got)
+			}
+			for _, m := range keyMetrics[engine] {
+				if _, ok := mfs[m]; !ok {
+					t.Errorf("scrape has no %s", m)
+				}
+			}
+			if code := x.probeExit(t); code != 0 {
+				t.Errorf("logged in: the liveness probe exits %d, want 0", code)
+			}
+			// What the monitoring login may not do shows in the exporter's
+			// log: every collector it runs must work with it.
+			log, err := os.ReadFile(x.proc.Log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range strings.Split(string(log), "\n") {
+				ll := strings.ToLower(l)
+				if strings.Contains(ll, "permission denied") || strings.Contains(ll, "access denied") || strings.Contains(ll, "must be superuser") {
+					t.Errorf("exporter, logged in as the monitoring login, lacks a privilege: %s", l)
+				}
+			}
+			names := slices.Sorted(func(yield func(string) bool) {
+				for n := range mfs {
+					if !yield(n) {
+						return
+					}
+				}
+			})
+			t.Logf("%s: %d metric families, %d series; scrape %s, then %s", engine, len(mfs), series(mfs), took.Round(time.Millisecond), took2.Round(time.Millisecond))
+			writeScraped(t, engine, names)
+		})
+	}
+}
+
+// checkLeastPrivilege: the monitoring login is no superuser and reads no
+// app data.
+func checkLeastPrivilege(t *testing.T, env *providerEnv, sec map[string]string) {
+	t.Helper()
+	env.admin(t, appDatabase, "CREATE TABLE secrets (v text)")
+	// The Secret's dsn names the app database: PostgreSQL lets every login
+	// connect to it (PUBLIC's CONNECT), MySQL lets in no account without a
+	// privilege on it.
+	db, err := env.open(t, sec["dsn"])
+	switch {
+	case err != nil && env.srv.Engine == mysql && strings.Contains(err.Error(), "Access denied for user 'monitoring'@'%' to database 'app'"):
+		t.Logf("the monitoring login cannot use the app database: %v", err)
+	case err != nil:
+		t.Fatalf("monitoring login cannot log in with its Secret's dsn: %v", err)
+	default:
+		defer db.Close() //nolint:errcheck // Read only.
+		var n int
+		if err := db.QueryRowContext(t.Context(), "SELECT count(*) FROM secrets").Scan(&n); err == nil {
+			t.Error("the monitoring login reads the app's tables")
+		} else {
+			t.Logf("the monitoring login cannot read the app's tables: %v", err)
+		}
+	}
+	switch env.srv.Engine {
+	case postgresql:
+		got := env.admin(t, "postgres", "SELECT rolsuper, rolreplication, pg_has_role('monitoring', 'pg_monitor', 'member') FROM pg_roles WHERE rolname = 'monitoring'")
+		if strings.TrimSpace(got) != "f\tf\tt" {
+			t.Errorf("monitoring role: superuser, replication, member of pg_monitor = %q, want f f t", got)
+		}
+	case mysql:
+		got := env.admin(t, "", "SHOW GRANTS FOR 'monitoring'@'%'")
+		t.Logf("grants of the monitoring login:\n%s", got)
+		if strings.Contains(got, "ALL PRIVILEGES") || strings.Contains(got, "SUPER") || strings.Contains(got, "`app`") {
+			t.Errorf("monitoring login has more than it needs:\n%s", got)
+		}
+	}
+}
+
+// scrapedDir holds the metric names the real exporters reported, written
+// by TestExporters for the alert and dashboard checks.
+var scrapedDir = filepath.Join("..", "testdata", "exporter")
+
+func writeScraped(t *testing.T, engine string, names []string) {
+	t.Helper()
+	if err := os.MkdirAll(scrapedDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(scrapedDir, engine+".txt"), []byte(strings.Join(names, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
