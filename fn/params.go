@@ -58,6 +58,13 @@ type Params struct {
 	KeepBackupVolume bool
 
 	Metrics bool
+	// Operator: the Prometheus Operator's CRDs exist, so a Database with
+	// metrics composes a PodMonitor and a PrometheusRule. OperatorUnknown:
+	// Crossplane did not say yet. MonitoringUnavailable says why a
+	// Database that asks for metrics is not monitored.
+	Operator              bool
+	OperatorUnknown       bool
+	MonitoringUnavailable string
 
 	// Autoscaling composes a HorizontalPodAutoscaler; Replicas is then
 	// what the StatefulSet has, and LeaveReplicas leaves the count out of
@@ -200,6 +207,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		p.Replicas, p.LeaveReplicas = autoscaledReplicas(s.Autoscaling, p.Replicas, o.StatefulSet)
 	}
 	p.resolveReplication(s, pr, o, db.GetAnnotations()[AnnotationSwitchoverTo])
+	p.resolveMonitoring(o, s.Monitoring.Enabled && s.Monitoring.Metrics)
 	if p.SQLUsers {
 		p.Logins = logins(p.names, s.Users, p.Replicated, p.Metrics)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -70,7 +71,88 @@ var keyMetrics = map[string][]string{
 		"mysql_global_status_innodb_row_lock_waits",
 		"mysql_global_status_uptime",
 		"mysql_global_status_slow_queries",
+		"mysql_info_schema_innodb_metrics_lock_lock_deadlocks", // --collect.info_schema.innodb_metrics
 	},
+}
+
+// replicationScrapes scrapes x while its server has replication to report,
+// as the replication alerts see it, and checks the values they read.
+// PostgreSQL: a primary whose standby's slot nobody streams from (slot
+// inactive). MariaDB: a replica of another server, streaming (threads
+// running, 0 s behind), then stopped (threads not running).
+func replicationScrapes(t *testing.T, env *providerEnv, x *exporterRun) []map[string]*dto.MetricFamily {
+	t.Helper()
+	get := func() map[string]*dto.MetricFamily {
+		mfs, _, err := scrape(t.Context(), x.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mfs
+	}
+	want := func(mfs map[string]*dto.MetricFamily, state, name string, labels map[string]string, v float64) {
+		if got := value(mfs, name, labels); got != v {
+			t.Errorf("%s: %s%v = %v, want %v", state, name, labels, got, v)
+		}
+	}
+	switch env.srv.Engine {
+	case postgresql:
+		env.admin(t, "", "SELECT pg_create_physical_replication_slot('orders_1')")
+		broken := get()
+		want(broken, "standby not streaming", "pg_replication_slot_slot_is_active", map[string]string{"slot_name": "orders_1", "slot_type": "physical"}, 0)
+		want(broken, "primary", "pg_replication_lag_seconds", nil, 0)
+		return []map[string]*dto.MetricFamily{broken}
+	case mysql:
+		src := startWith(t, mysql, "--log-bin=mysql-bin", "--server-id=1")
+		env.admin(t, "", "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT="+strconv.Itoa(src.Port)+
+			", MASTER_USER='root', MASTER_PASSWORD="+mysqlString(src.Password)+", MASTER_USE_GTID=slave_pos; START SLAVE")
+		if err := harness.Poll(t.Context(), 30*time.Second, func(context.Context) error {
+			if v := value(get(), "mysql_slave_status_slave_io_running", nil); v != 1 {
+				return fmt.Errorf("slave_io_running %v", v)
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("replica does not stream: %v", err)
+		}
+		streaming := get()
+		want(streaming, "streaming", "mysql_slave_status_slave_sql_running", nil, 1)
+		want(streaming, "streaming", "mysql_slave_status_seconds_behind_master", nil, 0)
+		env.admin(t, "", "STOP SLAVE")
+		stopped := get()
+		want(stopped, "stopped", "mysql_slave_status_slave_io_running", nil, 0)
+		want(stopped, "stopped", "mysql_slave_status_slave_sql_running", nil, 0)
+		return []map[string]*dto.MetricFamily{streaming, stopped}
+	}
+	return nil
+}
+
+// value is the value of the one series of name with these labels, or -1.
+func value(mfs map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
+	var found []float64
+	for _, m := range mfs[name].GetMetric() {
+		ok := true
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			ok = ok && have[k] == v
+		}
+		if !ok {
+			continue
+		}
+		switch {
+		case m.GetGauge() != nil:
+			found = append(found, m.GetGauge().GetValue())
+		case m.GetUntyped() != nil:
+			found = append(found, m.GetUntyped().GetValue())
+		case m.GetCounter() != nil:
+			found = append(found, m.GetCounter().GetValue())
+		}
+	}
+	if len(found) != 1 {
+		return -1
+	}
+	return found[0]
 }
 
 // exporterDatabase is a Database with metrics, as a user writes it.
@@ -348,7 +430,8 @@ func TestExporters(t *testing.T) {
 			var s *server
 			if engine == mysql {
 				// MySQL 8 runs performance_schema by default; MariaDB not.
-				s = startWith(t, engine, "--performance-schema=ON")
+				// A server_id of its own: it becomes a replica below.
+				s = startWith(t, engine, "--performance-schema=ON", "--server-id=2")
 			} else {
 				s = start(t, engine)
 			}
@@ -426,15 +509,20 @@ func TestExporters(t *testing.T) {
 					t.Errorf("exporter, logged in as the monitoring login, lacks a privilege: %s", l)
 				}
 			}
-			names := slices.Sorted(func(yield func(string) bool) {
-				for n := range mfs {
-					if !yield(n) {
-						return
-					}
-				}
-			})
 			t.Logf("%s: %d metric families, %d series; scrape %s, then %s", engine, len(mfs), series(mfs), took.Round(time.Millisecond), took2.Round(time.Millisecond))
-			writeScraped(t, engine, names)
+
+			names := map[string]bool{}
+			for n := range mfs {
+				names[n] = true
+			}
+			// The replication metrics appear only on a server with
+			// standbys (PostgreSQL) or a replica (MySQL).
+			for _, sc := range replicationScrapes(t, env, x) {
+				for n := range sc {
+					names[n] = true
+				}
+			}
+			writeScraped(t, engine, slices.Sorted(maps.Keys(names)))
 		})
 	}
 }
