@@ -132,6 +132,8 @@ type exporter struct {
 	Up string
 	// Alerts are the alerts on what this exporter measures (see alert).
 	Alerts []alert
+	// Panels are the dashboard's panels of what this exporter measures.
+	Panels []panel
 }
 
 func withStandbys(p Params) bool { return p.Replicated }
@@ -191,6 +193,31 @@ var engines = map[v1.Engine]engine{
 			},
 			PasswordEnv: "DATA_SOURCE_PASS",
 			Up:          "pg_up",
+			// No query latency: postgres_exporter measures it only with
+			// pg_stat_statements, which the server does not load.
+			Panels: []panel{
+				{Title: "Availability", Unit: "short", Queries: []query{{`pg_up{{{pods}}}`, "{{pod}} logged in"}, {`up{{{pods}}}`, "{{pod}} scraped"}}},
+				{Title: "Connections", Unit: "short", Queries: []query{
+					{`sum by (pod) (pg_stat_activity_count{{{pods}}})`, "{{pod}}"},
+					{`max by (pod) (pg_settings_max_connections{{{pods}}})`, "{{pod}} max_connections"},
+				}},
+				{Title: "Transactions per second", Unit: "reqps", Queries: []query{
+					{`sum by (pod) (rate(pg_stat_database_xact_commit{{{pods}}}[5m]))`, "{{pod}} commits"},
+					{`sum by (pod) (rate(pg_stat_database_xact_rollback{{{pods}}}[5m]))`, "{{pod}} rollbacks"},
+				}},
+				{Title: "Rows per second", Unit: "short", Queries: []query{
+					{`sum by (pod) (rate(pg_stat_database_tup_fetched{{{pods}}}[5m]))`, "{{pod}} read"},
+					{`sum by (pod) (rate(pg_stat_database_tup_inserted{{{pods}}}[5m]) + rate(pg_stat_database_tup_updated{{{pods}}}[5m]) + rate(pg_stat_database_tup_deleted{{{pods}}}[5m]))`, "{{pod}} written"},
+				}},
+				{Title: "Cache hit ratio", Unit: "percentunit", Queries: []query{
+					{`sum by (pod) (rate(pg_stat_database_blks_hit{{{pods}}}[5m])) / (sum by (pod) (rate(pg_stat_database_blks_hit{{{pods}}}[5m])) + sum by (pod) (rate(pg_stat_database_blks_read{{{pods}}}[5m])))`, "{{pod}}"},
+				}},
+				{Title: "Longest open transaction", Unit: "s", Queries: []query{{`max by (pod) (pg_stat_activity_max_tx_duration{{{pods}}})`, "{{pod}}"}}},
+				{Title: "Deadlocks (5m)", Unit: "short", Queries: []query{{`sum by (pod) (increase(pg_stat_database_deadlocks{{{pods}}}[5m]))`, "{{pod}}"}}},
+				{Title: "Replication lag", Unit: "s", Queries: []query{{`max by (pod) (pg_replication_lag_seconds{{{pods}}})`, "{{pod}}"}}},
+				{Title: "Standby slots active", Unit: "short", Queries: []query{{`pg_replication_slot_slot_is_active{{{pods}},slot_type="physical"}`, "{{slot_name}}"}}},
+				{Title: "Database size", Unit: "bytes", Queries: []query{{`sum by (pod) (pg_database_size_bytes{{{pods}}})`, "{{pod}}"}}},
+			},
 			Alerts: []alert{
 				{
 					Name: "DatabaseConnectionsNearMax", Severity: "warning", For: "5m",
@@ -271,6 +298,28 @@ var engines = map[v1.Engine]engine{
 			Args:        []string{"--mysqld.address=127.0.0.1:3306", "--mysqld.username=" + monitoringLogin, "--collect.info_schema.innodb_metrics"},
 			PasswordEnv: "MYSQLD_EXPORTER_PASSWORD",
 			Up:          "mysql_up",
+			// Latency: slow queries (over long_query_time) per second,
+			// what mysqld_exporter's default collectors measure of it.
+			Panels: []panel{
+				{Title: "Availability", Unit: "short", Queries: []query{{`mysql_up{{{pods}}}`, "{{pod}} logged in"}, {`up{{{pods}}}`, "{{pod}} scraped"}}},
+				{Title: "Connections", Unit: "short", Queries: []query{
+					{`max by (pod) (mysql_global_status_threads_connected{{{pods}}})`, "{{pod}} connected"},
+					{`max by (pod) (mysql_global_status_threads_running{{{pods}}})`, "{{pod}} running"},
+					{`max by (pod) (mysql_global_variables_max_connections{{{pods}}})`, "{{pod}} max_connections"},
+				}},
+				{Title: "Queries per second", Unit: "reqps", Queries: []query{{`sum by (pod) (rate(mysql_global_status_queries{{{pods}}}[5m]))`, "{{pod}}"}}},
+				{Title: "Statements per second", Unit: "reqps", Queries: []query{
+					{`sum by (pod, command) (rate(mysql_global_status_commands_total{{{pods}},command=~"select|insert|update|delete|commit|rollback"}[5m]))`, "{{pod}} {{command}}"},
+				}},
+				{Title: "Slow queries per second", Unit: "reqps", Queries: []query{{`sum by (pod) (rate(mysql_global_status_slow_queries{{{pods}}}[5m]))`, "{{pod}}"}}},
+				{Title: "Row lock waits", Unit: "short", Queries: []query{{`max by (pod) (mysql_global_status_innodb_row_lock_current_waits{{{pods}}})`, "{{pod}}"}}},
+				{Title: "Deadlocks (5m)", Unit: "short", Queries: []query{{`sum by (pod) (increase(mysql_info_schema_innodb_metrics_lock_lock_deadlocks{{{pods}}}[5m]))`, "{{pod}}"}}},
+				{Title: "Replication lag", Unit: "s", Queries: []query{{`max by (pod) (mysql_slave_status_seconds_behind_master{{{pods}}} or mysql_slave_status_seconds_behind_source{{{pods}}})`, "{{pod}}"}}},
+				{Title: "Network", Unit: "Bps", Queries: []query{
+					{`sum by (pod) (rate(mysql_global_status_bytes_received{{{pods}}}[5m]))`, "{{pod}} in"},
+					{`sum by (pod) (rate(mysql_global_status_bytes_sent{{{pods}}}[5m]))`, "{{pod}} out"},
+				}},
+			},
 			// Replica status columns are named slave_* by MySQL 8.0 and
 			// MariaDB (SHOW SLAVE STATUS), replica_* and *_source by MySQL
 			// 8.4 (SHOW REPLICA STATUS): the expressions take either.

@@ -1,6 +1,7 @@
 package fn
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -142,5 +143,64 @@ func TestBackupAge(t *testing.T) {
 		if got := backupAge(schedule).String(); got != want {
 			t.Errorf("backupAge(%q) = %s, want %s", schedule, got, want)
 		}
+	}
+}
+
+// TestDashboard: with metrics, each engine's dashboard is a ConfigMap the
+// Grafana sidecar loads, with a uid of the Database's own, and panels for
+// availability, connections, throughput, replication, storage and backups
+// whose every query selects this Database's series only.
+func TestDashboard(t *testing.T) {
+	uids := map[string]string{}
+	for name, s := range everySpec() {
+		if !s.Monitoring.Metrics {
+			continue
+		}
+		p := params(t, s)
+		cm := Dashboard(p)
+		if cm.Labels["grafana_dashboard"] != "1" {
+			t.Errorf("%s: dashboard ConfigMap labels %v lack grafana_dashboard: \"1\"", name, cm.Labels)
+		}
+		var d struct {
+			UID    string `json:"uid"`
+			Panels []struct {
+				Title   string `json:"title"`
+				Targets []struct {
+					Expr string `json:"expr"`
+				} `json:"targets"`
+			} `json:"panels"`
+		}
+		if err := json.Unmarshal([]byte(cm.Data["dbplane.json"]), &d); err != nil {
+			t.Fatalf("%s: dashboard is not JSON: %v", name, err)
+		}
+		uids[string(s.Type)+d.UID] = name
+		var titles []string
+		for _, pn := range d.Panels {
+			titles = append(titles, pn.Title)
+			if len(pn.Targets) == 0 {
+				t.Errorf("%s: panel %q has no query", name, pn.Title)
+			}
+			for _, tg := range pn.Targets {
+				if !strings.Contains(tg.Expr, `namespace="team-a"`) || strings.Contains(tg.Expr, "{{") {
+					t.Errorf("%s: panel %q query %q does not select this Database's series", name, pn.Title, tg.Expr)
+				}
+			}
+		}
+		for _, want := range []string{"Availability", "Connections", "Replication lag", "Volume space used", "Last successful backup (age)"} {
+			if !slices.Contains(titles, want) {
+				t.Errorf("%s: no %q panel in %v", name, want, titles)
+			}
+		}
+	}
+	other := params(t, everySpec()["postgresql-18-production-metrics=true"])
+	other.Name = "invoices"
+	var d struct {
+		UID string `json:"uid"`
+	}
+	if err := json.Unmarshal([]byte(Dashboard(other).Data["dbplane.json"]), &d); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := uids[string(other.names.Engine)+d.UID]; ok || d.UID == "" {
+		t.Errorf("two Databases' dashboards share uid %q: Grafana would keep one", d.UID)
 	}
 }

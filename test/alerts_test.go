@@ -235,3 +235,37 @@ func parsePromQL(t *testing.T, exprs []string) []parsed {
 	}
 	return rs
 }
+
+// TestDashboardMetricsExist: every query of each engine's composed dashboard
+// parses as PromQL (Prometheus' own parser) and reads only metrics the real
+// exporter reported, or otherMetrics.
+func TestDashboardMetricsExist(t *testing.T) {
+	for _, e := range []struct {
+		engine  v1.Engine
+		version string
+	}{{v1.PostgreSQL, "16"}, {v1.MySQL, "8.4"}} {
+		t.Run(string(e.engine), func(t *testing.T) {
+			cm := fn.Dashboard(alertingDatabase(t, e.engine, e.version))
+			var d struct {
+				Panels []struct {
+					Targets []struct {
+						Expr string `json:"expr"`
+					} `json:"targets"`
+				} `json:"panels"`
+			}
+			if err := json.Unmarshal([]byte(cm.Data["dbplane.json"]), &d); err != nil {
+				t.Fatal(err)
+			}
+			var exprs []string
+			for _, p := range d.Panels {
+				for _, tg := range p.Targets {
+					exprs = append(exprs, tg.Expr)
+				}
+			}
+			if len(exprs) < 10 {
+				t.Fatalf("want a dashboard of at least 10 queries, got %d", len(exprs))
+			}
+			checkMetricsExist(t, e.engine, exprs)
+		})
+	}
+}
