@@ -55,7 +55,8 @@ var mariadbOptions = map[string]string{
 	"skip_replica_start":  "--skip-slave-start",
 	// MySQL 8's plugins: MariaDB has no CLONE and semi-sync built in.
 	"plugin-load-add": "",
-	"slow_query_log":  "--slow-query-log", "long_query_time": "--long-query-time", "log_error_verbosity": "",
+	"slow_query_log":  "--slow-query-log", "slow_query_log_file": "--slow-query-log-file", "long_query_time": "--long-query-time",
+	"log_error_verbosity": "",
 }
 
 // mariadbArgs are a member's MariaDB arguments: the composed my.cnf and
