@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"maps"
@@ -576,5 +577,106 @@ func writeScraped(t *testing.T, engine string, names []string) {
 	}
 	if err := os.WriteFile(filepath.Join(scrapedDir, engine+".txt"), []byte(strings.Join(names, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// procUsage is a process's CPU time so far and its peak resident memory,
+// from /proc.
+func procUsage(t *testing.T, pid int) (cpu time.Duration, peakRSS int64) {
+	t.Helper()
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command (which may hold spaces) in parentheses.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64) // Numeric in /proc.
+	stime, _ := strconv.ParseInt(f[12], 10, 64) // Numeric in /proc.
+	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for l := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64) // Numeric in /proc.
+			peakRSS = kb << 10
+		}
+	}
+	// Linux counts CPU time in clock ticks of 1/100 s.
+	return time.Duration(utime+stime) * 10 * time.Millisecond, peakRSS
+}
+
+// TestExporterResources measures the exporter sidecar's CPU and memory on an
+// idle server and on a busy one (40 clients writing and reading), scraped
+// back to back, and checks the composed requests and limits hold it: peak
+// memory under the limit, and the CPU of one scrape every 30 s (the
+// PodMonitor's interval) under the request.
+func TestExporterResources(t *testing.T) {
+	const scrapes = 20
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			s := start(t, engine)
+			c, u := composedExporter(t, engine)
+			env := newProviderEnv(t, s)
+			u.SetUID(types.UID("uid-" + u.GetName()))
+			u.Spec.ProviderConfigReference = &xpv2.ProviderConfigReference{Kind: "ProviderConfig", Name: "default"}
+			u.SetGroupVersionKind(v1alpha1.UserGroupVersionKind)
+			env.converge(t, u)
+			app := newUser("orders-app", "app", appDatabase, v1alpha1.Owner)
+			env.converge(t, app)
+			x := runExporter(t, s, c, env.secret(t, u)["password"])
+
+			measure := func(state string) (time.Duration, int64) {
+				cpu0, _ := procUsage(t, x.proc.PID())
+				for range scrapes {
+					if _, _, err := scrape(t.Context(), x.url); err != nil {
+						t.Fatal(err)
+					}
+				}
+				cpu1, rss := procUsage(t, x.proc.PID())
+				per := (cpu1 - cpu0) / scrapes
+				t.Logf("%s %s: %s CPU a scrape (%.1f millicores at one scrape every 30 s), peak RSS %d MiB", engine, state, per, float64(per.Microseconds())/30/1000, rss>>20)
+				return per, rss
+			}
+			idleCPU, idleRSS := measure("idle")
+
+			db, err := sql.Open(env.e.driver, env.secret(t, app)["dsn"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close() //nolint:errcheck // Closed at the end.
+			db.SetMaxOpenConns(40)
+			if _, err := db.ExecContext(t.Context(), "CREATE TABLE busy (id integer, v varchar(100))"); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			var wg sync.WaitGroup
+			for range 40 {
+				wg.Go(func() {
+					for ctx.Err() == nil {
+						_, _ = db.ExecContext(ctx, "INSERT INTO busy VALUES (1, 'x')") // Load, errors at cancel.
+						_, _ = db.ExecContext(ctx, "SELECT count(*) FROM busy WHERE id = 1")
+					}
+				})
+			}
+			time.Sleep(2 * time.Second) // Every client connected.
+			busyCPU, busyRSS := measure("busy, 40 clients")
+			cancel()
+			wg.Wait()
+
+			limit := c.Resources.Limits.Memory().Value()
+			request := c.Resources.Requests.Cpu().MilliValue()
+			for _, m := range []struct {
+				cpu time.Duration
+				rss int64
+			}{{idleCPU, idleRSS}, {busyCPU, busyRSS}} {
+				if m.rss >= limit {
+					t.Errorf("peak RSS %d MiB is over the composed memory limit %d MiB", m.rss>>20, limit>>20)
+				}
+				if mc := m.cpu.Microseconds() / 30 / 1000; mc >= request {
+					t.Errorf("%d millicores at one scrape every 30 s is over the composed CPU request %dm", mc, request)
+				}
+			}
+		})
 	}
 }
