@@ -121,53 +121,61 @@ func TestAlerts(t *testing.T) {
 				t.Fatalf("promtool check rules: %v\n%s", err, out)
 			}
 
-			firing, silent := map[string]bool{}, map[string]bool{}
-			var tests []string
-			for _, f := range promtoolTests(e.engine) {
-				b, err := os.ReadFile(f) //nolint:gosec // Test data.
-				if err != nil {
-					t.Fatal(err)
-				}
-				var ut struct {
-					Tests []struct {
-						AlertRuleTest []struct {
-							Alertname string `json:"alertname"`
-							ExpAlerts []any  `json:"exp_alerts"`
-						} `json:"alert_rule_test"`
-					} `json:"tests"`
-				}
-				if err := yaml.Unmarshal(b, &ut); err != nil {
-					t.Fatalf("%s: %v", f, err)
-				}
-				for _, tc := range ut.Tests {
-					for _, a := range tc.AlertRuleTest {
-						if len(a.ExpAlerts) > 0 {
-							firing[a.Alertname] = true
-						} else {
-							silent[a.Alertname] = true
-						}
-					}
-				}
-				// The rule file is found next to the test file.
-				to := filepath.Join(dir, filepath.Base(f))
-				if err := os.WriteFile(to, b, 0o600); err != nil { //nolint:gosec // A copy of our test data into the test's temp dir.
-					t.Fatal(err)
-				}
-				tests = append(tests, to)
-			}
-			for _, a := range alerts {
-				if !firing[a] || !silent[a] {
-					t.Errorf("alert %s: want a promtool case where it fires (%t) and one where it stays silent (%t)", a, firing[a], silent[a])
-				}
-			}
-			cmd := exec.CommandContext(t.Context(), tool, append([]string{"test", "rules"}, tests...)...) //nolint:gosec // The pinned promtool and our test files.
-			cmd.Dir = dir
-			out, err = cmd.CombinedOutput()
-			t.Logf("promtool test rules:\n%s", out)
-			if err != nil {
-				t.Errorf("promtool test rules: %v", err)
-			}
+			unitTest(t, tool, dir, alerts, promtoolTests(e.engine)...)
 		})
+	}
+}
+
+// unitTest runs promtool's rule unit tests files against dir/rules.yaml, and
+// fails for an alert of alerts without a case where it fires and one where it
+// stays silent.
+func unitTest(t *testing.T, tool, dir string, alerts []string, files ...string) {
+	t.Helper()
+	firing, silent := map[string]bool{}, map[string]bool{}
+	var tests []string
+	for _, f := range files {
+		b, err := os.ReadFile(f) //nolint:gosec // Test data.
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ut struct {
+			Tests []struct {
+				AlertRuleTest []struct {
+					Alertname string `json:"alertname"`
+					ExpAlerts []any  `json:"exp_alerts"`
+				} `json:"alert_rule_test"`
+			} `json:"tests"`
+		}
+		if err := yaml.Unmarshal(b, &ut); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, tc := range ut.Tests {
+			for _, a := range tc.AlertRuleTest {
+				if len(a.ExpAlerts) > 0 {
+					firing[a.Alertname] = true
+				} else {
+					silent[a.Alertname] = true
+				}
+			}
+		}
+		// The rule file is found next to the test file.
+		to := filepath.Join(dir, filepath.Base(f))
+		if err := os.WriteFile(to, b, 0o600); err != nil { //nolint:gosec // A copy of our test data into the test's temp dir.
+			t.Fatal(err)
+		}
+		tests = append(tests, to)
+	}
+	for _, a := range alerts {
+		if !firing[a] || !silent[a] {
+			t.Errorf("alert %s: want a promtool case where it fires (%t) and one where it stays silent (%t)", a, firing[a], silent[a])
+		}
+	}
+	cmd := exec.CommandContext(t.Context(), tool, append([]string{"test", "rules"}, tests...)...) //nolint:gosec // The pinned promtool and our test files.
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	t.Logf("promtool test rules:\n%s", out)
+	if err != nil {
+		t.Errorf("promtool test rules: %v", err)
 	}
 }
 

@@ -65,16 +65,17 @@ func TestInstallMonitoring(t *testing.T) {
 	if err := os.WriteFile(f, rb, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var exprs []string
+	var exprs, alerts []string
 	for _, g := range rule.Spec.Groups {
 		for _, r := range g.Rules {
-			exprs = append(exprs, r.Expr.String())
+			exprs, alerts = append(exprs, r.Expr.String()), append(alerts, r.Alert)
 		}
 	}
 	co, err := exec.CommandContext(t.Context(), tool, "check", "rules", f).CombinedOutput() //nolint:gosec // The pinned promtool.
 	if err != nil || !strings.Contains(string(co), "SUCCESS: "+strconv.Itoa(len(exprs))+" rules found") {
 		t.Errorf("promtool check rules: %v\n%s", err, co)
 	}
+	unitTest(t, tool, filepath.Dir(f), alerts, filepath.Join("testdata", "alerts", "components.test.yaml"))
 
 	// A call that fails, so that every labelled metric has a series.
 	m := fn.NewMetrics()
