@@ -54,11 +54,7 @@ func alertsOf(p Params) []alert {
 			Description: "For 5 minutes the exporter of {{ $labels.pod }} could not be scraped, or could not log in to its server.",
 		},
 	}
-	for _, a := range x.Alerts {
-		if a.When == nil || a.When(p) {
-			all = append(all, a)
-		}
-	}
+	all = append(all, x.Alerts...)
 	all = append(all,
 		alert{
 			Name: "DatabaseVolumeAlmostFull", Severity: "warning", For: "5m",
@@ -90,7 +86,13 @@ func alertsOf(p Params) []alert {
 			When:        func(p Params) bool { return p.Backup },
 		},
 	)
-	return all
+	out := all[:0]
+	for _, a := range all {
+		if a.When == nil || a.When(p) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // PrometheusRule holds a Database's alerts, one group of its own: the

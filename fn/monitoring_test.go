@@ -8,10 +8,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/utils/ptr"
 
 	"github.com/crossplane/function-sdk-go/logging"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
+
+	v1 "github.com/dbplane/dbplane/apis/v1"
 )
 
 // TestRunFunctionMonitoring: a Database with metrics asks Crossplane for the
@@ -202,5 +205,47 @@ func TestDashboard(t *testing.T) {
 	}
 	if _, ok := uids[string(other.names.Engine)+d.UID]; ok || d.UID == "" {
 		t.Errorf("two Databases' dashboards share uid %q: Grafana would keep one", d.UID)
+	}
+}
+
+// TestPrometheusRuleFollowsTheDatabase: a Database's alerts are about what
+// it has: replication alerts only with standbys, backup alerts only with
+// backups, and every rule selects this Database's namespace.
+func TestPrometheusRuleFollowsTheDatabase(t *testing.T) {
+	alertsOf := func(s string) []string {
+		p := params(t, everySpec()[s])
+		var names []string
+		for _, g := range PrometheusRule(p).Spec.Groups {
+			for _, r := range g.Rules {
+				names = append(names, r.Alert)
+				if !strings.Contains(r.Expr.String(), `namespace="team-a"`) {
+					t.Errorf("%s: %s does not select the Database's namespace: %s", s, r.Alert, r.Expr.String())
+				}
+			}
+		}
+		return names
+	}
+	base := []string{"DatabaseMetricsAbsent", "DatabaseInstanceDown", "DatabaseConnectionsNearMax", "DatabaseLongTransaction", "DatabaseDeadlocks"}
+	volumes := []string{"DatabaseVolumeAlmostFull", "DatabaseVolumeFillingUp"}
+	backups := []string{"DatabaseBackupFailed", "DatabaseBackupTooOld"}
+	replication := []string{"DatabaseReplicationLagging", "DatabaseReplicationBroken"}
+
+	if diff := cmp.Diff(slices.Concat(base, replication, volumes, backups), alertsOf("postgresql-18-production-metrics=true")); diff != "" {
+		t.Errorf("PostgreSQL with standbys and backups: -want, +got:\n%s", diff)
+	}
+	one := everySpec()["postgresql-18-development-metrics=true"]
+	one.Replicas = ptr.To[int32](1)
+	one.Backup = &v1.Backup{Enabled: false}
+	p := params(t, one)
+	var got []string
+	for _, r := range PrometheusRule(p).Spec.Groups[0].Rules {
+		got = append(got, r.Alert)
+	}
+	if diff := cmp.Diff(slices.Concat(base, volumes), got); diff != "" {
+		t.Errorf("PostgreSQL, one server, no backups: no replication or backup alerts: -want, +got:\n%s", diff)
+	}
+	mysql := slices.Concat([]string{"DatabaseMetricsAbsent", "DatabaseInstanceDown", "DatabaseConnectionsNearMax", "DatabaseLockWaits", "DatabaseDeadlocks"}, replication, volumes, backups)
+	if diff := cmp.Diff(mysql, alertsOf("mysql-8.4-production-metrics=true")); diff != "" {
+		t.Errorf("MySQL: lock waits instead of long transactions: -want, +got:\n%s", diff)
 	}
 }
