@@ -206,10 +206,12 @@ func metricsExporter(p Params) corev1.Container {
 			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/metrics", Port: intstr.FromString("metrics")}},
 			PeriodSeconds: 30, TimeoutSeconds: 5, FailureThreshold: 3,
 		},
-		// Four minutes without logging in: the Secret appeared after the
+		// Two minutes without logging in: the Secret appeared after the
 		// exporter started, or the server is down (the exporter then
-		// restarts along with it, which costs nothing).
-		LivenessProbe:   probe(exporterUp(x), 60, 10, 4),
+		// restarts along with it, which costs nothing). Well within
+		// DatabaseInstanceDown's 5 minutes, so a new Database's first
+		// start does not fire it.
+		LivenessProbe:   probe(exporterUp(x), 30, 10, 4),
 		SecurityContext: containerSecurityContext(),
 	}
 }
