@@ -24,14 +24,15 @@ UNIT_PKGS := ./apis/... ./cmd/... ./fn/... ./internal/... ./test/tools/
 # Prefix of a command that needs the pinned crossplane CLI and core (the tests
 # in test/): builds them once, and fails rather than run without them.
 with-crossplane = cli=$$(test/tools/build.sh crossplane-cli) && core=$$(test/tools/build.sh crossplane-core) && \
-	DBPLANE_CROSSPLANE=$$cli DBPLANE_CROSSPLANE_CORE=$$core
+	promtool=$$(test/tools/build.sh promtool) && \
+	DBPLANE_CROSSPLANE=$$cli DBPLANE_CROSSPLANE_CORE=$$core DBPLANE_PROMTOOL=$$promtool
 
 .PHONY: all tools build generate check-generate render test lint fuzz vet unit integration golden-test golden e2e bench bench-e2e bench-replication bench-failover xpkg clean
 
 all: build test
 
-tools: ## Build the pinned crossplane CLI, core and control plane binaries into $(CACHE), once.
-	@for t in crossplane-cli crossplane-core $(E2E_TOOLS); do test/tools/build.sh $$t >/dev/null; done
+tools: ## Build the pinned crossplane CLI, core, promtool, exporters and control plane binaries into $(CACHE), once.
+	@for t in crossplane-cli crossplane-core promtool postgres-exporter mysqld-exporter $(E2E_TOOLS); do test/tools/build.sh $$t >/dev/null; done
 
 build:
 	go build ./...

@@ -85,6 +85,9 @@ func Advise(p Params, o Observed) []Advice {
 	if p.Replicated && o.Replication != nil {
 		a = append(a, primaryAvailable(o.Replication, o.ReplicationMessage))
 	}
+	if p.Metrics || p.MonitoringUnavailable != "" {
+		a = append(a, monitored(p))
+	}
 	if p.Engine.ProviderRolls && p.SQLUsers {
 		scaled := Advice{Type: ConditionScaled, Status: corev1.ConditionTrue, Reason: ReasonAsRequested}
 		if p.ScaleDownWaits != "" {

@@ -105,10 +105,16 @@ func TestPasswordOnlyThroughSecretKeyRef(t *testing.T) {
 		containers := slices.Concat(StatefulSet(p).Spec.Template.Spec.Containers,
 			BackupCronJob(p).Spec.JobTemplate.Spec.Template.Spec.Containers, RestoreJob(p).Spec.Template.Spec.Containers)
 		for _, c := range containers {
+			// The exporter's password is the monitoring login's, never the
+			// superuser's.
+			secret := p.Secret()
+			if c.Name == "metrics" {
+				secret = p.MonitoringUser()
+			}
 			for _, e := range c.Env {
 				secretish := strings.Contains(e.Name, "PASS") || strings.Contains(e.Name, "PWD")
-				if secretish && (e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != p.Secret()) {
-					t.Errorf("%s: container %s env %s must come from the Secret through a secretKeyRef", name, c.Name, e.Name)
+				if secretish && (e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != secret) {
+					t.Errorf("%s: container %s env %s must come from Secret %s through a secretKeyRef", name, c.Name, e.Name, secret)
 				}
 			}
 		}

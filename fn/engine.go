@@ -118,14 +118,25 @@ type release struct {
 	EndOfLife string
 }
 
-// An exporter is a Prometheus metrics sidecar.
+// An exporter is a Prometheus metrics sidecar. It logs in as the monitoring
+// login, whose password PasswordEnv is set from; Args and Env name the login
+// and the server on 127.0.0.1.
 type exporter struct {
 	Image       string
 	Port        int32
 	Args        []string
 	Env         map[string]string
 	PasswordEnv string
+	// Up is the gauge the exporter sets to 1 when it logged in to the
+	// server and 0 when not.
+	Up string
+	// Alerts are the alerts on what this exporter measures (see alert).
+	Alerts []alert
+	// Panels are the dashboard's panels of what this exporter measures.
+	Panels []panel
 }
+
+func withStandbys(p Params) bool { return p.Replicated }
 
 // pgRelease is a PostgreSQL release of the official image. Before 18 the image
 // keeps PGDATA at /var/lib/postgresql/data; we use a sub directory so that a
@@ -178,9 +189,67 @@ var engines = map[v1.Engine]engine{
 			Port:  9187,
 			Env: map[string]string{
 				"DATA_SOURCE_URI":  "127.0.0.1:5432/postgres?sslmode=disable",
-				"DATA_SOURCE_USER": "postgres",
+				"DATA_SOURCE_USER": monitoringLogin,
 			},
 			PasswordEnv: "DATA_SOURCE_PASS",
+			Up:          "pg_up",
+			// No query latency: postgres_exporter measures it only with
+			// pg_stat_statements, which the server does not load.
+			Panels: []panel{
+				{Title: "Availability", Unit: "short", Queries: []query{{`pg_up{{{pods}}}`, "{{pod}} logged in"}, {`up{{{pods}}}`, "{{pod}} scraped"}}},
+				{Title: "Connections", Unit: "short", Queries: []query{
+					{`sum by (pod) (pg_stat_activity_count{{{pods}}})`, "{{pod}}"},
+					{`max by (pod) (pg_settings_max_connections{{{pods}}})`, "{{pod}} max_connections"},
+				}},
+				{Title: "Transactions per second", Unit: "reqps", Queries: []query{
+					{`sum by (pod) (rate(pg_stat_database_xact_commit{{{pods}}}[5m]))`, "{{pod}} commits"},
+					{`sum by (pod) (rate(pg_stat_database_xact_rollback{{{pods}}}[5m]))`, "{{pod}} rollbacks"},
+				}},
+				{Title: "Rows per second", Unit: "short", Queries: []query{
+					{`sum by (pod) (rate(pg_stat_database_tup_fetched{{{pods}}}[5m]))`, "{{pod}} read"},
+					{`sum by (pod) (rate(pg_stat_database_tup_inserted{{{pods}}}[5m]) + rate(pg_stat_database_tup_updated{{{pods}}}[5m]) + rate(pg_stat_database_tup_deleted{{{pods}}}[5m]))`, "{{pod}} written"},
+				}},
+				{Title: "Cache hit ratio", Unit: "percentunit", Queries: []query{
+					{`sum by (pod) (rate(pg_stat_database_blks_hit{{{pods}}}[5m])) / (sum by (pod) (rate(pg_stat_database_blks_hit{{{pods}}}[5m])) + sum by (pod) (rate(pg_stat_database_blks_read{{{pods}}}[5m])))`, "{{pod}}"},
+				}},
+				{Title: "Longest open transaction", Unit: "s", Queries: []query{{`max by (pod) (pg_stat_activity_max_tx_duration{{{pods}}})`, "{{pod}}"}}},
+				{Title: "Deadlocks (5m)", Unit: "short", Queries: []query{{`sum by (pod) (increase(pg_stat_database_deadlocks{{{pods}}}[5m]))`, "{{pod}}"}}},
+				{Title: "Replication lag", Unit: "s", Queries: []query{{`max by (pod) (pg_replication_lag_seconds{{{pods}}})`, "{{pod}}"}}},
+				{Title: "Standby slots active", Unit: "short", Queries: []query{{`pg_replication_slot_slot_is_active{{{pods}},slot_type="physical"}`, "{{slot_name}}"}}},
+				{Title: "Database size", Unit: "bytes", Queries: []query{{`sum by (pod) (pg_database_size_bytes{{{pods}}})`, "{{pod}}"}}},
+			},
+			Alerts: []alert{
+				{
+					Name: "DatabaseConnectionsNearMax", Severity: "warning", For: "5m",
+					Expr:        `sum by (namespace, pod) (pg_stat_activity_count{{{pods}}}) / max by (namespace, pod) (pg_settings_max_connections{{{pods}}}) > 0.8`,
+					Summary:     "{{ $labels.pod }} uses {{ $value | humanizePercentage }} of max_connections",
+					Description: "Server {{ $labels.namespace }}/{{ $labels.pod }} has over 80% of max_connections open for 5 minutes; new connections fail once all are used.",
+				},
+				{
+					Name: "DatabaseLongTransaction", Severity: "warning", For: "2m",
+					Expr:        `max by (namespace, pod) (pg_stat_activity_max_tx_duration{{{pods}}}) > 300`,
+					Summary:     "A transaction on {{ $labels.pod }} has been open for {{ $value | humanizeDuration }}",
+					Description: "A transaction on {{ $labels.namespace }}/{{ $labels.pod }} has been open for over 5 minutes: it holds locks and keeps VACUUM from removing dead rows.",
+				},
+				{
+					Name: "DatabaseDeadlocks", Severity: "warning",
+					Expr:        `sum by (namespace, pod) (increase(pg_stat_database_deadlocks{{{pods}}}[10m])) > 0`,
+					Summary:     "Deadlocks on {{ $labels.pod }}",
+					Description: "PostgreSQL aborted transactions in a deadlock on {{ $labels.namespace }}/{{ $labels.pod }} in the last 10 minutes.",
+				},
+				{
+					Name: "DatabaseReplicationLagging", Severity: "warning", For: "5m", When: withStandbys,
+					Expr:        `max by (namespace, pod) (pg_replication_lag_seconds{{{pods}}}) > 30`,
+					Summary:     "Standby {{ $labels.pod }} lags {{ $value | humanizeDuration }} behind",
+					Description: "Standby {{ $labels.namespace }}/{{ $labels.pod }} has replayed nothing of what it received for over 30 s, for 5 minutes.",
+				},
+				{
+					Name: "DatabaseReplicationBroken", Severity: "critical", For: "5m", When: withStandbys,
+					Expr:        `pg_replication_slot_slot_is_active{{{pods}},slot_type="physical"} == 0`,
+					Summary:     "Standby slot {{ $labels.slot_name }} on {{ $labels.pod }} is not streaming",
+					Description: "No standby has streamed from physical slot {{ $labels.slot_name }} on the primary {{ $labels.pod }} for 5 minutes: that standby does not replicate, and the slot keeps WAL for it.",
+				},
+			},
 		},
 
 		// --clean --if-exists: a load drops each object the dump holds
@@ -222,10 +291,71 @@ var engines = map[v1.Engine]engine{
 		ReadinessProbe: []string{"mysql", "--protocol=TCP", "--host=127.0.0.1", "--port=3306", "--user=root", "--batch", "--skip-column-names", "--execute=SELECT 1"},
 
 		Exporter: exporter{ //nolint:gosec // The name of the password variable, no credential.
-			Image:       "docker.io/prom/mysqld-exporter:v0.17.2",
-			Port:        9104,
-			Args:        []string{"--mysqld.address=127.0.0.1:3306", "--mysqld.username=root"},
+			Image: "docker.io/prom/mysqld-exporter:v0.16.0",
+			Port:  9104,
+			// innodb_metrics: the deadlock counter, which MySQL 8 has only
+			// there (MariaDB also in SHOW GLOBAL STATUS).
+			Args:        []string{"--mysqld.address=127.0.0.1:3306", "--mysqld.username=" + monitoringLogin, "--collect.info_schema.innodb_metrics"},
 			PasswordEnv: "MYSQLD_EXPORTER_PASSWORD",
+			Up:          "mysql_up",
+			// Latency: slow queries (over long_query_time) per second,
+			// what mysqld_exporter's default collectors measure of it.
+			Panels: []panel{
+				{Title: "Availability", Unit: "short", Queries: []query{{`mysql_up{{{pods}}}`, "{{pod}} logged in"}, {`up{{{pods}}}`, "{{pod}} scraped"}}},
+				{Title: "Connections", Unit: "short", Queries: []query{
+					{`max by (pod) (mysql_global_status_threads_connected{{{pods}}})`, "{{pod}} connected"},
+					{`max by (pod) (mysql_global_status_threads_running{{{pods}}})`, "{{pod}} running"},
+					{`max by (pod) (mysql_global_variables_max_connections{{{pods}}})`, "{{pod}} max_connections"},
+				}},
+				{Title: "Queries per second", Unit: "reqps", Queries: []query{{`sum by (pod) (rate(mysql_global_status_queries{{{pods}}}[5m]))`, "{{pod}}"}}},
+				{Title: "Statements per second", Unit: "reqps", Queries: []query{
+					{`sum by (pod, command) (rate(mysql_global_status_commands_total{{{pods}},command=~"select|insert|update|delete|commit|rollback"}[5m]))`, "{{pod}} {{command}}"},
+				}},
+				{Title: "Slow queries per second", Unit: "reqps", Queries: []query{{`sum by (pod) (rate(mysql_global_status_slow_queries{{{pods}}}[5m]))`, "{{pod}}"}}},
+				{Title: "Row lock waits", Unit: "short", Queries: []query{{`max by (pod) (mysql_global_status_innodb_row_lock_current_waits{{{pods}}})`, "{{pod}}"}}},
+				{Title: "Deadlocks (5m)", Unit: "short", Queries: []query{{`sum by (pod) (increase(mysql_info_schema_innodb_metrics_lock_lock_deadlocks{{{pods}}}[5m]))`, "{{pod}}"}}},
+				{Title: "Replication lag", Unit: "s", Queries: []query{{`max by (pod) (mysql_slave_status_seconds_behind_master{{{pods}}} or mysql_slave_status_seconds_behind_source{{{pods}}})`, "{{pod}}"}}},
+				{Title: "Network", Unit: "Bps", Queries: []query{
+					{`sum by (pod) (rate(mysql_global_status_bytes_received{{{pods}}}[5m]))`, "{{pod}} in"},
+					{`sum by (pod) (rate(mysql_global_status_bytes_sent{{{pods}}}[5m]))`, "{{pod}} out"},
+				}},
+			},
+			// Replica status columns are named slave_* by MySQL 8.0 and
+			// MariaDB (SHOW SLAVE STATUS), replica_* and *_source by MySQL
+			// 8.4 (SHOW REPLICA STATUS): the expressions take either.
+			Alerts: []alert{
+				{
+					Name: "DatabaseConnectionsNearMax", Severity: "warning", For: "5m",
+					Expr:        `max by (namespace, pod) (mysql_global_status_threads_connected{{{pods}}}) / max by (namespace, pod) (mysql_global_variables_max_connections{{{pods}}}) > 0.8`,
+					Summary:     "{{ $labels.pod }} uses {{ $value | humanizePercentage }} of max_connections",
+					Description: "Server {{ $labels.namespace }}/{{ $labels.pod }} has over 80% of max_connections open for 5 minutes; new connections fail once all are used.",
+				},
+				{
+					Name: "DatabaseLockWaits", Severity: "warning", For: "5m",
+					Expr:        `max by (namespace, pod) (mysql_global_status_innodb_row_lock_current_waits{{{pods}}}) > 0`,
+					Summary:     "Transactions on {{ $labels.pod }} have waited for row locks for 5 minutes",
+					Description: "On {{ $labels.namespace }}/{{ $labels.pod }} transactions have been waiting for InnoDB row locks for 5 minutes: a long transaction holds them.",
+				},
+				{
+					Name: "DatabaseDeadlocks", Severity: "warning",
+					Expr:        `sum by (namespace, pod) (increase(mysql_info_schema_innodb_metrics_lock_lock_deadlocks{{{pods}}}[10m])) > 0`,
+					Summary:     "Deadlocks on {{ $labels.pod }}",
+					Description: "InnoDB rolled back transactions in a deadlock on {{ $labels.namespace }}/{{ $labels.pod }} in the last 10 minutes.",
+				},
+				{
+					Name: "DatabaseReplicationLagging", Severity: "warning", For: "5m", When: withStandbys,
+					Expr:        `max by (namespace, pod) (mysql_slave_status_seconds_behind_master{{{pods}}} or mysql_slave_status_seconds_behind_source{{{pods}}}) > 30`,
+					Summary:     "Replica {{ $labels.pod }} lags {{ $value | humanizeDuration }} behind",
+					Description: "Replica {{ $labels.namespace }}/{{ $labels.pod }} has been over 30 s behind its source for 5 minutes.",
+				},
+				{
+					Name: "DatabaseReplicationBroken", Severity: "critical", For: "5m", When: withStandbys,
+					Expr: `min by (namespace, pod) (mysql_slave_status_slave_io_running{{{pods}}} or mysql_slave_status_replica_io_running{{{pods}}}) == 0` +
+						` or min by (namespace, pod) (mysql_slave_status_slave_sql_running{{{pods}}} or mysql_slave_status_replica_sql_running{{{pods}}}) == 0`,
+					Summary:     "Replica {{ $labels.pod }} does not replicate",
+					Description: "The I/O or SQL thread of replica {{ $labels.namespace }}/{{ $labels.pod }} has been stopped for 5 minutes; its Replication's status says why.",
+				},
+			},
 		},
 
 		// --set-gtid-purged=OFF: with gtid_mode=ON Oracle's mysqldump would

@@ -197,8 +197,15 @@ func myCnf(t tuning) string {
 		s = append(s, "read_only = ON")
 	}
 	if t.Logging {
+		// The slow log goes to the container's stderr, where the error log
+		// already goes (log_error unset: the console), not to a file in
+		// the data volume that no collector reads. runc hands the
+		// container's stdio to its user, so the server (UID 999) can open
+		// /dev/stderr. log_error_verbosity 3 adds notes, among them
+		// refused and aborted connections.
 		s = append(s,
 			"slow_query_log = ON",
+			"slow_query_log_file = /dev/stderr",
 			fmt.Sprintf("long_query_time = %g", float64(t.SlowQueryMillis)/1000),
 			"log_error_verbosity = 3",
 		)

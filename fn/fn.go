@@ -27,6 +27,8 @@ type Function struct {
 	log      logging.Logger
 	password func() (string, error)
 	build    func(Params) ([]Desired, error)
+	composed *tracker
+	metrics  *Metrics
 }
 
 // An Option configures a Function.
@@ -44,7 +46,7 @@ func WithoutCache() Option {
 
 // New returns a Function that logs to log.
 func New(log logging.Logger, o ...Option) *Function {
-	f := &Function{log: log, password: GeneratePassword, build: memoize(4096, Build).Build}
+	f := &Function{log: log, password: GeneratePassword, build: memoize(4096, Build).Build, composed: newTracker(4096)}
 	for _, fn := range o {
 		fn(f)
 	}
@@ -59,6 +61,7 @@ func (f *Function) RunFunction(ctx context.Context, req *fnv1.RunFunctionRequest
 		if r := recover(); r != nil {
 			rsp, err = f.crashed(req, r), nil
 		}
+		f.metrics.returned(rsp)
 	}()
 	return f.compose(ctx, req)
 }
@@ -121,6 +124,17 @@ func (f *Function) compose(_ context.Context, req *fnv1.RunFunctionRequest) (*fn
 	}
 	st := Status(p, o, ready)
 	st.ObservedGeneration = db.Generation
+	// Info only when what the Database composes changed: Crossplane calls
+	// for every Database at least every poll interval. Not for a call whose
+	// requirements Crossplane has yet to answer: it calls again with them
+	// and keeps only that call's answer.
+	if !p.OperatorUnknown {
+		changed := f.composed.changed(p.Namespace+"/"+p.Name, ds)
+		if len(changed) > 0 {
+			log.Info("Composed resources changed", "changes", changed, "phase", st.Phase)
+		}
+		f.metrics.composed(p.Namespace+"/"+p.Name, st.Phase, len(changed) > 0)
+	}
 	if err := SetStatus(dxr, st); err != nil {
 		response.Fatal(rsp, errors.Wrap(err, "cannot set Database status"))
 		return rsp, nil

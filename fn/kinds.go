@@ -41,6 +41,9 @@ var Kinds = []Kind{
 		Observe: decodeTo(func(o *Observed) **corev1.PersistentVolumeClaim { return &o.BackupVolume }), Ready: exists},
 	{Name: rnBackupCronJob, When: func(p Params) bool { return p.Backup }, Build: one(BackupCronJob),
 		Observe: decodeTo(func(o *Observed) **batchv1.CronJob { return &o.CronJob }), Ready: exists},
+	{Name: rnDashboard, When: func(p Params) bool { return p.Metrics }, Build: one(Dashboard), Ready: exists},
+	{Name: rnPodMonitor, When: operator, Build: one(PodMonitor), Ready: exists},
+	{Name: rnPrometheusRule, When: operator, Build: one(PrometheusRule), Ready: exists},
 }
 
 // A Kind is one row of Kinds.
@@ -156,3 +159,5 @@ func Compose(p Params) []Composed {
 }
 
 func sqlUsers(p Params) bool { return p.SQLUsers }
+
+func operator(p Params) bool { return p.Metrics && p.Operator }

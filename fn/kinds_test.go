@@ -28,8 +28,9 @@ func everything(t *testing.T) Params {
 		Users:       []v1.User{{Name: "reporting", Privileges: v1.ReadOnly}},
 		Restore:     &v1.Restore{From: "orders-old"},
 		Autoscaling: &v1.Autoscaling{MinReplicas: 2, MaxReplicas: 4, TargetCPUUtilization: ptr.To[int32](70)},
+		Monitoring:  &v1.Monitoring{Enabled: true, Metrics: true},
 	})
-	p.ComposeRestoreJob, p.ComposeService = true, true
+	p.ComposeRestoreJob, p.ComposeService, p.Operator = true, true, true
 	return p
 }
 

@@ -103,6 +103,10 @@ func (n names) Replication() string { return n.Name }
 // ReplicationLogin's User and its connection Secret.
 func (n names) ReplicationUser() string { return n.Name + "-" + replicationLogin }
 
+// MonitoringUser is the metrics exporter's login's User and its connection
+// Secret.
+func (n names) MonitoringUser() string { return n.Name + "-" + monitoringLogin }
+
 // FirstPod is the pod the client Service selects until replication exists.
 func (n names) FirstPod() string { return n.Name + "-0" }
 

@@ -55,6 +55,11 @@ type Observed struct {
 	// ReplicationMessage is its Ready condition's message: why it is not
 	// available, a failover under way or impossible among them.
 	ReplicationMessage string
+
+	// OperatorCRDs holds, by name, whether each Prometheus Operator CRD the
+	// function asked for exists; a CRD Crossplane did not answer for yet
+	// is missing from it.
+	OperatorCRDs map[string]bool
 }
 
 // Observe reads the observed composed resources, each through its row of
@@ -89,6 +94,8 @@ func Observe(req *fnv1.RunFunctionRequest, db *v1.Database) (Observed, error) {
 			}
 		}
 	}
+
+	observeOperatorCRDs(req, &o)
 
 	rs, err := required(req, requiredBackupJobs)
 	if err != nil {

@@ -60,6 +60,13 @@ type Params struct {
 	KeepBackupVolume bool
 
 	Metrics bool
+	// Operator: the Prometheus Operator's CRDs exist, so a Database with
+	// metrics composes a PodMonitor and a PrometheusRule. OperatorUnknown:
+	// Crossplane did not say yet. MonitoringUnavailable says why a
+	// Database that asks for metrics is not monitored.
+	Operator              bool
+	OperatorUnknown       bool
+	MonitoringUnavailable string
 
 	// Autoscaling composes a HorizontalPodAutoscaler; Replicas is then
 	// what the StatefulSet has, and LeaveReplicas leaves the count out of
@@ -143,7 +150,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		Profile:  pr,
 		Backup:   s.Backup.Enabled,
 		Schedule: s.Backup.Schedule,
-		Metrics:  s.Monitoring.Enabled && s.Monitoring.Metrics,
+		Metrics:  metrics(s.Monitoring, in),
 	}
 
 	var err error
@@ -185,6 +192,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		p.Replicas, p.LeaveReplicas = autoscaledReplicas(s.Autoscaling, p.Replicas, o.StatefulSet)
 	}
 	p.resolveReplication(s, pr, o, db.GetAnnotations()[AnnotationSwitchoverTo])
+	p.resolveMonitoring(o, s.Monitoring.Enabled && s.Monitoring.Metrics)
 	mem := p.Resources.Limits.Memory()
 	if mem.IsZero() {
 		mem = p.Resources.Requests.Memory()
@@ -207,7 +215,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 	p.ConfigHash = digest([]byte(strings.Join(files, "\x00")))
 
 	if p.SQLUsers {
-		p.Logins = logins(p.names, s.Users, p.Replicated)
+		p.Logins = logins(p.names, s.Users, p.Replicated, p.Metrics)
 	}
 
 	p.Restore = s.Restore
@@ -224,6 +232,12 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		p.Credentials.Password = pw
 	}
 	return p, nil
+}
+
+// metrics tells whether the exporter is composed: it logs in as the
+// monitoring login, which only the SQL provider makes.
+func metrics(m *v1.Monitoring, in Input) bool {
+	return m.Enabled && m.Metrics && in.SQLUsers
 }
 
 // resources are the profile's, unless the Database sets its own.

@@ -60,5 +60,10 @@ func Requirements(p Params) map[string]*fnv1.ResourceSelector {
 	if p.Restore != nil {
 		rs[requiredRestoreSource] = RestoreSourceSelector(p)
 	}
+	if p.Metrics {
+		for key, crd := range operatorCRDs {
+			rs[key] = operatorCRDSelector(crd)
+		}
+	}
 	return rs
 }

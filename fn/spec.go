@@ -215,7 +215,7 @@ func validateReplicas(sp *field.Path, s v1.DatabaseSpec) field.ErrorList {
 		errs = append(errs, field.Invalid(sp.Child("replication", "synchronous"), *r.Synchronous, "at most replicas - 1 standbys can have a commit"))
 	}
 	for i, u := range s.Users {
-		if u.Name == appLogin || u.Name == replicationLogin {
+		if u.Name == appLogin || u.Name == replicationLogin || u.Name == monitoringLogin {
 			errs = append(errs, field.Invalid(sp.Child("users").Index(i).Child("name"), u.Name, "is a login every Database has"))
 		}
 	}

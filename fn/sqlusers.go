@@ -23,6 +23,9 @@ const (
 	appLogin = "app"
 	// replicationLogin is what standbys stream from the primary as.
 	replicationLogin = "replication"
+	// monitoringLogin is what the metrics exporter reads the server's
+	// statistics as: never the superuser.
+	monitoringLogin = "monitoring"
 )
 
 // A login is one SQL login the function composes a User for.
@@ -37,10 +40,11 @@ type login struct {
 // within a Database.
 func (l login) Suffix() string { return l.Login }
 
-// logins are the app login, spec.users and, when standbys stream, the
-// replication login. The replication login's password never rotates on a
-// schedule: standbys read it only when they start.
-func logins(n names, users []v1.User, replicated bool) []login {
+// logins are the app login, spec.users, when standbys stream the
+// replication login, and with metrics the exporter's monitoring login. The
+// replication and monitoring logins' passwords never rotate on a schedule:
+// standbys and the exporter read them only when they start.
+func logins(n names, users []v1.User, replicated, metrics bool) []login {
 	ls := []login{{Object: n.Name + "-app", Login: appLogin, Privileges: sqlv1alpha1.Owner}}
 	for _, u := range users {
 		pr := u.Privileges
@@ -51,6 +55,9 @@ func logins(n names, users []v1.User, replicated bool) []login {
 	}
 	if replicated {
 		ls = append(ls, login{Object: n.ReplicationUser(), Login: replicationLogin, Privileges: sqlv1alpha1.ReplicationPrivileges})
+	}
+	if metrics {
+		ls = append(ls, login{Object: n.MonitoringUser(), Login: monitoringLogin, Privileges: sqlv1alpha1.MonitoringPrivileges})
 	}
 	return ls
 }

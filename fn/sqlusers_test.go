@@ -15,7 +15,7 @@ import (
 
 func TestSQLUser(t *testing.T) {
 	p := params(t, everySpec()["mysql-8.4-staging-metrics=false"])
-	ls := logins(p.names, []v1.User{{Name: "reporting", Privileges: "readOnly", PasswordRotationPeriod: "720h"}}, false)
+	ls := logins(p.names, []v1.User{{Name: "reporting", Privileges: "readOnly", PasswordRotationPeriod: "720h"}}, false, false)
 	got, err := ToComposed(SQLUser(p, ls[1]))
 	if err != nil {
 		t.Fatal(err)

@@ -179,7 +179,12 @@ func podEnv() []corev1.EnvVar {
 	}
 }
 
-// metricsExporter is the Prometheus exporter sidecar.
+// metricsExporter is the Prometheus exporter sidecar. It logs in as the
+// monitoring login, never the superuser, with the password from the login's
+// Secret. That Secret exists only once the SQL provider created the login,
+// after the server started: the variable is optional, so the pod starts
+// without it, and the liveness probe restarts the exporter until it logs in
+// (an exporter reads its password only when it starts).
 func metricsExporter(p Params) corev1.Container {
 	x := p.Engine.Exporter
 	return corev1.Container{
@@ -188,7 +193,11 @@ func metricsExporter(p Params) corev1.Container {
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Args:            x.Args,
 		Ports:           []corev1.ContainerPort{{Name: "metrics", ContainerPort: x.Port, Protocol: corev1.ProtocolTCP}},
-		Env:             append(passwordEnv(p, x.PasswordEnv), literalEnv(x.Env)...),
+		Env: append([]corev1.EnvVar{{Name: x.PasswordEnv, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: p.MonitoringUser()},
+			Key:                  keyPassword,
+			Optional:             ptr.To(true),
+		}}}}, literalEnv(x.Env)...),
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: mustQuantity("10m"), corev1.ResourceMemory: mustQuantity("32Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceCPU: mustQuantity("100m"), corev1.ResourceMemory: mustQuantity("64Mi")},
@@ -197,8 +206,20 @@ func metricsExporter(p Params) corev1.Container {
 			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/metrics", Port: intstr.FromString("metrics")}},
 			PeriodSeconds: 30, TimeoutSeconds: 5, FailureThreshold: 3,
 		},
+		// Two minutes without logging in: the Secret appeared after the
+		// exporter started, or the server is down (the exporter then
+		// restarts along with it, which costs nothing). Well within
+		// DatabaseInstanceDown's 5 minutes, so a new Database's first
+		// start does not fire it.
+		LivenessProbe:   probe(exporterUp(x), 30, 10, 4),
 		SecurityContext: containerSecurityContext(),
 	}
+}
+
+// exporterUp is the exporter's liveness command: its own scrape says it is
+// logged in. The exporter images are busybox, with sh, wget and grep.
+func exporterUp(x exporter) []string {
+	return []string{"sh", "-c", "wget -q -O - http://127.0.0.1:" + itoa(x.Port) + "/metrics | grep -q '^" + x.Up + " 1$'"}
 }
 
 // passwordEnv sets each named variable from the Secret's password key: the

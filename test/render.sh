@@ -20,7 +20,7 @@ port=19443
 while (exec 3<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; do port=$((port + 1)); done
 
 work="$(mktemp -d)"
-_output/bin/function --insecure --address="127.0.0.1:${port}" 2>"${work}/function.log" &
+_output/bin/function --insecure --address="127.0.0.1:${port}" --metrics-address= 2>"${work}/function.log" &
 fpid=$!
 trap 'kill "${fpid}" 2>/dev/null || true; rm -rf "${work}"' EXIT
 for _ in $(seq 100); do

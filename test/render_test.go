@@ -35,6 +35,12 @@ const (
 	xrd          = root + "/package/configuration/xrd.yaml"
 	composition  = root + "/package/configuration/composition.yaml"
 	functions    = root + "/examples/render/functions.yaml"
+	// operatorCRDs are the Prometheus Operator's PodMonitor and
+	// PrometheusRule CRDs, from its module at the version fn's Go types are
+	// (v0.89.0, example/prometheus-operator-crd): the schemas the composed
+	// objects are validated against, and the required resources that tell
+	// the function the operator is installed.
+	operatorCRDs = "testdata/prometheus-operator"
 )
 
 // goldenPassword makes renders repeatable. The real function draws from
@@ -136,13 +142,21 @@ func TestRenderExamples(t *testing.T) {
 	for _, ex := range examples(t) {
 		name := strings.TrimSuffix(filepath.Base(ex), ".yaml")
 		t.Run(name, func(t *testing.T) {
-			out, stderr, err := render(t, cli, core, fns, ex)
+			// Production clusters have the Prometheus Operator; the
+			// staging examples show a Database with metrics without it.
+			var flags []string
+			kinds := []string{"StatefulSet", "Service", "ConfigMap", "Secret"}
+			if strings.HasSuffix(name, "-production") {
+				flags = append(flags, "--required-resources="+operatorCRDs)
+				kinds = append(kinds, "PodMonitor", "PrometheusRule")
+			}
+			out, stderr, err := render(t, cli, core, fns, ex, flags...)
 			if err != nil {
 				t.Fatalf("render %s: %v\n%s", ex, err, stderr)
 			}
 			golden(t, "render/"+name+".yaml", out)
 
-			for _, kind := range []string{"StatefulSet", "Service", "ConfigMap", "Secret"} {
+			for _, kind := range kinds {
 				if !strings.Contains(out, "\nkind: "+kind+"\n") {
 					t.Errorf("render %s: no %s composed", ex, kind)
 				}
@@ -157,7 +171,7 @@ func TestRenderExamples(t *testing.T) {
 func TestRenderReady(t *testing.T) {
 	cli, core := tools(t)
 	out, stderr, err := render(t, cli, core, serve(t), root+"/examples/databases/postgresql-production.yaml",
-		"--observed-resources=testdata/observed/postgresql-production.yaml")
+		"--observed-resources=testdata/observed/postgresql-production.yaml", "--required-resources="+operatorCRDs)
 	if err != nil {
 		t.Fatalf("render: %v\n%s", err, stderr)
 	}
@@ -223,7 +237,7 @@ func validateComposed(t *testing.T, cli, rendered string) {
 	if err := os.WriteFile(f, []byte(strings.Join(docs, "\n---\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, err := run(t.Context(), cli, "resource", "validate", xrd+","+providerCRDs, f, "--crossplane-image=", "--cache-dir="+t.TempDir(), "--error-on-missing-schemas")
+	out, stderr, err := run(t.Context(), cli, "resource", "validate", xrd+","+providerCRDs+","+operatorCRDs, f, "--crossplane-image=", "--cache-dir="+t.TempDir(), "--error-on-missing-schemas")
 	if err != nil || !strings.Contains(out, " 0 failure cases") {
 		t.Errorf("crossplane resource validate: %v\n%s%s", err, out, stderr)
 	}

@@ -202,6 +202,7 @@ type User struct {
 	// +kubebuilder:validation:Pattern=`^[a-z][a-z0-9_]{0,30}$`
 	// +kubebuilder:validation:XValidation:rule="self != 'app'",message="spec.users[].name: app is the app login every Database has"
 	// +kubebuilder:validation:XValidation:rule="self != 'replication'",message="spec.users[].name: replication is the login standbys stream as"
+	// +kubebuilder:validation:XValidation:rule="self != 'monitoring'",message="spec.users[].name: monitoring is the login the metrics exporter reads as"
 	Name string `json:"name"`
 
 	// Privileges on the app database: owner, readWrite (read and write

@@ -58,7 +58,8 @@ var mariadbOptions = map[string]string{
 	"plugin-load-add": "",
 	// Every server starts read-only: the provider opens the primary.
 	"read_only":      "--read-only",
-	"slow_query_log": "--slow-query-log", "long_query_time": "--long-query-time", "log_error_verbosity": "",
+	"slow_query_log": "--slow-query-log", "slow_query_log_file": "--slow-query-log-file", "long_query_time": "--long-query-time",
+	"log_error_verbosity": "",
 }
 
 // mariadbArgs are a member's MariaDB arguments: the composed my.cnf and

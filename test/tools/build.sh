@@ -3,7 +3,8 @@
 # the cache outside the repo, keyed by version, once. Prints the binary path.
 #
 #   test/tools/build.sh crossplane-cli|crossplane-core|etcd|kwok|golangci-lint|
-#                       kube-apiserver|kube-controller-manager|kube-scheduler|kubectl
+#                       kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|
+#                       postgres-exporter|mysqld-exporter|promtool
 #
 # The version lives in one place: the wrapper's go.mod requires the tool's
 # module, and that require line is the version built, stamped and cached. A
@@ -38,6 +39,20 @@ kwok)
 golangci-lint)
   mod=github.com/golangci/golangci-lint/v2
   pkg=${mod}/cmd/golangci-lint
+  ;;
+postgres-exporter)
+  # The version fn composes (its image tag); test/integration runs it.
+  mod=github.com/prometheus-community/postgres_exporter
+  pkg=${mod}/cmd/postgres_exporter
+  ;;
+mysqld-exporter)
+  mod=github.com/prometheus/mysqld_exporter
+  pkg=${mod}
+  ;;
+promtool)
+  # Prometheus' Go module: v0.3MM.P is Prometheus 3.MM.P.
+  mod=github.com/prometheus/prometheus
+  pkg=${mod}/cmd/promtool
   ;;
 kube-apiserver | kube-controller-manager | kube-scheduler | kubectl)
   # Four binaries from one wrapper module.
@@ -87,6 +102,10 @@ github.com/crossplane/*)
 github.com/golangci/golangci-lint/*)
   # Without a date, golangci-lint reports the wrapper module's version instead.
   x="-X main.version=${version#v} -X main.date=2026-01-01T00:00:00Z"
+  ;;
+github.com/prometheus/* | github.com/prometheus-community/*)
+  # What the exporters print in --version and report as *_exporter_build_info.
+  x="-X github.com/prometheus/common/version.Version=${version#v}"
   ;;
 k8s.io/kubernetes)
   # So /version and the skew checks see the pinned Kubernetes version.

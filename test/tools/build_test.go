@@ -29,6 +29,9 @@ var wrappers = map[string]struct{ dir, module string }{
 	"kube-controller-manager": {"kube", "k8s.io/kubernetes"},
 	"kube-scheduler":          {"kube", "k8s.io/kubernetes"},
 	"kubectl":                 {"kube", "k8s.io/kubernetes"},
+	"postgres-exporter":       {"postgres-exporter", "github.com/prometheus-community/postgres_exporter"},
+	"mysqld-exporter":         {"mysqld-exporter", "github.com/prometheus/mysqld_exporter"},
+	"promtool":                {"promtool", "github.com/prometheus/prometheus"},
 }
 
 // required is the version of module the go.mod in dir requires, as the go

@@ -212,9 +212,9 @@ func TestUserValidation(t *testing.T) {
 			want:   []string{"spec.writeConnectionSecretToRef: Required value"},
 		},
 		"Privileges": {
-			reason: "Privileges are one of four levels.",
+			reason: "Privileges are one of five levels.",
 			body:   strings.Replace(user, "{database: app}", "{database: app, privileges: superuser}", 1),
-			want:   []string{`spec.forProvider.privileges: Unsupported value: "superuser": supported values: "owner", "readWrite", "readOnly", "replication"`},
+			want:   []string{`spec.forProvider.privileges: Unsupported value: "superuser": supported values: "owner", "readWrite", "readOnly", "replication", "monitoring"`},
 		},
 		"ShortPeriod": {
 			reason: "A rotation period is at least a minute.",

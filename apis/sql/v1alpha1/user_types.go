@@ -50,10 +50,16 @@ const (
 //     schema public, or the tables and sequences in it, not even CONNECT;
 //     it owns nothing there. The database only says where the provider
 //     looks.
+//   - monitoring: what a metrics exporter reads: membership in the
+//     predefined role pg_monitor (every pg_stat_* view, pg_ls_waldir and the
+//     like, no table data), and no privilege on the database, schema public,
+//     or the tables and sequences in it; it owns nothing there. It connects
+//     through the CONNECT privilege PUBLIC has on every database by default.
 //
 // At every level the login has LOGIN, INHERIT, VALID UNTIL infinity and no
 // SUPERUSER, CREATEDB, CREATEROLE or BYPASSRLS attribute, has REPLICATION
-// at the replication level only, is a member of no role, and holds no other
+// at the replication level only, is a member of no role (but pg_monitor at
+// the monitoring level), and holds no other
 // explicit privilege on the database, schema public, or the tables and
 // sequences in it. Objects the login owns keep their owner's rights.
 // Privileges granted to PUBLIC (CONNECT on a database, USAGE on schema
@@ -73,14 +79,20 @@ const (
 //     (SHOW MASTER STATUS, SHOW BINARY LOGS; SHOW REPLICA STATUS needs
 //     SLAVE MONITOR, which this level does not grant). No privilege on the
 //     database: it only says where the login belongs.
+//   - monitoring: what a metrics exporter reads: PROCESS and REPLICATION
+//     CLIENT ON *.* (on MariaDB, which calls the latter BINLOG MONITOR, also
+//     SLAVE MONITOR, for SHOW REPLICA STATUS) and SELECT ON
+//     performance_schema.*. Nothing on the database: it only says where the
+//     login belongs.
 //
-// At every level but replication the account has no global privilege. At
-// every level it has no GRANT OPTION, no privilege on another database,
+// At every level but replication and monitoring the account has no global
+// privilege. At every level it has no GRANT OPTION, no privilege on another
+// database (but performance_schema at the monitoring level),
 // table, column or routine, is not locked, and its password has not
 // expired. Roles granted to the account are not managed. `_` and `%` in
 // the database name are escaped, so a grant on my_app never matches
 // myXapp.
-// +kubebuilder:validation:Enum=owner;readWrite;readOnly;replication
+// +kubebuilder:validation:Enum=owner;readWrite;readOnly;replication;monitoring
 type Privileges string
 
 // Privilege levels.
@@ -92,6 +104,9 @@ const (
 	// for apps: the Database API does not offer it. Not named Replication:
 	// that is the managed resource's kind.
 	ReplicationPrivileges Privileges = "replication"
+	// MonitoringPrivileges is a login for a metrics exporter, not for
+	// apps: the Database API does not offer it.
+	MonitoringPrivileges Privileges = "monitoring"
 )
 
 // UserParameters are the desired state of a User's login.
@@ -104,8 +119,8 @@ type UserParameters struct {
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.forProvider.database is immutable"
 	Database string `json:"database"`
 
-	// Privileges of the login on the database: owner, readWrite, readOnly
-	// or replication. See the Privileges type for exactly what each grants.
+	// Privileges of the login on the database: owner, readWrite, readOnly,
+	// replication or monitoring. See the Privileges type for exactly what each grants.
 	// +kubebuilder:default=readWrite
 	// +optional
 	Privileges Privileges `json:"privileges,omitempty"`

@@ -44,12 +44,22 @@ func FlavorOf(version string) Flavor {
 // allowAny lets it hold anything (ALL PRIVILEGES differs between versions);
 // grant is the privilege list GRANT statements use, empty for none. global
 // is what it holds ON *.*, per flavor: nothing for a flavor it does not
-// name.
+// name. database, when set, is the database need, allowed and grant apply
+// to instead of the login's, which then gets nothing.
 type level struct {
 	need, allowed []string
 	allowAny      bool
 	grant         string
 	global        map[Flavor]privileges
+	database      string
+}
+
+// on is the database the level's database privileges apply to.
+func (lv level) on(l xsql.Login) string {
+	if lv.database != "" {
+		return lv.database
+	}
+	return l.Database
 }
 
 // privileges are global privileges as information_schema.USER_PRIVILEGES
@@ -102,12 +112,28 @@ var levels = map[v1alpha1.Privileges]level{
 			MariaDB: {need: []string{"BINLOG MONITOR", "REPLICATION SLAVE"}, grant: "REPLICATION SLAVE, REPLICATION CLIENT"},
 		},
 	},
+	// What mysqld_exporter's collectors read: PROCESS for the process list
+	// and InnoDB status, REPLICATION CLIENT for the binary logs and replica
+	// status, and the performance_schema tables. Nothing on the database.
+	v1alpha1.MonitoringPrivileges: {
+		database: "performance_schema",
+		need:     []string{"SELECT"},
+		allowed:  []string{"SELECT"},
+		grant:    "SELECT",
+		global: map[Flavor]privileges{
+			MySQL: {need: []string{"PROCESS", "REPLICATION CLIENT"}, grant: "PROCESS, REPLICATION CLIENT"},
+			// MariaDB's REPLICATION CLIENT is BINLOG MONITOR, and SHOW
+			// REPLICA STATUS needs SLAVE MONITOR (10.5.9 on). Proven on
+			// MariaDB 10.11.
+			MariaDB: {need: []string{"BINLOG MONITOR", "PROCESS", "SLAVE MONITOR"}, grant: "PROCESS, REPLICATION CLIENT, SLAVE MONITOR"},
+		},
+	},
 }
 
 func levelOf(p v1alpha1.Privileges) (level, error) {
 	lv, ok := levels[p]
 	if !ok {
-		return level{}, errors.Errorf("unsupported privileges %q: supported values: %q, %q, %q, %q", p, v1alpha1.Owner, v1alpha1.ReadWrite, v1alpha1.ReadOnly, v1alpha1.ReplicationPrivileges)
+		return level{}, errors.Errorf("unsupported privileges %q: supported values: %q, %q, %q, %q, %q", p, v1alpha1.Owner, v1alpha1.ReadWrite, v1alpha1.ReadOnly, v1alpha1.ReplicationPrivileges, v1alpha1.MonitoringPrivileges)
 	}
 	return lv, nil
 }
@@ -158,9 +184,13 @@ func ObserveQuery(f Flavor, l xsql.Login) (xsql.Query, error) {
 	if !ok {
 		return xsql.Query{}, errors.Errorf("unknown MySQL flavor %q", f)
 	}
+	lv, err := levelOf(l.Privileges)
+	if err != nil {
+		return xsql.Query{}, err
+	}
 	// information_schema writes grantees as 'name'@'host' without escaping.
 	grantee := "'" + l.Name + "'@'%'"
-	pattern := DatabasePattern(l.Database)
+	pattern := DatabasePattern(lv.on(l))
 	return xsql.Query{
 		SQL:  head + observePrivileges + observeFrom[f],
 		Args: []any{grantee, grantee, pattern, grantee, pattern, grantee, grantee, l.Name, l.Name},
@@ -191,7 +221,7 @@ type Detail struct {
 	Locked, Expired, MultipleAuth bool
 	// Global privileges, with + marking GRANT OPTION.
 	Global []string
-	// Database privileges on exactly the login's database, with + marking
+	// Database privileges on exactly the login's database (its level's, when it names one), with + marking
 	// GRANT OPTION.
 	Database []string
 	// OtherDatabases and ObjectPrivileges count grants on other databases
@@ -251,7 +281,7 @@ func privilegesPlan(f Flavor, l xsql.Login, d Detail) (plan, error) { //nolint:g
 	if err != nil {
 		return p, err
 	}
-	target, err := GrantTarget(l.Database)
+	target, err := GrantTarget(lv.on(l))
 	if err != nil {
 		return p, err
 	}

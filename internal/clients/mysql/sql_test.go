@@ -26,6 +26,7 @@ func TestPrivilegesPlan(t *testing.T) {
 		err   bool
 	}
 	repl := xsql.Login{Name: "repl", Database: "app", Privileges: v1alpha1.ReplicationPrivileges}
+	mon := xsql.Login{Name: "monitoring", Database: "app", Privileges: v1alpha1.MonitoringPrivileges}
 	cases := map[string]struct {
 		reason string
 		// f is the server's flavor, MariaDB when unset: only the
@@ -157,6 +158,58 @@ func TestPrivilegesPlan(t *testing.T) {
 				},
 			},
 		},
+		"MonitoringInSyncMariaDB": {
+			reason: "A monitoring account on MariaDB with PROCESS, BINLOG MONITOR, SLAVE MONITOR and SELECT on performance_schema needs nothing.",
+			l:      mon,
+			d:      Detail{Global: []string{"BINLOG MONITOR", "PROCESS", "SLAVE MONITOR"}, Database: []string{"SELECT"}},
+		},
+		"MonitoringNewMySQL": {
+			reason: "A new monitoring account on MySQL 8 is granted PROCESS and REPLICATION CLIENT, and SELECT on performance_schema, not on its database.",
+			f:      MySQL,
+			l:      mon,
+			want: want{
+				drift: []string{"missing PROCESS, REPLICATION CLIENT on *.*", "missing SELECT on `performance\\_schema`.*"},
+				stmts: []string{
+					"GRANT PROCESS, REPLICATION CLIENT ON *.* TO 'monitoring'@'%'",
+					"GRANT SELECT ON `performance\\_schema`.* TO 'monitoring'@'%'",
+				},
+			},
+		},
+		"MonitoringExtraOnPerformanceSchema": {
+			reason: "A monitoring account that can also write performance_schema (TRUNCATE is DROP there) loses that.",
+			l:      mon,
+			d:      Detail{Global: []string{"BINLOG MONITOR", "PROCESS", "SLAVE MONITOR"}, Database: []string{"DROP", "SELECT", "UPDATE"}},
+			want: want{
+				drift: []string{"extra DROP, UPDATE on `performance\\_schema`.*"},
+				stmts: []string{"REVOKE DROP, UPDATE ON `performance\\_schema`.* FROM 'monitoring'@'%'"},
+			},
+		},
+		"MonitoringWithSuper": {
+			reason: "A monitoring account someone gave SUPER is reset to exactly its level.",
+			l:      mon,
+			d:      Detail{Global: []string{"BINLOG MONITOR", "PROCESS", "SLAVE MONITOR", "SUPER"}, Database: []string{"SELECT"}},
+			want: want{
+				drift: []string{"extra global privileges SUPER"},
+				stmts: []string{
+					"REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'monitoring'@'%'",
+					"GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO 'monitoring'@'%'",
+					"GRANT SELECT ON `performance\\_schema`.* TO 'monitoring'@'%'",
+				},
+			},
+		},
+		"MonitoringOnItsDatabase": {
+			reason: "A grant on the app database is another database's for a monitoring account: it reads no app data.",
+			l:      mon,
+			d:      Detail{Global: []string{"BINLOG MONITOR", "PROCESS", "SLAVE MONITOR"}, Database: []string{"SELECT"}, OtherDatabases: 1},
+			want: want{
+				drift: []string{"extra 1 grants on other databases"},
+				stmts: []string{
+					"REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'monitoring'@'%'",
+					"GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO 'monitoring'@'%'",
+					"GRANT SELECT ON `performance\\_schema`.* TO 'monitoring'@'%'",
+				},
+			},
+		},
 		"ReadWriteFromReplication": {
 			reason: "Switching a replication account to readWrite resets its global privileges, which no other level has, and grants readWrite.",
 			f:      MySQL,
@@ -268,6 +321,15 @@ func TestObserveQuery(t *testing.T) {
 	want := []any{g, g, `my\_app`, g, `my\_app`, g, g, `x'y`, `x'y`}
 	if diff := cmp.Diff(want, q.Args); diff != "" {
 		t.Errorf("ObserveQuery passes names as parameters, grantees as information_schema writes them: -want, +got:\n%s", diff)
+	}
+	q, err = ObserveQuery(MySQL, xsql.Login{Name: "monitoring", Database: "app", Privileges: v1alpha1.MonitoringPrivileges})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g = `'monitoring'@'%'`
+	want = []any{g, g, `performance\_schema`, g, `performance\_schema`, g, g, "monitoring", "monitoring"}
+	if diff := cmp.Diff(want, q.Args); diff != "" {
+		t.Errorf("ObserveQuery reads a monitoring login's privileges on performance_schema, its level's database: -want, +got:\n%s", diff)
 	}
 	if _, err := ObserveQuery("Oracle", rw); err == nil {
 		t.Error("ObserveQuery refuses an unknown flavor")

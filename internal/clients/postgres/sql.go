@@ -21,6 +21,9 @@ type level struct {
 	// replication is the role's REPLICATION attribute; the other levels
 	// assert NOREPLICATION.
 	replication bool
+	// memberOf are the predefined roles the login is a member of; it is
+	// removed from every other role.
+	memberOf []string
 	// ownsDatabase makes the login the database's owner; database is what
 	// it holds on the database otherwise.
 	ownsDatabase bool
@@ -73,12 +76,18 @@ var levels = map[v1alpha1.Privileges]level{
 		replication: true,
 		ownsNothing: true,
 	},
+	// A metrics exporter reads the statistics views through pg_monitor and
+	// connects through PUBLIC's CONNECT: nothing of its own in any database.
+	v1alpha1.MonitoringPrivileges: {
+		memberOf:    []string{"pg_monitor"},
+		ownsNothing: true,
+	},
 }
 
 func levelOf(p v1alpha1.Privileges) (level, error) {
 	lv, ok := levels[p]
 	if !ok {
-		return level{}, errors.Errorf("unsupported privileges %q: supported values: %q, %q, %q, %q", p, v1alpha1.Owner, v1alpha1.ReadWrite, v1alpha1.ReadOnly, v1alpha1.ReplicationPrivileges)
+		return level{}, errors.Errorf("unsupported privileges %q: supported values: %q, %q, %q, %q, %q", p, v1alpha1.Owner, v1alpha1.ReadWrite, v1alpha1.ReadOnly, v1alpha1.ReplicationPrivileges, v1alpha1.MonitoringPrivileges)
 	}
 	return lv, nil
 }
@@ -278,16 +287,19 @@ func privilegesPlan(l xsql.Login, d Detail) (plan, error) { //nolint:gocognit,go
 	if d.Exists && (!d.Attributes || d.Replication != lv.replication) {
 		p.add("role attributes differ from "+lv.attributes(), "ALTER ROLE "+role+" WITH "+lv.attributes())
 	}
-	if len(d.MemberOf) > 0 {
-		groups := make([]string, 0, len(d.MemberOf))
-		for _, g := range d.MemberOf {
-			q, err := QuoteIdentifier(g)
-			if err != nil {
-				return p, errors.Wrap(err, "invalid role name")
-			}
-			groups = append(groups, q)
+	if extra := minus(d.MemberOf, lv.memberOf); len(extra) > 0 {
+		groups, err := quoteAll(extra)
+		if err != nil {
+			return p, err
 		}
-		p.add(fmt.Sprintf("member of %s", strings.Join(d.MemberOf, ", ")), "REVOKE "+strings.Join(groups, ", ")+" FROM "+role)
+		p.add(fmt.Sprintf("member of %s", strings.Join(extra, ", ")), "REVOKE "+strings.Join(groups, ", ")+" FROM "+role)
+	}
+	if missing := minus(lv.memberOf, d.MemberOf); len(missing) > 0 {
+		groups, err := quoteAll(missing)
+		if err != nil {
+			return p, err
+		}
+		p.add(fmt.Sprintf("not a member of %s", strings.Join(missing, ", ")), "GRANT "+strings.Join(groups, ", ")+" TO "+role)
 	}
 
 	grantDatabase := grantOf(lv.database, " ON DATABASE "+db+" TO "+role)
@@ -410,6 +422,19 @@ func defaultPrivilegesPlan(l xsql.Login, lv level, d Detail, role string) (plan,
 		}
 	}
 	return p, nil
+}
+
+// quoteAll quotes role names.
+func quoteAll(roles []string) ([]string, error) {
+	out := make([]string, 0, len(roles))
+	for _, r := range roles {
+		q, err := QuoteIdentifier(r)
+		if err != nil {
+			return nil, errors.Wrap(err, "invalid role name")
+		}
+		out = append(out, q)
+	}
+	return out, nil
 }
 
 // revokeThenGrant returns grant, preceded by revoke when there is something

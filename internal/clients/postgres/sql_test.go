@@ -47,6 +47,8 @@ func replicationInSync(d *Detail) {
 func TestPrivilegesPlan(t *testing.T) {
 	rw := xsql.Login{Name: "app_rw", Database: "app", Privileges: v1alpha1.ReadWrite}
 	repl := xsql.Login{Name: "app_rw", Database: "app", Privileges: v1alpha1.ReplicationPrivileges}
+	mon := xsql.Login{Name: "monitoring", Database: "app", Privileges: v1alpha1.MonitoringPrivileges}
+	monInSync := func(d *Detail) { replicationInSync(d); d.Replication, d.MemberOf = false, []string{"pg_monitor"} }
 	rwAttributes := "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS VALID UNTIL 'infinity'"
 	replAttributes := "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE REPLICATION NOBYPASSRLS VALID UNTIL 'infinity'"
 	type want struct {
@@ -112,6 +114,60 @@ func TestPrivilegesPlan(t *testing.T) {
 			want: want{
 				drift: []string{"role attributes differ from " + replAttributes},
 				stmts: []string{`ALTER ROLE "app_rw" WITH ` + replAttributes},
+			},
+		},
+		"MonitoringInSync": {
+			reason: "A monitoring login that is a member of pg_monitor and has nothing in its database needs nothing.",
+			l:      mon,
+			d:      monInSync,
+			want:   want{},
+		},
+		"MonitoringNotMember": {
+			reason: "A monitoring login that lost pg_monitor is granted it again, and nothing else.",
+			l:      mon,
+			d:      func(d *Detail) { monInSync(d); d.MemberOf = nil },
+			want: want{
+				drift: []string{"not a member of pg_monitor"},
+				stmts: []string{`GRANT "pg_monitor" TO "monitoring"`},
+			},
+		},
+		"MonitoringOtherRoles": {
+			reason: "A monitoring login someone made a member of pg_read_all_data and pg_write_all_data leaves both and keeps pg_monitor.",
+			l:      mon,
+			d: func(d *Detail) {
+				monInSync(d)
+				d.MemberOf = []string{"pg_monitor", "pg_read_all_data", "pg_write_all_data"}
+			},
+			want: want{
+				drift: []string{"member of pg_read_all_data, pg_write_all_data"},
+				stmts: []string{`REVOKE "pg_read_all_data", "pg_write_all_data" FROM "monitoring"`},
+			},
+		},
+		"MonitoringNoReplication": {
+			reason: "A monitoring login is no replication login: REPLICATION is taken away.",
+			l:      mon,
+			d:      func(d *Detail) { monInSync(d); d.Replication = true },
+			want: want{
+				drift: []string{"role attributes differ from " + rwAttributes},
+				stmts: []string{`ALTER ROLE "monitoring" WITH ` + rwAttributes},
+			},
+		},
+		"MonitoringOwnsNothing": {
+			reason: "Objects a monitoring login owns pass to the admin: it reads statistics, never data.",
+			l:      mon,
+			d:      func(d *Detail) { monInSync(d); d.OwnsObjects = true },
+			want: want{
+				drift: []string{`owns objects in database "app" or a database`},
+				stmts: []string{`REASSIGN OWNED BY "monitoring" TO CURRENT_USER`},
+			},
+		},
+		"ReadWriteMemberOfPgMonitor": {
+			reason: "pg_monitor is only for the monitoring level: an app login that is a member leaves it.",
+			l:      rw,
+			d:      func(d *Detail) { d.MemberOf = []string{"pg_monitor"} },
+			want: want{
+				drift: []string{"member of pg_monitor"},
+				stmts: []string{`REVOKE "pg_monitor" FROM "app_rw"`},
 			},
 		},
 		"ReplicationFromReadWrite": {
@@ -383,6 +439,18 @@ func TestCreateStatements(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("CreateStatements: a new replication role has REPLICATION and is granted nothing: -want, +got:\n%s", diff)
+	}
+
+	got, err = CreateStatements(xsql.Login{Name: "monitoring", Database: "app", Privileges: v1alpha1.MonitoringPrivileges}, d, pencilSCRAM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []string{
+		`CREATE ROLE "monitoring" WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS VALID UNTIL 'infinity' PASSWORD '` + pencilSCRAM + `'`,
+		`GRANT "pg_monitor" TO "monitoring"`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("CreateStatements: a new monitoring role is a member of pg_monitor and is granted nothing else: -want, +got:\n%s", diff)
 	}
 }
 

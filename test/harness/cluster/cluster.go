@@ -501,6 +501,8 @@ func (c *Cluster) StartFunction(ctx context.Context) error {
 			"--debug",
 			"--tls-certs-dir="+c.pki.functionTLS,
 			"--address=127.0.0.1:"+strconv.Itoa(port),
+			// Its metrics on a port of their own, never the default :8080.
+			"--metrics-address=127.0.0.1:0",
 		)
 	}
 	if err := c.function.Start(); err != nil {
