@@ -142,6 +142,72 @@ func TestPostgreSQLNoFailoverWhileStandbysHear(t *testing.T) {
 	}
 }
 
+// TestPostgreSQLStalePrimaryFenced kills the primary and, once a standby
+// took over, starts the old server again as its container restarting in
+// place does: without the init step, so it comes up as a primary, beside
+// the new one, unlabelled. The provider deletes its pod; the pod comes back
+// through the init step, which rewinds it into a standby, and no
+// acknowledged commit is lost.
+func TestPostgreSQLStalePrimaryFenced(t *testing.T) {
+	c := startPGCluster(t, 3, "production")
+	re := newReplicationEnv(t, c)
+	cr := re.replicationOf(3, int(c.p.SyncStandbys))
+	after := testFailoverAfter
+	cr.Spec.ForProvider.FailoverAfterSeconds = &after
+	re.converge(t, cr)
+	c.RouteByLabel(re.labelled)
+	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY); CREATE TABLE probe (at timestamptz)")
+
+	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }()
+	status, _ := re.poll(ctx, t, &wg, cr, func(cr *v1alpha1.Replication) time.Duration {
+		if cr.Status.AtProvider.PrimaryLostAt != nil {
+			return 500 * time.Millisecond
+		}
+		return 2 * time.Second
+	})
+	stopped := re.kubelet(ctx, &wg)
+	w := startWriter(ctx, t, &wg, c.rw.Port)
+	waitHealthy(t, status, 3, true)
+	old := re.labelled()
+	killed := time.Now()
+	old.Kill()
+	if _, err := w.acceptedAfter(ctx, killed, failoverTimeout, old.Port); err != nil {
+		t.Fatal(err)
+	}
+	// The container restarts in place: no init step, so it starts from
+	// its data directory as a primary.
+	old.startServer(t)
+	if got := old.Query(t, "SELECT pg_is_in_recovery()"); got != "f" {
+		t.Fatalf("%s started without the init step in recovery (%q): the test means a stale primary", old.Name, got)
+	}
+	select {
+	case m := <-stopped:
+		if m != old {
+			t.Fatalf("the provider deleted the pod of %s, not of the stale primary %s", m.Name, old.Name)
+		}
+	case <-time.After(failoverTimeout):
+		t.Fatalf("the stale primary %s's pod was not deleted; Replication: %+v", old.Name, status())
+	}
+	old.Start(t)
+	if !strings.Contains(old.lastInit, "rewound") {
+		t.Errorf("%s came back without rewinding: %s", old.Name, old.lastInit)
+	}
+	waitHealthy(t, status, 3, true)
+	stop()
+	wg.Wait()
+	got := map[string]bool{}
+	for _, f := range splitComma(re.labelled().Query(t, "SELECT string_agg(id::text, ',') FROM acked")) {
+		got[f] = true
+	}
+	for _, id := range w.ids() {
+		if !got[strconv.FormatInt(id, 10)] {
+			t.Errorf("acknowledged commit %d is missing", id)
+		}
+	}
+}
+
 // A failoverMode is how the primary is lost, and how the Database
 // replicates.
 type failoverMode struct {
