@@ -5,6 +5,8 @@
 SHELL := /usr/bin/env bash -o pipefail
 
 EXAMPLE  ?= examples/databases/postgresql-production.yaml
+# make render's command: composition render | render | beta render (Crossplane 1.16's CLI).
+RENDER_COMMAND ?= composition render
 FUZZTIME ?= 20s
 CACHE   ?= $(HOME)/.cache/dbplane
 OUT     := _output
@@ -21,17 +23,19 @@ TEST_STEPS := check-generate vet lint unit fuzz integration golden-test e2e
 # package outside test/, and test/tools' check of build.sh (which builds nothing).
 UNIT_PKGS := ./apis/... ./cmd/... ./fn/... ./internal/... ./test/tools/
 
-# Prefix of a command that needs the pinned crossplane CLI and core (the tests
-# in test/): builds them once, and fails rather than run without them.
+# Prefix of a command that needs the pinned crossplane CLI and core, and the
+# Crossplane 1.16 CLI for `beta render` (the tests in test/): builds them once,
+# and fails rather than run without them.
 with-crossplane = cli=$$(test/tools/build.sh crossplane-cli) && core=$$(test/tools/build.sh crossplane-core) && \
-	DBPLANE_CROSSPLANE=$$cli DBPLANE_CROSSPLANE_CORE=$$core
+	crank=$$(test/tools/build.sh crank) && \
+	DBPLANE_CROSSPLANE=$$cli DBPLANE_CROSSPLANE_CORE=$$core DBPLANE_CROSSPLANE_1=$$crank
 
 .PHONY: all tools build generate check-generate render test lint fuzz vet unit integration golden-test golden e2e bench bench-e2e bench-replication bench-failover xpkg clean
 
 all: build test
 
-tools: ## Build the pinned crossplane CLI, core and control plane binaries into $(CACHE), once.
-	@for t in crossplane-cli crossplane-core $(E2E_TOOLS); do test/tools/build.sh $$t >/dev/null; done
+tools: ## Build the pinned crossplane CLIs (v2.5, and 1.16 for beta render), core and control plane binaries into $(CACHE), once.
+	@for t in crossplane-cli crossplane-core crank $(E2E_TOOLS); do test/tools/build.sh $$t >/dev/null; done
 
 build:
 	go build ./...
@@ -45,8 +49,8 @@ check-generate: generate ## Fail when generated files differ from git or are new
 	@untracked=$$(git status --porcelain --untracked-files=all -- apis package | grep '^??' || true); \
 	if [[ -n "$$untracked" ]]; then echo "$$untracked"; echo "generated files are untracked: git add them (or delete strays) and commit"; exit 1; fi
 
-render: ## Render EXAMPLE (default: production PostgreSQL) through the real CLI.
-	@test/render.sh $(EXAMPLE) $(RENDER_FLAGS)
+render: ## Render EXAMPLE (default: production PostgreSQL) through the real CLI (RENDER_COMMAND="beta render" for 1.16's).
+	@RENDER_COMMAND="$(RENDER_COMMAND)" test/render.sh $(EXAMPLE) $(RENDER_FLAGS)
 
 test: tools ## Every test, the TEST_STEPS in order: what CI runs (.ci/run).
 	@for step in $(TEST_STEPS); do $(MAKE) --no-print-directory $$step UNIT_FLAGS=-count=1 || exit 1; done
