@@ -12,8 +12,9 @@ CACHE   ?= $(HOME)/.cache/dbplane
 OUT     := _output
 export DBPLANE_CACHE := $(CACHE)
 
-# The local control plane the e2e suites start (test/e2e), besides crossplane-core.
-E2E_TOOLS := etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok
+# The local control plane the e2e suites start (test/e2e), besides crossplane-core,
+# and the loopback registry test/e2e/install pushes dbplane's packages to.
+E2E_TOOLS := etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok registry
 
 # The tiers make test runs, in order; each is also a target of its own. A new
 # step goes in this list to be part of make test and so of CI.
@@ -78,9 +79,9 @@ golden-test: ## Every example through the pinned crossplane CLI: renders against
 golden: ## Rewrite the golden renders in test/testdata from the pinned crossplane CLI, after an intended change.
 	$(with-crossplane) go test -count=1 ./test/ -update
 
-e2e: tools ## End to end on a local control plane: etcd, kube-apiserver, kwok, Crossplane core, our function and SQL provider (PostgreSQL from test/servers/install.sh behind one Database's pod).
+e2e: tools ## End to end on a local control plane: etcd, kube-apiserver, kwok, Crossplane core, our function and SQL provider (PostgreSQL from test/servers/install.sh behind one Database's pod); then a fresh one installed from a loopback registry by the README's install steps.
 	test/servers/install.sh
-	go test -tags e2e -count=1 -timeout 45m -v ./test/e2e/ 2>&1 | grep -v '^=== \(RUN\|PAUSE\|CONT\)'
+	go test -tags e2e -count=1 -p 1 -timeout 45m -v ./test/e2e/ ./test/e2e/install/ 2>&1 | grep -v '^=== \(RUN\|PAUSE\|CONT\)'
 
 bench-replication: ## PostgreSQL on loopback: a new standby of a 1 GB database streaming, lag under pgbench, synchronous commit cost.
 	bash test/servers/install.sh

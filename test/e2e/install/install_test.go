@@ -1,0 +1,96 @@
+//go:build e2e
+
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/dbplane/dbplane/test/harness/cluster"
+)
+
+// TestInstalledFromRegistry checks what the README's install steps (run by
+// TestMain) left: the configuration and, as its dependencies, the function
+// and the provider, each pulled from the loopback registry and Installed
+// and Healthy; the XRD and the provider's CRDs owned by their package
+// revisions; and a Database composed by the installed Composition through
+// the installed Function, its SQL login through the installed provider's
+// kinds.
+func TestInstalledFromRegistry(t *testing.T) {
+	ctx := t.Context()
+	if err := env.PackagesHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pkgs, err := env.Packages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range pkgs {
+		names = append(names, p.GetKind()+"/"+p.GetName())
+		resolved, _, _ := unstructured.NestedString(p.Object, "status", "resolvedPackage")
+		if !strings.HasPrefix(resolved, env.RegistryRepo()+"/") {
+			t.Errorf("%s %s resolved to %q, want a package of the loopback registry's %s", p.GetKind(), p.GetName(), resolved, env.RegistryRepo())
+		}
+	}
+	slices.Sort(names)
+	want := []string{"Configuration/dbplane-configuration-dbplane", "Function/dbplane-function-dbplane", "Provider/dbplane-provider-sql"}
+	if !slices.Equal(names, want) {
+		t.Errorf("installed packages: want %q, got %q", want, names)
+	}
+
+	for crd, owner := range map[string]string{
+		"databases.database.example.com":           "CompositeResourceDefinition",
+		"users.sql.database.example.com":           "ProviderRevision",
+		"replications.sql.database.example.com":    "ProviderRevision",
+		"providerconfigs.sql.database.example.com": "ProviderRevision",
+	} {
+		o, err := env.Object(ctx, "CustomResourceDefinition", "", crd)
+		if err != nil || o == nil {
+			t.Errorf("CRD %s: not installed (%v)", crd, err)
+			continue
+		}
+		if !slices.ContainsFunc(o.GetOwnerReferences(), func(r metav1.OwnerReference) bool { return r.Kind == owner }) {
+			t.Errorf("CRD %s: want it owned by a %s, got ownerReferences %+v", crd, owner, o.GetOwnerReferences())
+		}
+	}
+
+	// The installed Composition composes SQL logins, which need a server
+	// behind the pods (kwok runs none): the Database is composed and
+	// Synced, its app login a User of the installed provider's kind.
+	const ns = "team-a"
+	env.Namespace(t, ns)
+	d := cluster.ReadDatabase(t, filepath.Join(env.Root, "examples", "databases", "postgresql-development.yaml"))
+	env.ApplyDatabase(t, d)
+	name := d.GetName()
+	for _, o := range []struct{ kind, name string }{{"StatefulSet", name}, {"Secret", name + "-credentials"}, {"User", name + "-app"}} {
+		env.WaitFor(t, d, o.kind+" "+o.name+" composed", func(ctx context.Context) error {
+			got, err := env.Object(ctx, o.kind, ns, o.name)
+			if err == nil && got == nil {
+				err = errors.New("not yet")
+			}
+			return err
+		})
+	}
+	env.WaitFor(t, d, "Synced", func(ctx context.Context) error {
+		got, err := env.GetDatabase(ctx, ns, name)
+		if err != nil {
+			return err
+		}
+		if got == nil {
+			return errors.New("no Database")
+		}
+		if s, _, m := cluster.Condition(got, "Synced"); s != "True" {
+			return fmt.Errorf("Synced %s: %s", s, m)
+		}
+		return nil
+	})
+}
