@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -20,10 +21,11 @@ import (
 // TestInstalledFromRegistry checks what the README's install steps (run by
 // TestMain) left: the configuration and, as its dependencies, the function
 // and the provider, each pulled from the loopback registry and Installed
-// and Healthy; the XRD and the provider's CRDs owned by their package
-// revisions; and a Database composed by the installed Composition through
-// the installed Function, its SQL login through the installed provider's
-// kinds.
+// and Healthy; the provider's CRDs owned by its ProviderRevision and the
+// Database CRD by the installed XRD; and a Database composed by the
+// installed Composition through the installed Function, with its SQL login
+// a User of the installed provider's kind, Ready once a real PostgreSQL
+// stands behind its pod.
 func TestInstalledFromRegistry(t *testing.T) {
 	ctx := t.Context()
 	if err := env.PackagesHealthy(ctx); err != nil {
@@ -64,8 +66,9 @@ func TestInstalledFromRegistry(t *testing.T) {
 	}
 
 	// The installed Composition composes SQL logins, which need a server
-	// behind the pods (kwok runs none): the Database is composed and
-	// Synced, its app login a User of the installed provider's kind.
+	// behind the pods (kwok runs none): first the Database is composed and
+	// Synced, its app login a User of the installed provider's kind; then,
+	// with a real PostgreSQL behind its pod, Ready.
 	const ns = "team-a"
 	env.Namespace(t, ns)
 	d := cluster.ReadDatabase(t, filepath.Join(env.Root, "examples", "databases", "postgresql-development.yaml"))
@@ -93,4 +96,12 @@ func TestInstalledFromRegistry(t *testing.T) {
 		}
 		return nil
 	})
+
+	srv := env.ServePostgreSQL(t, ns, name)
+	t0 := time.Now()
+	env.WaitReady(t, ns, name)
+	timings.Record("latency: server started -> Database Ready", time.Since(t0))
+	if got := srv.Query(t, "SELECT rolname FROM pg_roles WHERE rolname = 'app' AND rolcanlogin"); got != "app" {
+		t.Errorf("the installed provider did not create the login app on the server: pg_roles has %q", got)
+	}
 }
