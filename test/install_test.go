@@ -51,9 +51,10 @@ func TestInstallSteps(t *testing.T) {
 	// The steps name the repository once, as REPO, so that a platform
 	// team changes one line (the e2e install runs them with REPO on a
 	// loopback registry); read them with it expanded.
+	// The upgrade's block sets it again, to the same.
 	repo := regexp.MustCompile(`(?m)^REPO=(\S+)`).FindAllStringSubmatch(sec, -1)
-	if len(repo) != 1 {
-		t.Fatalf("README install steps: want one REPO= line, got %d", len(repo))
+	if len(repo) != 2 || repo[0][1] != repo[1][1] {
+		t.Fatalf("README install and upgrade steps: want one REPO= line each, naming the same repository, got %q", repo)
 	}
 	sec = strings.ReplaceAll(sec, "${REPO}", repo[0][1])
 	if !strings.Contains(sec, `sed "s|@REPO@|`+repo[0][1]+`|" examples/install/imageconfig.yaml | kubectl apply -f -`) {

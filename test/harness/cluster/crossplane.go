@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -129,24 +128,19 @@ spec:
 		return err
 	}
 
-	return c.runFunctionRevision(ctx)
+	return c.runFunctionRevision(ctx, "")
 }
 
 // runFunctionRevision acts as Crossplane's External package runtime for the
 // Function functionName, however it was installed: it points the active
-// FunctionRevision at the local function process, with its TLS server
-// Secret and RuntimeHealthy, and waits until the Function is Healthy.
-func (c *Cluster) runFunctionRevision(ctx context.Context) error {
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: functionTLSSecret, Namespace: crossplaneNamespace},
-		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{"tls.crt": c.pki.function.cert, "tls.key": c.pki.function.key, "ca.crt": c.pki.ca.pem},
-	}
-	if _, err := c.Kube.CoreV1().Secrets(crossplaneNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+// FunctionRevision whose package ends with suffix at the local function
+// process, with its TLS server Secret and RuntimeHealthy, and waits until
+// the Function is Healthy.
+func (c *Cluster) runFunctionRevision(ctx context.Context, suffix string) error {
+	if err := c.createTLSSecret(ctx, functionTLSSecret); err != nil {
 		return err
 	}
-
-	rev, err := c.activeRevision(ctx, gvrFunction, gvrFunctionRevision, functionName)
+	rev, err := c.activeRevision(ctx, gvrFunction, gvrFunctionRevision, functionName, suffix)
 	if err != nil {
 		return err
 	}
@@ -185,8 +179,9 @@ func (c *Cluster) runFunctionRevision(ctx context.Context) error {
 }
 
 // activeRevision waits for the active revision of package name (a Function
-// or a Provider) and returns its name.
-func (c *Cluster) activeRevision(ctx context.Context, pkg, revs schema.GroupVersionResource, name string) (string, error) {
+// or a Provider) whose package (spec.image) ends with suffix, and returns
+// its name.
+func (c *Cluster) activeRevision(ctx context.Context, pkg, revs schema.GroupVersionResource, name, suffix string) (string, error) {
 	var rev string
 	err := harness.Poll(ctx, setupTimeout, func(ctx context.Context) error {
 		l, err := c.Dynamic.Resource(revs).List(ctx, metav1.ListOptions{LabelSelector: "pkg.crossplane.io/package=" + name})
@@ -194,13 +189,15 @@ func (c *Cluster) activeRevision(ctx context.Context, pkg, revs schema.GroupVers
 			return err
 		}
 		for _, r := range l.Items {
-			if s, _, _ := unstructured.NestedString(r.Object, "spec", "desiredState"); s == "Active" {
+			state, _, _ := unstructured.NestedString(r.Object, "spec", "desiredState")
+			image, _, _ := unstructured.NestedString(r.Object, "spec", "image")
+			if state == "Active" && strings.HasSuffix(image, suffix) {
 				rev = r.GetName()
 				return nil
 			}
 		}
 		p, _ := c.Dynamic.Resource(pkg).Get(ctx, name, metav1.GetOptions{})
-		return fmt.Errorf("no active revision of %s %s yet; its conditions: %v", pkg.Resource, name, Conditions(p))
+		return fmt.Errorf("no active revision of %s %s at %q yet; its conditions: %v", pkg.Resource, name, suffix, Conditions(p))
 	})
 	return rev, err
 }

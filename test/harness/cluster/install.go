@@ -16,6 +16,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -75,41 +76,59 @@ http:
 	})
 }
 
-// InstallSteps returns the shell block of the README's install section.
-func InstallSteps(root string) (string, error) {
+// InstallSteps returns the shell blocks of the README's install section, in
+// order: the install, then the upgrade.
+func InstallSteps(root string) ([]string, error) {
 	b, err := os.ReadFile(filepath.Join(root, "README.md")) //nolint:gosec // Our README.
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	sec := string(b)
 	start := strings.Index(sec, "## Install (platform teams)")
 	if start < 0 {
-		return "", errors.New("README.md: no install section")
+		return nil, errors.New("README.md: no install section")
 	}
 	sec = sec[start:]
-	open := strings.Index(sec, "```sh\n")
-	if open < 0 {
-		return "", errors.New("README.md: no sh block in the install section")
+	if end := strings.Index(sec[3:], "\n## "); end >= 0 {
+		sec = sec[:end+3]
 	}
-	sec = sec[open+len("```sh\n"):]
-	end := strings.Index(sec, "```")
-	if end < 0 {
-		return "", errors.New("README.md: the install section's sh block does not end")
+	var blocks []string
+	for {
+		open := strings.Index(sec, "```sh\n")
+		if open < 0 {
+			break
+		}
+		sec = sec[open+len("```sh\n"):]
+		end := strings.Index(sec, "```")
+		if end < 0 {
+			return nil, errors.New("README.md: an sh block of the install section does not end")
+		}
+		blocks = append(blocks, sec[:end])
+		sec = sec[end+3:]
 	}
-	return sec[:end], nil
+	if len(blocks) != 2 {
+		return nil, fmt.Errorf("README.md: want two sh blocks in the install section (install, upgrade), got %d", len(blocks))
+	}
+	return blocks, nil
 }
 
-// installPackages runs the README's install steps as a platform team would,
-// in a shell, with the pinned crossplane CLI and kubectl on PATH and the
-// admin's kubeconfig. The one change: the REPO line names the loopback
-// registry's repository.
+// installPackages runs the README's install steps.
 func (c *Cluster) installPackages(ctx context.Context) error {
-	steps, err := InstallSteps(c.Root)
+	return c.runSteps(ctx, 0, "install")
+}
+
+// runSteps runs the README install section's shell block i as a platform
+// team would, in a shell, with the pinned crossplane CLI and kubectl on PATH
+// and the admin's kubeconfig. The one change: the REPO line names the
+// loopback registry's repository.
+func (c *Cluster) runSteps(ctx context.Context, i int, name string) error {
+	blocks, err := InstallSteps(c.Root)
 	if err != nil {
 		return err
 	}
+	steps := blocks[i]
 	if strings.Count(steps, readmeRepo) != 1 {
-		return fmt.Errorf("README.md: the install steps must set %q once, got:\n%s", readmeRepo, steps)
+		return fmt.Errorf("README.md: the %s steps must set %q once, got:\n%s", name, readmeRepo, steps)
 	}
 	steps = strings.Replace(steps, readmeRepo, "REPO="+c.RegistryRepo(), 1)
 
@@ -118,7 +137,7 @@ func (c *Cluster) installPackages(ctx context.Context) error {
 		return err
 	}
 	for name, tool := range map[string]string{"crossplane": "crossplane-cli", "kubectl": "kubectl"} {
-		if err := os.Symlink(c.bins[tool], filepath.Join(bin, name)); err != nil {
+		if err := os.Symlink(c.bins[tool], filepath.Join(bin, name)); err != nil && !errors.Is(err, os.ErrExist) {
 			return err
 		}
 	}
@@ -129,13 +148,46 @@ func (c *Cluster) installPackages(ctx context.Context) error {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err = cmd.Run()
-	if werr := os.WriteFile(filepath.Join(c.logs, "install-steps.log"), out.Bytes(), 0o600); werr != nil && err == nil {
+	if werr := os.WriteFile(filepath.Join(c.logs, name+"-steps.log"), out.Bytes(), 0o600); werr != nil && err == nil {
 		err = werr
 	}
 	if err != nil {
-		return fmt.Errorf("the README's install steps failed: %w\n%s", err, out.String())
+		return fmt.Errorf("the README's %s steps failed: %w\n%s", name, err, out.String())
 	}
-	c.opts.Record("install: README steps (make xpkg, push, install)", time.Since(t0))
+	c.opts.Record(name+": README steps", time.Since(t0))
+	return nil
+}
+
+// UpgradePackages runs the README's upgrade steps (build the packages at
+// the next version, push them, crossplane xpkg update each), acts as the
+// External runtime for the new revisions, and waits until every package is
+// Healthy at version.
+func (c *Cluster) UpgradePackages(ctx context.Context, version string) error {
+	if err := c.runSteps(ctx, 1, "upgrade"); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := c.runRevisions(ctx, ":"+version); err != nil {
+		return err
+	}
+	if err := harness.Poll(ctx, setupTimeout, func(ctx context.Context) error {
+		if err := c.PackagesHealthy(ctx); err != nil {
+			return err
+		}
+		pkgs, err := c.Packages(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range pkgs {
+			if r, _, _ := unstructured.NestedString(p.Object, "status", "resolvedPackage"); !strings.HasSuffix(r, ":"+version) {
+				return fmt.Errorf("%s %s resolved to %q, not yet %s", p.GetKind(), p.GetName(), r, version)
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	c.opts.Record("upgrade: crossplane xpkg update returned to every package Healthy", time.Since(t0))
 	return nil
 }
 
@@ -150,10 +202,23 @@ func (c *Cluster) installPackages(ctx context.Context) error {
 // harness's part as the runtime.
 func (c *Cluster) runPackages(ctx context.Context) error {
 	t0 := time.Now()
-	if err := c.runFunctionRevision(ctx); err != nil {
+	if err := c.runRevisions(ctx, ""); err != nil {
 		return err
 	}
-	rev, err := c.activeRevision(ctx, gvrProvider, gvrProviderRevision, providerName)
+	if err := harness.Poll(ctx, setupTimeout, c.PackagesHealthy); err != nil {
+		return err
+	}
+	c.opts.Record("install: crossplane xpkg install returned to every package Healthy", time.Since(t0))
+	return nil
+}
+
+// runRevisions acts as the External runtime for the active Function and
+// Provider revisions whose package ends with suffix.
+func (c *Cluster) runRevisions(ctx context.Context, suffix string) error {
+	if err := c.runFunctionRevision(ctx, suffix); err != nil {
+		return err
+	}
+	rev, err := c.activeRevision(ctx, gvrProvider, gvrProviderRevision, providerName, suffix)
 	if err != nil {
 		return err
 	}
@@ -161,12 +226,7 @@ func (c *Cluster) runPackages(ctx context.Context) error {
 	// named the revision's webhook TLS Secret, whose tls.crt it writes into
 	// any webhook configuration the package has (ours has none). A serving
 	// certificate of the harness's CA stands for the runtime's.
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: providerTLSSecret, Namespace: crossplaneNamespace},
-		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{"tls.crt": c.pki.function.cert, "tls.key": c.pki.function.key, "ca.crt": c.pki.ca.pem},
-	}
-	if _, err := c.Kube.CoreV1().Secrets(crossplaneNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+	if err := c.createTLSSecret(ctx, providerTLSSecret); err != nil {
 		return err
 	}
 	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -181,10 +241,20 @@ func (c *Cluster) runPackages(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("cannot mark the ProviderRevision's runtime healthy: %w", err)
 	}
-	if err := harness.Poll(ctx, setupTimeout, c.PackagesHealthy); err != nil {
+	return nil
+}
+
+// createTLSSecret creates the TLS server Secret name in Crossplane's
+// namespace, with the function's serving certificate, unless it exists.
+func (c *Cluster) createTLSSecret(ctx context.Context, name string) error {
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: crossplaneNamespace},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{"tls.crt": c.pki.function.cert, "tls.key": c.pki.function.key, "ca.crt": c.pki.ca.pem},
+	}
+	if _, err := c.Kube.CoreV1().Secrets(crossplaneNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil && !kerrors.IsAlreadyExists(err) {
 		return err
 	}
-	c.opts.Record("install: crossplane xpkg install returned to every package Healthy", time.Since(t0))
 	return nil
 }
 
