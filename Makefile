@@ -5,13 +5,16 @@
 SHELL := /usr/bin/env bash -o pipefail
 
 EXAMPLE  ?= examples/databases/postgresql-production.yaml
+# make render's command: composition render | render | beta render (Crossplane 1.16's CLI).
+RENDER_COMMAND ?= composition render
 FUZZTIME ?= 20s
 CACHE   ?= $(HOME)/.cache/dbplane
 OUT     := _output
 export DBPLANE_CACHE := $(CACHE)
 
-# The local control plane the e2e suites start (test/e2e), besides crossplane-core.
-E2E_TOOLS := etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok
+# The local control plane the e2e suites start (test/e2e), besides crossplane-core,
+# and the loopback registry test/e2e/install pushes dbplane's packages to.
+E2E_TOOLS := etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok registry
 
 # The tiers make test runs, in order; each is also a target of its own. A new
 # step goes in this list to be part of make test and so of CI.
@@ -21,18 +24,19 @@ TEST_STEPS := check-generate vet lint unit fuzz integration golden-test e2e
 # package outside test/, and test/tools' check of build.sh (which builds nothing).
 UNIT_PKGS := ./apis/... ./cmd/... ./fn/... ./internal/... ./test/tools/
 
-# Prefix of a command that needs the pinned crossplane CLI and core (the tests
-# in test/): builds them once, and fails rather than run without them.
+# Prefix of a command that needs the pinned crossplane CLI and core, and the
+# Crossplane 1.16 CLI for `beta render` (the tests in test/): builds them once,
+# and fails rather than run without them.
 with-crossplane = cli=$$(test/tools/build.sh crossplane-cli) && core=$$(test/tools/build.sh crossplane-core) && \
-	promtool=$$(test/tools/build.sh promtool) && \
-	DBPLANE_CROSSPLANE=$$cli DBPLANE_CROSSPLANE_CORE=$$core DBPLANE_PROMTOOL=$$promtool
+	promtool=$$(test/tools/build.sh promtool) && crank=$$(test/tools/build.sh crank) && \
+	DBPLANE_CROSSPLANE=$$cli DBPLANE_CROSSPLANE_CORE=$$core DBPLANE_PROMTOOL=$$promtool DBPLANE_CROSSPLANE_1=$$crank
 
 .PHONY: all tools build generate check-generate render test lint fuzz vet unit integration golden-test golden e2e bench bench-e2e bench-replication bench-failover xpkg clean
 
 all: build test
 
-tools: ## Build the pinned crossplane CLI, core, promtool, exporters and control plane binaries into $(CACHE), once.
-	@for t in crossplane-cli crossplane-core promtool postgres-exporter mysqld-exporter $(E2E_TOOLS); do test/tools/build.sh $$t >/dev/null; done
+tools: ## Build the pinned crossplane CLIs (v2.5, and 1.16 for beta render), core, promtool, exporters and control plane binaries into $(CACHE), once.
+	@for t in crossplane-cli crossplane-core crank promtool postgres-exporter mysqld-exporter $(E2E_TOOLS); do test/tools/build.sh $$t >/dev/null; done
 
 build:
 	go build ./...
@@ -46,8 +50,8 @@ check-generate: generate ## Fail when generated files differ from git or are new
 	@untracked=$$(git status --porcelain --untracked-files=all -- apis package | grep '^??' || true); \
 	if [[ -n "$$untracked" ]]; then echo "$$untracked"; echo "generated files are untracked: git add them (or delete strays) and commit"; exit 1; fi
 
-render: ## Render EXAMPLE (default: production PostgreSQL) through the real CLI.
-	@test/render.sh $(EXAMPLE) $(RENDER_FLAGS)
+render: ## Render EXAMPLE (default: production PostgreSQL) through the real CLI (RENDER_COMMAND="beta render" for 1.16's).
+	@RENDER_COMMAND="$(RENDER_COMMAND)" test/render.sh $(EXAMPLE) $(RENDER_FLAGS)
 
 test: tools ## Every test, the TEST_STEPS in order: what CI runs (.ci/run).
 	@for step in $(TEST_STEPS); do $(MAKE) --no-print-directory $$step UNIT_FLAGS=-count=1 || exit 1; done
@@ -75,9 +79,9 @@ golden-test: ## Every example through the pinned crossplane CLI: renders against
 golden: ## Rewrite the golden renders in test/testdata from the pinned crossplane CLI, after an intended change.
 	$(with-crossplane) go test -count=1 ./test/ -update
 
-e2e: tools ## End to end on a local control plane: etcd, kube-apiserver, kwok, Crossplane core, our function and SQL provider (PostgreSQL from test/servers/install.sh behind one Database's pod).
+e2e: tools ## End to end on a local control plane: etcd, kube-apiserver, kwok, Crossplane core, our function and SQL provider (PostgreSQL from test/servers/install.sh behind one Database's pod); then a fresh one installed from a loopback registry by the README's install steps.
 	test/servers/install.sh
-	go test -tags e2e -count=1 -timeout 45m -v ./test/e2e/ 2>&1 | grep -v '^=== \(RUN\|PAUSE\|CONT\)'
+	go test -tags e2e -count=1 -p 1 -timeout 45m -v ./test/e2e/ ./test/e2e/install/ 2>&1 | grep -v '^=== \(RUN\|PAUSE\|CONT\)'
 
 bench-replication: ## PostgreSQL on loopback: a new standby of a 1 GB database streaming, lag under pgbench, synchronous commit cost.
 	bash test/servers/install.sh

@@ -14,8 +14,9 @@ import (
 // TestInstallSteps reads the README's install steps and checks them against
 // the configuration package's dependencies: every package it depends on is
 // pushed, before the configuration, from a file make xpkg writes, and the
-// configuration is installed from the reference it was pushed to. It does
-// not push or install anything.
+// configuration is installed from the reference it was pushed to, with the
+// ImageConfig that makes Crossplane pull the dependencies from there. It
+// does not push or install anything: test/e2e/install runs these steps.
 func TestInstallSteps(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
 	if err != nil {
@@ -45,6 +46,19 @@ func TestInstallSteps(t *testing.T) {
 	}
 	if len(cfg.Spec.DependsOn) == 0 {
 		t.Fatal("crossplane.yaml: no dependencies")
+	}
+
+	// The steps name the repository once, as REPO, so that a platform
+	// team changes one line (the e2e install runs them with REPO on a
+	// loopback registry); read them with it expanded.
+	// The upgrade's block sets it again, to the same.
+	repo := regexp.MustCompile(`(?m)^REPO=(\S+)`).FindAllStringSubmatch(sec, -1)
+	if len(repo) != 2 || repo[0][1] != repo[1][1] {
+		t.Fatalf("README install and upgrade steps: want one REPO= line each, naming the same repository, got %q", repo)
+	}
+	sec = strings.ReplaceAll(sec, "${REPO}", repo[0][1])
+	if !strings.Contains(sec, `sed "s|@REPO@|`+repo[0][1]+`|" examples/install/imageconfig.yaml | kubectl apply -f -`) {
+		t.Error("README install steps: no ImageConfig rewriting the dependencies' xpkg.dbplane.io/dbplane/ to REPO: a push elsewhere would install nothing")
 	}
 
 	xpkg, err := os.ReadFile("xpkg.sh")

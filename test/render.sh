@@ -2,7 +2,11 @@
 # Renders a Database through the real crossplane CLI, with our function
 # running as a local gRPC process (the Development runtime: no Docker).
 #
-#   test/render.sh [EXAMPLE] [extra crossplane composition render flags]
+#   test/render.sh [EXAMPLE] [extra render flags]
+#
+# RENDER_COMMAND picks the command: "composition render" (default, the
+# pinned v2.5 CLI), "render" (its hidden alias) or "beta render" (the pinned
+# Crossplane 1.16 CLI, which has no --xrd and no --crossplane-binary).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,8 +14,24 @@ cd "${root}"
 example="${1:-examples/databases/postgresql-production.yaml}"
 shift || true
 
-cli="$(test/tools/build.sh crossplane-cli)"
-core="$(test/tools/build.sh crossplane-core)"
+command="${RENDER_COMMAND:-composition render}"
+case "${command}" in
+"composition render" | render)
+  cli="$(test/tools/build.sh crossplane-cli)"
+  core="$(test/tools/build.sh crossplane-core)"
+  functions=examples/render/functions.yaml
+  flags=(--crossplane-binary="${core}" --xrd=package/configuration/xrd.yaml)
+  ;;
+"beta render")
+  cli="$(test/tools/build.sh crank)"
+  functions=examples/render/functions-crossplane-1.yaml
+  flags=()
+  ;;
+*)
+  echo "RENDER_COMMAND must be \"composition render\", \"render\" or \"beta render\", got \"${command}\"" >&2
+  exit 2
+  ;;
+esac
 mkdir -p _output/bin
 go build -o _output/bin/function ./cmd/function
 
@@ -29,6 +49,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-sed "s|127.0.0.1:9443|127.0.0.1:${port}|" examples/render/functions.yaml >"${work}/functions.yaml"
-"${cli}" composition render "${example}" package/configuration/composition.yaml "${work}/functions.yaml" \
-  --crossplane-binary="${core}" --xrd=package/configuration/xrd.yaml "$@"
+sed "s|127.0.0.1:9443|127.0.0.1:${port}|" "${functions}" >"${work}/functions.yaml"
+# shellcheck disable=SC2086 # The command is one or two words.
+"${cli}" ${command} "${example}" package/configuration/composition.yaml "${work}/functions.yaml" \
+  "${flags[@]}" "$@"

@@ -18,8 +18,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 
+	"github.com/crossplane/function-sdk-go"
 	"github.com/crossplane/function-sdk-go/logging"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	fnv1beta1 "github.com/crossplane/function-sdk-go/proto/v1beta1"
 
 	"github.com/dbplane/dbplane/fn"
 )
@@ -65,23 +67,41 @@ func tools(t *testing.T) (cli, core string) {
 // Development runtime expects, and returns a functions.yaml pointing at it.
 func serve(t *testing.T) string {
 	t.Helper()
+	return pointAt(t, functions, listen(t))
+}
+
+// listen runs our function on a loopback port and returns its address.
+func listen(t *testing.T) string {
+	t.Helper()
 	var lc net.ListenConfig
 	lis, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := grpc.NewServer()
-	fnv1.RegisterFunctionRunnerServiceServer(s, fn.New(logging.NewNopLogger(),
-		fn.WithPasswordGenerator(func() (string, error) { return goldenPassword, nil })))
+	f := fn.New(logging.NewNopLogger(), fn.WithPasswordGenerator(func() (string, error) { return goldenPassword, nil }))
+	fnv1.RegisterFunctionRunnerServiceServer(s, f)
+	// What function.Serve (cmd/function) registers too: Crossplane 1.16 and
+	// earlier, `crossplane beta render` included, call only v1beta1.
+	fnv1beta1.RegisterFunctionRunnerServiceServer(s, function.ServeBeta(f))
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
+	return lis.Addr().String()
+}
 
-	f, err := os.ReadFile(functions)
+// pointAt copies the functions file fns with its Development runtime target
+// set to addr, and returns the copy's path.
+func pointAt(t *testing.T, fns, addr string) string {
+	t.Helper()
+	f, err := os.ReadFile(fns) //nolint:gosec // The repository's examples.
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "functions.yaml")
-	f = bytes.ReplaceAll(f, []byte("127.0.0.1:9443"), []byte(lis.Addr().String()))
+	if !bytes.Contains(f, []byte("127.0.0.1:9443")) {
+		t.Fatalf("%s has no Development runtime target 127.0.0.1:9443 to point at the test's function", fns)
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(fns))
+	f = bytes.ReplaceAll(f, []byte("127.0.0.1:9443"), []byte(addr))
 	if err := os.WriteFile(out, f, 0o600); err != nil { //nolint:gosec // The test's temp dir.
 		t.Fatal(err)
 	}

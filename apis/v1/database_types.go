@@ -401,7 +401,7 @@ type Member struct {
 // A Database is a managed MySQL or PostgreSQL server for one application.
 //
 // +kubebuilder:object:root=true
-// +kubebuilder:resource:scope=Namespaced
+// +kubebuilder:resource:scope=Namespaced,shortName=db
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="TYPE",type="string",JSONPath=".spec.type"
 // +kubebuilder:printcolumn:name="VERSION",type="string",JSONPath=".spec.version"

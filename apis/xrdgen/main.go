@@ -84,6 +84,9 @@ func XRD(crd *extv1.CustomResourceDefinition) (*xv2.CompositeResourceDefinition,
 				ListKind: crd.Spec.Names.ListKind,
 				Plural:   crd.Spec.Names.Plural,
 				Singular: crd.Spec.Names.Singular,
+				// `kubectl get db`: Crossplane copies the names, short
+				// names included, into the CRD it makes from the XRD.
+				ShortNames: crd.Spec.Names.ShortNames,
 			},
 			Scope:                 xv2.CompositeResourceScopeNamespaced,
 			DefaultCompositionRef: &xv2.CompositionReference{Name: crd.Name},

@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	extv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/dbplane/dbplane/test/harness/cluster"
 )
@@ -20,8 +23,9 @@ import (
 // TestExamplesBecomeReady applies every example Database as an app team
 // would and checks what the team and the cluster see: each composed object
 // exists and is controlled by its Database, the StatefulSet's replicas are
-// ready, the Database is Ready with every replica counted, and `kubectl get
-// databases` fills in its columns.
+// ready, the Database is Ready with every replica counted, `kubectl get db`
+// (the short name) fills in its columns, and `kubectl explain` documents
+// every field of the spec from the schema the apiserver serves.
 func TestExamplesBecomeReady(t *testing.T) {
 	defer start(t)()
 	const ns = "team-a"
@@ -51,12 +55,13 @@ func TestExamplesBecomeReady(t *testing.T) {
 		return
 	}
 
-	// What `kubectl get databases` shows: the XRD's printer columns.
-	out, err := env.Kubectl(t.Context(), nil, "get", "databases", "-n", ns)
+	// What `kubectl get db` shows: the XRD's printer columns, through the
+	// short name Crossplane copied from the XRD into the CRD.
+	out, err := env.Kubectl(t.Context(), nil, "get", "db", "-n", ns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("kubectl get databases -n %s:\n%s", ns, out)
+	t.Logf("kubectl get db -n %s:\n%s", ns, out)
 	rows := table(out)
 	for name, d := range examples {
 		r, ok := rows[name]
@@ -74,10 +79,60 @@ func TestExamplesBecomeReady(t *testing.T) {
 		}
 		for col, v := range want {
 			if r[col] != v {
-				t.Errorf("kubectl get databases: %s: %s is %q, want %q", name, col, r[col], v)
+				t.Errorf("kubectl get db: %s: %s is %q, want %q", name, col, r[col], v)
 			}
 		}
 	}
+	explainSpec(t)
+}
+
+// xrdSchema is the openAPIV3Schema of the Database XRD's one version.
+func xrdSchema(t *testing.T) extv1.JSONSchemaProps {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(env.Root, "package", "configuration", "xrd.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var xrd struct {
+		Spec struct {
+			Versions []struct {
+				Schema struct {
+					OpenAPIV3Schema extv1.JSONSchemaProps `json:"openAPIV3Schema"`
+				} `json:"schema"`
+			} `json:"versions"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(b, &xrd); err != nil || len(xrd.Spec.Versions) != 1 {
+		t.Fatalf("cannot read the XRD's one version: %v", err)
+	}
+	return xrd.Spec.Versions[0].Schema.OpenAPIV3Schema
+}
+
+// explainSpec checks `kubectl explain db.spec` against the XRD: every field
+// of the spec is listed with its whole description, as the apiserver's
+// OpenAPI serves it from the CRD Crossplane made.
+func explainSpec(t *testing.T) {
+	t.Helper()
+	out, err := env.Kubectl(t.Context(), nil, "explain", "db.spec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// kubectl wraps and indents descriptions: compare words.
+	got := strings.Join(strings.Fields(out), " ")
+	spec := xrdSchema(t).Properties["spec"]
+	if len(spec.Properties) == 0 {
+		t.Fatal("the XRD's spec has no fields")
+	}
+	for field, p := range spec.Properties {
+		if field == "crossplane" {
+			continue // Crossplane's, documented by Crossplane.
+		}
+		desc := strings.Join(strings.Fields(p.Description), " ")
+		if !strings.Contains(got, field+" <") || desc == "" || !strings.Contains(got, desc) {
+			t.Errorf("kubectl explain db.spec: field %s with description %q missing from:\n%s", field, desc, out)
+		}
+	}
+	t.Logf("kubectl explain db.spec: %d fields, each with its description", len(spec.Properties))
 }
 
 func exampleBecomesReady(t *testing.T, d cluster.Database) {

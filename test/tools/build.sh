@@ -2,7 +2,7 @@
 # Builds a pinned tool from its wrapper module under test/tools/<dir> into
 # the cache outside the repo, keyed by version, once. Prints the binary path.
 #
-#   test/tools/build.sh crossplane-cli|crossplane-core|etcd|kwok|golangci-lint|
+#   test/tools/build.sh crossplane-cli|crossplane-core|crank|registry|etcd|kwok|golangci-lint|
 #                       kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|
 #                       postgres-exporter|mysqld-exporter|promtool
 #
@@ -27,10 +27,22 @@ crossplane-core)
   mod=github.com/crossplane/crossplane/v2
   pkg=${mod}/cmd/crossplane
   ;;
+crank)
+  # The Crossplane 1.x CLI, for `crossplane beta render` (gone in v2). Its
+  # main package is cmd/crank of the 1.x core module.
+  mod=github.com/crossplane/crossplane
+  pkg=${mod}/cmd/crank
+  ;;
 etcd)
   # The version k8s.io/kubernetes pins; the server module's root is the binary.
   mod=go.etcd.io/etcd/server/v3
   pkg=${mod}
+  ;;
+registry)
+  # The CNCF distribution registry: the loopback OCI registry the e2e
+  # suite pushes dbplane's packages to and Crossplane installs them from.
+  mod=github.com/distribution/distribution/v3
+  pkg=${mod}/cmd/registry
   ;;
 kwok)
   mod=sigs.k8s.io/kwok
@@ -96,6 +108,10 @@ fi
 # read above.
 x=""
 case "${mod}" in
+github.com/crossplane/crossplane)
+  # Crossplane 1.x keeps its version in the core module itself.
+  x="-X github.com/crossplane/crossplane/internal/version.version=${version}"
+  ;;
 github.com/crossplane/*)
   x="-X github.com/crossplane/crossplane-runtime/v2/pkg/version.version=${version}"
   ;;

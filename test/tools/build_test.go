@@ -22,6 +22,8 @@ import (
 var wrappers = map[string]struct{ dir, module string }{
 	"crossplane-cli":          {"crossplane-cli", "github.com/crossplane/cli/v2"},
 	"crossplane-core":         {"crossplane-core", "github.com/crossplane/crossplane/v2"},
+	"crank":                   {"crank", "github.com/crossplane/crossplane"},
+	"registry":                {"registry", "github.com/distribution/distribution/v3"},
 	"etcd":                    {"etcd", "go.etcd.io/etcd/server/v3"},
 	"kwok":                    {"kwok", "sigs.k8s.io/kwok"},
 	"golangci-lint":           {"golangci-lint", "github.com/golangci/golangci-lint/v2"},

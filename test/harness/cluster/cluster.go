@@ -70,6 +70,13 @@ type Options struct {
 	// AuditLog, when set, is the file the apiserver writes its audit log
 	// to: every request's metadata, once completed.
 	AuditLog string
+	// FromRegistry installs dbplane as platform teams do: a loopback
+	// registry, then the README's install steps (make xpkg, crossplane xpkg
+	// push of the three packages, crossplane xpkg install configuration),
+	// with the harness as the External package runtime that runs the
+	// function and provider as local processes. Without it the harness
+	// installs the pieces by hand, with the Compositions the e2e suites use.
+	FromRegistry bool
 	// Record, when set, is given how long each start-up step took, as
 	// "start-up: <step>", and each binary's build, as "binary: <name>".
 	Record func(name string, d time.Duration)
@@ -132,10 +139,11 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if err := os.MkdirAll(c.logs, 0o700); err != nil {
 		return c, fmt.Errorf("cannot create the log directory: %w", err)
 	}
-	steps := []struct {
+	type step struct {
 		name string
 		fn   func(context.Context) error
-	}{
+	}
+	steps := []step{
 		{"binaries", c.buildBinaries},
 		{"certificates", c.writeCertificates},
 		{"etcd", c.startEtcd},
@@ -144,16 +152,33 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		{"kwok", c.startKwok},
 		{"volume binder", c.startVolumeBinder},
 		{"crossplane install", c.installCrossplane},
-		{"provider install", c.installProvider},
-		// Crossplane before the function: the function's metrics server
-		// binds :8080 (function-sdk-go's default; cmd/function has no flag
-		// for it) and ignores failing to, while the RBAC manager's binds
-		// :8080 too and exits when it cannot.
-		{"crossplane", c.startCrossplane},
-		{"function", c.StartFunction},
-		{"provider", c.startProvider},
-		{"function package", c.installFunction},
-		{"configuration", c.installConfiguration},
+	}
+	if o.FromRegistry {
+		// The packages bring the provider's CRDs, so the provider starts
+		// after them. Crossplane before the function, as below.
+		steps = append(steps,
+			step{"crossplane", c.startCrossplane},
+			step{"function", c.StartFunction},
+			step{"registry", c.startRegistry},
+			step{"packages (README install steps)", c.installPackages},
+			step{"packages (External runtime)", c.runPackages},
+			step{"provider install", c.installProviderIdentity},
+			step{"provider", c.startProvider},
+			step{"configuration", c.waitDatabasesServed},
+		)
+	} else {
+		steps = append(steps,
+			step{"provider install", c.installProvider},
+			// Crossplane before the function: the function's metrics server
+			// binds :8080 (function-sdk-go's default; cmd/function has no flag
+			// for it) and ignores failing to, while the RBAC manager's binds
+			// :8080 too and exits when it cannot.
+			step{"crossplane", c.startCrossplane},
+			step{"function", c.StartFunction},
+			step{"provider", c.startProvider},
+			step{"function package", c.installFunction},
+			step{"configuration", c.installConfiguration},
+		)
 	}
 	for _, s := range steps {
 		t0 := time.Now()
@@ -233,7 +258,7 @@ func (c *Cluster) port(ctx context.Context, names ...string) ([]int, error) {
 // DBPLANE_<TOOL> (for example DBPLANE_CROSSPLANE_CORE) overrides a tool's
 // path.
 func (c *Cluster) buildBinaries(ctx context.Context) error {
-	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "crossplane-core"} {
+	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "crossplane-core", "crossplane-cli", "registry"} {
 		t0 := time.Now()
 		env := "DBPLANE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 		if p := os.Getenv(env); p != "" {

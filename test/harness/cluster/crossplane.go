@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -129,33 +128,22 @@ spec:
 		return err
 	}
 
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: functionTLSSecret, Namespace: crossplaneNamespace},
-		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{"tls.crt": c.pki.function.cert, "tls.key": c.pki.function.key, "ca.crt": c.pki.ca.pem},
-	}
-	if _, err := c.Kube.CoreV1().Secrets(crossplaneNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+	return c.runFunctionRevision(ctx, "")
+}
+
+// runFunctionRevision acts as Crossplane's External package runtime for the
+// Function functionName, however it was installed: it points the active
+// FunctionRevision whose package ends with suffix at the local function
+// process, with its TLS server Secret and RuntimeHealthy, and waits until
+// the Function is Healthy.
+func (c *Cluster) runFunctionRevision(ctx context.Context, suffix string) error {
+	if err := c.createTLSSecret(ctx, functionTLSSecret); err != nil {
 		return err
 	}
-
-	var rev string
-	if err := harness.Poll(ctx, setupTimeout, func(ctx context.Context) error {
-		l, err := c.Dynamic.Resource(gvrFunctionRevision).List(ctx, metav1.ListOptions{LabelSelector: "pkg.crossplane.io/package=" + functionName})
-		if err != nil {
-			return err
-		}
-		for _, r := range l.Items {
-			if s, _, _ := unstructured.NestedString(r.Object, "spec", "desiredState"); s == "Active" {
-				rev = r.GetName()
-				return nil
-			}
-		}
-		f, _ := c.Dynamic.Resource(gvrFunction).Get(ctx, functionName, metav1.GetOptions{})
-		return fmt.Errorf("no active FunctionRevision yet; Function conditions: %v", Conditions(f))
-	}); err != nil {
+	rev, err := c.activeRevision(ctx, gvrFunction, gvrFunctionRevision, functionName, suffix)
+	if err != nil {
 		return err
 	}
-
 	endpoint := "127.0.0.1:" + strconv.Itoa(c.ports["function"])
 	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		r, err := c.Dynamic.Resource(gvrFunctionRevision).Get(ctx, rev, metav1.GetOptions{})
@@ -190,6 +178,30 @@ spec:
 	})
 }
 
+// activeRevision waits for the active revision of package name (a Function
+// or a Provider) whose package (spec.image) ends with suffix, and returns
+// its name.
+func (c *Cluster) activeRevision(ctx context.Context, pkg, revs schema.GroupVersionResource, name, suffix string) (string, error) {
+	var rev string
+	err := harness.Poll(ctx, setupTimeout, func(ctx context.Context) error {
+		l, err := c.Dynamic.Resource(revs).List(ctx, metav1.ListOptions{LabelSelector: "pkg.crossplane.io/package=" + name})
+		if err != nil {
+			return err
+		}
+		for _, r := range l.Items {
+			state, _, _ := unstructured.NestedString(r.Object, "spec", "desiredState")
+			image, _, _ := unstructured.NestedString(r.Object, "spec", "image")
+			if state == "Active" && strings.HasSuffix(image, suffix) {
+				rev = r.GetName()
+				return nil
+			}
+		}
+		p, _ := c.Dynamic.Resource(pkg).Get(ctx, name, metav1.GetOptions{})
+		return fmt.Errorf("no active revision of %s %s at %q yet; its conditions: %v", pkg.Resource, name, suffix, Conditions(p))
+	})
+	return rev, err
+}
+
 // installConfiguration applies the XRD and the Composition as the
 // configuration package holds them, and waits until Databases are served.
 //
@@ -214,6 +226,12 @@ func (c *Cluster) installConfiguration(ctx context.Context) error {
 			return err
 		}
 	}
+	return c.waitDatabasesServed(ctx)
+}
+
+// waitDatabasesServed waits until the XRD is Established, Databases are
+// served and Crossplane may watch them.
+func (c *Cluster) waitDatabasesServed(ctx context.Context) error {
 	if err := harness.Poll(ctx, setupTimeout, func(ctx context.Context) error {
 		x, err := c.Dynamic.Resource(gvrXRD).Get(ctx, xrdName, metav1.GetOptions{})
 		if err != nil {

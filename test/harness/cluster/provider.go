@@ -56,11 +56,18 @@ func (c *Cluster) installProvider(ctx context.Context) error {
 	if err := c.waitCRDsEstablished(ctx); err != nil {
 		return err
 	}
-	// Ours, as-is: what the README tells operators to apply.
-	if _, err := c.Kubectl(ctx, nil, "apply", "-f", filepath.Join(c.Root, "examples", "provider", "rbac.yaml")); err != nil {
+	if err := c.Apply(ctx, crossplaneSQLRBAC); err != nil {
 		return err
 	}
-	if err := c.Apply(ctx, crossplaneSQLRBAC); err != nil {
+	return c.installProviderIdentity(ctx)
+}
+
+// installProviderIdentity gives the provider process the identity a
+// provider Deployment would have: its ServiceAccount and RBAC
+// (examples/provider/rbac.yaml) and a kubeconfig holding its token.
+func (c *Cluster) installProviderIdentity(ctx context.Context) error {
+	// Ours, as-is: what the README tells operators to apply.
+	if _, err := c.Kubectl(ctx, nil, "apply", "-f", filepath.Join(c.Root, "examples", "provider", "rbac.yaml")); err != nil {
 		return err
 	}
 	token, err := c.Kubectl(ctx, nil, "create", "token", providerServiceAccount, "-n", crossplaneNamespace, "--duration=24h")
