@@ -86,6 +86,35 @@ func TestPodSecurityRestricted(t *testing.T) {
 	}
 }
 
+// TestNoServiceAccountToken: no pod a Database runs calls the Kubernetes
+// API (servers, exporter, backup and restore scripts read their Secrets
+// through the environment), so none gets a ServiceAccount token, and no
+// Service environment variables either.
+func TestNoServiceAccountToken(t *testing.T) {
+	for name, s := range everySpec() {
+		p := params(t, s)
+		p.Restore = &v1.Restore{From: "orders-old", Backup: "latest"}
+		pods := map[string]*corev1.PodSpec{
+			"StatefulSet": &StatefulSet(p).Spec.Template.Spec,
+			"CronJob":     &BackupCronJob(p).Spec.JobTemplate.Spec.Template.Spec,
+			"RestoreJob":  &RestoreJob(p).Spec.Template.Spec,
+		}
+		for kind, pod := range pods {
+			if ptr.Deref(pod.AutomountServiceAccountToken, true) {
+				t.Errorf("%s %s: automountServiceAccountToken must be false", name, kind)
+			}
+			if ptr.Deref(pod.EnableServiceLinks, true) {
+				t.Errorf("%s %s: enableServiceLinks must be false", name, kind)
+			}
+			for _, v := range pod.Volumes {
+				if v.Projected != nil {
+					t.Errorf("%s %s: volume %s projects a token or API data", name, kind, v.Name)
+				}
+			}
+		}
+	}
+}
+
 func TestPasswordOnlyThroughSecretKeyRef(t *testing.T) {
 	for name, s := range everySpec() {
 		p := params(t, s)

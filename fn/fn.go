@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/crossplane/function-sdk-go/errors"
 	"github.com/crossplane/function-sdk-go/logging"
@@ -190,6 +191,8 @@ func DecodeInput(req *fnv1.RunFunctionRequest) (Input, error) {
 	if ti.SQLUsers != nil {
 		in.SQLUsers = *ti.SQLUsers
 	}
+	in.ProviderNamespace = ptr.Deref(ti.ProviderNamespace, "")
+	in.MonitoringNamespace = ptr.Deref(ti.MonitoringNamespace, "")
 	return in, nil
 }
 

@@ -140,14 +140,14 @@ func TestRunFunction(t *testing.T) {
 			args:   args{req: req(xr("orders", pgProd), nil), password: generate},
 			want: got{
 				Composed: map[string]string{
-					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
 					"service-headless": "Service/orders-headless", "service": "Service/orders",
 					"statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app", "pdb": "PodDisruptionBudget/orders",
 					"backup-pvc": "PersistentVolumeClaim/orders-backup", "backup-cronjob": "CronJob/orders-backup",
 					"service-ro": "Service/orders-ro", "sql-user-replication": "User/orders-replication", "replication": "Replication/orders",
 				},
 				Ready: map[string]string{ //nolint:gosec // Composed resource names, no credential.
-					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED", "pdb": "READY_UNSPECIFIED",
 					"backup-pvc": "READY_UNSPECIFIED", "backup-cronjob": "READY_UNSPECIFIED",
 					"service-ro": "READY_UNSPECIFIED", "sql-user-replication": "READY_UNSPECIFIED", "replication": "READY_UNSPECIFIED",
@@ -163,11 +163,11 @@ func TestRunFunction(t *testing.T) {
 			args:   args{req: req(xr("orders", pgDev), nil), password: generate},
 			want: got{
 				Composed: map[string]string{
-					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
 					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
 				Ready: map[string]string{ //nolint:gosec // Composed resource names, no credential.
-					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
@@ -180,11 +180,11 @@ func TestRunFunction(t *testing.T) {
 			args:   args{req: req(xr("orders", pgDev), map[string]string{"secret": secretJSON("s3cret-from-the-cluster")}), password: mustNotGenerate},
 			want: got{
 				Composed: map[string]string{
-					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
 					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
 				Ready: map[string]string{
-					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "Creating", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
@@ -238,11 +238,11 @@ func TestRunFunction(t *testing.T) {
 			want: got{
 				Results: []string{"SEVERITY_WARNING: spec.version: MySQL 8.0 reached its end of life in April 2026 and gets no more security fixes: move to 8.4"},
 				Composed: map[string]string{
-					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
 					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
 				Ready: map[string]string{ //nolint:gosec // Composed resource names, no credential.
-					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:3306"},
@@ -253,21 +253,21 @@ func TestRunFunction(t *testing.T) {
 		"AllReady": {
 			reason: "When every composed resource exists and every replica is ready and updated the Database is Ready, with the last backup time read from the CronJob, the generation composed, and the primary and members the Replication reports.",
 			args: args{req: req(atGeneration(xr("orders", myProd), 4), map[string]string{
-				"secret": secretJSON("pw"), "configmap": existsJSON, "service-headless": existsJSON, "service": existsJSON,
+				"secret": secretJSON("pw"), "configmap": existsJSON, "networkpolicy": existsJSON, "service-headless": existsJSON, "service": existsJSON,
 				"statefulset": stsJSON(2, 2, "20Gi"), "pdb": existsJSON, "backup-pvc": pvcJSON, "backup-cronjob": cronJobJSON,
 				"sql-providerconfig": existsJSON, "sql-user-app": userJSON(true),
 				"service-ro": existsJSON, "sql-user-replication": userJSON(true), "replication": replicationJSON,
 			}), password: mustNotGenerate},
 			want: got{
 				Composed: map[string]string{
-					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
 					"service-headless": "Service/orders-headless", "service": "Service/orders",
 					"statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app", "pdb": "PodDisruptionBudget/orders",
 					"backup-pvc": "PersistentVolumeClaim/orders-backup", "backup-cronjob": "CronJob/orders-backup",
 					"service-ro": "Service/orders-ro", "sql-user-replication": "User/orders-replication", "replication": "Replication/orders",
 				},
 				Ready: map[string]string{
-					"secret": "READY_TRUE", "configmap": "READY_TRUE", "service-headless": "READY_TRUE", "service": "READY_TRUE",
+					"secret": "READY_TRUE", "configmap": "READY_TRUE", "networkpolicy": "READY_TRUE", "service-headless": "READY_TRUE", "service": "READY_TRUE",
 					"statefulset": "READY_TRUE", "sql-providerconfig": "READY_TRUE", "sql-user-app": "READY_TRUE", "pdb": "READY_TRUE", "backup-pvc": "READY_TRUE", "backup-cronjob": "READY_TRUE",
 					"service-ro": "READY_TRUE", "sql-user-replication": "READY_TRUE", "replication": "READY_TRUE",
 				},
@@ -287,16 +287,16 @@ func TestRunFunction(t *testing.T) {
 		"PartiallyReady": {
 			reason: "One of two replicas ready is PartiallyReady, and the StatefulSet is not ready.",
 			args: args{req: req(xr("orders", pgDev), map[string]string{
-				"secret": secretJSON("pw"), "configmap": existsJSON, "service-headless": existsJSON, "service": existsJSON,
+				"secret": secretJSON("pw"), "configmap": existsJSON, "networkpolicy": existsJSON, "service-headless": existsJSON, "service": existsJSON,
 				"statefulset": stsJSON(2, 1, "1Gi"),
 			}), password: mustNotGenerate},
 			want: got{
 				Composed: map[string]string{
-					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
 					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
 				Ready: map[string]string{
-					"secret": "READY_TRUE", "configmap": "READY_TRUE", "service-headless": "READY_TRUE", "service": "READY_TRUE",
+					"secret": "READY_TRUE", "configmap": "READY_TRUE", "networkpolicy": "READY_TRUE", "service-headless": "READY_TRUE", "service": "READY_TRUE",
 					"statefulset": "READY_FALSE", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
@@ -311,12 +311,12 @@ func TestRunFunction(t *testing.T) {
 			}), password: mustNotGenerate},
 			want: got{
 				Composed: map[string]string{
-					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
 					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 					"backup-pvc": "PersistentVolumeClaim/orders-backup",
 				},
 				Ready: map[string]string{
-					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED", "backup-pvc": "READY_TRUE",
 				},
 				Status: map[string]any{
@@ -335,11 +335,11 @@ func TestRunFunction(t *testing.T) {
 			want: got{
 				Results: []string{"SEVERITY_WARNING: spec.storage.size: existing data volumes stay at 20Gi; growing them to 50Gi is not automated yet (a StatefulSet's volume claim templates are immutable)"},
 				Composed: map[string]string{
-					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
 					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
 				Ready: map[string]string{
-					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_TRUE", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},

@@ -25,6 +25,7 @@ var Kinds = []Kind{
 	{Name: rnConfigMap, Build: one(ConfigMap), Ready: exists},
 	{Name: rnHeadlessService, Build: one(HeadlessService), Ready: exists},
 	{Name: rnStatefulSet, Build: one(StatefulSet), Observe: observeStatefulSet, Ready: rolledOut},
+	{Name: rnNetworkPolicy, Build: one(NetworkPolicy), Ready: exists},
 	{Name: rnService, When: func(p Params) bool { return p.ComposeService }, Build: one(Service), Ready: exists},
 	{Name: rnReadOnlyService, When: func(p Params) bool { return p.Replicated && p.ComposeService }, Build: one(ReadOnlyService), Ready: exists},
 	{Name: rnRestoreJob, When: func(p Params) bool { return p.ComposeRestoreJob }, Build: one(RestoreJob),

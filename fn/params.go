@@ -1,6 +1,7 @@
 package fn
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
 
@@ -108,6 +110,14 @@ type Params struct {
 	SQLUsers bool
 	Logins   []login
 
+	// Clients may connect to the database port (spec.network.from; the
+	// Database's namespace when unset), as well as the Database's own pods
+	// and Jobs and the SQL provider's pods in ProviderNamespace.
+	// MonitoringNamespace's pods may scrape the metrics port.
+	Clients             []networkingv1.NetworkPolicyPeer
+	ProviderNamespace   string
+	MonitoringNamespace string
+
 	// Credentials are the superuser's. Only the Secret builder reads them.
 	Credentials Credentials
 }
@@ -115,7 +125,19 @@ type Params struct {
 // Input is the function's resolved input.
 type Input struct {
 	SQLUsers bool
+	// ProviderNamespace and MonitoringNamespace are where the SQL provider
+	// and Prometheus run; empty means DefaultProviderNamespace and
+	// DefaultMonitoringNamespace.
+	ProviderNamespace   string
+	MonitoringNamespace string
 }
+
+// Namespaces the Input's providerNamespace and monitoringNamespace default
+// to, as its schema does.
+const (
+	DefaultProviderNamespace   = "crossplane-system"
+	DefaultMonitoringNamespace = "monitoring"
+)
 
 // Credentials of the superuser.
 type Credentials struct {
@@ -187,6 +209,9 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 	}
 
 	p.SQLUsers = in.SQLUsers
+	p.ProviderNamespace = cmp.Or(in.ProviderNamespace, DefaultProviderNamespace)
+	p.MonitoringNamespace = cmp.Or(in.MonitoringNamespace, DefaultMonitoringNamespace)
+	p.Clients = clients(db.GetNamespace(), s.Network)
 	if s.Autoscaling != nil {
 		p.Autoscaling = s.Autoscaling
 		p.Replicas, p.LeaveReplicas = autoscaledReplicas(s.Autoscaling, p.Replicas, o.StatefulSet)

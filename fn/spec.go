@@ -9,6 +9,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
@@ -217,6 +218,17 @@ func validateReplicas(sp *field.Path, s v1.DatabaseSpec) field.ErrorList {
 	for i, u := range s.Users {
 		if u.Name == appLogin || u.Name == replicationLogin || u.Name == monitoringLogin {
 			errs = append(errs, field.Invalid(sp.Child("users").Index(i).Child("name"), u.Name, "is a login every Database has"))
+		}
+	}
+	if n := s.Network; n != nil {
+		for i, f := range n.From {
+			fp := sp.Child("network", "from").Index(i)
+			if f.NamespaceSelector == nil && f.PodSelector == nil {
+				errs = append(errs, field.Required(fp, "set namespaceSelector, podSelector or both"))
+			}
+			o := metav1validation.LabelSelectorValidationOptions{}
+			errs = append(errs, metav1validation.ValidateLabelSelector(f.NamespaceSelector, o, fp.Child("namespaceSelector"))...)
+			errs = append(errs, metav1validation.ValidateLabelSelector(f.PodSelector, o, fp.Child("podSelector"))...)
 		}
 	}
 	return errs

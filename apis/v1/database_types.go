@@ -144,6 +144,41 @@ type DatabaseSpec struct {
 	// created. Apps reach the Database only after the backup is loaded.
 	// +optional
 	Restore *Restore `json:"restore,omitempty"`
+
+	// Network says which apps may connect to the database port. Unset means
+	// every pod in the Database's namespace. The Database's own pods
+	// (replication), its backup and restore Jobs and dbplane's SQL provider
+	// may connect whatever it says; nothing else may.
+	// +optional
+	Network *Network `json:"network,omitempty"`
+}
+
+// Network narrows or widens who may connect to the database port.
+type Network struct {
+	// From are the apps that may connect, as NetworkPolicy peers:
+	// podSelector alone selects pods of the Database's namespace,
+	// namespaceSelector alone every pod of the namespaces it selects, both
+	// the selected pods of the selected namespaces (match a namespace by
+	// name with its kubernetes.io/metadata.name label). Unset or empty
+	// means every pod of the Database's namespace.
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	// +optional
+	From []NetworkPeer `json:"from,omitempty"`
+}
+
+// NetworkPeer selects pods that may connect to the database port.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.namespaceSelector) || has(self.podSelector)",message="spec.network.from: set namespaceSelector, podSelector or both"
+type NetworkPeer struct {
+	// NamespaceSelector selects namespaces by their labels; {} selects
+	// every namespace.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// PodSelector selects pods by their labels; {} selects every pod.
+	// +optional
+	PodSelector *metav1.LabelSelector `json:"podSelector,omitempty"`
 }
 
 // Autoscaling bounds and targets of the HorizontalPodAutoscaler.

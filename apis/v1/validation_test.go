@@ -546,6 +546,32 @@ spec:
   storage: {size: 10Gi}
   restore: {from: orders-old, backup: app-20261122T020000Z.sql.gz}`,
 		},
+		"NetworkFromSelectors": {
+			reason: "spec.network.from takes NetworkPolicy peers: pod, namespace or both selectors.",
+			new: `
+spec:
+  type: postgresql
+  version: "16"
+  storage: {size: 10Gi}
+  network:
+    from:
+    - podSelector: {matchLabels: {app: orders-api}}
+    - namespaceSelector: {matchLabels: {team: analytics}}
+      podSelector: {matchExpressions: [{key: app, operator: In, values: [reports]}]}`,
+		},
+		"NetworkPeerWithoutSelector": {
+			reason: "A peer with no selector would admit no one: refused with the rule's message.",
+			new: `
+spec:
+  type: postgresql
+  version: "16"
+  storage: {size: 10Gi}
+  network:
+    from: [{}]`,
+			wantErr: []string{
+				"spec.network.from[0]: Invalid value: spec.network.from: set namespaceSelector, podSelector or both",
+			},
+		},
 		"RestoreOfABadFileName": {
 			reason: "Only latest or a backup file name; no paths.",
 			new: `

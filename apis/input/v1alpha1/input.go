@@ -31,4 +31,19 @@ type Input struct {
 	// +kubebuilder:default=true
 	// +optional
 	SQLUsers *bool `json:"sqlUsers,omitempty"`
+
+	// ProviderNamespace is the namespace dbplane's SQL provider runs in.
+	// Each Database's NetworkPolicy admits the provider's pods (labelled
+	// pkg.crossplane.io/provider: provider-sql, as Crossplane labels them)
+	// of this namespace to the database port.
+	// +kubebuilder:default=crossplane-system
+	// +optional
+	ProviderNamespace *string `json:"providerNamespace,omitempty"`
+
+	// MonitoringNamespace is the namespace whose pods (Prometheus) may
+	// scrape the metrics port of Databases with monitoring.metrics. No
+	// other namespace may, and this one may not reach the database port.
+	// +kubebuilder:default=monitoring
+	// +optional
+	MonitoringNamespace *string `json:"monitoringNamespace,omitempty"`
 }
