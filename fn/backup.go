@@ -64,18 +64,23 @@ func BackupCronJob(p Params) *batchv1.CronJob {
 
 // BackupVolume holds the backups. It is composed while backups are enabled
 // and kept composed after they are disabled, so that no update deletes a
-// backup.
+// backup, and it is owned by the Namespace besides the Database, so that
+// deleting the Database does not delete it either (see backupowner.go).
 func BackupVolume(p Params) *corev1.PersistentVolumeClaim {
-	return &corev1.PersistentVolumeClaim{
+	pvc := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: p.BackupVolume(), Namespace: p.Namespace, Labels: p.Labels("backup")},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			StorageClassName: p.StorageClass,
+			StorageClassName: p.BackupVolumeClass,
 			Resources: corev1.VolumeResourceRequirements{
 				Requests: corev1.ResourceList{corev1.ResourceStorage: p.BackupVolumeSize},
 			},
 		},
 	}
+	if p.BackupVolumeOwner != nil {
+		pvc.OwnerReferences = []metav1.OwnerReference{*p.BackupVolumeOwner}
+	}
+	return pvc
 }
 
 // scriptPod is the pod of a backup or restore Job: one container, named

@@ -10,6 +10,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/crossplane/function-sdk-go/errors"
@@ -58,6 +59,13 @@ type Params struct {
 	// KeepBackupVolume keeps an existing backup volume composed after
 	// backups are disabled, so that disabling backups never deletes them.
 	KeepBackupVolume bool
+	// BackupVolumeOwner is the Namespace's owner reference on the backup
+	// volume, which keeps it when the Database is deleted. A new backup
+	// volume, and so the backup CronJob, is composed only once it is known.
+	BackupVolumeOwner *metav1.OwnerReference
+	// BackupVolumeClass is the backup volume's storage class: the one of a
+	// volume a deleted Database of the same name left, else StorageClass.
+	BackupVolumeClass *string
 
 	Metrics bool
 	// Operator: the Prometheus Operator's CRDs exist, so a Database with
@@ -111,6 +119,17 @@ type Params struct {
 	// Credentials are the superuser's. Only the Secret builder reads them.
 	Credentials Credentials
 }
+
+// ComposeBackupVolume tells whether the backup volume is composed: once it
+// exists, always, so that no change deletes a backup; before, with backups
+// enabled once the Namespace that keeps it is known.
+func (p Params) ComposeBackupVolume() bool {
+	return p.KeepBackupVolume || (p.Backup && p.BackupVolumeOwner != nil)
+}
+
+// ComposeBackupCronJob tells whether the backup CronJob is composed: with
+// backups enabled, once its volume is.
+func (p Params) ComposeBackupCronJob() bool { return p.Backup && p.ComposeBackupVolume() }
 
 // Input is the function's resolved input.
 type Input struct {
@@ -178,6 +197,11 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		p.BackupVolumeSize = *q
 	}
 	p.KeepBackupVolume = o.BackupVolume != nil
+	p.BackupVolumeOwner = o.BackupVolumeOwner(p.Namespace)
+	p.BackupVolumeClass = p.StorageClass
+	if l := o.LeftBackupVolume; l != nil && l.Spec.StorageClassName != nil {
+		p.BackupVolumeClass = l.Spec.StorageClassName
+	}
 	if p.Backup {
 		days, err := strconv.Atoi(strings.TrimSuffix(s.Backup.Retention, "d"))
 		if err != nil || days < 1 {

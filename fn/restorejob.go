@@ -57,6 +57,10 @@ func Requirements(p Params) map[string]*fnv1.ResourceSelector {
 	if p.Backup {
 		rs[requiredBackupJobs] = BackupJobs(p)
 	}
+	if p.Backup || p.KeepBackupVolume {
+		rs[requiredNamespace] = NamespaceSelector(p)
+		rs[requiredBackupVolume] = BackupVolumeSelector(p)
+	}
 	if p.Restore != nil {
 		rs[requiredRestoreSource] = RestoreSourceSelector(p)
 	}

@@ -31,4 +31,5 @@ done
 
 sed "s|127.0.0.1:9443|127.0.0.1:${port}|" examples/render/functions.yaml >"${work}/functions.yaml"
 "${cli}" composition render "${example}" package/configuration/composition.yaml "${work}/functions.yaml" \
-  --crossplane-binary="${core}" --xrd=package/configuration/xrd.yaml "$@"
+  --crossplane-binary="${core}" --xrd=package/configuration/xrd.yaml \
+  --required-resources=examples/render/namespace.yaml "$@"
