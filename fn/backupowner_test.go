@@ -1,6 +1,7 @@
 package fn
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -65,6 +66,12 @@ func TestBackupVolumeOutlivesDatabase(t *testing.T) {
 			req: withRequired(withRequired(req(xr("orders", pgProd), nil), requiredNamespace, namespaceJSON),
 				requiredBackupVolume, leftPVC),
 			want: want{Composed: true, Owners: nsOwner, Size: "50Gi", Class: "slow"},
+		},
+		"ObservedClassRepeated": {
+			reason: "The class of the composed volume (the cluster's default one, set by the apiserver) is repeated once seen, so that no later apply asks to remove it: the claim's spec is immutable, and one call that saw the volume only as left would otherwise set it.",
+			req: withRequired(req(xr("orders", pgProd), map[string]string{"secret": secretJSON("pw"),
+				"backup-pvc": strings.Replace(ownedPVC, `"spec":{`, `"spec":{"storageClassName":"standard",`, 1)}), requiredBackupVolume, leftPVC),
+			want: want{Composed: true, Owners: nsOwner, Size: "30Gi", Class: "standard"},
 		},
 		"LeftVolumeOwnerWithoutNamespace": {
 			reason: "A left volume's own Namespace owner reference is enough to adopt it before Crossplane supplied the Namespace.",

@@ -63,8 +63,10 @@ type Params struct {
 	// volume, which keeps it when the Database is deleted. A new backup
 	// volume, and so the backup CronJob, is composed only once it is known.
 	BackupVolumeOwner *metav1.OwnerReference
-	// BackupVolumeClass is the backup volume's storage class: the one of a
-	// volume a deleted Database of the same name left, else StorageClass.
+	// BackupVolumeClass is the backup volume's storage class: the existing
+	// volume's (composed, or left by a deleted Database of the same name),
+	// else StorageClass. Once sent it is sent on every call: an apply that
+	// dropped it would ask to change an immutable field.
 	BackupVolumeClass *string
 
 	Metrics bool
@@ -199,8 +201,11 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 	p.KeepBackupVolume = o.BackupVolume != nil
 	p.BackupVolumeOwner = o.BackupVolumeOwner(p.Namespace)
 	p.BackupVolumeClass = p.StorageClass
-	if l := o.LeftBackupVolume; l != nil && l.Spec.StorageClassName != nil {
-		p.BackupVolumeClass = l.Spec.StorageClassName
+	for _, v := range []*corev1.PersistentVolumeClaim{o.BackupVolume, o.LeftBackupVolume} {
+		if v != nil && v.Spec.StorageClassName != nil {
+			p.BackupVolumeClass = v.Spec.StorageClassName
+			break
+		}
 	}
 	if p.Backup {
 		days, err := strconv.Atoi(strings.TrimSuffix(s.Backup.Retention, "d"))
