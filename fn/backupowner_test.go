@@ -105,7 +105,8 @@ func TestBackupVolumeOutlivesDatabase(t *testing.T) {
 				t.Errorf("%s\nRunFunction(...): -want, +got:\n%s", tc.reason, diff)
 			}
 			_, cron := rsp.GetDesired().GetResources()[string(rnBackupCronJob)]
-			if wantCron := tc.want.Composed && tc.req.GetObserved().GetComposite().GetResource().AsMap()["spec"].(map[string]any)["backup"] != nil; cron != wantCron {
+			spec, _ := tc.req.GetObserved().GetComposite().GetResource().AsMap()["spec"].(map[string]any)
+			if wantCron := tc.want.Composed && spec["backup"] != nil; cron != wantCron {
 				t.Errorf("%s\nRunFunction(...): backup CronJob composed %t, want %t (with backups, exactly when its volume is)", tc.reason, cron, wantCron)
 			}
 		})

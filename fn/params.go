@@ -122,6 +122,24 @@ type Params struct {
 	Credentials Credentials
 }
 
+// resolveBackupVolume sets the backup volume's size, class and owner from
+// the existing volume, composed or left, and the Namespace.
+func (p *Params) resolveBackupVolume(o Observed) {
+	p.BackupVolumeSize = p.RequestedStorage
+	if q := o.BackupVolumeSize(); q != nil {
+		p.BackupVolumeSize = *q
+	}
+	p.KeepBackupVolume = o.BackupVolume != nil
+	p.BackupVolumeOwner = o.BackupVolumeOwner(p.Namespace)
+	p.BackupVolumeClass = p.StorageClass
+	for _, v := range []*corev1.PersistentVolumeClaim{o.BackupVolume, o.LeftBackupVolume} {
+		if v != nil && v.Spec.StorageClassName != nil {
+			p.BackupVolumeClass = v.Spec.StorageClassName
+			break
+		}
+	}
+}
+
 // ComposeBackupVolume tells whether the backup volume is composed: once it
 // exists, always, so that no change deletes a backup; before, with backups
 // enabled once the Namespace that keeps it is known.
@@ -194,19 +212,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		p.StorageClass = ptr.To(s.Storage.Class)
 	}
 
-	p.BackupVolumeSize = p.RequestedStorage
-	if q := o.BackupVolumeSize(); q != nil {
-		p.BackupVolumeSize = *q
-	}
-	p.KeepBackupVolume = o.BackupVolume != nil
-	p.BackupVolumeOwner = o.BackupVolumeOwner(p.Namespace)
-	p.BackupVolumeClass = p.StorageClass
-	for _, v := range []*corev1.PersistentVolumeClaim{o.BackupVolume, o.LeftBackupVolume} {
-		if v != nil && v.Spec.StorageClassName != nil {
-			p.BackupVolumeClass = v.Spec.StorageClassName
-			break
-		}
-	}
+	p.resolveBackupVolume(o)
 	if p.Backup {
 		days, err := strconv.Atoi(strings.TrimSuffix(s.Backup.Retention, "d"))
 		if err != nil || days < 1 {
