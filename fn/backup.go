@@ -41,6 +41,10 @@ func BackupCronJob(p Params) *batchv1.CronJob {
 		"RETENTION_DAYS": strconv.Itoa(p.RetentionDays),
 	})...)
 
+	pod := scriptPod(p, "backup", BackupScript(e), env, p.BackupVolume(), false)
+	if p.S3 != nil {
+		withS3(p, &pod, s3Env(p.S3, p.Namespace, p.Name))
+	}
 	return &batchv1.CronJob{
 		ObjectMeta: metav1.ObjectMeta{Name: p.BackupCronJob(), Namespace: p.Namespace, Labels: p.Labels("backup")},
 		Spec: batchv1.CronJobSpec{
@@ -55,7 +59,7 @@ func BackupCronJob(p Params) *batchv1.CronJob {
 				Spec: batchv1.JobSpec{
 					BackoffLimit:          ptr.To[int32](2),
 					ActiveDeadlineSeconds: ptr.To[int64](backupDeadline),
-					Template:              scriptPod(p, "backup", BackupScript(e), env, p.BackupVolume(), false),
+					Template:              pod,
 				},
 			},
 		},

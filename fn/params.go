@@ -15,6 +15,7 @@ import (
 
 	"github.com/crossplane/function-sdk-go/errors"
 
+	inputv1alpha1 "github.com/dbplane/dbplane/apis/input/v1alpha1"
 	sqlv1alpha1 "github.com/dbplane/dbplane/apis/sql/v1alpha1"
 	v1 "github.com/dbplane/dbplane/apis/v1"
 )
@@ -113,6 +114,10 @@ type Params struct {
 	ComposeRestoreJob bool
 	ComposeService    bool
 
+	// S3 is the Input's bucket: backups are uploaded there and restored
+	// from there. Nil: the volumes only.
+	S3 *inputv1alpha1.S3
+
 	// SQLUsers composes the SQL provider's ProviderConfig and a User per
 	// login; Logins are the app login and spec.users.
 	SQLUsers bool
@@ -154,6 +159,9 @@ func (p Params) ComposeBackupCronJob() bool { return p.Backup && p.ComposeBackup
 // Input is the function's resolved input.
 type Input struct {
 	SQLUsers bool
+	// S3 is the bucket backups are uploaded to besides the volumes; nil
+	// keeps them on the volumes only.
+	S3 *inputv1alpha1.S3
 }
 
 // Credentials of the superuser.
@@ -222,6 +230,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 	}
 
 	p.SQLUsers = in.SQLUsers
+	p.S3 = in.S3
 	if s.Autoscaling != nil {
 		p.Autoscaling = s.Autoscaling
 		p.Replicas, p.LeaveReplicas = autoscaledReplicas(s.Autoscaling, p.Replicas, o.StatefulSet)
