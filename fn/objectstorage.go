@@ -30,6 +30,7 @@ const (
 	keyAccessKeyID     = "AWS_ACCESS_KEY_ID"
 	keySecretAccessKey = "AWS_SECRET_ACCESS_KEY" //nolint:gosec // The name of a Secret's key, not a credential.
 	keyCA              = "ca.crt"
+	keyEncryption      = "key"
 )
 
 // S3Prefix is where a Database's backups live in the bucket: the Input's
@@ -60,15 +61,25 @@ func s3Env(s *inputv1alpha1.S3, namespace, name string) []corev1.EnvVar {
 	if s.CASecretName != "" {
 		lit["RCLONE_CA_CERT"] = s3CAMount + "/" + keyCA
 	}
+	if s.EncryptionKeySecretName != "" {
+		// The remote dbplanecrypt: encrypts into dbplane: under the prefix;
+		// the scripts derive its password from BACKUP_KEY.
+		lit["RCLONE_CONFIG_DBPLANECRYPT_TYPE"] = "crypt"
+		lit["RCLONE_CONFIG_DBPLANECRYPT_REMOTE"] = "dbplane:" + s.Bucket + "/" + S3Prefix(s, namespace, name)
+		lit["RCLONE_CONFIG_DBPLANECRYPT_FILENAME_ENCRYPTION"] = "off"
+		lit["RCLONE_CONFIG_DBPLANECRYPT_DIRECTORY_NAME_ENCRYPTION"] = "false"
+	}
 	env := literalEnv(lit)
-	for k, key := range map[string]string{
-		"RCLONE_CONFIG_DBPLANE_ACCESS_KEY_ID":     keyAccessKeyID,
-		"RCLONE_CONFIG_DBPLANE_SECRET_ACCESS_KEY": keySecretAccessKey,
-	} {
-		env = append(env, corev1.EnvVar{Name: k, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-			LocalObjectReference: corev1.LocalObjectReference{Name: s.CredentialsSecretName},
+	fromSecret := func(v, secret, key string) {
+		env = append(env, corev1.EnvVar{Name: v, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: secret},
 			Key:                  key,
 		}}})
+	}
+	fromSecret("RCLONE_CONFIG_DBPLANE_ACCESS_KEY_ID", s.CredentialsSecretName, keyAccessKeyID)
+	fromSecret("RCLONE_CONFIG_DBPLANE_SECRET_ACCESS_KEY", s.CredentialsSecretName, keySecretAccessKey)
+	if s.EncryptionKeySecretName != "" {
+		fromSecret("BACKUP_KEY", s.EncryptionKeySecretName, keyEncryption)
 	}
 	sortEnv(env)
 	return env

@@ -166,3 +166,52 @@ func TestDecodeInputS3(t *testing.T) {
 		})
 	}
 }
+
+// TestObjectStorageEncryption: with the Input's encryption key Secret the
+// pods read the key only through secretKeyRef and go through the crypt
+// remote onto the Database's own prefix; without it there is neither.
+func TestObjectStorageEncryption(t *testing.T) {
+	spec := v1.DatabaseSpec{Type: v1.MySQL, Version: "8.4", Storage: v1.Storage{Size: "1Gi"}, Backup: &v1.Backup{Enabled: true}}
+	s3 := inputv1alpha1.S3{Endpoint: "https://s3.example.net", Bucket: "backups", Region: "us-east-1", CredentialsSecretName: "backup-s3"}
+	type want struct {
+		Key    string
+		Remote string
+	}
+	cases := map[string]struct {
+		reason string
+		secret string
+		want   want
+	}{
+		"Encrypted": {
+			reason: "The key comes from the named Secret's key, and the crypt remote wraps the Database's prefix.",
+			secret: "backup-key",
+			want:   want{Key: "backup-key/key", Remote: "dbplane:backups/team-a/orders/"},
+		},
+		"Plain": {
+			reason: "Without a key Secret nothing is encrypted and no key is read.",
+			want:   want{},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := params(t, spec)
+			s := s3
+			s.EncryptionKeySecretName = tc.secret
+			p.S3 = &s
+			got := want{}
+			for _, e := range BackupCronJob(p).Spec.JobTemplate.Spec.Template.Spec.Containers[0].Env {
+				switch {
+				case e.Name == "BACKUP_KEY" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
+					got.Key = e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
+				case e.Name == "BACKUP_KEY":
+					t.Errorf("%s\nBACKUP_KEY is not from a Secret: %+v", tc.reason, e)
+				case e.Name == "RCLONE_CONFIG_DBPLANECRYPT_REMOTE":
+					got.Remote = e.Value
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\n-want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}

@@ -7,7 +7,8 @@
 # RETENTION_DAYS and the client's password variable (PGPASSWORD, MYSQL_PWD).
 # With S3_BUCKET set (and S3_PREFIX, ending in /), each backup is also
 # uploaded with rclone to the remote dbplane: its RCLONE_CONFIG_DBPLANE_*
-# variables (endpoint, region, keys from the credentials Secret) configure.
+# variables (endpoint, region, keys from the credentials Secret) configure;
+# with BACKUP_KEY also encrypted, through the crypt remote dbplanecrypt:.
 # Writes ${DATABASE}-<UTC timestamp>.@EXT@.gz and, in sha256sum's format,
 # its .sha256; restore.sh reads both. Then deletes backups older than
 # RETENTION_DAYS days, never the one just written; a failed run deletes none.
@@ -92,6 +93,14 @@ if [[ -n "${S3_BUCKET:-}" ]]; then
   fi
   rclone="${RCLONE:-rclone}"
   remote="dbplane:${S3_BUCKET}/${S3_PREFIX}"
+  # With BACKUP_KEY (from the encryption key Secret), through the crypt
+  # remote configured onto that prefix: encrypted in the pod, decrypted in
+  # the pod. The key goes to rclone on stdin, never on a command line.
+  if [[ -n "${BACKUP_KEY:-}" ]]; then
+    RCLONE_CONFIG_DBPLANECRYPT_PASSWORD="$(printf '%s' "${BACKUP_KEY}" | "${rclone}" obscure -)"
+    export RCLONE_CONFIG_DBPLANECRYPT_PASSWORD
+    remote="dbplanecrypt:"
+  fi
   "${rclone}" copyto --retries 3 -- "${BACKUP_DIR}/${file}" "${remote}${file}"
   "${rclone}" copyto --retries 3 -- "${BACKUP_DIR}/${file}.sha256" "${remote}${file}.sha256"
   echo "uploaded ${file} to s3://${S3_BUCKET}/${S3_PREFIX}"

@@ -37,6 +37,14 @@ if [[ -n "${S3_BUCKET:-}" ]]; then
   fi
   rclone="${RCLONE:-rclone}"
   remote="dbplane:${S3_BUCKET}/${S3_PREFIX}"
+  # With BACKUP_KEY (from the encryption key Secret), through the crypt
+  # remote configured onto that prefix: encrypted in the pod, decrypted in
+  # the pod. The key goes to rclone on stdin, never on a command line.
+  if [[ -n "${BACKUP_KEY:-}" ]]; then
+    RCLONE_CONFIG_DBPLANECRYPT_PASSWORD="$(printf '%s' "${BACKUP_KEY}" | "${rclone}" obscure -)"
+    export RCLONE_CONFIG_DBPLANECRYPT_PASSWORD
+    remote="dbplanecrypt:"
+  fi
   listed="$("${rclone}" lsf --files-only --max-depth 1 --include "/${DATABASE}-*.@EXT@.gz.sha256" -- "${remote}")" ||
     fail "cannot list the backups in s3://${S3_BUCKET}/${S3_PREFIX}"
   if [[ "${RESTORE_FROM}" == latest ]]; then
@@ -50,8 +58,15 @@ if [[ -n "${S3_BUCKET:-}" ]]; then
     fi
     grep -qxF -- "${file}.sha256" <<<"${listed}" || fail "cannot find ${file} in s3://${S3_BUCKET}/${S3_PREFIX}"
   fi
-  "${rclone}" copyto --retries 3 -- "${remote}${file}.sha256" "${RESTORE_SCRATCH}/${file}.sha256" ||
+  if ! "${rclone}" copyto --retries 3 -- "${remote}${file}.sha256" "${RESTORE_SCRATCH}/${file}.sha256" 2>"${RESTORE_SCRATCH}/.rclone.log"; then
+    cat -- "${RESTORE_SCRATCH}/.rclone.log" >&2
+    # The ciphertext downloads but does not decrypt: another key (or an
+    # altered object; every chunk is authenticated).
+    if [[ -n "${BACKUP_KEY:-}" ]] && "${rclone}" cat -- "dbplane:${S3_BUCKET}/${S3_PREFIX}${file}.sha256.bin" >/dev/null 2>&1; then
+      fail "cannot decrypt ${file}.sha256: BACKUP_KEY is not the key it was encrypted with (or the object was altered); nothing was loaded"
+    fi
     fail "cannot download ${file}.sha256 from s3://${S3_BUCKET}/${S3_PREFIX}"
+  fi
   "${rclone}" copyto --retries 3 -- "${remote}${file}" "${RESTORE_SCRATCH}/${file}" ||
     fail "cannot download ${file} from s3://${S3_BUCKET}/${S3_PREFIX}"
   echo "downloaded ${file} from s3://${S3_BUCKET}/${S3_PREFIX}"

@@ -33,7 +33,7 @@ type job struct {
 	// PasswordEnv is the variable set from the credentials Secret.
 	PasswordEnv string
 	// S3Keys maps the variables set from the platform's S3 credentials
-	// Secret to their keys in it.
+	// and encryption key Secrets to their keys in them.
 	S3Keys map[string]string
 }
 
@@ -120,7 +120,8 @@ func fromContainer(t *testing.T, c corev1.Container) job {
 	j := job{Command: c.Command, Env: map[string]string{}, S3Keys: map[string]string{}}
 	for _, e := range c.Env {
 		switch {
-		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == s3CredentialsSecret:
+		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil &&
+			(e.ValueFrom.SecretKeyRef.Name == s3CredentialsSecret || e.ValueFrom.SecretKeyRef.Name == s3KeySecret):
 			j.S3Keys[e.Name] = e.ValueFrom.SecretKeyRef.Key
 		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
 			if j.PasswordEnv != "" {

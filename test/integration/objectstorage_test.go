@@ -28,7 +28,9 @@ const (
 	// s3CredentialsSecret is the platform's S3 credentials Secret the
 	// Input names.
 	s3CredentialsSecret = "backup-s3"
-	s3Bucket            = "dbplane-backups"
+	// s3KeySecret is the platform's encryption key Secret.
+	s3KeySecret = "backup-key"
+	s3Bucket    = "dbplane-backups"
 	// s3Prefix is where the Database orders of team-a keeps its backups:
 	// the Input's prefix, then <namespace>/<name>/.
 	s3Prefix = "clusters/test/team-a/orders/"
@@ -39,10 +41,12 @@ const (
 type s3Server struct {
 	bin, dir, addr string
 	access, secret string
-	cmd            *exec.Cmd
-	done           chan error
-	logs           *bytes.Buffer
-	stopped        bool
+	// key is the encryption key Secret's, when the Input names it.
+	key     string
+	cmd     *exec.Cmd
+	done    chan error
+	logs    *bytes.Buffer
+	stopped bool
 }
 
 // startS3 starts versitygw (built from its pinned module) with random root
@@ -121,15 +125,19 @@ func (s *s3Server) stop() {
 
 // input is the function Input a platform team would write for this server.
 func (s *s3Server) input() fn.Input {
-	return fn.Input{SQLUsers: true, S3: &inputv1alpha1.S3{
+	in := fn.Input{SQLUsers: true, S3: &inputv1alpha1.S3{
 		Endpoint: "http://" + s.addr, Bucket: s3Bucket, Prefix: "clusters/test/", Region: "us-east-1",
 		CredentialsSecretName: s3CredentialsSecret,
 	}}
+	if s.key != "" {
+		in.S3.EncryptionKeySecretName = s3KeySecret
+	}
+	return in
 }
 
-// keys is the credentials Secret's data.
+// keys is the credentials and encryption key Secrets' data.
 func (s *s3Server) keys() map[string]string {
-	return map[string]string{"AWS_ACCESS_KEY_ID": s.access, "AWS_SECRET_ACCESS_KEY": s.secret}
+	return map[string]string{"AWS_ACCESS_KEY_ID": s.access, "AWS_SECRET_ACCESS_KEY": s.secret, "key": s.key}
 }
 
 // extra is what the cluster would set that the test must: the variables
@@ -145,8 +153,12 @@ func (s *s3Server) extra(t *testing.T, j job) map[string]string {
 		t.Fatalf("composed job does not say where rclone is: %v", j.Env)
 	}
 	out := map[string]string{"RCLONE": rclone}
-	if len(j.S3Keys) != 2 {
-		t.Fatalf("composed job: want the access key and secret from Secret %s, got %v", s3CredentialsSecret, j.S3Keys)
+	want := 2
+	if s.key != "" {
+		want = 3
+	}
+	if len(j.S3Keys) != want {
+		t.Fatalf("composed job: want the access key and secret from Secret %s (and with encryption the key from %s), got %v", s3CredentialsSecret, s3KeySecret, j.S3Keys)
 	}
 	for v, key := range j.S3Keys {
 		val, ok := s.keys()[key]
@@ -369,6 +381,72 @@ func TestObjectStorage(t *testing.T) {
 			}
 			if n := tables(t, dst2); n != 0 {
 				t.Errorf("%s: a refused backup loads nothing, got %d tables", engine, n)
+			}
+		})
+	}
+}
+
+// TestObjectStorageEncrypted backs up with the Input's encryption key:
+// what reaches the bucket is rclone crypt's ciphertext, not the gzip dump
+// nor its checksum; a restore with the key loads every row, one with
+// another key is refused, naming the key, and loads nothing.
+func TestObjectStorageEncrypted(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			s := startS3(t)
+			s.key = randomHex(t, 32)
+			src := start(t, engine)
+			src.Load(t, bytes.NewReader(newDataset(engine, small).SQL))
+			want := fingerprint(t, src)
+			bj := s3BackupJob(t, engine, s)
+			if bj.Env["RCLONE_CONFIG_DBPLANECRYPT_TYPE"] != "crypt" || bj.S3Keys["BACKUP_KEY"] != "key" {
+				t.Fatalf("composed backup job: want the crypt remote and BACKUP_KEY from Secret %s, got %v and %v", s3KeySecret, bj.Env, bj.S3Keys)
+			}
+			dir := t.TempDir()
+			if b := bj.Run(t, src, dir, s.extra(t, bj)); b.Err != nil {
+				t.Fatalf("encrypted backup of %s: %v", engine, b.Err)
+			}
+			gz := backups(t, dir)
+			if len(gz) != 1 {
+				t.Fatalf("backup of %s: want one backup on the volume, got %v", engine, files(t, dir))
+			}
+			// Through the plain remote: the ciphertext objects.
+			if diff := cmp.Diff([]string{gz[0] + ".bin", gz[0] + ".sha256.bin"}, s.list(t, bj)); diff != "" {
+				t.Errorf("%s: the bucket holds the encrypted backup and checksum: -want, +got:\n%s", engine, diff)
+			}
+			plain, err := os.ReadFile(filepath.Join(dir, gz[0])) //nolint:gosec // The test's backup.
+			if err != nil {
+				t.Fatal(err)
+			}
+			cipher := s.cat(t, bj, gz[0]+".bin")
+			if bytes.HasPrefix(cipher, []byte{0x1f, 0x8b}) || bytes.Contains(cipher, plain[:min(len(plain), 64)]) || len(cipher) <= len(plain) {
+				t.Errorf("%s: the object in the bucket (%d bytes) is not ciphertext of the %d byte backup", engine, len(cipher), len(plain))
+			}
+			sum := sha256.Sum256(plain)
+			if bytes.Contains(s.cat(t, bj, gz[0]+".sha256.bin"), []byte(hex.EncodeToString(sum[:]))) {
+				t.Errorf("%s: the checksum object holds the checksum in the clear", engine)
+			}
+
+			rj := s3RestoreJob(t, engine, "latest", s)
+			extra := s.extra(t, rj)
+			extra["RESTORE_SCRATCH"] = t.TempDir()
+			dst := start(t, engine)
+			if r := rj.Run(t, dst, t.TempDir(), extra); r.Err != nil {
+				t.Fatalf("restore of %s with the key: %v", engine, r.Err)
+			}
+			if diff := cmp.Diff(want, fingerprint(t, dst)); diff != "" {
+				t.Errorf("%s: an encrypted backup restored with its key holds what was backed up\nfingerprint(): -want, +got:\n%s", engine, diff)
+			}
+
+			extra["BACKUP_KEY"] = randomHex(t, 32)
+			extra["RESTORE_SCRATCH"] = t.TempDir()
+			other := start(t, engine)
+			r := rj.Run(t, other, t.TempDir(), extra)
+			if r.Err == nil || !strings.Contains(r.Stderr, "BACKUP_KEY is not the key it was encrypted with") {
+				t.Errorf("%s: a restore with another key must fail naming the key, got exit %v, stderr:\n%s", engine, r.Err, r.Stderr)
+			}
+			if n := tables(t, other); n != 0 {
+				t.Errorf("%s: a restore with another key loads nothing, got %d tables", engine, n)
 			}
 		})
 	}

@@ -81,4 +81,13 @@ type S3 struct {
 	// against, for a server a private CA signed.
 	// +optional
 	CASecretName string `json:"caSecretName,omitempty"`
+
+	// EncryptionKeySecretName is an optional Secret in the same
+	// namespaces whose key "key" (say 32 random bytes, base64) encrypts
+	// every backup before it leaves the pod for the bucket, with rclone's
+	// crypt (NaCl secretbox: XSalsa20 and Poly1305, in authenticated 64 KiB
+	// chunks, the key stretched by scrypt). Restore decrypts with it; a
+	// backup encrypted with another key is refused, nothing loaded.
+	// +optional
+	EncryptionKeySecretName string `json:"encryptionKeySecretName,omitempty"`
 }
