@@ -88,24 +88,12 @@ func TestPostgreSQLFailover(t *testing.T) {
 // not fail over (that would turn the provider's network fault into the
 // apps' outage) and says why; once the cut heals, nothing has changed.
 func TestPostgreSQLNoFailoverWhileStandbysHear(t *testing.T) {
-	c := startPGCluster(t, 3, "production")
-	re := newReplicationEnv(t, c)
-	cr := re.replicationOf(3, int(c.p.SyncStandbys))
-	after := testFailoverAfter
-	cr.Spec.ForProvider.FailoverAfterSeconds = &after
-	re.converge(t, cr)
-	c.RouteByLabel(re.labelled)
-	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY); CREATE TABLE probe (at timestamptz)")
+	c, re, cr := startFailoverCluster(t, true, testFailoverAfter)
 
 	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }()
-	status, with := re.poll(ctx, t, &wg, cr, func(cr *v1alpha1.Replication) time.Duration {
-		if cr.Status.AtProvider.PrimaryLostAt != nil {
-			return 500 * time.Millisecond
-		}
-		return 2 * time.Second
-	})
+	status, with := re.poll(ctx, t, &wg, cr, providerIntervals)
 	w := startWriter(ctx, t, &wg, c.rw.Port)
 	waitHealthy(t, status, 3, true)
 	old := re.labelled()
@@ -115,7 +103,7 @@ func TestPostgreSQLNoFailoverWhileStandbysHear(t *testing.T) {
 	var why string
 	if err := harness.Poll(t.Context(), failoverTimeout, func(context.Context) error {
 		s := status()
-		if s.PrimaryLostAt == nil || time.Since(s.PrimaryLostAt.Time) < 3*time.Duration(after)*time.Second {
+		if s.PrimaryLostAt == nil || time.Since(s.PrimaryLostAt.Time) < 3*time.Duration(testFailoverAfter)*time.Second {
 			return fmt.Errorf("primary lost at %v", s.PrimaryLostAt)
 		}
 		with(func() { why = cr.GetCondition(xpv2.TypeReady).Message })
@@ -149,24 +137,12 @@ func TestPostgreSQLNoFailoverWhileStandbysHear(t *testing.T) {
 // through the init step, which rewinds it into a standby, and no
 // acknowledged commit is lost.
 func TestPostgreSQLStalePrimaryFenced(t *testing.T) {
-	c := startPGCluster(t, 3, "production")
-	re := newReplicationEnv(t, c)
-	cr := re.replicationOf(3, int(c.p.SyncStandbys))
-	after := testFailoverAfter
-	cr.Spec.ForProvider.FailoverAfterSeconds = &after
-	re.converge(t, cr)
-	c.RouteByLabel(re.labelled)
-	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY); CREATE TABLE probe (at timestamptz)")
+	c, re, cr := startFailoverCluster(t, true, testFailoverAfter)
 
 	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }()
-	status, _ := re.poll(ctx, t, &wg, cr, func(cr *v1alpha1.Replication) time.Duration {
-		if cr.Status.AtProvider.PrimaryLostAt != nil {
-			return 500 * time.Millisecond
-		}
-		return 2 * time.Second
-	})
+	status, _ := re.poll(ctx, t, &wg, cr, providerIntervals)
 	stopped := re.kubelet(ctx, &wg)
 	w := startWriter(ctx, t, &wg, c.rw.Port)
 	waitHealthy(t, status, 3, true)
@@ -208,6 +184,35 @@ func TestPostgreSQLStalePrimaryFenced(t *testing.T) {
 	}
 }
 
+// startFailoverCluster starts a production Database's three pods, with or
+// without synchronous replication, converges its Replication (failing over
+// after seconds), routes the read-write Service by the primary label, and
+// creates the writer's table acked and the writability probe's table probe.
+func startFailoverCluster(t testing.TB, synchronous bool, after int) (*pgCluster, *replicationEnv, *v1alpha1.Replication) {
+	t.Helper()
+	c := startPGCluster(t, 3, "production")
+	re := newReplicationEnv(t, c)
+	n := 0
+	if synchronous {
+		n = int(c.p.SyncStandbys)
+	}
+	cr := re.replicationOf(3, n)
+	cr.Spec.ForProvider.FailoverAfterSeconds = &after
+	re.converge(t, cr)
+	c.RouteByLabel(re.labelled)
+	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY); CREATE TABLE probe (at timestamptz)")
+	return c, re, cr
+}
+
+// providerIntervals are the provider's default poll intervals
+// (--replication-poll 2s, --replication-lost-poll 500ms).
+func providerIntervals(cr *v1alpha1.Replication) time.Duration {
+	if cr.Status.AtProvider.PrimaryLostAt != nil {
+		return 500 * time.Millisecond
+	}
+	return 2 * time.Second
+}
+
 // A failoverMode is how the primary is lost, and how the Database
 // replicates.
 type failoverMode struct {
@@ -238,17 +243,7 @@ type failoverResult struct {
 
 func failoverTrials(t testing.TB, trials, after int, mode failoverMode) failoverResult {
 	t.Helper()
-	c := startPGCluster(t, 3, "production")
-	re := newReplicationEnv(t, c)
-	synchronous := 0
-	if mode.synchronous {
-		synchronous = int(c.p.SyncStandbys)
-	}
-	cr := re.replicationOf(3, synchronous)
-	cr.Spec.ForProvider.FailoverAfterSeconds = &after
-	re.converge(t, cr)
-	c.RouteByLabel(re.labelled)
-	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY); CREATE TABLE probe (at timestamptz)")
+	c, re, cr := startFailoverCluster(t, mode.synchronous, after)
 
 	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
 	var wg sync.WaitGroup
@@ -256,12 +251,7 @@ func failoverTrials(t testing.TB, trials, after int, mode failoverMode) failover
 
 	// The provider: a reconcile on each poll, at the provider's default
 	// intervals (--replication-poll 2s, --replication-lost-poll 500ms).
-	status, _ := re.poll(ctx, t, &wg, cr, func(cr *v1alpha1.Replication) time.Duration {
-		if cr.Status.AtProvider.PrimaryLostAt != nil {
-			return 500 * time.Millisecond
-		}
-		return 2 * time.Second
-	})
+	status, _ := re.poll(ctx, t, &wg, cr, providerIntervals)
 	stopped := re.kubelet(ctx, &wg)
 
 	w := startWriter(ctx, t, &wg, c.rw.Port)
