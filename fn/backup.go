@@ -95,21 +95,23 @@ func scriptPod(p Params, component, script string, env []corev1.EnvVar, claim st
 				Image:           p.Release.Image,
 				ImagePullPolicy: corev1.PullIfNotPresent,
 				Command:         []string{"bash", "-c", script},
-				Env:             env,
+				Env:             append(env, literalEnv(p.Engine.ClientTLSEnv)...),
 				Resources: corev1.ResourceRequirements{
 					Requests: corev1.ResourceList{corev1.ResourceCPU: mustQuantity("100m"), corev1.ResourceMemory: mustQuantity("128Mi")},
 					Limits:   corev1.ResourceList{corev1.ResourceCPU: mustQuantity("1"), corev1.ResourceMemory: mustQuantity("512Mi")},
 				},
-				VolumeMounts:    []corev1.VolumeMount{{Name: backupVolume, MountPath: backupMount, ReadOnly: readOnly}},
+				VolumeMounts:    []corev1.VolumeMount{{Name: backupVolume, MountPath: backupMount, ReadOnly: readOnly}, tlsMount()},
 				SecurityContext: containerSecurityContext(),
 			}},
+			// The CA alone: the Job verifies the server, and never holds
+			// its key.
 			Volumes: []corev1.Volume{{
 				Name: backupVolume,
 				VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
 					ClaimName: claim,
 					ReadOnly:  readOnly,
 				}},
-			}},
+			}, tlsVolumeOf(p, keyCACert)},
 		},
 	}
 }

@@ -370,7 +370,7 @@ func TestToComposed(t *testing.T) {
 				labelComponent: "database", labelManagedBy: "dbplane",
 			},
 		},
-		"data": map[string]any{"postgresql.conf": p.Config, "pg_hba.conf": pgHBA, "init.sh": postgresqlInit},
+		"data": map[string]any{"postgresql.conf": p.Config, "pg_hba.conf": pgHBA(false), "init.sh": postgresqlInit},
 	}
 	if diff := cmp.Diff(want, got.Object); diff != "" {
 		t.Errorf("ToComposed(ConfigMap): the exact apply intent: -want, +got:\n%s", diff)

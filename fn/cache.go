@@ -100,5 +100,6 @@ func sameParams(a, b Params) bool {
 	}
 	a.Engine.Config, b.Engine.Config = nil, nil
 	a.Engine.PodArgs, b.Engine.PodArgs = nil, nil
+	a.Engine.Files, b.Engine.Files = nil, nil
 	return reflect.DeepEqual(a, b)
 }

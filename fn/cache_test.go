@@ -15,8 +15,8 @@ import (
 // uncached Function's: a cache hit must never return another input's output.
 func TestCacheNeverStale(t *testing.T) {
 	pw := func() (string, error) { return testPassword, nil }
-	cachedFn := New(logging.NewNopLogger(), WithPasswordGenerator(pw))
-	uncached := New(logging.NewNopLogger(), WithPasswordGenerator(pw), WithoutCache())
+	cachedFn := New(logging.NewNopLogger(), WithPasswordGenerator(pw), WithIssuer(fixedIssuer{}))
+	uncached := New(logging.NewNopLogger(), WithPasswordGenerator(pw), WithIssuer(fixedIssuer{}), WithoutCache())
 
 	calls := []struct {
 		reason string

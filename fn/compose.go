@@ -29,6 +29,7 @@ var scheme = func() *runtime.Scheme {
 	utilruntime.Must(policyv1.AddToScheme(s))
 	utilruntime.Must(sqlv1alpha1.AddToScheme(s))
 	utilruntime.Must(monitoringv1.AddToScheme(s))
+	s.AddKnownTypeWithName(certManagerGroupVersion.WithKind("Certificate"), &CertificateObject{})
 	return s
 }()
 

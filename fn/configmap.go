@@ -11,7 +11,7 @@ import (
 // the engine's other files, such as the pods' init step. It never holds
 // credentials.
 func ConfigMap(p Params) *corev1.ConfigMap {
-	data := maps.Clone(p.Engine.Files)
+	data := maps.Clone(p.Files)
 	if data == nil {
 		data = map[string]string{}
 	}

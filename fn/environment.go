@@ -30,6 +30,11 @@ type profile struct {
 	// spec.replication.synchronous says otherwise: a commit the app saw is
 	// then on that many more servers.
 	SyncStandbys int32
+	// RequireTLS: servers refuse connections without TLS (PostgreSQL
+	// hostssl lines only, MySQL require_secure_transport). Elsewhere they
+	// offer it, and every client dbplane configures asks for it and
+	// verifies the server.
+	RequireTLS bool
 }
 
 // profiles is the environment table.
@@ -50,6 +55,7 @@ var profiles = map[v1.Environment]profile{
 		DisruptionBudget: true, SpreadReplicas: true,
 		TerminationGraceSeconds: 120,
 		SyncStandbys:            1,
+		RequireTLS:              true,
 	},
 }
 
@@ -69,6 +75,8 @@ type tuning struct {
 	// StartReadOnly: every server starts refusing apps' writes, and the
 	// SQL provider makes the primary take them (MySQL with replicas).
 	StartReadOnly bool
+	// RequireTLS refuses connections without TLS.
+	RequireTLS bool
 }
 
 // mib renders a fraction of the memory in whole MiB, at least floor MiB.
@@ -91,6 +99,14 @@ func postgresqlConf(t tuning) string {
 		"work_mem = " + fmt.Sprintf("%dMB", max(t.MemoryBytes/4/int64(t.MaxConnections)>>20, 1)),
 		"password_encryption = 'scram-sha-256'",
 		"hba_file = '" + pgConfigDir + "/pg_hba.conf'",
+		// TLS, from the TLS Secret's files. A renewed certificate is read
+		// again on pg_reload_conf(), which the SQL provider runs: no
+		// restart.
+		"ssl = on",
+		"ssl_cert_file = '" + tlsDir + "/tls.crt'",
+		"ssl_key_file = '" + tlsDir + "/tls.key'",
+		"ssl_ca_file = '" + tlsDir + "/ca.crt'",
+		"ssl_min_protocol_version = 'TLSv1.2'",
 		// Replication. Every pod gets the same file: a standby is a pod
 		// whose data directory has standby.signal (the init step writes it
 		// when it copies the primary). Each pod's cluster_name (the
@@ -116,7 +132,9 @@ func postgresqlConf(t tuning) string {
 		// pg_rewind, which failing over needs to turn an old primary
 		// into a standby, needs hint bits in WAL.
 		"wal_log_hints = on",
-		fmt.Sprintf("primary_conninfo = 'host=%s port=%d user=%s passfile=%s/pgpass connect_timeout=10'", t.PrimaryHost, t.Port, replicationLogin, runDir),
+		// Standbys stream over TLS and verify the primary's certificate
+		// against the Database's CA and the Service's name.
+		fmt.Sprintf("primary_conninfo = 'host=%s port=%d user=%s passfile=%s/pgpass connect_timeout=10 sslmode=verify-full sslrootcert=%s/ca.crt'", t.PrimaryHost, t.Port, replicationLogin, runDir, tlsDir),
 		"recovery_target_timeline = 'latest'",
 		// A standby whose primary went away tries again after a second,
 		// not five: after a failover it follows the new primary at once,
@@ -187,6 +205,16 @@ func myCnf(t tuning) string {
 		"plugin-load-add = mysql_clone.so",
 		"plugin-load-add = semisync_source.so",
 		"plugin-load-add = semisync_replica.so",
+		// TLS, from the TLS Secret's files. A renewed certificate is read
+		// again on ALTER INSTANCE RELOAD TLS (MySQL 8; FLUSH SSL on
+		// MariaDB), which the SQL provider runs: no restart.
+		"ssl_ca = " + tlsDir + "/ca.crt",
+		"ssl_cert = " + tlsDir + "/tls.crt",
+		"ssl_key = " + tlsDir + "/tls.key",
+		"tls_version = TLSv1.2,TLSv1.3",
+	}
+	if t.RequireTLS {
+		s = append(s, "require_secure_transport = ON")
 	}
 	if t.StartReadOnly {
 		// Fencing: a server that starts, a primary after a failover

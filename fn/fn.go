@@ -4,8 +4,10 @@
 package fn
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"time"
 	"runtime/debug"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -27,6 +29,8 @@ type Function struct {
 
 	log      logging.Logger
 	password func() (string, error)
+	issuer   Issuer
+	now      func() time.Time
 	build    func(Params) ([]Desired, error)
 	composed *tracker
 	metrics  *Metrics
@@ -40,6 +44,17 @@ func WithPasswordGenerator(g func() (string, error)) Option {
 	return func(f *Function) { f.password = g }
 }
 
+// WithIssuer replaces the ECDSA certificate issuer; for tests.
+func WithIssuer(i Issuer) Option {
+	return func(f *Function) { f.issuer = i }
+}
+
+// WithClock replaces the clock certificates are issued and renewed by; for
+// tests.
+func WithClock(now func() time.Time) Option {
+	return func(f *Function) { f.now = now }
+}
+
 // WithoutCache builds and converts every composed resource on every call.
 func WithoutCache() Option {
 	return func(f *Function) { f.build = Build }
@@ -47,7 +62,7 @@ func WithoutCache() Option {
 
 // New returns a Function that logs to log.
 func New(log logging.Logger, o ...Option) *Function {
-	f := &Function{log: log, password: GeneratePassword, build: memoize(4096, Build).Build, composed: newTracker(4096)}
+	f := &Function{log: log, password: GeneratePassword, issuer: X509Issuer{}, now: time.Now, build: memoize(4096, Build).Build, composed: newTracker(4096)}
 	for _, fn := range o {
 		fn(f)
 	}
@@ -108,6 +123,10 @@ func (f *Function) compose(_ context.Context, req *fnv1.RunFunctionRequest) (*fn
 	p, err := Resolve(db, o, in, f.password)
 	if err != nil {
 		response.Fatal(rsp, errors.Wrap(err, "cannot resolve parameters"))
+		return rsp, nil
+	}
+	if err := p.ResolveTLS(o, in, f.issuer, f.now()); err != nil {
+		response.Fatal(rsp, errors.Wrap(err, "cannot issue TLS certificates"))
 		return rsp, nil
 	}
 
@@ -193,6 +212,10 @@ func DecodeInput(req *fnv1.RunFunctionRequest) (Input, error) {
 	}
 	in.ProviderNamespace = ptr.Deref(ti.ProviderNamespace, "")
 	in.MonitoringNamespace = ptr.Deref(ti.MonitoringNamespace, "")
+	if ti.TLS != nil && ti.TLS.IssuerRef != nil {
+		r := ti.TLS.IssuerRef
+		in.Issuer = &IssuerRef{Name: r.Name, Kind: cmp.Or(r.Kind, "Issuer"), Group: cmp.Or(r.Group, "cert-manager.io")}
+	}
 	return in, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -86,7 +87,7 @@ type got struct {
 	Composed   map[string]string // resource name -> kind/name
 	Ready      map[string]string // resource name -> readiness
 	Status     map[string]any
-	Passwords  []string // every Secret's password
+	Passwords  []string // every password a Secret holds
 	Conditions []string // type=status/reason
 	Requires   []string // required resource names
 }
@@ -102,8 +103,7 @@ func summarise(t *testing.T, rsp *fnv1.RunFunctionResponse) got {
 		md, _ := m["metadata"].(map[string]any)
 		g.Composed[n] = fmt.Sprintf("%s/%s", m["kind"], md["name"])
 		g.Ready[n] = r.GetReady().String()
-		if m["kind"] == "Secret" {
-			d, _ := m["data"].(map[string]any)
+		if d, _ := m["data"].(map[string]any); m["kind"] == "Secret" && d["password"] != nil {
 			pw, _ := base64.StdEncoding.DecodeString(fmt.Sprint(d["password"]))
 			g.Passwords = append(g.Passwords, string(pw))
 		}
@@ -140,14 +140,14 @@ func TestRunFunction(t *testing.T) {
 			args:   args{req: req(xr("orders", pgProd), nil), password: generate},
 			want: got{
 				Composed: map[string]string{
-					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
+					"secret": "Secret/orders-credentials", "tls-ca": "Secret/orders-ca", "tls": "Secret/orders-tls", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
 					"service-headless": "Service/orders-headless", "service": "Service/orders",
 					"statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app", "pdb": "PodDisruptionBudget/orders",
 					"backup-pvc": "PersistentVolumeClaim/orders-backup", "backup-cronjob": "CronJob/orders-backup",
 					"service-ro": "Service/orders-ro", "sql-user-replication": "User/orders-replication", "replication": "Replication/orders",
 				},
 				Ready: map[string]string{ //nolint:gosec // Composed resource names, no credential.
-					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"secret": "READY_UNSPECIFIED", "tls-ca": "READY_UNSPECIFIED", "tls": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED", "pdb": "READY_UNSPECIFIED",
 					"backup-pvc": "READY_UNSPECIFIED", "backup-cronjob": "READY_UNSPECIFIED",
 					"service-ro": "READY_UNSPECIFIED", "sql-user-replication": "READY_UNSPECIFIED", "replication": "READY_UNSPECIFIED",
@@ -163,11 +163,11 @@ func TestRunFunction(t *testing.T) {
 			args:   args{req: req(xr("orders", pgDev), nil), password: generate},
 			want: got{
 				Composed: map[string]string{
-					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
+					"secret": "Secret/orders-credentials", "tls-ca": "Secret/orders-ca", "tls": "Secret/orders-tls", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
 					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
 				Ready: map[string]string{ //nolint:gosec // Composed resource names, no credential.
-					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"secret": "READY_UNSPECIFIED", "tls-ca": "READY_UNSPECIFIED", "tls": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
@@ -180,11 +180,11 @@ func TestRunFunction(t *testing.T) {
 			args:   args{req: req(xr("orders", pgDev), map[string]string{"secret": secretJSON("s3cret-from-the-cluster")}), password: mustNotGenerate},
 			want: got{
 				Composed: map[string]string{
-					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
+					"secret": "Secret/orders-credentials", "tls-ca": "Secret/orders-ca", "tls": "Secret/orders-tls", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
 					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
 				Ready: map[string]string{
-					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"secret": "READY_TRUE", "tls-ca": "READY_UNSPECIFIED", "tls": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "Creating", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
@@ -238,11 +238,11 @@ func TestRunFunction(t *testing.T) {
 			want: got{
 				Results: []string{"SEVERITY_WARNING: spec.version: MySQL 8.0 reached its end of life in April 2026 and gets no more security fixes: move to 8.4"},
 				Composed: map[string]string{
-					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
+					"secret": "Secret/orders-credentials", "tls-ca": "Secret/orders-ca", "tls": "Secret/orders-tls", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
 					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
 				Ready: map[string]string{ //nolint:gosec // Composed resource names, no credential.
-					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"secret": "READY_UNSPECIFIED", "tls-ca": "READY_UNSPECIFIED", "tls": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:3306"},
@@ -257,17 +257,18 @@ func TestRunFunction(t *testing.T) {
 				"statefulset": stsJSON(2, 2, "20Gi"), "pdb": existsJSON, "backup-pvc": pvcJSON, "backup-cronjob": cronJobJSON,
 				"sql-providerconfig": existsJSON, "sql-user-app": userJSON(true),
 				"service-ro": existsJSON, "sql-user-replication": userJSON(true), "replication": replicationJSON,
+				"tls-ca": tlsSecretsJSON(testCerts())["tls-ca"], "tls": tlsSecretsJSON(testCerts())["tls"],
 			}), password: mustNotGenerate},
 			want: got{
 				Composed: map[string]string{
-					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
+					"secret": "Secret/orders-credentials", "tls-ca": "Secret/orders-ca", "tls": "Secret/orders-tls", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
 					"service-headless": "Service/orders-headless", "service": "Service/orders",
 					"statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app", "pdb": "PodDisruptionBudget/orders",
 					"backup-pvc": "PersistentVolumeClaim/orders-backup", "backup-cronjob": "CronJob/orders-backup",
 					"service-ro": "Service/orders-ro", "sql-user-replication": "User/orders-replication", "replication": "Replication/orders",
 				},
 				Ready: map[string]string{
-					"secret": "READY_TRUE", "configmap": "READY_TRUE", "networkpolicy": "READY_TRUE", "service-headless": "READY_TRUE", "service": "READY_TRUE",
+					"secret": "READY_TRUE", "tls-ca": "READY_TRUE", "tls": "READY_TRUE", "configmap": "READY_TRUE", "networkpolicy": "READY_TRUE", "service-headless": "READY_TRUE", "service": "READY_TRUE",
 					"statefulset": "READY_TRUE", "sql-providerconfig": "READY_TRUE", "sql-user-app": "READY_TRUE", "pdb": "READY_TRUE", "backup-pvc": "READY_TRUE", "backup-cronjob": "READY_TRUE",
 					"service-ro": "READY_TRUE", "sql-user-replication": "READY_TRUE", "replication": "READY_TRUE",
 				},
@@ -292,11 +293,11 @@ func TestRunFunction(t *testing.T) {
 			}), password: mustNotGenerate},
 			want: got{
 				Composed: map[string]string{
-					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
+					"secret": "Secret/orders-credentials", "tls-ca": "Secret/orders-ca", "tls": "Secret/orders-tls", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
 					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
 				Ready: map[string]string{
-					"secret": "READY_TRUE", "configmap": "READY_TRUE", "networkpolicy": "READY_TRUE", "service-headless": "READY_TRUE", "service": "READY_TRUE",
+					"secret": "READY_TRUE", "tls-ca": "READY_UNSPECIFIED", "tls": "READY_UNSPECIFIED", "configmap": "READY_TRUE", "networkpolicy": "READY_TRUE", "service-headless": "READY_TRUE", "service": "READY_TRUE",
 					"statefulset": "READY_FALSE", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
@@ -311,12 +312,12 @@ func TestRunFunction(t *testing.T) {
 			}), password: mustNotGenerate},
 			want: got{
 				Composed: map[string]string{
-					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
+					"secret": "Secret/orders-credentials", "tls-ca": "Secret/orders-ca", "tls": "Secret/orders-tls", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
 					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 					"backup-pvc": "PersistentVolumeClaim/orders-backup",
 				},
 				Ready: map[string]string{
-					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"secret": "READY_TRUE", "tls-ca": "READY_UNSPECIFIED", "tls": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED", "backup-pvc": "READY_TRUE",
 				},
 				Status: map[string]any{
@@ -335,11 +336,11 @@ func TestRunFunction(t *testing.T) {
 			want: got{
 				Results: []string{"SEVERITY_WARNING: spec.storage.size: existing data volumes stay at 20Gi; growing them to 50Gi is not automated yet (a StatefulSet's volume claim templates are immutable)"},
 				Composed: map[string]string{
-					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
+					"secret": "Secret/orders-credentials", "tls-ca": "Secret/orders-ca", "tls": "Secret/orders-tls", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
 					"service-headless": "Service/orders-headless", "service": "Service/orders", "statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app",
 				},
 				Ready: map[string]string{
-					"secret": "READY_TRUE", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"secret": "READY_TRUE", "tls-ca": "READY_UNSPECIFIED", "tls": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
 					"service": "READY_UNSPECIFIED", "statefulset": "READY_TRUE", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED",
 				},
 				Status:     map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
@@ -351,7 +352,7 @@ func TestRunFunction(t *testing.T) {
 
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			f := New(logging.NewNopLogger(), WithPasswordGenerator(tc.args.password))
+			f := New(logging.NewNopLogger(), WithPasswordGenerator(tc.args.password), WithIssuer(fixedIssuer{}), WithClock(func() time.Time { return testNow }))
 			rsp, err := f.RunFunction(t.Context(), tc.args.req)
 			if err != nil {
 				t.Fatalf("%s\nRunFunction(...): unexpected error: %v", tc.reason, err)

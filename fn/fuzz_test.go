@@ -76,8 +76,8 @@ func FuzzRunFunction(f *testing.F) {
 		[]byte(`{"restore-source":[`+xr("orders-old", pgProd)+`],"backup-jobs":[{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"orders-backup-1","creationTimestamp":"2026-11-30T02:00:00Z"},"status":{"conditions":[{"type":"Failed","status":"True","reason":"BackoffLimitExceeded"}]}}]}`), uint16(0), "")
 
 	gen := func() (string, error) { return testPassword, nil }
-	cached := New(logging.NewNopLogger(), WithPasswordGenerator(gen))
-	uncached := New(logging.NewNopLogger(), WithPasswordGenerator(gen), WithoutCache())
+	cached := New(logging.NewNopLogger(), WithPasswordGenerator(gen), WithIssuer(fixedIssuer{}))
+	uncached := New(logging.NewNopLogger(), WithPasswordGenerator(gen), WithIssuer(fixedIssuer{}), WithoutCache())
 
 	f.Fuzz(func(t *testing.T, spec, observed, required []byte, edit uint16, value string) {
 		r1, ok := fuzzRequest(spec, observed, required, edit, value)

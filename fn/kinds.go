@@ -22,6 +22,9 @@ import (
 // not compose its kind.
 var Kinds = []Kind{
 	{Name: rnSecret, Build: one(Secret), Observe: observeSecret, Ready: exists},
+	{Name: rnCA, When: selfIssued, Build: one(CASecret), Observe: observeCA, Ready: exists},
+	{Name: rnTLS, When: selfIssued, Build: one(TLSSecret), Observe: observeTLS, Ready: exists},
+	{Name: rnCertificate, When: certManager, Build: one(Certificate), Observe: observeReadyCondition, Ready: readyCondition},
 	{Name: rnConfigMap, Build: one(ConfigMap), Ready: exists},
 	{Name: rnHeadlessService, Build: one(HeadlessService), Ready: exists},
 	{Name: rnStatefulSet, Build: one(StatefulSet), Observe: observeStatefulSet, Ready: rolledOut},

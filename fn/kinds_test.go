@@ -31,15 +31,27 @@ func everything(t *testing.T) Params {
 		Monitoring:  &v1.Monitoring{Enabled: true, Metrics: true},
 	})
 	p.ComposeRestoreJob, p.ComposeService, p.Operator = true, true, true
+	p.Issuer = &IssuerRef{Name: "databases", Kind: "ClusterIssuer", Group: "cert-manager.io"}
 	return p
 }
 
-// TestKinds: every row of the table can be composed, is ready in a way of
-// its own and knows its kind; names are unique.
+// withCertManager is everything with cert-manager issuing the server
+// certificate: the function's own CA and TLS Secrets give way to a
+// Certificate, so no single Params composes every row.
+func withCertManager(t *testing.T) Params {
+	t.Helper()
+	p := everything(t)
+	p.CertManager = true
+	return p
+}
+
+// TestKinds: every row of the table can be composed (the function's own
+// TLS Secrets without cert-manager, the Certificate with it), is ready in a
+// way of its own and knows its kind; names are unique.
 func TestKinds(t *testing.T) {
 	p := everything(t)
 	composed := map[resource.Name]int{}
-	for _, c := range Compose(p) {
+	for _, c := range append(Compose(p), Compose(withCertManager(t))...) {
 		composed[c.Kind.Name]++
 	}
 	seen := map[string]bool{}

@@ -76,8 +76,9 @@ func (l *infoLog) WithValues(...any) xplogging.Logger { return l }
 // Database composes changes, not on every call.
 func TestRunFunctionLogsChanges(t *testing.T) {
 	l := &infoLog{}
-	f := New(l, WithPasswordGenerator(func() (string, error) { return testPassword, nil }))
-	observed := map[string]string{"secret": secretJSON(testPassword)}
+	f := New(l, WithPasswordGenerator(func() (string, error) { return testPassword, nil }), WithIssuer(fixedIssuer{}), WithClock(func() time.Time { return testNow }))
+	observed := tlsSecretsJSON(testCerts())
+	observed["secret"] = secretJSON(testPassword)
 	for _, spec := range []string{pgDev, pgDev, pgDev, strings.Replace(pgDev, `"1Gi"}`, `"1Gi"},"monitoring":{"enabled":true,"logging":true}`, 1)} {
 		if _, err := f.RunFunction(t.Context(), req(xr("orders", spec), observed)); err != nil {
 			t.Fatal(err)
@@ -121,7 +122,7 @@ func TestMetrics(t *testing.T) {
 	m := NewMetrics()
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	m.now = func() time.Time { return now }
-	f := New(logging.NewNopLogger(), WithMetrics(m), WithPasswordGenerator(func() (string, error) { return testPassword, nil }))
+	f := New(logging.NewNopLogger(), WithMetrics(m), WithPasswordGenerator(func() (string, error) { return testPassword, nil }), WithIssuer(fixedIssuer{}))
 	for _, r := range []string{
 		xr("orders", pgDev), xr("orders", pgDev), // Pending, twice: one Database, one change.
 		xr("legacy", my80Dev), // Pending, and a warning: end of life.

@@ -43,7 +43,7 @@ func TestMySQLReplication(t *testing.T) {
 			reason: "One replica replicates to no one: no read-only Service, replication login or Replication; the server still gets its server_id.",
 			spec:   v1.DatabaseSpec{Type: v1.MySQL, Version: "8.4", Replicas: ptr.To[int32](1), Environment: v1.Development, Storage: v1.Storage{Size: "1Gi"}},
 			want: want{
-				Kinds: []string{"secret", "configmap", "service-headless", "statefulset", "networkpolicy", "service", "sql-providerconfig", "sql-user-app"},
+				Kinds: []string{"secret", "tls-ca", "tls", "configmap", "service-headless", "statefulset", "networkpolicy", "service", "sql-providerconfig", "sql-user-app"},
 				Args:  args, PodEnv: []string{"POD_NAME", "POD_INDEX"},
 			},
 		},
@@ -51,7 +51,7 @@ func TestMySQLReplication(t *testing.T) {
 			reason: "Staging replicates asynchronously, and the Replication is given the replication login's Secret to configure replicas with.",
 			spec:   v1.DatabaseSpec{Type: v1.MySQL, Version: "8.0", Replicas: ptr.To[int32](3), Environment: v1.Staging, Storage: v1.Storage{Size: "1Gi"}},
 			want: want{
-				Kinds: []string{"secret", "configmap", "service-headless", "statefulset", "networkpolicy", "service", "service-ro", "sql-providerconfig", "sql-user-app", "sql-user-replication", "replication"},
+				Kinds: []string{"secret", "tls-ca", "tls", "configmap", "service-headless", "statefulset", "networkpolicy", "service", "service-ro", "sql-providerconfig", "sql-user-app", "sql-user-replication", "replication"},
 				Args:  args, PodEnv: []string{"POD_NAME", "POD_INDEX"}, SecretRef: ref,
 			},
 		},
@@ -59,7 +59,7 @@ func TestMySQLReplication(t *testing.T) {
 			reason: "Production waits for one replica: semi-synchronous.",
 			spec:   v1.DatabaseSpec{Type: v1.MySQL, Version: "8.4", Replicas: ptr.To[int32](2), Environment: v1.Production, Storage: v1.Storage{Size: "1Gi"}},
 			want: want{
-				Kinds: []string{"secret", "configmap", "service-headless", "statefulset", "networkpolicy", "service", "service-ro", "sql-providerconfig", "sql-user-app", "sql-user-replication", "replication", "pdb"},
+				Kinds: []string{"secret", "tls-ca", "tls", "configmap", "service-headless", "statefulset", "networkpolicy", "service", "service-ro", "sql-providerconfig", "sql-user-app", "sql-user-replication", "replication", "pdb"},
 				Args:  args, PodEnv: []string{"POD_NAME", "POD_INDEX"}, SecretRef: ref, Sync: 1,
 			},
 		},

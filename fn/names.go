@@ -83,6 +83,8 @@ func (n names) BackupCronJob() string   { return n.Name + "-backup" }
 func (n names) BackupVolume() string    { return n.Name + "-backup" }
 func (n names) Disruption() string      { return n.Name }
 func (n names) RestoreJob() string      { return n.Name + "-restore" }
+func (n names) CASecret() string        { return n.Name + "-ca" }
+func (n names) TLSSecret() string       { return n.Name + "-tls" }
 
 // FirstPodHost is the first replica's DNS name through the headless Service,
 // which resolves before the replica is ready.

@@ -60,6 +60,13 @@ type Observed struct {
 	// function asked for exists; a CRD Crossplane did not answer for yet
 	// is missing from it.
 	OperatorCRDs map[string]bool
+
+	// TLS is what the function issued, read back from its Secrets.
+	TLS ObservedTLS
+	// CertManager: cert-manager's Certificate CRD exists;
+	// CertManagerKnown: Crossplane said whether it does.
+	CertManager      bool
+	CertManagerKnown bool
 }
 
 // Observe reads the observed composed resources, each through its row of
@@ -95,7 +102,9 @@ func Observe(req *fnv1.RunFunctionRequest, db *v1.Database) (Observed, error) {
 		}
 	}
 
+	o.sameCA()
 	observeOperatorCRDs(req, &o)
+	observeCertManager(req, &o)
 
 	rs, err := required(req, requiredBackupJobs)
 	if err != nil {

@@ -49,6 +49,8 @@ type Params struct {
 	// which rolls the pods when it changes.
 	Config     string
 	ConfigHash string
+	// Files are the engine's other files of the ConfigMap.
+	Files map[string]string
 
 	Backup        bool
 	Schedule      string
@@ -120,6 +122,15 @@ type Params struct {
 
 	// Credentials are the superuser's. Only the Secret builder reads them.
 	Credentials Credentials
+
+	// Issuer is the Input's cert-manager Issuer; CertManager: it issues
+	// the server certificate (a Certificate is composed), because
+	// cert-manager runs in the cluster. Otherwise the function issues TLS,
+	// the CA and server certificate, which only the TLS Secret builders
+	// read.
+	Issuer      *IssuerRef
+	CertManager bool
+	TLS         Certificates
 }
 
 // Input is the function's resolved input.
@@ -130,6 +141,9 @@ type Input struct {
 	// DefaultMonitoringNamespace.
 	ProviderNamespace   string
 	MonitoringNamespace string
+	// Issuer, when set, is the cert-manager Issuer that signs the servers'
+	// certificates where cert-manager runs.
+	Issuer *IssuerRef
 }
 
 // Namespaces the Input's providerNamespace and monitoringNamespace default
@@ -231,11 +245,16 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		StorageBytes:    p.StorageSize.Value(),
 		PrimaryHost:     p.Host(),
 		StartReadOnly:   p.providerOpensPrimary(),
+		RequireTLS:      pr.RequireTLS,
 	})
 	// The other files too: a new init step or pg_hba.conf rolls the pods.
 	files := []string{p.Config}
-	for _, k := range slices.Sorted(maps.Keys(e.Files)) {
-		files = append(files, k, e.Files[k])
+	p.Files = map[string]string{}
+	if e.Files != nil {
+		p.Files = e.Files(tuning{RequireTLS: pr.RequireTLS})
+	}
+	for _, k := range slices.Sorted(maps.Keys(p.Files)) {
+		files = append(files, k, p.Files[k])
 	}
 	p.ConfigHash = digest([]byte(strings.Join(files, "\x00")))
 

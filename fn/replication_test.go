@@ -164,7 +164,7 @@ func TestPostgreSQLPodReplicates(t *testing.T) {
 	conf := ConfigMap(p).Data["postgresql.conf"]
 	for _, w := range []string{
 		"hba_file = '/etc/dbplane/pg_hba.conf'",
-		"primary_conninfo = 'host=orders.team-a.svc.cluster.local port=5432 user=replication passfile=/run/dbplane/pgpass connect_timeout=10'",
+		"primary_conninfo = 'host=orders.team-a.svc.cluster.local port=5432 user=replication passfile=/run/dbplane/pgpass connect_timeout=10 sslmode=verify-full sslrootcert=/etc/dbplane-tls/ca.crt'",
 		"wal_log_hints = on", "hot_standby_feedback = on",
 		"max_slot_wal_keep_size = 2048MB", // a quarter of 8Gi
 	} {

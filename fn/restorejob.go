@@ -60,6 +60,9 @@ func Requirements(p Params) map[string]*fnv1.ResourceSelector {
 	if p.Restore != nil {
 		rs[requiredRestoreSource] = RestoreSourceSelector(p)
 	}
+	if p.Issuer != nil {
+		rs[requiredCertManager] = certManagerCRDSelector()
+	}
 	if p.Metrics {
 		for key, crd := range operatorCRDs {
 			rs[key] = operatorCRDSelector(crd)

@@ -58,7 +58,7 @@ func TestRunFunctionRestore(t *testing.T) {
 			req:    req(xr("orders", pgRestore), base),
 			want: want{
 				Restored: "FALSE/WaitingForSource", Phase: "Creating",
-				Composed: []string{"configmap", "networkpolicy", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"},
+				Composed: []string{"configmap", "networkpolicy", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset", "tls", "tls-ca"},
 				Results:  []string{`SEVERITY_WARNING: spec.restore.from: waiting for Database "orders-old" in namespace "team-a"`},
 			},
 		},
@@ -67,7 +67,7 @@ func TestRunFunctionRestore(t *testing.T) {
 			req:    withSource(req(xr("orders", pgRestore), base)),
 			want: want{
 				Restored: "FALSE/WaitingForSource", Phase: "Creating",
-				Composed: []string{"configmap", "networkpolicy", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"},
+				Composed: []string{"configmap", "networkpolicy", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset", "tls", "tls-ca"},
 				Results:  []string{`SEVERITY_WARNING: spec.restore.from: waiting for Database "orders-old" in namespace "team-a"`},
 			},
 		},
@@ -79,29 +79,29 @@ func TestRunFunctionRestore(t *testing.T) {
 		"WaitForFirstReplica": {
 			reason: "The restore Job needs a running server.",
 			req:    withSource(req(xr("orders", pgRestore), with(map[string]string{"statefulset": stsJSON(1, 0, "1Gi")})), sourcePG),
-			want:   want{Restored: "UNKNOWN/Restoring", Phase: "Creating", Composed: []string{"configmap", "networkpolicy", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"}},
+			want:   want{Restored: "UNKNOWN/Restoring", Phase: "Creating", Composed: []string{"configmap", "networkpolicy", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset", "tls", "tls-ca"}},
 		},
 		"Restoring": {
 			reason: "With a ready replica the restore Job runs; the client Service still waits.",
 			req:    withSource(req(xr("orders", pgRestore), with(map[string]string{"statefulset": stsJSON(1, 1, "1Gi")})), sourcePG),
-			want:   want{Restored: "UNKNOWN/Restoring", Phase: "PartiallyReady", Composed: []string{"configmap", "networkpolicy", "restore-job", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"}, Ready: "READY_UNSPECIFIED"},
+			want:   want{Restored: "UNKNOWN/Restoring", Phase: "PartiallyReady", Composed: []string{"configmap", "networkpolicy", "restore-job", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset", "tls", "tls-ca"}, Ready: "READY_UNSPECIFIED"},
 		},
 		"StillRestoring": {
 			reason: "A running restore Job is not ready.",
 			req:    withSource(req(xr("orders", pgRestore), with(map[string]string{"statefulset": stsJSON(1, 1, "1Gi"), "restore-job": jobRunning})), sourcePG),
-			want:   want{Restored: "UNKNOWN/Restoring", Phase: "PartiallyReady", Composed: []string{"configmap", "networkpolicy", "restore-job", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"}, Ready: "READY_FALSE"},
+			want:   want{Restored: "UNKNOWN/Restoring", Phase: "PartiallyReady", Composed: []string{"configmap", "networkpolicy", "restore-job", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset", "tls", "tls-ca"}, Ready: "READY_FALSE"},
 		},
 		"Restored": {
 			reason: "Once the restore Job completed, apps get their Service.",
 			req:    withSource(req(xr("orders", pgRestore), with(map[string]string{"statefulset": stsJSON(1, 1, "1Gi"), "restore-job": jobDone})), sourcePG),
-			want:   want{Restored: "TRUE/RestoreSucceeded", Phase: "PartiallyReady", Composed: []string{"configmap", "networkpolicy", "restore-job", "secret", "service", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"}, Ready: "READY_TRUE"},
+			want:   want{Restored: "TRUE/RestoreSucceeded", Phase: "PartiallyReady", Composed: []string{"configmap", "networkpolicy", "restore-job", "secret", "service", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset", "tls", "tls-ca"}, Ready: "READY_TRUE"},
 		},
 		"RestoreFailed": {
 			reason: "A failed restore keeps apps out and says why.",
 			req:    withSource(req(xr("orders", pgRestore), with(map[string]string{"statefulset": stsJSON(1, 1, "1Gi"), "restore-job": jobFailed})), sourcePG),
 			want: want{
 				Restored: "FALSE/RestoreFailed", Phase: "Failed",
-				Composed: []string{"configmap", "networkpolicy", "restore-job", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset"},
+				Composed: []string{"configmap", "networkpolicy", "restore-job", "secret", "service-headless", "sql-providerconfig", "sql-user-app", "statefulset", "tls", "tls-ca"},
 				Results:  []string{"SEVERITY_WARNING: spec.restore: restore Job orders-restore failed: BackoffLimitExceeded: Job has reached the specified backoff limit"},
 				Ready:    "READY_FALSE",
 			},

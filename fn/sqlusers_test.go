@@ -66,17 +66,17 @@ func TestRunFunctionSQLUsers(t *testing.T) {
 		"ExtraUsers": {
 			reason: "spec.users adds a User per login beside the app login.",
 			req:    req(xr("orders", spec), nil),
-			want:   want{Composed: []string{"configmap", "networkpolicy", "secret", "service", "service-headless", "sql-providerconfig", "sql-user-app", "sql-user-etl", "sql-user-reporting", "statefulset"}, Phase: "Pending"},
+			want:   want{Composed: []string{"configmap", "networkpolicy", "secret", "service", "service-headless", "sql-providerconfig", "sql-user-app", "sql-user-etl", "sql-user-reporting", "statefulset", "tls", "tls-ca"}, Phase: "Pending"},
 		},
 		"LoginNotReady": {
 			reason: "A Database whose logins do not all work yet is not Ready.",
 			req:    req(xr("orders", spec), observedReady),
-			want:   want{Composed: []string{"configmap", "networkpolicy", "secret", "service", "service-headless", "sql-providerconfig", "sql-user-app", "sql-user-etl", "sql-user-reporting", "statefulset"}, Phase: "PartiallyReady"},
+			want:   want{Composed: []string{"configmap", "networkpolicy", "secret", "service", "service-headless", "sql-providerconfig", "sql-user-app", "sql-user-etl", "sql-user-reporting", "statefulset", "tls", "tls-ca"}, Phase: "PartiallyReady"},
 		},
 		"Disabled": {
 			reason: "With the input's sqlUsers off nothing of the SQL provider is composed.",
 			req:    off,
-			want:   want{Composed: []string{"configmap", "networkpolicy", "secret", "service", "service-headless", "statefulset"}, Phase: "Pending"},
+			want:   want{Composed: []string{"configmap", "networkpolicy", "secret", "service", "service-headless", "statefulset", "tls", "tls-ca"}, Phase: "Pending"},
 		},
 	}
 	for name, tc := range cases {

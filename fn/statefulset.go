@@ -32,7 +32,7 @@ func statefulSet(p Params) *appsv1.StatefulSet {
 		VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: p.ConfigMap()},
 		}},
-	}}
+	}, tlsVolumeOf(p, keyCACert, corev1.TLSCertKey, corev1.TLSPrivateKeyKey)}
 	var inits []corev1.Container
 	if p.Engine.Init != nil {
 		inits = append(inits, initStep(p))
@@ -95,6 +95,7 @@ func server(p Params) corev1.Container {
 	e := p.Engine
 	env := passwordEnv(p, e.PasswordEnv...)
 	lit := maps.Clone(e.Env)
+	maps.Copy(lit, e.ClientTLSEnv)
 	if e.DataDirEnv != "" {
 		lit[e.DataDirEnv] = p.Release.DataDir
 	}
@@ -108,6 +109,7 @@ func server(p Params) corev1.Container {
 	mounts := []corev1.VolumeMount{
 		{Name: dataVolume, MountPath: p.Release.DataMount, SubPath: p.Release.DataSubPath},
 		{Name: configVolume, MountPath: e.ConfigDir, ReadOnly: true},
+		tlsMount(),
 	}
 	if e.Init != nil {
 		mounts = append(mounts, corev1.VolumeMount{Name: runVolume, MountPath: runDir})
@@ -134,13 +136,15 @@ func server(p Params) corev1.Container {
 func initStep(p Params) corev1.Container {
 	e := p.Engine
 	env := append(podEnv(), passwordEnv(p, e.PasswordEnv...)...)
-	env = append(env, literalEnv(map[string]string{
+	lit := map[string]string{
 		e.DataDirEnv:       p.Release.DataDir,
 		"RUN_DIR":          runDir,
 		"PRIMARY_HOST":     p.Host(),
 		"PRIMARY_PORT":     itoa(e.Port),
 		"REPLICATION_USER": replicationLogin,
-	})...)
+	}
+	maps.Copy(lit, e.ClientTLSEnv)
+	env = append(env, literalEnv(lit)...)
 	env = append(env,
 		// After POD_INDEX, which it expands.
 		corev1.EnvVar{Name: "SLOT", Value: p.SlotPrefix() + "$(POD_INDEX)"},
@@ -163,6 +167,7 @@ func initStep(p Params) corev1.Container {
 			{Name: dataVolume, MountPath: p.Release.DataMount, SubPath: p.Release.DataSubPath},
 			{Name: configVolume, MountPath: e.ConfigDir, ReadOnly: true},
 			{Name: runVolume, MountPath: runDir},
+			tlsMount(),
 		},
 		SecurityContext: containerSecurityContext(),
 	}
@@ -212,6 +217,7 @@ func metricsExporter(p Params) corev1.Container {
 		// DatabaseInstanceDown's 5 minutes, so a new Database's first
 		// start does not fire it.
 		LivenessProbe:   probe(exporterUp(x), 30, 10, 4),
+		VolumeMounts:    []corev1.VolumeMount{{Name: configVolume, MountPath: p.Engine.ConfigDir, ReadOnly: true}, tlsMount()},
 		SecurityContext: containerSecurityContext(),
 	}
 }

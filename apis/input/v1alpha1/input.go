@@ -46,4 +46,38 @@ type Input struct {
 	// +kubebuilder:default=monitoring
 	// +optional
 	MonitoringNamespace *string `json:"monitoringNamespace,omitempty"`
+
+	// TLS says who issues the servers' certificates. Every server speaks
+	// TLS; production servers refuse connections without it.
+	// +optional
+	TLS *TLS `json:"tls,omitempty"`
+}
+
+// TLS is who issues the Databases' server certificates.
+type TLS struct {
+	// IssuerRef names a cert-manager Issuer or ClusterIssuer that signs
+	// every Database's server certificate through a composed Certificate,
+	// where cert-manager's CRDs exist. Without it, or while cert-manager is
+	// not installed, the function issues a CA per Database and the server
+	// certificate itself, and renews the latter before it expires.
+	// +optional
+	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
+}
+
+// An IssuerReference names a cert-manager issuer.
+type IssuerReference struct {
+	// Name of the Issuer (in each Database's namespace) or ClusterIssuer.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+
+	// Kind of the issuer: Issuer or ClusterIssuer.
+	// +kubebuilder:validation:Enum=Issuer;ClusterIssuer
+	// +kubebuilder:default=Issuer
+	// +optional
+	Kind string `json:"kind,omitempty"`
+
+	// Group of the issuer's API.
+	// +kubebuilder:default=cert-manager.io
+	// +optional
+	Group string `json:"group,omitempty"`
 }
