@@ -63,7 +63,10 @@ func logins(n names, users []v1.User, replicated, metrics bool) []login {
 }
 
 // ProviderConfig points the SQL provider at the Database's server, with the
-// superuser credentials from the composed Secret.
+// superuser credentials from the composed Secret. The provider verifies
+// the server against the TLS Secret's CA and the Service's name, writes
+// the CA into every login's connection Secret, and reloads the server's
+// TLS when it presents another certificate than the Secret's.
 func ProviderConfig(p Params) *sqlv1alpha1.ProviderConfig {
 	return &sqlv1alpha1.ProviderConfig{
 		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Labels: p.Labels("sql")},
@@ -71,7 +74,10 @@ func ProviderConfig(p Params) *sqlv1alpha1.ProviderConfig {
 			Engine: sqlv1alpha1.Engine(p.names.Engine),
 			Host:   p.Host(),
 			Port:   int(p.Engine.Port),
-			TLS:    sqlv1alpha1.TLSDisable,
+			TLS:    sqlv1alpha1.TLSVerifyFull,
+			TLSSecretRef: &sqlv1alpha1.TLSSecretReference{
+				Name: p.TLSSecret(), CAKey: keyCACert, CertificateKey: keyTLSCert,
+			},
 			Credentials: sqlv1alpha1.ProviderCredentials{SecretRef: sqlv1alpha1.AdminSecretReference{
 				Name: p.Secret(), UsernameKey: keyUsername, PasswordKey: keyPassword,
 			}},

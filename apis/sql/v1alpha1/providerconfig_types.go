@@ -27,8 +27,9 @@ const (
 	TLSDisable TLSMode = "disable"
 	// TLSRequire requires TLS but does not verify the server's certificate.
 	TLSRequire TLSMode = "require"
-	// TLSVerifyFull requires TLS with a certificate that the system's trust
-	// store verifies and that names spec.host.
+	// TLSVerifyFull requires TLS with a certificate that names spec.host
+	// and that spec.tlsSecretRef's CA verifies (the system's trust store
+	// without one).
 	TLSVerifyFull TLSMode = "verify-full"
 )
 
@@ -53,12 +54,22 @@ type ProviderConfigSpec struct {
 	Port int `json:"port,omitempty"`
 
 	// TLS to the server: disable, require (encrypted, certificate not
-	// verified) or verify-full (certificate verified against the system's
-	// trust store and spec.host). Apps get the same mode in their URI and
-	// DSN.
+	// verified) or verify-full (certificate verified against
+	// spec.tlsSecretRef's CA, or the system's trust store, and spec.host).
+	// Apps get the same mode in their URI and DSN.
 	// +kubebuilder:default=disable
 	// +optional
 	TLS TLSMode `json:"tls,omitempty"`
+
+	// TLSSecretRef is a Secret in the ProviderConfig's namespace with the
+	// CA that verifies the server (written into every User's connection
+	// Secret as ca.crt) and, optionally, the certificate the server should
+	// present: when the server presents another, the provider makes it
+	// read its certificate files again (PostgreSQL pg_reload_conf(), MySQL
+	// 8 ALTER INSTANCE RELOAD TLS, MariaDB FLUSH SSL), until it presents
+	// that one. A dbplane Database's is its <name>-tls Secret.
+	// +optional
+	TLSSecretRef *TLSSecretReference `json:"tlsSecretRef,omitempty"`
 
 	// Credentials of the admin login.
 	Credentials ProviderCredentials `json:"credentials"`
@@ -91,6 +102,26 @@ type AdminSecretReference struct {
 	// +kubebuilder:default=password
 	// +optional
 	PasswordKey string `json:"passwordKey,omitempty"`
+}
+
+// A TLSSecretReference is a Secret in the ProviderConfig's namespace and the
+// keys of the CA and the server certificate in it.
+type TLSSecretReference struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// CAKey is the key of the PEM CA certificate.
+	// +kubebuilder:default=ca.crt
+	// +optional
+	CAKey string `json:"caKey,omitempty"`
+
+	// CertificateKey is the key of the PEM certificate the server should
+	// present; a Secret without it only verifies.
+	// +kubebuilder:default=tls.crt
+	// +optional
+	CertificateKey string `json:"certificateKey,omitempty"`
 }
 
 // A ProviderConfigStatus is the observed state of a ProviderConfig.

@@ -25,6 +25,9 @@ const (
 	// driver: a libpq keyword/value string for PostgreSQL (pgx, lib/pq), a
 	// github.com/go-sql-driver/mysql DSN for MySQL.
 	ConnectionKeyDSN = "dsn"
+	// ConnectionKeyCA is the PEM CA certificate that verifies the server,
+	// when its ProviderConfig names one.
+	ConnectionKeyCA = "ca.crt"
 )
 
 // Privileges of a login on its database. The provider enforces exactly the

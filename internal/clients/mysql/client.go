@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"net"
 	"net/url"
@@ -81,10 +82,24 @@ func AdminConfig(ep xsql.Endpoint, admin xsql.Credential, o xsql.Options) *mysql
 	return cfg
 }
 
+// tlsConfig gives cfg ep's TLS configuration: with a CA, verify-full
+// checks the server against it.
+func tlsConfig(cfg *mysql.Config, ep xsql.Endpoint) error {
+	tc, err := ep.TLSConfig()
+	if err != nil {
+		return err
+	}
+	cfg.TLS = tc
+	return nil
+}
+
 // PoolDB returns a DB for the server as admin from shared pools.
 func PoolDB(pools *xsql.Pools, ep xsql.Endpoint, admin xsql.Credential, o xsql.Options) (xsql.DB, error) {
 	cfg := AdminConfig(ep, admin, o)
-	db, err := pools.Get(cfg.FormatDSN(), func() (*sql.DB, error) {
+	if err := tlsConfig(cfg, ep); err != nil {
+		return nil, err
+	}
+	db, err := pools.Get(cfg.FormatDSN()+" "+ep.Key(), func() (*sql.DB, error) {
 		c, err := mysql.NewConnector(cfg)
 		if err != nil {
 			return nil, errors.Wrap(err, "cannot configure the MySQL driver")
@@ -261,9 +276,51 @@ func sslMode(t v1alpha1.TLSMode) string {
 	return ""
 }
 
+// ServedCertificate connects to ep once, as admin, over TLS verified as
+// ep says, and returns the DER certificate the server presented.
+func ServedCertificate(ctx context.Context, ep xsql.Endpoint, admin xsql.Credential, o xsql.Options) ([]byte, error) {
+	cfg := AdminConfig(ep, admin, o)
+	if err := tlsConfig(cfg, ep); err != nil {
+		return nil, err
+	}
+	if cfg.TLS == nil {
+		return nil, errors.New("cannot read the served certificate: TLS is disabled")
+	}
+	var served []byte
+	cfg.TLS.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) > 0 {
+			served = cs.PeerCertificates[0].Raw
+		}
+		return nil
+	}
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, errors.Wrap(err, "cannot configure the MySQL driver")
+	}
+	conn, err := c.Connect(ctx)
+	if err != nil {
+		return nil, errors.Wrap(err, "cannot connect to read the served certificate")
+	}
+	_ = conn.Close() // Only the handshake was wanted.
+	return served, nil
+}
+
+// ReloadTLS makes the server read its TLS files again.
+func (c *Client) ReloadTLS(ctx context.Context) error {
+	f, err := c.flavor(ctx)
+	if err != nil {
+		return err
+	}
+	stmt, err := ReloadTLSStatement(f)
+	if err != nil {
+		return err
+	}
+	return errors.Wrap(c.db.Exec(ctx, xsql.Query{SQL: stmt}), "cannot reload the server's TLS")
+}
+
 // ConnectionDetails are the keys of a User's connection Secret.
 func ConnectionDetails(ep xsql.Endpoint, cred xsql.Credential, database string) map[string][]byte {
-	return map[string][]byte{
+	return withCA(ep, map[string][]byte{
 		v1alpha1.ConnectionKeyHost:     []byte(ep.Host),
 		v1alpha1.ConnectionKeyPort:     []byte(strconv.Itoa(port(ep))),
 		v1alpha1.ConnectionKeyDatabase: []byte(database),
@@ -271,7 +328,15 @@ func ConnectionDetails(ep xsql.Endpoint, cred xsql.Credential, database string) 
 		v1alpha1.ConnectionKeyPassword: []byte(cred.Password),
 		v1alpha1.ConnectionKeyURI:      []byte(URI(ep, cred, database)),
 		v1alpha1.ConnectionKeyDSN:      []byte(DSN(ep, cred, database)),
+	})
+}
+
+// withCA adds the CA that verifies the server to connection details.
+func withCA(ep xsql.Endpoint, d map[string][]byte) map[string][]byte {
+	if len(ep.CA) > 0 {
+		d[v1alpha1.ConnectionKeyCA] = ep.CA
 	}
+	return d
 }
 
 // URI is a mysql:// connection URI with every part percent-encoded.

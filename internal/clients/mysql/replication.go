@@ -28,6 +28,9 @@ const systemSchemas = `('mysql', 'sys', 'performance_schema', 'information_schem
 
 // A dialect is what differs between the flavors' replication, as data.
 type dialect struct {
+	// reloadTLS reads the TLS files again: MySQL 8's ALTER INSTANCE
+	// RELOAD TLS, MariaDB's FLUSH SSL.
+	reloadTLS string
 	// observe reads in one row: read_only, the read-only setting that binds
 	// the superuser too, the executed transactions, the tables outside the
 	// system schemas, the clone plugin's status, the semi-sync source
@@ -115,6 +118,7 @@ var dialects = map[Flavor]dialect{
 		semiSyncOff:     "SET PERSIST rpl_semi_sync_source_enabled = OFF",
 		waitFor:         "SET PERSIST rpl_semi_sync_source_wait_for_replica_count = ",
 		clone:           true,
+		reloadTLS:       "ALTER INSTANCE RELOAD TLS",
 	},
 	// MariaDB has no SET PERSIST: a restarted replica comes up as the
 	// configuration says (read_only with replicas), with its source
@@ -149,7 +153,16 @@ var dialects = map[Flavor]dialect{
 		semiSyncReplica: "SET GLOBAL rpl_semi_sync_slave_enabled = ON",
 		semiSyncOn:      "SET GLOBAL rpl_semi_sync_master_enabled = ON",
 		semiSyncOff:     "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
+		reloadTLS:       "FLUSH SSL",
 	},
+}
+
+// ReloadTLSStatement makes a running server read its certificate, key and
+// CA files again: new connections get the new certificate, open ones keep
+// theirs.
+func ReloadTLSStatement(f Flavor) (string, error) {
+	d, err := dialectOf(f)
+	return d.reloadTLS, err
 }
 
 func dialectOf(f Flavor) (dialect, error) {

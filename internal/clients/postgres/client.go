@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"database/sql"
 	"net"
 	"net/url"
@@ -57,29 +58,87 @@ func NewClient(open Opener, endpoint xsql.Endpoint) *Client {
 	return &Client{open: open, endpoint: endpoint, verifier: NewSCRAMVerifier}
 }
 
+// connConfig is the driver configuration of the provider's connections
+// to database as admin: with a CA, verify-full checks the server against
+// it, and no connection falls back to another TLS mode.
+func connConfig(ep xsql.Endpoint, admin xsql.Credential, database string, o xsql.Options) (*pgx.ConnConfig, error) {
+	dsn := DSN(ep, admin, database) + " connect_timeout=" + strconv.Itoa(int(o.Timeouts.Dial.Seconds()))
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, errors.Wrap(err, "cannot parse PostgreSQL connection settings")
+	}
+	tc, err := ep.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		cfg.TLSConfig, cfg.Fallbacks = tc, nil
+	}
+	for k, v := range sessionSettings {
+		cfg.RuntimeParams[k] = v
+	}
+	if o.Dial != nil {
+		// pgx resolves the host before it dials: leave that to the hook,
+		// which may map names that do not resolve.
+		cfg.DialFunc = pgconn.DialFunc(o.Dial)
+		cfg.LookupFunc = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
+	}
+	return cfg, nil
+}
+
+// ServedCertificate connects to ep once, as admin, over TLS verified as
+// ep says, and returns the DER certificate the server presented.
+func ServedCertificate(ctx context.Context, ep xsql.Endpoint, admin xsql.Credential, o xsql.Options) ([]byte, error) {
+	cfg, err := connConfig(ep, admin, MaintenanceDatabase, o)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TLSConfig == nil {
+		return nil, errors.New("cannot read the served certificate: TLS is disabled")
+	}
+	var served []byte
+	cfg.TLSConfig.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) > 0 {
+			served = cs.PeerCertificates[0].Raw
+		}
+		return nil
+	}
+	conn, err := pgconn.ConnectConfig(ctx, &cfg.Config)
+	if err != nil {
+		return nil, errors.Wrap(err, "cannot connect to read the served certificate")
+	}
+	_ = conn.Close(ctx) // Only the handshake was wanted.
+	return served, nil
+}
+
+// ReloadTLSQuery makes the server read its configuration, certificate
+// and key files among them, again: new connections get the new
+// certificate, open ones keep theirs.
+var ReloadTLSQuery = xsql.Query{SQL: "SELECT pg_catalog.pg_reload_conf()"}
+
+// ReloadTLS makes the server read its TLS files again.
+func (c *Client) ReloadTLS(ctx context.Context) error {
+	db, err := c.open(MaintenanceDatabase)
+	if err != nil {
+		return err
+	}
+	return errors.Wrap(db.Exec(ctx, ReloadTLSQuery), "cannot reload the server's TLS")
+}
+
 // PoolOpener opens databases as admin through shared pools.
 func PoolOpener(pools *xsql.Pools, ep xsql.Endpoint, admin xsql.Credential, o xsql.Options) Opener {
 	return func(database string) (xsql.DB, error) {
 		dsn := DSN(ep, admin, database) + " connect_timeout=" + strconv.Itoa(int(o.Timeouts.Dial.Seconds()))
-		db, err := pools.Get(dsn, func() (*sql.DB, error) {
-			cfg, err := pgx.ParseConfig(dsn)
+		db, err := pools.Get(dsn+" "+ep.Key(), func() (*sql.DB, error) {
+			cfg, err := connConfig(ep, admin, database, o)
 			if err != nil {
-				return nil, errors.Wrap(err, "cannot parse PostgreSQL connection settings")
-			}
-			for k, v := range sessionSettings {
-				cfg.RuntimeParams[k] = v
+				return nil, err
 			}
 			// Queries with parameters are prepared once per connection and
 			// then run in one round trip each, reusing their plan: the
 			// observe query costs ~1ms to plan and ~0.3ms to run. Scripts
 			// without parameters use the simple protocol.
 			cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
-			if o.Dial != nil {
-				// pgx resolves the host before it dials: leave that to
-				// the hook, which may map names that do not resolve.
-				cfg.DialFunc = pgconn.DialFunc(o.Dial)
-				cfg.LookupFunc = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
-			}
 			return stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(func(_ context.Context, p stdlib.ShouldPingParams) bool {
 				return p.IdleDuration > pingIdle
 			})), nil
@@ -311,7 +370,7 @@ func sslMode(t v1alpha1.TLSMode) string {
 
 // ConnectionDetails are the keys of a User's connection Secret.
 func ConnectionDetails(ep xsql.Endpoint, cred xsql.Credential, database string) map[string][]byte {
-	return map[string][]byte{
+	d := map[string][]byte{
 		v1alpha1.ConnectionKeyHost:     []byte(ep.Host),
 		v1alpha1.ConnectionKeyPort:     []byte(strconv.Itoa(port(ep))),
 		v1alpha1.ConnectionKeyDatabase: []byte(database),
@@ -320,6 +379,10 @@ func ConnectionDetails(ep xsql.Endpoint, cred xsql.Credential, database string) 
 		v1alpha1.ConnectionKeyURI:      []byte(URI(ep, cred, database)),
 		v1alpha1.ConnectionKeyDSN:      []byte(DSN(ep, cred, database)),
 	}
+	if len(ep.CA) > 0 {
+		d[v1alpha1.ConnectionKeyCA] = ep.CA
+	}
+	return d
 }
 
 func port(ep xsql.Endpoint) int {

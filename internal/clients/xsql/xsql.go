@@ -6,7 +6,12 @@ package xsql
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
+	"encoding/hex"
+	"encoding/pem"
 	"net"
 	"sync/atomic"
 	"time"
@@ -239,6 +244,57 @@ type Endpoint struct {
 	Host string
 	Port int
 	TLS  v1alpha1.TLSMode
+	// CA is the PEM CA certificate verify-full checks the server's
+	// certificate against; nil means the system's trust store.
+	CA []byte
+	// Certificate is the PEM certificate the server should present, when
+	// known: the provider reloads the server's TLS while it presents
+	// another.
+	Certificate []byte
+}
+
+// TLSConfig is the TLS configuration of connections to ep: nil for
+// disable, unverified for require, and for verify-full verified against
+// ep's CA and host name. At least TLS 1.2.
+func (ep Endpoint) TLSConfig() (*tls.Config, error) {
+	switch ep.TLS {
+	case v1alpha1.TLSRequire:
+		return &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}, nil //nolint:gosec // What tls: require means.
+	case v1alpha1.TLSVerifyFull:
+		c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: ep.Host}
+		if len(ep.CA) > 0 {
+			c.RootCAs = x509.NewCertPool()
+			if !c.RootCAs.AppendCertsFromPEM(ep.CA) {
+				return nil, errors.New("cannot parse the CA certificate: no PEM certificate")
+			}
+		}
+		return c, nil
+	case v1alpha1.TLSDisable, "":
+	}
+	return nil, nil
+}
+
+// Key identifies everything but the login that connections to ep depend
+// on, for pool keys.
+func (ep Endpoint) Key() string {
+	ca := sha256.Sum256(ep.CA)
+	return string(ep.TLS) + "/" + hex.EncodeToString(ca[:])
+}
+
+// Fingerprint is the SHA-256 of a PEM certificate's DER, in hex; empty
+// when p holds none.
+func Fingerprint(p []byte) string {
+	b, _ := pem.Decode(p)
+	if b == nil {
+		return ""
+	}
+	return FingerprintDER(b.Bytes)
+}
+
+// FingerprintDER is the SHA-256 of a DER certificate, in hex.
+func FingerprintDER(der []byte) string {
+	s := sha256.Sum256(der)
+	return hex.EncodeToString(s[:])
 }
 
 // A Credential is a login name and its password.

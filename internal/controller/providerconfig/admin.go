@@ -36,3 +36,24 @@ func keyOr(k, def string) string {
 	}
 	return k
 }
+
+// Endpoint is where a ProviderConfig's server is, with its TLS Secret's CA
+// and the certificate the server should present, when it names one.
+func Endpoint(ctx context.Context, kube client.Reader, pc *v1alpha1.ProviderConfig) (xsql.Endpoint, error) {
+	ep := xsql.Endpoint{Host: pc.Spec.Host, Port: pc.Spec.Port, TLS: pc.Spec.TLS}
+	ref := pc.Spec.TLSSecretRef
+	if ref == nil {
+		return ep, nil
+	}
+	s := &corev1.Secret{}
+	if err := kube.Get(ctx, types.NamespacedName{Namespace: pc.GetNamespace(), Name: ref.Name}, s); err != nil {
+		return xsql.Endpoint{}, errors.Wrapf(err, "cannot get TLS Secret %q of ProviderConfig %q", ref.Name, pc.GetName())
+	}
+	caKey := keyOr(ref.CAKey, "ca.crt")
+	ep.CA = s.Data[caKey]
+	if len(ep.CA) == 0 {
+		return xsql.Endpoint{}, errors.Errorf("TLS Secret %q needs key %q", ref.Name, caKey)
+	}
+	ep.Certificate = s.Data[keyOr(ref.CertificateKey, "tls.crt")]
+	return ep, nil
+}

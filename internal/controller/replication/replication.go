@@ -191,9 +191,17 @@ func (c *connector) Connect(ctx context.Context, cr *v1alpha1.Replication) (mana
 	if err != nil {
 		return nil, err
 	}
+	ep, err := providerconfig.Endpoint(ctx, c.kube, pc)
+	if err != nil {
+		return nil, err
+	}
 
 	for _, m := range cr.Spec.ForProvider.Members {
-		srv, err := c.newServer(pc, xsql.Endpoint{Host: m.Host, Port: m.Port, TLS: pc.Spec.TLS}, admin)
+		// Each member verified against the ProviderConfig's CA, by its own
+		// name (the certificate names every pod).
+		mep := ep
+		mep.Host, mep.Port = m.Host, m.Port
+		srv, err := c.newServer(pc, mep, admin)
 		if errors.Is(err, ErrNotImplemented) {
 			e.unsupported = fmt.Sprintf("replication is not implemented for %s yet", pc.Spec.Engine)
 			return e, nil
@@ -209,7 +217,7 @@ func (c *connector) Connect(ctx context.Context, cr *v1alpha1.Replication) (mana
 	e.moves = engines[pc.Spec.Engine].moves
 	// Replicas replicate from the read-write Service, which follows the
 	// primary label.
-	e.source = xsql.Endpoint{Host: pc.Spec.Host, Port: pc.Spec.Port, TLS: pc.Spec.TLS}
+	e.source = ep
 	e.members = cr.Spec.ForProvider.Members
 	if err := e.readReplicationSecret(ctx, c.kube, cr); err != nil {
 		return nil, err

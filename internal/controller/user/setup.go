@@ -1,6 +1,7 @@
 package user
 
 import (
+	"context"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -35,27 +36,46 @@ type Options struct {
 // engine.
 var engines = map[v1alpha1.Engine]func(o Options, flavors *mysql.Flavors, ep xsql.Endpoint, admin xsql.Credential) (Server, error){
 	v1alpha1.PostgreSQL: func(o Options, _ *mysql.Flavors, ep xsql.Endpoint, admin xsql.Credential) (Server, error) {
-		return postgres.NewClient(postgres.PoolOpener(o.Pools, ep, admin, o.SQL), ep), nil
+		c := postgres.NewClient(postgres.PoolOpener(o.Pools, ep, admin, o.SQL), ep)
+		return reloading{Server: c, reload: c.ReloadTLS, served: func(ctx context.Context) ([]byte, error) {
+			return postgres.ServedCertificate(ctx, ep, admin, o.SQL)
+		}}, nil
 	},
 	v1alpha1.MySQL: func(o Options, flavors *mysql.Flavors, ep xsql.Endpoint, admin xsql.Credential) (Server, error) {
 		db, err := mysql.PoolDB(o.Pools, ep, admin, o.SQL)
 		if err != nil {
 			return nil, err
 		}
-		return mysql.NewClient(db, ep, flavors), nil
+		c := mysql.NewClient(db, ep, flavors)
+		return reloading{Server: c, reload: c.ReloadTLS, served: func(ctx context.Context) ([]byte, error) {
+			return mysql.ServedCertificate(ctx, ep, admin, o.SQL)
+		}}, nil
 	},
 }
+
+// reloading is a Server whose TLS the provider can reload.
+type reloading struct {
+	Server
+
+	reload func(ctx context.Context) error
+	served func(ctx context.Context) ([]byte, error)
+}
+
+// ReloadTLS makes the server read its TLS files again.
+func (r reloading) ReloadTLS(ctx context.Context) error { return r.reload(ctx) }
+
+// ServedCertificate is the certificate a new connection gets.
+func (r reloading) ServedCertificate(ctx context.Context) ([]byte, error) { return r.served(ctx) }
 
 // NewServer returns the NewServerFn of real servers, reached through o's
 // pools.
 func NewServer(o Options) NewServerFn {
 	flavors := &mysql.Flavors{}
-	return func(pc *v1alpha1.ProviderConfig, admin xsql.Credential) (Server, error) {
+	return func(pc *v1alpha1.ProviderConfig, ep xsql.Endpoint, admin xsql.Credential) (Server, error) {
 		newServer, ok := engines[pc.Spec.Engine]
 		if !ok {
 			return nil, errors.Errorf("spec.engine: Unsupported value: %q: supported values: %q, %q", pc.Spec.Engine, v1alpha1.PostgreSQL, v1alpha1.MySQL)
 		}
-		ep := xsql.Endpoint{Host: pc.Spec.Host, Port: pc.Spec.Port, TLS: pc.Spec.TLS}
 		return newServer(o, flavors, ep, admin)
 	}
 }

@@ -34,6 +34,9 @@ const (
 	ReasonPasswordReset      event.Reason = "PasswordReset"
 	ReasonPrivilegesRepaired event.Reason = "PrivilegesRepaired"
 	ReasonLoginAbandoned     event.Reason = "LoginAbandoned"
+	// ReasonTLSReload: the server presented an older certificate than its
+	// TLS Secret's, and the provider reloaded its TLS.
+	ReasonTLSReload event.Reason = "TLSReload"
 )
 
 // A Server manages logins on one database server. The engine clients in
@@ -64,8 +67,10 @@ type Server interface {
 	ConnectionDetails(database string, cred xsql.Credential) map[string][]byte
 }
 
-// A NewServerFn returns the Server a ProviderConfig names, managed as admin.
-type NewServerFn func(pc *v1alpha1.ProviderConfig, admin xsql.Credential) (Server, error)
+// A NewServerFn returns the Server a ProviderConfig names, at ep, managed
+// as admin. A Server that is also an xsql.TLSServer has its TLS reloaded
+// when it presents another certificate than ep's.
+type NewServerFn func(pc *v1alpha1.ProviderConfig, ep xsql.Endpoint, admin xsql.Credential) (Server, error)
 
 // A connector connects a User to the server its ProviderConfig names.
 type connector struct {
@@ -78,6 +83,8 @@ type connector struct {
 	newServer NewServerFn
 	record    event.Recorder
 	now       func() time.Time
+	// reloads remembers the servers seen presenting their certificate.
+	reloads *xsql.TLSReloads
 
 	// abandonAfter is how long a User may wait to be deleted while its
 	// server is unreachable before the provider gives up on dropping the
@@ -99,6 +106,7 @@ func NewConnector(kube client.Client, uncached client.Reader, newServer NewServe
 		newServer:    newServer,
 		record:       record,
 		now:          time.Now,
+		reloads:      &xsql.TLSReloads{},
 		abandonAfter: abandonAfter,
 	}
 }
@@ -131,9 +139,22 @@ func (c *connector) Connect(ctx context.Context, cr *v1alpha1.User) (managed.Typ
 		}
 		return nil, err
 	}
-	srv, err := c.newServer(pc, admin)
+	ep, err := providerconfig.Endpoint(ctx, c.kube, pc)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := c.newServer(pc, ep, admin)
 	if err != nil {
 		return nil, errors.Wrapf(err, "cannot connect to the server of ProviderConfig %q", pc.GetName())
+	}
+	if t, ok := srv.(xsql.TLSServer); ok && !meta.WasDeleted(cr) {
+		// Not a reason to stop managing the login: the server still
+		// presents a certificate the CA verifies.
+		if ok, err := c.reloads.Ensure(ctx, ep, t); err != nil {
+			c.record.Event(cr, event.Warning(ReasonTLSReload, errors.Wrapf(err, "cannot make the server of ProviderConfig %q present its new certificate", pc.GetName())))
+		} else if !ok {
+			c.record.Event(cr, event.Normal(ReasonTLSReload, "the server presents an older certificate after reloading its TLS: its files are not updated yet, trying again next reconcile"))
+		}
 	}
 
 	current, err := currentPassword(ctx, c.kube, cr)

@@ -629,7 +629,7 @@ func TestConnect(t *testing.T) {
 			c := &connector{
 				kube:  &test.MockClient{MockGet: tc.get},
 				usage: resource.ModernTrackerFn(func(context.Context, resource.ModernManaged) error { return tc.track }),
-				newServer: func(_ *v1alpha1.ProviderConfig, a xsql.Credential) (Server, error) {
+				newServer: func(_ *v1alpha1.ProviderConfig, _ xsql.Endpoint, a xsql.Credential) (Server, error) {
 					admin = a
 					return &fakeServer{}, nil
 				},
