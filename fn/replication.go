@@ -29,8 +29,11 @@ func Replication(p Params) *sqlv1alpha1.Replication {
 		})
 	}
 	var secret *xpv2.LocalSecretKeySelector
+	sourceCAFile := ""
 	if p.Engine.ProviderReplicates {
 		secret = &xpv2.LocalSecretKeySelector{LocalSecretReference: xpv2.LocalSecretReference{Name: p.ReplicationUser()}, Key: keyPassword}
+		// Replicas verify their source against the CA every pod mounts.
+		sourceCAFile = tlsDir + "/" + keyCACert
 	}
 	return &sqlv1alpha1.Replication{
 		ObjectMeta: metav1.ObjectMeta{Name: p.Replication(), Namespace: p.Namespace, Labels: p.Labels("sql")},
@@ -44,6 +47,7 @@ func Replication(p Params) *sqlv1alpha1.Replication {
 				StatefulSet:  statefulSetIf(p.ProviderRolls, p.StatefulSet()),
 				// The replication User's connection Secret.
 				ReplicationSecretRef: secret,
+				SourceCAFile:         sourceCAFile,
 			},
 		},
 	}

@@ -120,6 +120,15 @@ type ReplicationParameters struct {
 	// provider never logs the password or writes it into status or events.
 	// +optional
 	ReplicationSecretRef *xpv2.LocalSecretKeySelector `json:"replicationSecretRef,omitempty"`
+
+	// SourceCAFile is where every member's server reads the CA that signed
+	// the members' certificates, on its own file system. MySQL only: when
+	// set, replicas connect to their source over TLS and verify its
+	// certificate and host name against it (SOURCE_SSL_VERIFY_SERVER_CERT).
+	// PostgreSQL standbys' primary_conninfo says so in their own
+	// configuration.
+	// +optional
+	SourceCAFile string `json:"sourceCAFile,omitempty"`
 }
 
 // MemberRole is what a member was last seen to be.

@@ -31,6 +31,9 @@ type dialect struct {
 	// reloadTLS reads the TLS files again: MySQL 8's ALTER INSTANCE
 	// RELOAD TLS, MariaDB's FLUSH SSL.
 	reloadTLS string
+	// ssl, around the CA file's literal, ends change with TLS to the
+	// source, verified against the CA and the source's host name.
+	ssl []string
 	// observe reads in one row: read_only, the read-only setting that binds
 	// the superuser too, the executed transactions, the tables outside the
 	// system schemas, the clone plugin's status, the semi-sync source
@@ -104,6 +107,7 @@ var dialects = map[Flavor]dialect{
 		// failover a replica reaches the new primary within a second, not
 		// the default 60.
 		change:       []string{"CHANGE REPLICATION SOURCE TO SOURCE_HOST = ", ", SOURCE_PORT = ", ", SOURCE_USER = ", ", SOURCE_PASSWORD = ", ", SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = 1, GET_SOURCE_PUBLIC_KEY = 1"},
+		ssl:          []string{", SOURCE_SSL = 1, SOURCE_SSL_CA = ", ", SOURCE_SSL_VERIFY_SERVER_CERT = 1"},
 		stopReceiver: "STOP REPLICA IO_THREAD",
 		waitApplied:  "SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?)",
 		forget:       "RESET REPLICA ALL",
@@ -141,6 +145,7 @@ var dialects = map[Flavor]dialect{
 		received: "Gtid_IO_Pos",
 		stop:     "STOP SLAVE", start: "START SLAVE",
 		change: []string{"CHANGE MASTER TO MASTER_HOST = ", ", MASTER_PORT = ", ", MASTER_USER = ", ", MASTER_PASSWORD = ", ", MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1"},
+		ssl:    []string{", MASTER_SSL = 1, MASTER_SSL_CA = ", ", MASTER_SSL_VERIFY_SERVER_CERT = 1"},
 		// slave_pos holds only what the server replicated: a former
 		// primary's own transactions are in gtid_current_pos.
 		adopt:           "SET GLOBAL gtid_slave_pos = @@global.gtid_current_pos",
@@ -304,6 +309,13 @@ func ReplicateStatements(f Flavor, source xsql.Endpoint, cred xsql.Credential, s
 	}
 	c := d.change
 	change := c[0] + host + c[1] + strconv.Itoa(port(source)) + c[2] + user + c[3] + pw + c[4]
+	if source.CAFile != "" {
+		ca, err := QuoteLiteral(source.CAFile)
+		if err != nil {
+			return nil, errors.Wrap(err, "invalid CA file")
+		}
+		change += d.ssl[0] + ca + d.ssl[1]
+	}
 	stmts := []string{d.stop, d.protect}
 	if semiSync {
 		// A former primary keeps its source side on otherwise, and its

@@ -85,6 +85,19 @@ func TestReplicateStatements(t *testing.T) {
 				`CHANGE REPLICATION SOURCE TO SOURCE_HOST = 'h'', SOURCE_HOST=''evil', SOURCE_PORT = 3306, SOURCE_USER = 'replication', SOURCE_PASSWORD = 'x'', SOURCE_HOST = ''evil''; DROP USER root; -- \', SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = 1, GET_SOURCE_PUBLIC_KEY = 1`,
 				"START REPLICA"}},
 		},
+		"MySQLTLS": {
+			reason: "With the members' CA file the replica connects to its source over TLS, verifying its certificate and host name; a hostile path stays one literal.",
+			args:   args{version: "8.4.6", source: xsql.Endpoint{Host: "h", Port: 3306, CAFile: `/etc/dbplane-tls/ca.crt', SOURCE_SSL = 0 -- `}, cred: cred},
+			want: want{stmts: []string{"STOP REPLICA", "SET PERSIST super_read_only = ON",
+				`CHANGE REPLICATION SOURCE TO SOURCE_HOST = 'h', SOURCE_PORT = 3306, SOURCE_USER = 'replication', SOURCE_PASSWORD = 'pw', SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = 1, GET_SOURCE_PUBLIC_KEY = 1, SOURCE_SSL = 1, SOURCE_SSL_CA = '/etc/dbplane-tls/ca.crt'', SOURCE_SSL = 0 -- ', SOURCE_SSL_VERIFY_SERVER_CERT = 1`,
+				"START REPLICA"}},
+		},
+		"MariaDBTLS": {
+			reason: "MariaDB's forms: MASTER_SSL, MASTER_SSL_CA, MASTER_SSL_VERIFY_SERVER_CERT.",
+			args:   args{version: "10.11.14-MariaDB-0+deb12u2", source: xsql.Endpoint{Host: "h", CAFile: "/etc/dbplane-tls/ca.crt"}, cred: cred},
+			want: want{stmts: []string{"STOP SLAVE", "SET GLOBAL read_only = ON", "SET GLOBAL gtid_slave_pos = @@global.gtid_current_pos",
+				"CHANGE MASTER TO MASTER_HOST = 'h', MASTER_PORT = 3306, MASTER_USER = 'replication', MASTER_PASSWORD = 'pw', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1, MASTER_SSL = 1, MASTER_SSL_CA = '/etc/dbplane-tls/ca.crt', MASTER_SSL_VERIFY_SERVER_CERT = 1", "START SLAVE"}},
+		},
 		"NULInPassword": {
 			reason: "A NUL cannot be quoted: refused.",
 			args:   args{version: "8.4.6", source: src, cred: xsql.Credential{Username: "replication", Password: "a\x00b"}},
@@ -447,5 +460,24 @@ func TestUnion(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReloadTLSStatement: each flavour's statement that reads the TLS
+// files again without a restart. MySQL 8's is checked here only: no MySQL 8
+// server runs in the tests (MariaDB's runs in test/integration).
+func TestReloadTLSStatement(t *testing.T) {
+	for v, want := range map[string]string{
+		"8.0.43":                     "ALTER INSTANCE RELOAD TLS",
+		"8.4.6":                      "ALTER INSTANCE RELOAD TLS",
+		"10.11.14-MariaDB-0+deb12u2": "FLUSH SSL",
+	} {
+		got, err := ReloadTLSStatement(FlavorOf(v))
+		if err != nil || got != want {
+			t.Errorf("ReloadTLSStatement(FlavorOf(%q)): want %q, got %q (%v)", v, want, got, err)
+		}
+	}
+	if _, err := ReloadTLSStatement("Other"); err == nil {
+		t.Error(`ReloadTLSStatement("Other"): want an error`)
 	}
 }

@@ -251,6 +251,9 @@ type Endpoint struct {
 	// known: the provider reloads the server's TLS while it presents
 	// another.
 	Certificate []byte
+	// CAFile is where a server reads the CA from, for replicas connecting
+	// to this endpoint as their source; empty: they connect without TLS.
+	CAFile string
 }
 
 // TLSConfig is the TLS configuration of connections to ep: nil for

@@ -218,6 +218,7 @@ func (c *connector) Connect(ctx context.Context, cr *v1alpha1.Replication) (mana
 	// Replicas replicate from the read-write Service, which follows the
 	// primary label.
 	e.source = ep
+	e.source.CAFile = cr.Spec.ForProvider.SourceCAFile
 	e.members = cr.Spec.ForProvider.Members
 	if err := e.readReplicationSecret(ctx, c.kube, cr); err != nil {
 		return nil, err
