@@ -60,6 +60,7 @@ type pgMember struct {
 	config  string
 	runDir  string
 	data    string
+	tls     string
 	running bool
 	// lastInit is what the init step last printed.
 	lastInit string
@@ -102,6 +103,7 @@ func composeCluster(t testing.TB, database string) *pgCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	resolveTLS(t, &p)
 	pod := fn.StatefulSet(p).Spec.Template.Spec
 	if len(pod.InitContainers) != 1 || len(pod.Containers) < 1 {
 		t.Fatalf("composed pod: want 1 init container and a server, got %d and %d", len(pod.InitContainers), len(pod.Containers))
@@ -222,6 +224,7 @@ func (c *pgCluster) add(t testing.TB) *pgMember {
 		server: &server{&servers.Server{Engine: postgresql, Port: port, Password: testPassword, Dir: dir, Log: filepath.Join(dir, "server.log")}},
 		Index:  i, Name: fmt.Sprintf("orders-%d", i), c: c,
 		config: filepath.Join(dir, "config"), runDir: filepath.Join(dir, "run"), data: filepath.Join(dir, "data"),
+		tls: filepath.Join(dir, "tls"),
 	}
 	t.Cleanup(m.Stop)
 	for _, d := range []string{m.config, m.runDir} {
@@ -245,6 +248,11 @@ func (c *pgCluster) add(t testing.TB) *pgMember {
 		t.Fatal(err)
 	}
 	if err := chownAll(dir, cred); err != nil {
+		t.Fatal(err)
+	}
+	// The TLS Secret's volume, as the kubelet mounts it: root's, the
+	// server's group, 0440.
+	if err := servers.WriteTLS(m.tls, tlsOf(c.p.TLS), cred); err != nil {
 		t.Fatal(err)
 	}
 	c.mu.Lock()
@@ -301,7 +309,7 @@ func (c *pgCluster) bootstrap(t testing.TB) {
 	login.UID = types.UID("uid-" + login.Name)
 	login.Spec.ProviderConfigReference.Name = "default" // providerEnv's
 	login.SetGroupVersionKind(v1alpha1.UserGroupVersionKind)
-	pe := newProviderEnv(t, m.server)
+	pe := newProviderEnv(t, m.server, tlsSecret(tlsOf(c.p.TLS)))
 	pe.converge(t, login)
 	c.replicationPassword = pe.secret(t, login)["password"]
 	if c.replicationPassword == "" {
@@ -457,6 +465,7 @@ func (m *pgMember) localize(t testing.TB, s string) string {
 		p.Host(), "127.0.0.1",
 		"port = 5432", "port = "+strconv.Itoa(m.Port),
 		"listen_addresses = '*'", "listen_addresses = '127.0.0.1'",
+		composedTLSDir, m.tls,
 		"/etc/dbplane", m.config,
 		"/run/dbplane", m.runDir,
 		p.Release.DataDir, m.data,

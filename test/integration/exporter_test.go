@@ -215,6 +215,36 @@ func composedExporter(t *testing.T, engine string) (corev1.Container, *v1alpha1.
 	return *x, user
 }
 
+// composedExporterFiles are the composed ConfigMap's files and where the
+// exporter container mounts them, when it does.
+func composedExporterFiles(t *testing.T, engine string) (map[string]string, string) {
+	t.Helper()
+	u := map[string]any{}
+	if err := yaml.Unmarshal([]byte(exporterDatabase(engine)), &u); err != nil {
+		t.Fatal(err)
+	}
+	db, err := fn.Decode(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn.Default(&db.Spec)
+	p, err := fn.Resolve(db, fn.Observed{}, fn.Input{SQLUsers: true}, func() (string, error) { return "cluster-password-unused", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range fn.StatefulSet(p).Spec.Template.Spec.Containers {
+		if c.Name != "metrics" {
+			continue
+		}
+		for _, m := range c.VolumeMounts {
+			if m.Name == "config" {
+				return fn.ConfigMap(p).Data, m.MountPath
+			}
+		}
+	}
+	return nil, ""
+}
+
 // passwordFrom is the exporter's variable set from a Secret: the monitoring
 // login's, never the superuser's.
 func passwordFrom(t *testing.T, c corev1.Container) (env, secret string) {
@@ -250,8 +280,21 @@ func runExporter(t *testing.T, s *server, c corev1.Container, password string) *
 	t.Helper()
 	bin := tool(t, exporterTools[s.Engine])
 	enginePort := map[string]string{postgresql: "5432", mysql: "3306"}[s.Engine]
+	// The server's TLS files, and the ConfigMap's files (mysqld_exporter's
+	// option file) in a directory of the test's.
+	confDir := t.TempDir()
+	files, confPath := composedExporterFiles(t, s.Engine)
 	local := func(v string) string {
-		return strings.ReplaceAll(v, "127.0.0.1:"+enginePort, "127.0.0.1:"+strconv.Itoa(s.Port))
+		v = strings.ReplaceAll(v, "127.0.0.1:"+enginePort, "127.0.0.1:"+strconv.Itoa(s.Port))
+		if confPath != "" {
+			v = strings.ReplaceAll(v, confPath, confDir)
+		}
+		return localTLS(v, s.TLS.Dir)
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(confDir, name), []byte(local(text)), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if len(c.Ports) != 1 {
 		t.Fatalf("exporter: want one port, got %+v", c.Ports)

@@ -18,8 +18,9 @@ import (
 )
 
 // fakeAPI is a fake API server, as the provider's controllers read it: the
-// ProviderConfig "default" for a server of engine on 127.0.0.1:port, the
-// Secret "admin" with its admin login, and objs.
+// ProviderConfig "default" for a server of engine on 127.0.0.1:port (with
+// a Secret "tls" in objs, verified against its CA), the Secret "admin" with
+// its admin login, and objs.
 func fakeAPI(t testing.TB, engine v1alpha1.Engine, port int, user, password string, objs ...client.Object) client.Client {
 	t.Helper()
 	scheme := runtime.NewScheme()
@@ -28,14 +29,22 @@ func fakeAPI(t testing.TB, engine v1alpha1.Engine, port int, user, password stri
 			t.Fatal(err)
 		}
 	}
-	objs = append(objs,
-		&v1alpha1.ProviderConfig{
-			ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: "default"},
-			Spec: v1alpha1.ProviderConfigSpec{
-				Engine: engine, Host: "127.0.0.1", Port: port, TLS: v1alpha1.TLSDisable,
-				Credentials: v1alpha1.ProviderCredentials{SecretRef: v1alpha1.AdminSecretReference{Name: "admin", UsernameKey: "username", PasswordKey: "password"}},
-			},
+	pc := &v1alpha1.ProviderConfig{
+		ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: "default"},
+		Spec: v1alpha1.ProviderConfigSpec{
+			Engine: engine, Host: "127.0.0.1", Port: port, TLS: v1alpha1.TLSDisable,
+			Credentials: v1alpha1.ProviderCredentials{SecretRef: v1alpha1.AdminSecretReference{Name: "admin", UsernameKey: "username", PasswordKey: "password"}},
 		},
+	}
+	// With a TLS Secret among objs, the provider verifies the server as
+	// the composed ProviderConfig has it: verify-full against its CA.
+	for _, o := range objs {
+		if s, ok := o.(*corev1.Secret); ok && s.GetName() == tlsSecretName {
+			pc.Spec.TLS = v1alpha1.TLSVerifyFull
+			pc.Spec.TLSSecretRef = &v1alpha1.TLSSecretReference{Name: tlsSecretName, CAKey: "ca.crt", CertificateKey: "tls.crt"}
+		}
+	}
+	objs = append(objs, pc,
 		&corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: "admin"},
 			Data:       map[string][]byte{"username": []byte(user), "password": []byte(password)},

@@ -154,6 +154,13 @@ func (j job) Run(t *testing.T, s *server, dir string, extra map[string]string) r
 	}
 	env["DB_HOST"] = "127.0.0.1"
 	env["DB_PORT"] = strconv.Itoa(s.Port)
+	// The TLS Secret's CA is the server's.
+	if s.TLS == nil {
+		t.Fatalf("the composed job verifies the server with TLS: start %s with TLS", s.Engine)
+	}
+	for k, v := range env {
+		env[k] = localTLS(v, s.TLS.Dir)
+	}
 	env["BACKUP_DIR"] = dir
 	env[j.PasswordEnv] = s.Password
 	for k, v := range extra {
@@ -162,7 +169,11 @@ func (j job) Run(t *testing.T, s *server, dir string, extra map[string]string) r
 
 	ctx, cancel := context.WithTimeout(t.Context(), scriptTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, j.Command[0], j.Command[1:]...) //nolint:gosec // The composed command.
+	command := make([]string, 0, len(j.Command))
+	for _, a := range j.Command {
+		command = append(command, localTLS(a, s.TLS.Dir))
+	}
+	cmd := exec.CommandContext(ctx, command[0], command[1:]...) //nolint:gosec // The composed command.
 	// The images' PATH; HOME keeps the tester's ~/.my.cnf and ~/.pgpass out.
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	for _, k := range slices.Sorted(maps.Keys(env)) {

@@ -44,7 +44,8 @@ spec:
 			t.Fatalf("composed my.cnf lacks %q:\n%s", want, cnf)
 		}
 	}
-	s := startWith(t, mysql, mariadbArgs(t, cnf, nil, "orders-0", 0)...)
+	resolveTLS(t, &p)
+	s := startWith(t, mysql, mariadbArgs(t, cnf, nil, "orders-0", 0, tempTLSDir(t, tlsOf(p.TLS), nil))...)
 
 	// Over staging's 500 ms threshold; a marker to find it by.
 	if _, err := s.Exec(t.Context(), "", nil, "SELECT SLEEP(0.7) AS dbplane_slow_marker"); err != nil {

@@ -101,10 +101,10 @@ type providerEnv struct {
 	counter   *xsql.Counter
 }
 
-func newProviderEnv(t testing.TB, s *server) *providerEnv {
+func newProviderEnv(t testing.TB, s *server, objs ...client.Object) *providerEnv {
 	t.Helper()
 	e := providerEngines[s.Engine]
-	kube := fakeAPI(t, e.api, s.Port, e.admin, s.Password)
+	kube := fakeAPI(t, e.api, s.Port, e.admin, s.Password, objs...)
 	pools := xsql.NewPools(time.Minute)
 	t.Cleanup(pools.Close)
 	counter := &xsql.Counter{}

@@ -49,7 +49,7 @@ func newReplicationEnv(t testing.TB, c *pgCluster) *replicationEnv {
 	for _, m := range c.Members {
 		pods = append(pods, memberPod(m.Name, m.Index, nil))
 	}
-	kube := fakeAPI(t, v1alpha1.PostgreSQL, c.Primary().Port, "postgres", testPassword, pods...)
+	kube := fakeAPI(t, v1alpha1.PostgreSQL, c.Primary().Port, "postgres", testPassword, append(pods, tlsSecret(tlsOf(c.p.TLS)))...)
 	pools := xsql.NewPools(time.Minute)
 	t.Cleanup(pools.Close)
 	net := c.net

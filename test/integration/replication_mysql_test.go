@@ -56,6 +56,9 @@ var mariadbOptions = map[string]string{
 	"skip_replica_start":  "--skip-slave-start",
 	// MySQL 8's plugins: MariaDB has no CLONE and semi-sync built in.
 	"plugin-load-add": "",
+	// TLS: the same options, paths localised by the caller.
+	"ssl_ca": "--ssl-ca", "ssl_cert": "--ssl-cert", "ssl_key": "--ssl-key", "tls_version": "--tls-version",
+	"require_secure_transport": "--require-secure-transport",
 	// Every server starts read-only: the provider opens the primary.
 	"read_only":      "--read-only",
 	"slow_query_log": "--slow-query-log", "slow_query_log_file": "--slow-query-log-file", "long_query_time": "--long-query-time",
@@ -65,8 +68,9 @@ var mariadbOptions = map[string]string{
 // mariadbArgs are a member's MariaDB arguments: the composed my.cnf and
 // pod arguments (server_id, report_host) in MariaDB's names, and the
 // binary log, which MySQL 8 has on by default and MariaDB off.
-func mariadbArgs(t testing.TB, cnf string, podArgs []string, name string, index int) []string {
+func mariadbArgs(t testing.TB, cnf string, podArgs []string, name string, index int, tlsDir string) []string {
 	t.Helper()
+	cnf = localTLS(cnf, tlsDir)
 	args := []string{"--log-bin=mysql-bin", "--binlog-format=ROW"}
 	for _, l := range strings.Split(cnf, "\n") {
 		l = strings.TrimSpace(l)
@@ -107,6 +111,8 @@ type myCluster struct {
 	// as the function composes it once the Replication found a primary.
 	rw      *proxy
 	byLabel atomic.Bool
+	// tlsDir holds the composed TLS Secret's files.
+	tlsDir string
 }
 
 // route is the port of the member the read-write Service selects, or 0.
@@ -162,12 +168,15 @@ func startMyCluster(t *testing.T, replicas int, environment string) *myCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	resolveTLS(t, &p)
 	cnf := fn.ConfigMap(p).Data["dbplane.cnf"]
 	srv := fn.StatefulSet(p).Spec.Template.Spec.Containers[0]
 	c := &myCluster{p: p}
+	// The TLS Secret's volume, one directory standing for every pod's.
+	c.tlsDir = tempTLSDir(t, tlsOf(p.TLS), nil)
 	for i := range replicas {
 		name := fmt.Sprintf("orders-%d", i)
-		c.Members = append(c.Members, startWith(t, mysql, mariadbArgs(t, cnf, srv.Args, name, i)...))
+		c.Members = append(c.Members, startWith(t, mysql, mariadbArgs(t, cnf, srv.Args, name, i, c.tlsDir)...))
 		c.Names = append(c.Names, name)
 	}
 
@@ -186,7 +195,7 @@ func startMyCluster(t *testing.T, replicas int, environment string) *myCluster {
 	login.UID = types.UID("uid-" + login.Name)
 	login.Spec.ProviderConfigReference.Name = "default"
 	login.SetGroupVersionKind(v1alpha1.UserGroupVersionKind)
-	pe := newProviderEnv(t, c.Members[0])
+	pe := newProviderEnv(t, c.Members[0], tlsSecret(tlsOf(p.TLS)))
 	pe.converge(t, login)
 	password := pe.secret(t, login)["password"]
 	if password == "" {
@@ -201,6 +210,7 @@ func startMyCluster(t *testing.T, replicas int, environment string) *myCluster {
 	objs := []client.Object{
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: providerNamespace, Name: ref.Name},
 			Data: map[string][]byte{ref.Key: []byte(password)}},
+		tlsSecret(tlsOf(p.TLS)),
 	}
 	for i, n := range c.Names {
 		objs = append(objs, memberPod(n, i, nil))
@@ -219,6 +229,11 @@ func startMyCluster(t *testing.T, replicas int, environment string) *myCluster {
 	for i := range cr.Spec.ForProvider.Members {
 		cr.Spec.ForProvider.Members[i].Host, cr.Spec.ForProvider.Members[i].Port = "127.0.0.1", c.Members[i].Port
 	}
+	// Where each server reads the CA: the test's directory.
+	if cr.Spec.ForProvider.SourceCAFile != composedTLSDir+"/ca.crt" {
+		t.Fatalf("the composed Replication's sourceCAFile is %q, not the mounted CA", cr.Spec.ForProvider.SourceCAFile)
+	}
+	cr.Spec.ForProvider.SourceCAFile = localTLS(cr.Spec.ForProvider.SourceCAFile, c.tlsDir)
 	c.cr = cr
 	return c
 }

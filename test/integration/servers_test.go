@@ -38,17 +38,18 @@ type server struct {
 }
 
 // start starts a server of an engine, with testPassword and the app
-// database created as the images create it.
+// database created as the images create it, offering TLS with sharedTLS
+// (and accepting plaintext).
 func start(t testing.TB, engine string) *server {
 	t.Helper()
-	return &server{servers.Start(t, engine, testPassword)}
+	return &server{servers.StartTLS(t, engine, testPassword, testTLS())}
 }
 
 // startWith starts a server as start does, with extra server arguments
 // (MariaDB only): a replicated server's binary log and server_id.
 func startWith(t testing.TB, engine string, extra ...string) *server {
 	t.Helper()
-	return &server{servers.StartWith(t, engine, testPassword, extra...)}
+	return &server{servers.StartTLS(t, engine, testPassword, testTLS(), extra...)}
 }
 
 // requireBinaries skips the test when a server binary is missing, or fails

@@ -66,6 +66,49 @@ type Server struct {
 	// the test's, replacing the defaults of startMariaDB they name.
 	Args  []string
 	Extra []string
+
+	// TLS, when set, is served: the server offers TLS with its files (and
+	// accepts plaintext too: the harness's own pg_hba.conf and MariaDB's
+	// defaults).
+	TLS *TLS
+}
+
+// TLS is a server's certificate files, PEM, as a Database's TLS Secret
+// holds them.
+type TLS struct {
+	CA, Cert, Key []byte
+	// Dir holds ca.crt, tls.crt and tls.key once written.
+	Dir string
+}
+
+// WriteTLS writes the files into dir as the kubelet mounts a Secret into a
+// pod whose fsGroup is the server's group: owned by root and that group,
+// 0440. Not as root, owned by the tester, 0400: PostgreSQL refuses a key
+// file of its own user that its group may read.
+func WriteTLS(dir string, c *TLS, server *syscall.Credential) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // Certificates and a key readable only through the file modes below.
+		return err
+	}
+	mode := os.FileMode(0o400)
+	if os.Geteuid() == 0 {
+		mode = 0o440
+	}
+	for name, b := range map[string][]byte{"ca.crt": c.CA, "tls.crt": c.Cert, "tls.key": c.Key} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			return err
+		}
+		if os.Geteuid() == 0 && server != nil {
+			if err := os.Chown(p, 0, int(server.Gid)); err != nil {
+				return err
+			}
+		}
+	}
+	c.Dir = dir
+	return nil
 }
 
 // RequireBinaries skips the test when a server binary is missing, or fails
@@ -139,6 +182,13 @@ func Start(t testing.TB, engine, password string) *Server {
 // (MariaDB only): a replicated server's binary log and server_id.
 func StartWith(t testing.TB, engine, password string, extra ...string) *Server {
 	t.Helper()
+	return StartTLS(t, engine, password, nil, extra...)
+}
+
+// StartTLS starts a server as StartWith does, offering TLS with tls's
+// files when tls is set.
+func StartTLS(t testing.TB, engine, password string, tls *TLS, extra ...string) *Server {
+	t.Helper()
 	switch engine {
 	case PostgreSQL:
 		bin := PostgresBin()
@@ -152,7 +202,7 @@ func StartWith(t testing.TB, engine, password string, extra ...string) *Server {
 	// A free port can be taken between finding and binding it: try again.
 	var errs []error
 	for range 3 {
-		s, err := try(t, engine, password, extra...)
+		s, err := try(t, engine, password, tls, extra...)
 		if err == nil {
 			return s
 		}
@@ -163,7 +213,7 @@ func StartWith(t testing.TB, engine, password string, extra ...string) *Server {
 	return nil
 }
 
-func try(t testing.TB, engine, password string, extra ...string) (*Server, error) {
+func try(t testing.TB, engine, password string, tls *TLS, extra ...string) (*Server, error) {
 	t.Helper()
 	port, err := harness.FreePort(t.Context())
 	if err != nil {
@@ -174,6 +224,10 @@ func try(t testing.TB, engine, password string, extra ...string) (*Server, error
 	dir := harness.TempDir(t, "dbplane-"+engine+"-")
 
 	s := &Server{Engine: engine, Port: port, Password: password, Dir: dir, Log: filepath.Join(dir, "server.log"), Extra: extra}
+	if tls != nil {
+		c := *tls
+		s.TLS = &c
+	}
 	t.Cleanup(s.Stop)
 	switch engine {
 	case PostgreSQL:
@@ -247,11 +301,19 @@ func (s *Server) startPostgreSQL(t testing.TB) error {
 	}
 
 	// Durability is not needed from a throwaway server.
-	if err := s.Spawn(cred, syscall.SIGINT, syscall.SIGQUIT, bin+"/postgres", "-D", data,
-		"-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(s.Port), "-c", "unix_socket_directories="+s.Dir,
+	args := []string{"-D", data,
+		"-c", "listen_addresses=127.0.0.1", "-c", "port=" + strconv.Itoa(s.Port), "-c", "unix_socket_directories=" + s.Dir,
 		"-c", "password_encryption=scram-sha-256", "-c", "timezone=UTC", "-c", "log_timezone=UTC",
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_wal_size=1GB",
-		"-c", "shared_buffers=128MB", "-c", "logging_collector=off"); err != nil {
+		"-c", "shared_buffers=128MB", "-c", "logging_collector=off"}
+	if s.TLS != nil {
+		if err := WriteTLS(filepath.Join(s.Dir, "tls"), s.TLS, cred); err != nil {
+			return fmt.Errorf("cannot write TLS files: %w", err)
+		}
+		args = append(args, "-c", "ssl=on", "-c", "ssl_cert_file="+s.TLS.Dir+"/tls.crt", "-c", "ssl_key_file="+s.TLS.Dir+"/tls.key",
+			"-c", "ssl_ca_file="+s.TLS.Dir+"/ca.crt", "-c", "ssl_min_protocol_version=TLSv1.2")
+	}
+	if err := s.Spawn(cred, syscall.SIGINT, syscall.SIGQUIT, bin+"/postgres", args...); err != nil {
 		return err
 	}
 	if err := s.WaitReady(t, func(ctx context.Context) error {
@@ -295,6 +357,12 @@ func (s *Server) startMariaDB(t testing.TB) error {
 		"--innodb-buffer-pool-size=256M", "--innodb-flush-log-at-trx-commit=2", "--innodb-use-native-aio=0"}, asRoot...)
 	if len(s.Extra) == 0 {
 		args = append(args, "--skip-log-bin")
+	}
+	if s.TLS != nil {
+		if err := WriteTLS(filepath.Join(s.Dir, "tls"), s.TLS, nil); err != nil {
+			return fmt.Errorf("cannot write TLS files: %w", err)
+		}
+		args = append(args, "--ssl-ca="+s.TLS.Dir+"/ca.crt", "--ssl-cert="+s.TLS.Dir+"/tls.crt", "--ssl-key="+s.TLS.Dir+"/tls.key")
 	}
 	args = append(args, s.Extra...)
 	s.Args = args
