@@ -224,7 +224,9 @@ func (c *pgCluster) add(t testing.TB) *pgMember {
 		server: &server{&servers.Server{Engine: postgresql, Port: port, Password: testPassword, Dir: dir, Log: filepath.Join(dir, "server.log")}},
 		Index:  i, Name: fmt.Sprintf("orders-%d", i), c: c,
 		config: filepath.Join(dir, "config"), runDir: filepath.Join(dir, "run"), data: filepath.Join(dir, "data"),
-		tls: filepath.Join(dir, "tls"),
+		// Outside dir, which is chowned to the server's user: the
+		// kubelet's files are root's.
+		tls: filepath.Join(harness.TempDir(t, fmt.Sprintf("dbplane-orders-%d-tls-", i)), "tls"),
 	}
 	t.Cleanup(m.Stop)
 	for _, d := range []string{m.config, m.runDir} {
@@ -252,7 +254,11 @@ func (c *pgCluster) add(t testing.TB) *pgMember {
 	}
 	// The TLS Secret's volume, as the kubelet mounts it: root's, the
 	// server's group, 0440.
-	if err := servers.WriteTLS(m.tls, tlsOf(c.p.TLS), cred); err != nil {
+	m.TLS = tlsOf(c.p.TLS)
+	if err := servers.WriteTLS(m.tls, m.TLS, cred); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(m.tls), 0o755); err != nil { //nolint:gosec // The server's user must reach the files.
 		t.Fatal(err)
 	}
 	c.mu.Lock()
