@@ -285,11 +285,11 @@ func runExporter(t *testing.T, s *server, c corev1.Container, password string) *
 	confDir := t.TempDir()
 	files, confPath := composedExporterFiles(t, s.Engine)
 	local := func(v string) string {
-		v = strings.ReplaceAll(v, "127.0.0.1:"+enginePort, "127.0.0.1:"+strconv.Itoa(s.Port))
+		v = localTLS(strings.ReplaceAll(v, "127.0.0.1:"+enginePort, "127.0.0.1:"+strconv.Itoa(s.Port)), s.TLS.Dir)
 		if confPath != "" {
-			v = strings.ReplaceAll(v, confPath, confDir)
+			v = strings.ReplaceAll(v, confPath+"/", confDir+"/")
 		}
-		return localTLS(v, s.TLS.Dir)
+		return v
 	}
 	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(confDir, name), []byte(local(text)), 0o600); err != nil {

@@ -470,7 +470,7 @@ type writer struct {
 
 func startWriter(ctx context.Context, t testing.TB, wg *sync.WaitGroup, port int) *writer {
 	t.Helper()
-	db, err := sql.Open("pgx", fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password='%s' dbname=%s sslmode=disable connect_timeout=2",
+	db, err := sql.Open("pgx", fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password='%s' dbname=%s sslmode=require connect_timeout=2",
 		port, pgQuoteConn(testPassword), appDatabase))
 	if err != nil {
 		t.Fatal(err)
@@ -552,7 +552,7 @@ func watchRoles(ctx context.Context, wg *sync.WaitGroup, c *pgCluster) func() st
 	probes := map[string]roleProbe{}
 	for _, m := range c.Members {
 		// The app database, where the table probe is.
-		db, err := sql.Open("pgx", fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password='%s' dbname=%s sslmode=disable connect_timeout=1",
+		db, err := sql.Open("pgx", fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password='%s' dbname=%s sslmode=require connect_timeout=1",
 			m.Port, pgQuoteConn(testPassword), appDatabase))
 		if err != nil {
 			continue

@@ -332,7 +332,7 @@ func TestMySQLReplicationController(t *testing.T) {
 		// A lock on the replica holds its SQL thread on the next row, which
 		// ages while the provider looks.
 		m := c.Members[2]
-		db, err := sql.Open("mysql", mysqlc.DSN(xsql.Endpoint{Host: "127.0.0.1", Port: m.Port}, xsql.Credential{Username: "root", Password: testPassword}, appDatabase))
+		db, err := sql.Open("mysql", mysqlc.DSN(xsql.Endpoint{Host: "127.0.0.1", Port: m.Port, TLS: v1alpha1.TLSRequire}, xsql.Credential{Username: "root", Password: testPassword}, appDatabase))
 		if err != nil {
 			t.Fatal(err)
 		}

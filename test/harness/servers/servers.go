@@ -539,6 +539,11 @@ func (s *Server) Exec(ctx context.Context, db string, stdin io.Reader, query str
 		if db != "" {
 			args = append(args, "--database="+db)
 		}
+		if s.TLS != nil {
+			// Production servers refuse plaintext; psql prefers TLS by
+			// itself, MariaDB's client only when asked.
+			args = append(args, "--ssl")
+		}
 	}
 	if query != "" {
 		args = append(args, "--execute="+query)
