@@ -87,6 +87,13 @@ spec:
 // composed ConfigMap and pod template.
 func composeCluster(t testing.TB, database string) *pgCluster {
 	t.Helper()
+	return composeClusterIssued(t, database, time.Now())
+}
+
+// composeClusterIssued is composeCluster with the certificates issued at
+// issuedAt, as by the function's first call then.
+func composeClusterIssued(t testing.TB, database string, issuedAt time.Time) *pgCluster {
+	t.Helper()
 	u := map[string]any{}
 	if err := yaml.Unmarshal([]byte(database), &u); err != nil {
 		t.Fatalf("cannot unmarshal Database: %v", err)
@@ -103,7 +110,9 @@ func composeCluster(t testing.TB, database string) *pgCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resolveTLS(t, &p)
+	if err := p.ResolveTLS(fn.Observed{}, fn.Input{}, fn.X509Issuer{}, issuedAt); err != nil {
+		t.Fatal(err)
+	}
 	pod := fn.StatefulSet(p).Spec.Template.Spec
 	if len(pod.InitContainers) != 1 || len(pod.Containers) < 1 {
 		t.Fatalf("composed pod: want 1 init container and a server, got %d and %d", len(pod.InitContainers), len(pod.Containers))
@@ -203,9 +212,16 @@ func startPGCluster(t testing.TB, replicas int, environment string) *pgCluster {
 // startPGPrimary starts only the first pod of a Database with replicas.
 func startPGPrimary(t testing.TB, replicas int, environment string) *pgCluster {
 	t.Helper()
+	return startPGPrimaryIssued(t, replicas, environment, time.Now())
+}
+
+// startPGPrimaryIssued is startPGPrimary with the certificates issued at
+// issuedAt.
+func startPGPrimaryIssued(t testing.TB, replicas int, environment string, issuedAt time.Time) *pgCluster {
+	t.Helper()
 	bin := postgresBin()
 	requireBinaries(t, bin+"/initdb", bin+"/postgres", bin+"/pg_basebackup", bin+"/pg_isready", "psql")
-	c := composeCluster(t, pgDatabase(replicas, environment))
+	c := composeClusterIssued(t, pgDatabase(replicas, environment), issuedAt)
 	c.add(t)
 	c.bootstrap(t)
 	return c
