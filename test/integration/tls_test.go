@@ -15,9 +15,9 @@ import (
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"github.com/jackc/pgx/v5"
 	"sigs.k8s.io/yaml"
 
 	"github.com/dbplane/dbplane/apis/sql/v1alpha1"
