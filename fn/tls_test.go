@@ -6,7 +6,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/crossplane/function-sdk-go/logging"
 	"github.com/crossplane/function-sdk-go/resource"
@@ -314,4 +317,128 @@ func BenchmarkIssueServer(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestServersUseTLS: what the builders make of TLS, per engine and
+// environment: the servers' settings, production refusing plaintext, the
+// Secret mounted read-only with 0440 (the key only into the server pods),
+// the clients verifying, and the ProviderConfig verifying against the
+// Secret.
+func TestServersUseTLS(t *testing.T) {
+	type want struct {
+		config, files []string
+		notConfig     []string
+	}
+	cases := map[string]struct {
+		reason string
+		spec   string
+		want   want
+	}{
+		"PostgreSQLDevelopment": {
+			reason: "PostgreSQL offers TLS from the mounted files, and host lines accept plaintext too outside production.",
+			spec:   "postgresql-18-development-metrics=true",
+			want: want{
+				config: []string{"ssl = on", "ssl_cert_file = '/etc/dbplane-tls/tls.crt'", "ssl_key_file = '/etc/dbplane-tls/tls.key'", "ssl_ca_file = '/etc/dbplane-tls/ca.crt'", "ssl_min_protocol_version = 'TLSv1.2'", "sslmode=verify-full sslrootcert=/etc/dbplane-tls/ca.crt"},
+				files:  []string{"host    all          all          all      scram-sha-256", "host    replication  replication  all      scram-sha-256"},
+			},
+		},
+		"PostgreSQLProduction": {
+			reason: "Production's pg_hba.conf has only hostssl lines: plaintext finds no line.",
+			spec:   "postgresql-14-production-metrics=false",
+			want: want{
+				config: []string{"ssl = on"},
+				files:  []string{"hostssl all          all          all      scram-sha-256", "hostssl replication  replication  all      scram-sha-256"},
+			},
+		},
+		"MySQLStaging": {
+			reason: "MySQL offers TLS from the mounted files; outside production it does not require it.",
+			spec:   "mysql-8.4-staging-metrics=true",
+			want: want{
+				config:    []string{"ssl_ca = /etc/dbplane-tls/ca.crt", "ssl_cert = /etc/dbplane-tls/tls.crt", "ssl_key = /etc/dbplane-tls/tls.key", "tls_version = TLSv1.2,TLSv1.3"},
+				notConfig: []string{"require_secure_transport"},
+				files:     []string{"ssl-ca = /etc/dbplane-tls/ca.crt"},
+			},
+		},
+		"MySQLProduction": {
+			reason: "Production MySQL requires TLS.",
+			spec:   "mysql-8.0-production-metrics=false",
+			want:   want{config: []string{"require_secure_transport = ON"}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := params(t, everySpec()[tc.spec])
+			p.TLS = testCerts()
+			files := strings.Join(slices.Collect(maps.Values(p.Files)), "\n")
+			for _, w := range tc.want.config {
+				if !strings.Contains(p.Config, w) {
+					t.Errorf("%s\nconfig: want %q in:\n%s", tc.reason, w, p.Config)
+				}
+			}
+			for _, w := range tc.want.notConfig {
+				if strings.Contains(p.Config, w) {
+					t.Errorf("%s\nconfig: want no %q in:\n%s", tc.reason, w, p.Config)
+				}
+			}
+			for _, w := range tc.want.files {
+				if !strings.Contains(files, w) {
+					t.Errorf("%s\nfiles: want %q in:\n%s", tc.reason, w, files)
+				}
+			}
+			if strings.Contains(files, "host    ") == strings.Contains(files, "hostssl") && p.names.Engine == "postgresql" {
+				t.Errorf("%s\npg_hba.conf: want host or hostssl lines, not both:\n%s", tc.reason, files)
+			}
+
+			// The server pod mounts ca.crt, tls.crt and tls.key, 0440,
+			// read-only, into every container; the Jobs the CA alone.
+			pod := StatefulSet(p).Spec.Template.Spec
+			if diff := cmp.Diff(tlsVolumeOf(p, "ca.crt", "tls.crt", "tls.key"), volume(pod.Volumes, "tls")); diff != "" {
+				t.Errorf("%s\nStatefulSet TLS volume: -want, +got:\n%s", tc.reason, diff)
+			}
+			if v := volume(pod.Volumes, "tls"); v.Secret == nil || *v.Secret.DefaultMode != 0o440 || v.Secret.SecretName != "orders-tls" {
+				t.Errorf("%s\nStatefulSet TLS volume: want Secret orders-tls, mode 0440, got %+v", tc.reason, v)
+			}
+			for _, c := range append(pod.InitContainers, pod.Containers...) {
+				if !slices.Contains(c.VolumeMounts, tlsMount()) {
+					t.Errorf("%s\ncontainer %s: no read-only TLS mount at %s", tc.reason, c.Name, tlsDir)
+				}
+			}
+			if p.Backup {
+				job := BackupCronJob(p).Spec.JobTemplate.Spec.Template.Spec
+				if diff := cmp.Diff(tlsVolumeOf(p, "ca.crt"), volume(job.Volumes, "tls")); diff != "" {
+					t.Errorf("%s\nbackup Job TLS volume, the CA alone: -want, +got:\n%s", tc.reason, diff)
+				}
+			}
+
+			pc := ProviderConfig(p)
+			if pc.Spec.TLS != "verify-full" || pc.Spec.TLSSecretRef == nil || pc.Spec.TLSSecretRef.Name != "orders-tls" {
+				t.Errorf("%s\nProviderConfig: want verify-full against orders-tls, got %q %+v", tc.reason, pc.Spec.TLS, pc.Spec.TLSSecretRef)
+			}
+			// No key anywhere but the Secrets.
+			for _, c := range Compose(p) {
+				if c.Kind.Name == rnTLS || c.Kind.Name == rnCA {
+					continue
+				}
+				u, err := ToComposed(c.Object)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := json.Marshal(u.Object)
+				for _, k := range [][]byte{p.TLS.Key, p.TLS.CAKey} {
+					if strings.Contains(string(b), strings.TrimSpace(string(k))[40:80]) || strings.Contains(string(b), base64.StdEncoding.EncodeToString(k)) {
+						t.Errorf("%s\n%s holds a private key", tc.reason, c.Name)
+					}
+				}
+			}
+		})
+	}
+}
+
+func volume(vs []corev1.Volume, name string) corev1.Volume {
+	for _, v := range vs {
+		if v.Name == name {
+			return v
+		}
+	}
+	return corev1.Volume{}
 }

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
@@ -49,6 +50,18 @@ const (
 // crypto/rand.
 const goldenPassword = "golden-password-not-a-secret"
 
+// goldenIssuer makes renders repeatable: placeholders where the real
+// function writes a new ECDSA CA and server certificate and their keys.
+type goldenIssuer struct{}
+
+func (goldenIssuer) CA(string, time.Time) ([]byte, []byte, error) {
+	return []byte("golden-ca-certificate-not-a-certificate"), []byte("golden-ca-key-not-a-key"), nil
+}
+
+func (goldenIssuer) Server([]byte, []byte, []string, time.Time) ([]byte, []byte, error) {
+	return []byte("golden-server-certificate-not-a-certificate"), []byte("golden-server-key-not-a-key"), nil
+}
+
 // tools returns the crossplane CLI and core binaries. `make test` builds and
 // passes them; without them the test is skipped locally and fails in CI.
 func tools(t *testing.T) (cli, core string) {
@@ -79,7 +92,7 @@ func listen(t *testing.T) string {
 		t.Fatal(err)
 	}
 	s := grpc.NewServer()
-	f := fn.New(logging.NewNopLogger(), fn.WithPasswordGenerator(func() (string, error) { return goldenPassword, nil }))
+	f := fn.New(logging.NewNopLogger(), fn.WithPasswordGenerator(func() (string, error) { return goldenPassword, nil }), fn.WithIssuer(goldenIssuer{}))
 	fnv1.RegisterFunctionRunnerServiceServer(s, f)
 	// What function.Serve (cmd/function) registers too: Crossplane 1.16 and
 	// earlier, `crossplane beta render` included, call only v1beta1.
