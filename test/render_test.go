@@ -50,6 +50,10 @@ const (
 // crypto/rand.
 const goldenPassword = "golden-password-not-a-secret"
 
+// goldenNow is when renders run the function: the observed TLS Secrets in
+// testdata/observed were issued then, so they are never due.
+var goldenNow = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
 // goldenIssuer makes renders repeatable: placeholders where the real
 // function writes a new ECDSA CA and server certificate and their keys.
 type goldenIssuer struct{}
@@ -92,7 +96,7 @@ func listen(t *testing.T) string {
 		t.Fatal(err)
 	}
 	s := grpc.NewServer()
-	f := fn.New(logging.NewNopLogger(), fn.WithPasswordGenerator(func() (string, error) { return goldenPassword, nil }), fn.WithIssuer(goldenIssuer{}))
+	f := fn.New(logging.NewNopLogger(), fn.WithPasswordGenerator(func() (string, error) { return goldenPassword, nil }), fn.WithIssuer(goldenIssuer{}), fn.WithClock(func() time.Time { return goldenNow }))
 	fnv1.RegisterFunctionRunnerServiceServer(s, f)
 	// What function.Serve (cmd/function) registers too: Crossplane 1.16 and
 	// earlier, `crossplane beta render` included, call only v1beta1.
