@@ -5,6 +5,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,7 +106,16 @@ func TestSQLLoginOnRealServer(t *testing.T) {
 func appConn(t *testing.T, ns, name string) *pgx.Conn {
 	t.Helper()
 	s := secret(t, ns, name+"-app")
-	cfg, err := pgx.ParseConfig(string(s.data["uri"]))
+	// As an app that mounts the Secret: the uri verifies the server
+	// (sslmode=verify-full) against the Secret's ca.crt.
+	ca := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(ca, s.data["ca.crt"], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(s.data["uri"]), "sslmode=verify-full") || len(s.data["ca.crt"]) == 0 {
+		t.Fatalf("Secret %s-app: want a verify-full uri and ca.crt", name)
+	}
+	cfg, err := pgx.ParseConfig(string(s.data["uri"]) + "&sslrootcert=" + url.QueryEscape(ca))
 	if err != nil {
 		t.Fatalf("Secret %s-app uri: %v", name, err)
 	}

@@ -145,7 +145,9 @@ func (c *Cluster) AddressMap() string { return c.addressMap }
 // when the test ends.
 func (c *Cluster) ServePostgreSQL(t testing.TB, ns, name string) *servers.Server {
 	t.Helper()
-	srv := servers.Start(t, servers.PostgreSQL, c.secretPassword(t, ns, name+"-credentials"))
+	// With the Database's TLS Secret, which the composed ProviderConfig
+	// verifies the server against.
+	srv := servers.StartTLS(t, servers.PostgreSQL, c.secretPassword(t, ns, name+"-credentials"), c.tlsFiles(t, ns, name+"-tls"))
 	to := "127.0.0.1:" + strconv.Itoa(srv.Port)
 	for _, h := range []string{name + "." + ns + ".svc.cluster.local", name + "-0." + name + "-headless." + ns + ".svc.cluster.local"} {
 		if err := c.MapAddress(h+":5432", to); err != nil {
@@ -167,6 +169,26 @@ func (c *Cluster) ServeStandby(t testing.TB, ns, name string, primary *servers.S
 		t.Fatal(err)
 	}
 	return st
+}
+
+// tlsFiles waits until the TLS Secret ns/name exists and returns its files.
+func (c *Cluster) tlsFiles(t testing.TB, ns, name string) *servers.TLS {
+	t.Helper()
+	var f *servers.TLS
+	if err := harness.Poll(t.Context(), ReadyTimeout, func(ctx context.Context) error {
+		s, err := c.Kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(s.Data["tls.key"]) == 0 {
+			return errors.New("no tls.key")
+		}
+		f = &servers.TLS{CA: s.Data["ca.crt"], Cert: s.Data["tls.crt"], Key: s.Data["tls.key"]}
+		return nil
+	}); err != nil {
+		t.Fatalf("Secret %s/%s: %v", ns, name, err)
+	}
+	return f
 }
 
 // secretPassword waits until Secret ns/name has a password and returns it.

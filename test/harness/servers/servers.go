@@ -306,14 +306,11 @@ func (s *Server) startPostgreSQL(t testing.TB) error {
 		"-c", "password_encryption=scram-sha-256", "-c", "timezone=UTC", "-c", "log_timezone=UTC",
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_wal_size=1GB",
 		"-c", "shared_buffers=128MB", "-c", "logging_collector=off"}
-	if s.TLS != nil {
-		if err := WriteTLS(filepath.Join(s.Dir, "tls"), s.TLS, cred); err != nil {
-			return fmt.Errorf("cannot write TLS files: %w", err)
-		}
-		args = append(args, "-c", "ssl=on", "-c", "ssl_cert_file="+s.TLS.Dir+"/tls.crt", "-c", "ssl_key_file="+s.TLS.Dir+"/tls.key",
-			"-c", "ssl_ca_file="+s.TLS.Dir+"/ca.crt", "-c", "ssl_min_protocol_version=TLSv1.2")
+	ssl, err := s.pgTLSArgs(cred)
+	if err != nil {
+		return err
 	}
-	if err := s.Spawn(cred, syscall.SIGINT, syscall.SIGQUIT, bin+"/postgres", args...); err != nil {
+	if err := s.Spawn(cred, syscall.SIGINT, syscall.SIGQUIT, bin+"/postgres", append(args, ssl...)...); err != nil {
 		return err
 	}
 	if err := s.WaitReady(t, func(ctx context.Context) error {
@@ -324,6 +321,19 @@ func (s *Server) startPostgreSQL(t testing.TB) error {
 	}
 	_, err = s.Exec(t.Context(), "postgres", nil, "CREATE DATABASE "+AppDatabase)
 	return err
+}
+
+// pgTLSArgs writes s's TLS files, when it has them, and returns the
+// PostgreSQL settings that serve them.
+func (s *Server) pgTLSArgs(cred *syscall.Credential) ([]string, error) {
+	if s.TLS == nil {
+		return nil, nil
+	}
+	if err := WriteTLS(filepath.Join(s.Dir, "tls"), s.TLS, cred); err != nil {
+		return nil, fmt.Errorf("cannot write TLS files: %w", err)
+	}
+	return []string{"-c", "ssl=on", "-c", "ssl_cert_file=" + s.TLS.Dir + "/tls.crt", "-c", "ssl_key_file=" + s.TLS.Dir + "/tls.key",
+		"-c", "ssl_ca_file=" + s.TLS.Dir + "/ca.crt", "-c", "ssl_min_protocol_version=TLSv1.2"}, nil
 }
 
 func (s *Server) startMariaDB(t testing.TB) error {

@@ -25,6 +25,10 @@ func (s *Server) StartStandby(t testing.TB, name, user, password string) *Server
 	}
 	dir := harness.TempDir(t, "dbplane-standby-")
 	st := &Server{Engine: PostgreSQL, Port: port, Password: s.Password, Dir: dir, Log: filepath.Join(dir, "server.log")}
+	if s.TLS != nil {
+		c := *s.TLS
+		st.TLS = &c
+	}
 	t.Cleanup(st.Stop)
 	cred, err := ServiceUser("postgres")
 	if err != nil {
@@ -43,9 +47,14 @@ func (s *Server) StartStandby(t testing.TB, name, user, password string) *Server
 		"--write-recovery-conf", "--wal-method=stream", "--checkpoint=fast", "--no-sync"); err != nil {
 		t.Fatalf("cannot copy the primary: %v\n%s", err, st.Tail())
 	}
-	if err := st.Spawn(cred, syscall.SIGINT, syscall.SIGQUIT, bin+"/postgres", "-D", data,
-		"-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(port), "-c", "unix_socket_directories="+dir,
-		"-c", "hot_standby=on", "-c", "fsync=off", "-c", "logging_collector=off"); err != nil {
+	// The primary's certificate, as every pod of a Database mounts it.
+	ssl, err := st.pgTLSArgs(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Spawn(cred, syscall.SIGINT, syscall.SIGQUIT, bin+"/postgres", append([]string{"-D", data,
+		"-c", "listen_addresses=127.0.0.1", "-c", "port=" + strconv.Itoa(port), "-c", "unix_socket_directories=" + dir,
+		"-c", "hot_standby=on", "-c", "fsync=off", "-c", "logging_collector=off"}, ssl...)...); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.WaitReady(t, func(ctx context.Context) error {
