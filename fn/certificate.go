@@ -70,7 +70,7 @@ type SecretTemplate struct {
 // DeepCopyObject copies the Certificate, as runtime.Object needs.
 func (c *CertificateObject) DeepCopyObject() runtime.Object {
 	out := *c
-	c.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	c.DeepCopyInto(&out.ObjectMeta)
 	s := c.Spec
 	s.DNSNames = append([]string(nil), c.Spec.DNSNames...)
 	s.IPAddresses = append([]string(nil), c.Spec.IPAddresses...)

@@ -247,16 +247,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		StartReadOnly:   p.providerOpensPrimary(),
 		RequireTLS:      pr.RequireTLS,
 	})
-	// The other files too: a new init step or pg_hba.conf rolls the pods.
-	files := []string{p.Config}
-	p.Files = map[string]string{}
-	if e.Files != nil {
-		p.Files = e.Files(tuning{RequireTLS: pr.RequireTLS})
-	}
-	for _, k := range slices.Sorted(maps.Keys(p.Files)) {
-		files = append(files, k, p.Files[k])
-	}
-	p.ConfigHash = digest([]byte(strings.Join(files, "\x00")))
+	p.Files, p.ConfigHash = configFiles(e, pr, p.Config)
 
 	if p.SQLUsers {
 		p.Logins = logins(p.names, s.Users, p.Replicated, p.Metrics)
@@ -276,6 +267,20 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		p.Credentials.Password = pw
 	}
 	return p, nil
+}
+
+// configFiles are the engine's files beside its configuration, and the
+// digest of all of them: a new init step or pg_hba.conf rolls the pods too.
+func configFiles(e engine, pr profile, config string) (map[string]string, string) {
+	fs := map[string]string{}
+	if e.Files != nil {
+		fs = e.Files(tuning{RequireTLS: pr.RequireTLS})
+	}
+	all := []string{config}
+	for _, k := range slices.Sorted(maps.Keys(fs)) {
+		all = append(all, k, fs[k])
+	}
+	return fs, digest([]byte(strings.Join(all, "\x00")))
 }
 
 // metrics tells whether the exporter is composed: it logs in as the
