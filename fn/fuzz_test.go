@@ -118,10 +118,17 @@ func FuzzRunFunction(f *testing.F) {
 			if m["apiVersion"] == nil || m["kind"] == nil || md["name"] == nil {
 				t.Errorf("RunFunction(...): composed resource %q has no apiVersion, kind or name", n)
 			}
+			j, _ := r.GetResource().MarshalJSON()
+			if n != string(rnTLS) && n != string(rnCA) {
+				for _, k := range [][]byte{testCerts().Key, testCerts().CAKey} {
+					if bytes.Contains(j, []byte(base64.StdEncoding.EncodeToString(k))) || bytes.Contains(j, k[40:80]) {
+						t.Errorf("RunFunction(...): a private key appears in %q, outside the TLS Secrets", n)
+					}
+				}
+			}
 			if n == string(rnSecret) {
 				continue
 			}
-			j, _ := r.GetResource().MarshalJSON()
 			for _, s := range secrets {
 				if bytes.Contains(j, s) {
 					t.Errorf("RunFunction(...): the password appears in %q, outside the Secret", n)

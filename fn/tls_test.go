@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/crossplane/function-sdk-go/logging"
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
 )
 
@@ -441,4 +442,38 @@ func volume(vs []corev1.Volume, name string) corev1.Volume {
 		}
 	}
 	return corev1.Volume{}
+}
+
+// TestRunFunctionCertManager: with an Issuer in the Input the function asks
+// for cert-manager's CRD; once it exists it composes a Certificate for the
+// TLS Secret, and none of its own TLS Secrets.
+func TestRunFunctionCertManager(t *testing.T) {
+	r := req(xr("orders", pgDev), map[string]string{"secret": secretJSON(testPassword)})
+	r.Input = resource.MustStructJSON(`{"apiVersion":"fn.database.example.com/v1alpha1","kind":"Input","tls":{"issuerRef":{"name":"databases","kind":"ClusterIssuer"}}}`)
+	f := New(logging.NewNopLogger(), WithIssuer(fixedIssuer{}))
+	rsp, err := f.RunFunction(t.Context(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rsp.GetRequirements().GetResources()[requiredCertManager]; !ok {
+		t.Fatalf("with an Issuer: want cert-manager's CRD required, got %v", rsp.GetRequirements())
+	}
+	r.RequiredResources = map[string]*fnv1.Resources{requiredCertManager: {Items: []*fnv1.Resource{{Resource: resource.MustStructJSON(`{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition","metadata":{"name":"certificates.cert-manager.io"}}`)}}}}
+	rsp, err = f.RunFunction(t.Context(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rsp.GetDesired().GetResources()
+	if d["tls"] != nil || d["tls-ca"] != nil {
+		t.Errorf("with cert-manager: the function's own TLS Secrets are composed")
+	}
+	c := d["certificate"].GetResource().AsMap()
+	spec, _ := c["spec"].(map[string]any)
+	want := map[string]any{"name": "databases", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+	if diff := cmp.Diff(want, spec["issuerRef"]); diff != "" || c["kind"] != "Certificate" || spec["secretName"] != "orders-tls" {
+		t.Errorf("with cert-manager: want a Certificate for Secret orders-tls from the Input's issuer, got %v (issuerRef -want, +got: %s)", c, diff)
+	}
+	if dns, _ := spec["dnsNames"].([]any); !slices.Contains(dns, any("*.orders-headless.team-a.svc.cluster.local")) || !slices.Contains(spec["ipAddresses"].([]any), any("127.0.0.1")) { //nolint:forcetypeassert // A test of what was composed.
+		t.Errorf("with cert-manager: the Certificate does not name the pods and loopback: %v", spec)
+	}
 }

@@ -500,13 +500,15 @@ func TestObserveQuery(t *testing.T) {
 }
 
 func TestConnectionDetails(t *testing.T) {
-	ep := xsql.Endpoint{Host: "orders.team-a.svc", Port: 5432, TLS: v1alpha1.TLSVerifyFull}
+	ep := xsql.Endpoint{Host: "orders.team-a.svc", Port: 5432, TLS: v1alpha1.TLSVerifyFull, CA: []byte("-----BEGIN CERTIFICATE-----\nca\n")}
 	got := ConnectionDetails(ep, xsql.Credential{Username: `we'ird:us@r/`, Password: `p@ss:w/rd'\`}, "my db/x") //nolint:gosec // Test credentials.
 
 	want := map[string]string{ //nolint:gosec // Test credentials.
 		"host": "orders.team-a.svc", "port": "5432", "database": "my db/x", "username": `we'ird:us@r/`, "password": `p@ss:w/rd'\`,
 		"uri": "postgresql://we%27ird%3Aus%40r%2F:p%40ss%3Aw%2Frd%27%5C@orders.team-a.svc:5432/my%20db%2Fx?sslmode=verify-full",
 		"dsn": `host='orders.team-a.svc' port='5432' user='we\'ird:us@r/' password='p@ss:w/rd\'\\' dbname='my db/x' sslmode='verify-full'`,
+		// The CA that verifies the server, for sslrootcert.
+		"ca.crt": "-----BEGIN CERTIFICATE-----\nca\n",
 	}
 	s := map[string]string{}
 	for k, v := range got {
