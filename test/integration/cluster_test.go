@@ -495,6 +495,30 @@ func (m *pgMember) localize(t testing.TB, s string) string {
 	return r.Replace(s)
 }
 
+// waitReplayed waits until every running standby has replayed the
+// primary's WAL as it is now.
+func (c *pgCluster) waitReplayed(t testing.TB) {
+	t.Helper()
+	lsn := c.Primary().Query(t, "SELECT pg_catalog.pg_current_wal_lsn()")
+	for _, m := range c.Members[1:] {
+		if !m.running {
+			continue
+		}
+		if err := harness.Poll(t.Context(), startTimeout, func(ctx context.Context) error {
+			out, err := m.exec(ctx, "postgres", nil, "SELECT pg_catalog.pg_last_wal_replay_lsn() >= "+pgString(lsn)+"::pg_lsn")
+			if err != nil {
+				return err
+			}
+			if out != "t" {
+				return fmt.Errorf("%s has not replayed %s yet", m.Name, lsn)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // WaitStreaming waits until the primary reports the member streaming.
 func (c *pgCluster) WaitStreaming(t testing.TB, m *pgMember) {
 	t.Helper()

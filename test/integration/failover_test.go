@@ -201,6 +201,9 @@ func startFailoverCluster(t testing.TB, synchronous bool, after int) (*pgCluster
 	re.converge(t, cr)
 	c.RouteByLabel(re.labelled)
 	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY); CREATE TABLE probe (at timestamptz)")
+	// On every standby before any is promoted: asynchronous standbys may
+	// not have them yet.
+	c.waitReplayed(t)
 	return c, re, cr
 }
 
@@ -706,6 +709,9 @@ func switchovers(t testing.TB) []time.Duration {
 	re.converge(t, cr)
 	c.RouteByLabel(re.labelled)
 	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY); CREATE TABLE probe (at timestamptz)")
+	// On every standby before any is promoted: asynchronous standbys may
+	// not have them yet.
+	c.waitReplayed(t)
 
 	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
 	var wg sync.WaitGroup
@@ -872,6 +878,9 @@ func TestPostgreSQLRollingUpdate(t *testing.T) {
 	re.converge(t, cr)
 	c.RouteByLabel(re.labelled)
 	c.Primary().Query(t, "CREATE TABLE acked (id bigint PRIMARY KEY); CREATE TABLE probe (at timestamptz)")
+	// On every standby before any is promoted: asynchronous standbys may
+	// not have them yet.
+	c.waitReplayed(t)
 
 	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
 	var wg sync.WaitGroup
