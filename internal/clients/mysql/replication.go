@@ -469,6 +469,35 @@ type ReplicationClient struct {
 	db      xsql.DB
 	addr    string
 	flavors *Flavors
+	served  func(ctx context.Context) ([]byte, error)
+}
+
+// WithServedCertificate says how ServedCertificate connects, making the
+// client an xsql.TLSServer.
+func (c *ReplicationClient) WithServedCertificate(f func(ctx context.Context) ([]byte, error)) *ReplicationClient {
+	c.served = f
+	return c
+}
+
+// ServedCertificate is the certificate a new connection gets.
+func (c *ReplicationClient) ServedCertificate(ctx context.Context) ([]byte, error) {
+	if c.served == nil {
+		return nil, errors.New("cannot read the served certificate: no way to connect was given")
+	}
+	return c.served(ctx)
+}
+
+// ReloadTLS makes the server read its TLS files again.
+func (c *ReplicationClient) ReloadTLS(ctx context.Context) error {
+	f, err := c.flavors.Of(ctx, c.addr, c.db)
+	if err != nil {
+		return err
+	}
+	stmt, err := ReloadTLSStatement(f)
+	if err != nil {
+		return err
+	}
+	return errors.Wrap(c.db.Exec(ctx, xsql.Query{SQL: stmt}), "cannot reload the server's TLS")
 }
 
 // NewReplicationClient returns a ReplicationClient running SQL through db

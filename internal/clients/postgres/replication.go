@@ -130,7 +130,32 @@ func SetSynchronousStandbyNamesStatements(value string) ([]string, error) {
 // A ReplicationClient observes and repairs replication on one PostgreSQL
 // server, in its maintenance database.
 type ReplicationClient struct {
-	open Opener
+	open   Opener
+	served func(ctx context.Context) ([]byte, error)
+}
+
+// WithServedCertificate says how ServedCertificate connects, making the
+// client an xsql.TLSServer.
+func (c *ReplicationClient) WithServedCertificate(f func(ctx context.Context) ([]byte, error)) *ReplicationClient {
+	c.served = f
+	return c
+}
+
+// ServedCertificate is the certificate a new connection gets.
+func (c *ReplicationClient) ServedCertificate(ctx context.Context) ([]byte, error) {
+	if c.served == nil {
+		return nil, errors.New("cannot read the served certificate: no way to connect was given")
+	}
+	return c.served(ctx)
+}
+
+// ReloadTLS makes the server read its TLS files again.
+func (c *ReplicationClient) ReloadTLS(ctx context.Context) error {
+	db, err := c.open(MaintenanceDatabase)
+	if err != nil {
+		return err
+	}
+	return errors.Wrap(db.Exec(ctx, ReloadTLSQuery), "cannot reload the server's TLS")
 }
 
 // NewReplicationClient returns a ReplicationClient reaching the server

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
 )
@@ -24,8 +25,41 @@ type TLSServer interface {
 // TLSReloads remembers which servers were seen presenting the certificate
 // they should, so that a steady-state reconcile costs no handshake.
 type TLSReloads struct {
-	mu sync.Mutex
-	ok map[string]bool
+	mu       sync.Mutex
+	ok       map[string]bool
+	inFlight map[string]bool
+}
+
+// EnsureInBackground runs Ensure for ep without blocking the caller, at
+// most once at a time per server, bounded by timeout: for callers whose
+// reconcile must not wait on a member that does not answer (failover).
+// done, when set, is called with Ensure's outcome.
+func (t *TLSReloads) EnsureInBackground(ep Endpoint, s TLSServer, timeout time.Duration, done func(bool, error)) {
+	if Fingerprint(ep.Certificate) == "" {
+		return
+	}
+	key := net.JoinHostPort(ep.Host, strconv.Itoa(ep.Port))
+	t.mu.Lock()
+	if t.ok[key+"/"+Fingerprint(ep.Certificate)] || t.inFlight[key] {
+		t.mu.Unlock()
+		return
+	}
+	if t.inFlight == nil {
+		t.inFlight = map[string]bool{}
+	}
+	t.inFlight[key] = true
+	t.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		ok, err := t.Ensure(ctx, ep, s)
+		t.mu.Lock()
+		delete(t.inFlight, key)
+		t.mu.Unlock()
+		if done != nil {
+			done(ok, err)
+		}
+	}()
 }
 
 // Ensure makes the server at ep present ep.Certificate: when a new

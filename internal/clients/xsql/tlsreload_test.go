@@ -155,3 +155,27 @@ func TestEndpointTLSConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSReloadsEnsureInBackground: the caller does not wait, the server
+// is reloaded, and once it presents its certificate nothing more is done.
+func TestTLSReloadsEnsureInBackground(t *testing.T) {
+	_, oldDER := selfSigned(t, "old")
+	newPEM, newDER := selfSigned(t, "new")
+	srv := &fakeTLS{served: [][]byte{oldDER, newDER}}
+	r := &TLSReloads{}
+	ep := Endpoint{Host: "db", Port: 5432, Certificate: newPEM}
+	done := make(chan bool, 1)
+	r.EnsureInBackground(ep, srv, time.Second, func(ok bool, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		done <- ok
+	})
+	if ok := <-done; !ok || srv.reloads != 1 {
+		t.Fatalf("EnsureInBackground: want the server reloaded once and presenting its certificate, got ok %t, %d reloads", ok, srv.reloads)
+	}
+	r.EnsureInBackground(ep, srv, time.Second, func(bool, error) { t.Error("EnsureInBackground: looked again at a server that presents its certificate") })
+	if srv.looks != 2 {
+		t.Errorf("EnsureInBackground: want 2 looks in all, got %d", srv.looks)
+	}
+}

@@ -131,6 +131,9 @@ var ErrNotImplemented = errors.New("not implemented")
 // for n of standbys.
 type RenderFn func(n int, standbys []string) (string, error)
 
+// tlsReloadTimeout bounds looking at and reloading one member's TLS.
+const tlsReloadTimeout = 10 * time.Second
+
 // A connector connects a Replication to its members with the admin login
 // of its ProviderConfig.
 type connector struct {
@@ -143,6 +146,8 @@ type connector struct {
 	render         func(e v1alpha1.Engine) RenderFn
 	contains       func(e v1alpha1.Engine) ContainsFn
 	record         event.Recorder
+	// reloads remembers the members seen presenting their certificate.
+	reloads *xsql.TLSReloads
 }
 
 // NewConnector returns the connector of the Replication controller: it
@@ -161,6 +166,7 @@ func NewConnector(kube client.Client, pods client.Reader, newServer NewServerFn,
 		render:         func(e v1alpha1.Engine) RenderFn { return engines[e].synchronousStandbyNames },
 		contains:       func(e v1alpha1.Engine) ContainsFn { return engines[e].contains },
 		record:         record,
+		reloads:        &xsql.TLSReloads{},
 	}
 }
 
@@ -208,6 +214,12 @@ func (c *connector) Connect(ctx context.Context, cr *v1alpha1.Replication) (mana
 		}
 		if err != nil {
 			return nil, errors.Wrapf(err, "cannot connect to member %q", m.Name)
+		}
+		// Every member mounts the same TLS Secret: after a renewal each
+		// is made to read it again. In the background: a member that
+		// does not answer must not hold up a failover.
+		if t, ok := srv.(xsql.TLSServer); ok {
+			c.reloads.EnsureInBackground(mep, t, tlsReloadTimeout, nil)
 		}
 		e.servers = append(e.servers, srv)
 	}

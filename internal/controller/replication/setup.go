@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"context"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -74,7 +75,9 @@ const mysqlDefaultPort = mysql.DefaultPort
 var engines = map[v1alpha1.Engine]engine{
 	v1alpha1.PostgreSQL: {
 		newServer: func(o Options, _ *mysql.Flavors, ep xsql.Endpoint, admin xsql.Credential) (Server, error) {
-			return postgres.NewReplicationClient(postgres.PoolOpener(o.Pools, ep, admin, o.SQL)), nil
+			return postgres.NewReplicationClient(postgres.PoolOpener(o.Pools, ep, admin, o.SQL)).WithServedCertificate(func(ctx context.Context) ([]byte, error) {
+				return postgres.ServedCertificate(ctx, ep, admin, o.SQL)
+			}), nil
 		},
 		synchronousStandbyNames: postgres.SynchronousStandbyNames,
 		failover:                true,
@@ -86,7 +89,9 @@ var engines = map[v1alpha1.Engine]engine{
 			if err != nil {
 				return nil, err
 			}
-			return mysql.NewReplicationClient(db, ep, flavors), nil
+			return mysql.NewReplicationClient(db, ep, flavors).WithServedCertificate(func(ctx context.Context) ([]byte, error) {
+				return mysql.ServedCertificate(ctx, ep, admin, o.SQL)
+			}), nil
 		},
 		contains: mysql.PositionContains,
 		failover: true,
