@@ -174,7 +174,9 @@ func TestTLSReloadsEnsureInBackground(t *testing.T) {
 	if ok := <-done; !ok || srv.reloads != 1 {
 		t.Fatalf("EnsureInBackground: want the server reloaded once and presenting its certificate, got ok %t, %d reloads", ok, srv.reloads)
 	}
-	r.EnsureInBackground(ep, srv, time.Second, func(bool, error) { t.Error("EnsureInBackground: looked again at a server that presents its certificate") })
+	r.EnsureInBackground(ep, srv, time.Second, func(bool, error) {
+		t.Error("EnsureInBackground: looked again at a server that presents its certificate")
+	})
 	if srv.looks != 2 {
 		t.Errorf("EnsureInBackground: want 2 looks in all, got %d", srv.looks)
 	}
