@@ -3,6 +3,7 @@ package fn
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,6 +46,23 @@ func req(oxr string, ocds map[string]string) *fnv1.RunFunctionRequest {
 			r.Observed.Resources[n] = &fnv1.Resource{Resource: resource.MustStructJSON(j)}
 		}
 	}
+	return r
+}
+
+// namespaceJSON is the Database's Namespace, as Crossplane supplies it.
+const namespaceJSON = `{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team-a","uid":"5f0c6a1e-team-a"}}`
+
+// withRequired gives a request the required resources Crossplane
+// answered with for name.
+func withRequired(r *fnv1.RunFunctionRequest, name string, objs ...string) *fnv1.RunFunctionRequest {
+	if r.RequiredResources == nil {
+		r.RequiredResources = map[string]*fnv1.Resources{}
+	}
+	items := make([]*fnv1.Resource, 0, len(objs))
+	for _, o := range objs {
+		items = append(items, &fnv1.Resource{Resource: resource.MustStructJSON(o)})
+	}
+	r.RequiredResources[name] = &fnv1.Resources{Items: items}
 	return r
 }
 
@@ -114,6 +132,7 @@ func summarise(t *testing.T, rsp *fnv1.RunFunctionResponse) got {
 	for n := range rsp.GetRequirements().GetResources() {
 		g.Requires = append(g.Requires, n)
 	}
+	slices.Sort(g.Requires)
 	if x := rsp.GetDesired().GetComposite().GetResource(); x != nil {
 		if s, ok := x.AsMap()["status"].(map[string]any); ok {
 			g.Status = s
@@ -137,7 +156,7 @@ func TestRunFunction(t *testing.T) {
 	}{
 		"NewProductionPostgreSQL": {
 			reason: "A new production Database composes every kind, a disruption budget, a backup, the read-only Service, the replication login and the Replication, all with readiness unset until they exist, and is Pending.",
-			args:   args{req: req(xr("orders", pgProd), nil), password: generate},
+			args:   args{req: withRequired(req(xr("orders", pgProd), nil), requiredNamespace, namespaceJSON), password: generate},
 			want: got{
 				Composed: map[string]string{
 					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
@@ -155,7 +174,7 @@ func TestRunFunction(t *testing.T) {
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{testPassword},
 				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/AwaitingFirstBackup"},
-				Requires:   []string{"backup-jobs"},
+				Requires:   []string{"backup-jobs", "backup-volume", "namespace"},
 			},
 		},
 		"DevelopmentWithoutDefaults": {
@@ -281,7 +300,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Passwords:  []string{"pw"},
 				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "PrimaryAvailable=TRUE/PrimaryFound", "BackupHealthy=TRUE/BackupSucceeded"},
-				Requires:   []string{"backup-jobs"},
+				Requires:   []string{"backup-jobs", "backup-volume", "namespace"},
 			},
 		},
 		"PartiallyReady": {
@@ -325,6 +344,28 @@ func TestRunFunction(t *testing.T) {
 				},
 				Passwords:  []string{"pw"},
 				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Requires:   []string{"backup-volume", "namespace"},
+			},
+		},
+		"NewBackupWaitsForNamespace": {
+			reason: "A new Database with backups composes neither the backup volume nor its CronJob until Crossplane supplied the Namespace that keeps the volume when the Database is deleted, and asks for it.",
+			args:   args{req: req(xr("orders", pgProd), nil), password: generate},
+			want: got{
+				Composed: map[string]string{
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"service-headless": "Service/orders-headless", "service": "Service/orders",
+					"statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app", "pdb": "PodDisruptionBudget/orders", "networkpolicy": "NetworkPolicy/orders",
+					"service-ro": "Service/orders-ro", "sql-user-replication": "User/orders-replication", "replication": "Replication/orders",
+				},
+				Ready: map[string]string{ //nolint:gosec // Composed resource names, no credential.
+					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED", "pdb": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED",
+					"service-ro": "READY_UNSPECIFIED", "sql-user-replication": "READY_UNSPECIFIED", "replication": "READY_UNSPECIFIED",
+				},
+				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
+				Passwords:  []string{testPassword},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/AwaitingFirstBackup"},
+				Requires:   []string{"backup-jobs", "backup-volume", "namespace"},
 			},
 		},
 		"StorageGrowth": {

@@ -49,6 +49,15 @@ type Observed struct {
 	// them.
 	BackupJobs []batchv1.Job
 
+	// Namespace is the Database's Namespace, once Crossplane supplied it:
+	// the backup volume's second owner, which keeps it when the Database
+	// is deleted.
+	Namespace *corev1.Namespace
+	// LeftBackupVolume is a backup volume of the Database's name that
+	// exists but is not composed: one a deleted Database of the same name
+	// left behind, which this one adopts.
+	LeftBackupVolume *corev1.PersistentVolumeClaim
+
 	// Replication is what the SQL provider's Replication last saw of the
 	// servers, once it exists.
 	Replication *sqlv1alpha1.ReplicationObservation
@@ -96,6 +105,10 @@ func Observe(req *fnv1.RunFunctionRequest, db *v1.Database) (Observed, error) {
 	}
 
 	observeOperatorCRDs(req, &o)
+
+	if err := observeBackupOwner(req, &o); err != nil {
+		return Observed{}, err
+	}
 
 	rs, err := required(req, requiredBackupJobs)
 	if err != nil {
@@ -197,12 +210,17 @@ func (o Observed) ClaimTemplate() *corev1.PersistentVolumeClaim {
 	return nil
 }
 
-// BackupVolumeSize is the observed backup volume's requested size.
+// BackupVolumeSize is the existing backup volume's requested size: the
+// composed one's, else the one a deleted Database of the same name left.
 func (o Observed) BackupVolumeSize() *resource.Quantity {
-	if o.BackupVolume == nil {
+	v := o.BackupVolume
+	if v == nil {
+		v = o.LeftBackupVolume
+	}
+	if v == nil {
 		return nil
 	}
-	if q, ok := o.BackupVolume.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
+	if q, ok := v.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
 		return &q
 	}
 	return nil

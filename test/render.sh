@@ -20,7 +20,7 @@ case "${command}" in
   cli="$(test/tools/build.sh crossplane-cli)"
   core="$(test/tools/build.sh crossplane-core)"
   functions=examples/render/functions.yaml
-  flags=(--crossplane-binary="${core}" --xrd=package/configuration/xrd.yaml)
+  flags=(--crossplane-binary="${core}" --xrd=package/configuration/xrd.yaml --required-resources=examples/render/namespace.yaml)
   ;;
 "beta render")
   cli="$(test/tools/build.sh crank)"
