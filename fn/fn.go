@@ -148,7 +148,7 @@ func (f *Function) compose(_ context.Context, req *fnv1.RunFunctionRequest) (*fn
 	}
 
 	if rs := Requirements(p); len(rs) > 0 {
-		rsp.Requirements = &fnv1.Requirements{Resources: rs}
+		rsp.Requirements = requirements(req, rs)
 	}
 
 	for _, a := range append(Advise(p, o), BackupHealthOf(p.Backup, o.CronJob, o.BackupJobs)) {

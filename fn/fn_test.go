@@ -3,11 +3,13 @@ package fn
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/crossplane/function-sdk-go/errors"
@@ -35,9 +37,18 @@ const (
 	my80Dev = `{"type":"mysql","version":"8.0","storage":{"size":"1Gi"}}`
 )
 
+// crossplaneV2 is what Crossplane v2.4 (and the v2.5 CLI's render)
+// advertises in every request.
+var crossplaneV2 = []fnv1.Capability{
+	fnv1.Capability_CAPABILITY_CAPABILITIES, fnv1.Capability_CAPABILITY_REQUIRED_RESOURCES, fnv1.Capability_CAPABILITY_CREDENTIALS,
+	fnv1.Capability_CAPABILITY_CONDITIONS, fnv1.Capability_CAPABILITY_REQUIRED_SCHEMAS,
+}
+
+// req is a request from Crossplane v2.4 for observed XR oxr and composed
+// resources ocds.
 func req(oxr string, ocds map[string]string) *fnv1.RunFunctionRequest {
 	r := &fnv1.RunFunctionRequest{
-		Meta:     &fnv1.RequestMeta{Tag: "t"},
+		Meta:     &fnv1.RequestMeta{Tag: "t", Capabilities: crossplaneV2},
 		Observed: &fnv1.State{Composite: &fnv1.Resource{Resource: resource.MustStructJSON(oxr)}},
 	}
 	if len(ocds) > 0 {
@@ -415,6 +426,40 @@ func TestRunFunctionKeepsEarlierReadiness(t *testing.T) {
 	}
 	if got := rsp.GetDesired().GetResources()["statefulset"].GetReady(); got != fnv1.Ready_READY_TRUE {
 		t.Errorf("RunFunction(...): an earlier step's readiness must be kept: want READY_TRUE, got %s", got)
+	}
+}
+
+// TestRunFunctionCrossplane1 calls the function as Crossplane 1.x (and
+// its beta render) does: with no capabilities advertised. It must ask in
+// the deprecated extra_resources, the only field 1.x resolves, and read
+// the answer from extra_resources: then it composes what it composes for
+// v2 with the same resources in required_resources.
+func TestRunFunctionCrossplane1(t *testing.T) {
+	run := func(r *fnv1.RunFunctionRequest) *fnv1.RunFunctionResponse {
+		t.Helper()
+		rsp, err := New(logging.NewNopLogger(), WithPasswordGenerator(func() (string, error) { return testPassword, nil })).RunFunction(t.Context(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rsp
+	}
+	v2 := withRequired(req(xr("orders", pgProd), nil), requiredNamespace, namespaceJSON)
+	v1 := req(xr("orders", pgProd), nil)
+	v1.Meta.Capabilities = nil
+	v1.ExtraResources = v2.GetRequiredResources() //nolint:staticcheck // What Crossplane 1.x sends.
+
+	want, got := run(v2), run(v1)
+	if len(got.GetRequirements().GetResources()) != 0 {
+		t.Errorf("RunFunction(...): Crossplane 1.x never answers Requirements.Resources, got %v", got.GetRequirements().GetResources())
+	}
+	if diff := cmp.Diff(want.GetRequirements().GetResources(), got.GetRequirements().GetExtraResources(), protocmp.Transform()); diff != "" { //nolint:staticcheck // What Crossplane 1.x reads.
+		t.Errorf("RunFunction(...): Crossplane 1.x must be asked in extra_resources what v2 is asked in resources: -want, +got:\n%s", diff)
+	}
+	if _, ok := got.GetDesired().GetResources()["backup-pvc"]; !ok {
+		t.Errorf("RunFunction(...): the Namespace answered in extra_resources must be read: no backup volume composed, got %v", slices.Sorted(maps.Keys(got.GetDesired().GetResources())))
+	}
+	if diff := cmp.Diff(want.GetDesired(), got.GetDesired(), protocmp.Transform()); diff != "" {
+		t.Errorf("RunFunction(...): Crossplane 1.x, with the same resources, must get the same desired state: -v2, +1.x:\n%s", diff)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/crossplane/function-sdk-go/errors"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"github.com/crossplane/function-sdk-go/request"
 	fnresource "github.com/crossplane/function-sdk-go/resource"
 
 	sqlv1alpha1 "github.com/dbplane/dbplane/apis/sql/v1alpha1"
@@ -124,10 +125,29 @@ func Observe(req *fnv1.RunFunctionRequest, db *v1.Database) (Observed, error) {
 	return o, nil
 }
 
+// requirements asks for rs in the field the calling Crossplane resolves:
+// Requirements.Resources from one that advertises the capability (v2.2 and
+// later, and their render), else the deprecated extra_resources, the only
+// one Crossplane 1.x (and its beta render) knows. Sent to 1.x, Resources
+// would be an unknown field it never answers, and its render, which
+// compares each call's requirements with reflect.DeepEqual, would find
+// that field's bytes (a map, marshalled in random order) different from
+// one call to the next and refuse the Database as unstable.
+func requirements(req *fnv1.RunFunctionRequest, rs map[string]*fnv1.ResourceSelector) *fnv1.Requirements {
+	if request.HasCapability(req, fnv1.Capability_CAPABILITY_REQUIRED_RESOURCES) {
+		return &fnv1.Requirements{Resources: rs}
+	}
+	return &fnv1.Requirements{ExtraResources: rs} //nolint:staticcheck // Crossplane 1.x resolves only this field.
+}
+
 // required is what Crossplane supplied for a requirement the last call
-// made (Requirements.Resources, answered in required_resources).
+// made: in required_resources, or in extra_resources from a Crossplane
+// that was asked there (see requirements).
 func required(req *fnv1.RunFunctionRequest, name string) ([]map[string]any, error) {
-	rs := req.GetRequiredResources()[name]
+	rs, ok := req.GetRequiredResources()[name]
+	if !ok {
+		rs = req.GetExtraResources()[name] //nolint:staticcheck // Crossplane 1.x answers in this field.
+	}
 	out := make([]map[string]any, 0, len(rs.GetItems()))
 	for _, i := range rs.GetItems() {
 		if i.GetResource() == nil {

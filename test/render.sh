@@ -25,7 +25,7 @@ case "${command}" in
 "beta render")
   cli="$(test/tools/build.sh crank)"
   functions=examples/render/functions-crossplane-1.yaml
-  flags=()
+  flags=(--extra-resources=examples/render/namespace.yaml)
   ;;
 *)
   echo "RENDER_COMMAND must be \"composition render\", \"render\" or \"beta render\", got \"${command}\"" >&2
