@@ -117,6 +117,9 @@ type Cluster struct {
 
 	function *harness.Process // the composition function, restartable by tests
 
+	claims    sync.Once // installs the claims package, for the first test that needs it
+	claimsErr error
+
 	providerKubeconfig string     // kubeconfig: crossplane-system/provider-sql's token
 	addressMap         string     // the provider's --address-map file
 	mapMu              sync.Mutex // serialises MapAddress
