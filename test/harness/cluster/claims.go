@@ -58,9 +58,10 @@ func (c *Cluster) installClaims(ctx context.Context) error {
 // waitClaimsServed waits until the legacy XRD is Established and Offered
 // (its claim CRD is served) and Crossplane may watch both kinds.
 func (c *Cluster) waitClaimsServed(ctx context.Context) error {
-	gvr := schema.GroupVersionResource{Group: gvrXRD.Group, Version: "v1", Resource: gvrXRD.Resource}
+	// Read through the v2 API, which serves v1 XRDs too (as scope
+	// LegacyCluster) without a deprecation warning on every poll.
 	if err := harness.Poll(ctx, setupTimeout, func(ctx context.Context) error {
-		x, err := c.Dynamic.Resource(gvr).Get(ctx, legacyXRDName, metav1.GetOptions{})
+		x, err := c.Dynamic.Resource(gvrXRD).Get(ctx, legacyXRDName, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
