@@ -168,6 +168,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			step{"provider install", c.installProviderIdentity},
 			step{"provider", c.startProvider},
 			step{"configuration", c.waitDatabasesServed},
+			step{"claims configuration", c.waitClaimsServed},
 		)
 	} else {
 		steps = append(steps,
