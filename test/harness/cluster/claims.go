@@ -29,9 +29,13 @@ const legacyXRDName = "xdatabases.database.example.com"
 // InstallClaims applies the claims package's XRD and Composition (with the
 // Input `sqlUsers: false`, as installConfiguration does for Databases) once,
 // and waits until DatabaseClaims are served and Crossplane may watch them
-// and their XDatabases. Only the tests that use claims pay for it.
+// and their XDatabases. Only the tests that use claims pay for it. (With
+// Crossplane1, installConfiguration has installed them.)
 func (c *Cluster) InstallClaims(t testing.TB) {
 	t.Helper()
+	if c.opts.Crossplane1 {
+		return
+	}
 	// Not the test's context: a test that ends would fail the install for
 	// every later one.
 	c.claims.Do(func() { c.claimsErr = c.installClaims(context.Background()) })
@@ -59,9 +63,14 @@ func (c *Cluster) installClaims(ctx context.Context) error {
 // (its claim CRD is served) and Crossplane may watch both kinds.
 func (c *Cluster) waitClaimsServed(ctx context.Context) error {
 	// Read through the v2 API, which serves v1 XRDs too (as scope
-	// LegacyCluster) without a deprecation warning on every poll.
+	// LegacyCluster) without a deprecation warning on every poll; 1.x has
+	// only v1.
+	gvr := gvrXRD
+	if c.opts.Crossplane1 {
+		gvr.Version = "v1"
+	}
 	if err := harness.Poll(ctx, setupTimeout, func(ctx context.Context) error {
-		x, err := c.Dynamic.Resource(gvrXRD).Get(ctx, legacyXRDName, metav1.GetOptions{})
+		x, err := c.Dynamic.Resource(gvr).Get(ctx, legacyXRDName, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
