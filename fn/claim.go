@@ -45,11 +45,16 @@ func Identify(db *v1.Database) *field.Error {
 	return nil
 }
 
-// restoreKind is the kind spec.restore.from names: a Database restores from
-// a Database's backups, a claim's XDatabase from a DatabaseClaim's.
-func restoreKind(xrKind string) string {
-	if xrKind == LegacyKind {
+// restoreKind is the kind spec.restore.from names, if set: a Database
+// restores from a Database's backups, a claim's XDatabase from a
+// DatabaseClaim's.
+func restoreKind(db *v1.Database) string {
+	switch {
+	case db.Spec.Restore == nil:
+		return ""
+	case db.Kind == LegacyKind:
 		return ClaimKind
+	default:
+		return v1.Kind
 	}
-	return v1.Kind
 }

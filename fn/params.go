@@ -247,9 +247,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 	}
 
 	p.Restore = s.Restore
-	if s.Restore != nil {
-		p.RestoreKind = restoreKind(db.Kind)
-	}
+	p.RestoreKind = restoreKind(db)
 	p.ComposeService = s.Restore == nil || o.Exists[rnService] || jobSucceeded(o.RestoreJob)
 	p.ComposeRestoreJob = s.Restore != nil && (o.RestoreJob != nil ||
 		(o.RestoreSource != nil && o.StatefulSet != nil && o.StatefulSet.Status.ReadyReplicas > 0))

@@ -67,7 +67,8 @@ func TestClaimRenderInputsAreTheClaims(t *testing.T) {
 			if labels["crossplane.io/claim-name"] != cm["name"] || labels["crossplane.io/claim-namespace"] != cm["namespace"] {
 				t.Errorf("XDatabase labels %v: want the claim's name %v and namespace %v", labels, cm["name"], cm["namespace"])
 			}
-			spec := maps.Clone(xr["spec"].(map[string]any))
+			xs, _ := xr["spec"].(map[string]any)
+			spec := maps.Clone(xs)
 			ref, _ := spec["claimRef"].(map[string]any)
 			if ref["kind"] != "DatabaseClaim" || ref["name"] != cm["name"] || ref["namespace"] != cm["namespace"] {
 				t.Errorf("spec.claimRef %v: want the claim", ref)
@@ -106,13 +107,15 @@ func TestRenderClaims(t *testing.T) {
 
 			claim := readYAML(t, filepath.Join(root, "examples", "claims", name+".yaml"))
 			cm, _ := claim["metadata"].(map[string]any)
+			cname, _ := cm["name"].(string)
+			cns, _ := cm["namespace"].(string)
 			for n, o := range composedResources(t, out) {
 				md, _ := o["metadata"].(map[string]any)
 				if md["namespace"] != cm["namespace"] {
 					t.Errorf("composed resource %s: metadata.namespace %v, want the claim's %v", n, md["namespace"], cm["namespace"])
 				}
 			}
-			for _, want := range []string{"claimConditionTypes:", "- VersionSupported", "endpoint: " + cm["name"].(string) + "." + cm["namespace"].(string) + ".svc.cluster.local:"} {
+			for _, want := range []string{"claimConditionTypes:", "- VersionSupported", "endpoint: " + cname + "." + cns + ".svc.cluster.local:"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("render %s: want %q in the XDatabase's status (what the claim shows)", ex, want)
 				}

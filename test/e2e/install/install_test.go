@@ -127,7 +127,8 @@ func claimFromInstalledPackage(t *testing.T) cluster.Database {
 	const ns = "team-b"
 	env.Namespace(t, ns)
 	c := cluster.ReadDatabase(t, filepath.Join(env.Root, "examples", "databases", "postgresql-development.yaml"))
-	claim := cluster.NewClaim(ns, "billing-pg-dev", c.Object["spec"].(map[string]any))
+	spec, _ := c.Object["spec"].(map[string]any)
+	claim := cluster.NewClaim(ns, "billing-pg-dev", spec)
 	t0 := time.Now()
 	env.ApplyDatabase(t, claim)
 	name := claim.GetName()
