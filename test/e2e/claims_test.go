@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,6 +89,81 @@ func TestClaims(t *testing.T) {
 		t.Parallel()
 		claimRestores(t)
 	})
+
+	t.Run("clash", func(t *testing.T) {
+		defer start(t)()
+		t.Parallel()
+		claimClashesWithDatabase(t)
+	})
+}
+
+// claimClashesWithDatabase creates a DatabaseClaim of the same name, in the
+// same namespace, as a running Database: both would compose the same
+// objects. The claim must not take them over, and deleting it must leave
+// the Database and every object it composed as they were.
+func claimClashesWithDatabase(t *testing.T) {
+	t.Helper()
+	const ns, name = "claims-clash", "ledger"
+	env.Namespace(t, ns)
+	spec := map[string]any{
+		"type":        "postgresql",
+		"version":     "16",
+		"replicas":    int64(1),
+		"environment": "development",
+		"storage":     map[string]any{"size": "5Gi"},
+	}
+	db := cluster.NewDatabase(ns, name, spec)
+	env.ApplyDatabase(t, db)
+	got := env.WaitReady(t, ns, name)
+	before := snapshot(t, db)
+
+	c := cluster.NewClaim(ns, name, spec)
+	env.ApplyDatabase(t, c)
+	var why string
+	env.WaitFor(t, c, "the claim's XDatabase refused", func(ctx context.Context) error {
+		claim, err := env.GetClaim(ctx, ns, name)
+		if err != nil || claim == nil {
+			return fmt.Errorf("no claim: %w", err)
+		}
+		xr, err := env.ClaimXR(ctx, claim)
+		if err != nil {
+			return err
+		}
+		s, _, m := cluster.Condition(xr, "Synced")
+		if s != "False" {
+			return fmt.Errorf("XDatabase Synced %q: %s", s, m)
+		}
+		why = m
+		return nil
+	})
+	t.Logf("a DatabaseClaim named like a Database of its namespace: XDatabase Synced=False: %s", why)
+	// Several reconciles' worth of retries.
+	time.Sleep(10 * time.Second)
+	for _, o := range cluster.ComposedObjects(db) {
+		obj, err := env.Object(t.Context(), o.Kind, ns, o.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if obj == nil || !cluster.ControlledBy(obj, got.GetUID()) {
+			t.Errorf("%s %s: want it still controlled by the Database, got %v", o.Kind, o.Name, obj)
+		}
+	}
+	claim, err := env.GetClaim(t.Context(), ns, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _, _ := cluster.Condition(claim, "Ready"); s == "True" {
+		t.Errorf("the clashing claim is Ready: %s", cluster.Conditions(claim))
+	}
+
+	if _, err := env.Kubectl(t.Context(), nil, "delete", "databaseclaim", name, "-n", ns, "--wait=true", "--timeout=2m"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second)
+	if after := snapshot(t, db); !maps.Equal(before, after) {
+		t.Errorf("deleting the clashing claim changed the Database's objects:\nbefore %v\nafter  %v", before, after)
+	}
+	env.WaitReady(t, ns, name)
 }
 
 // claimBecomesReady applies the claim d and checks what the developer and
