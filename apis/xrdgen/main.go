@@ -128,7 +128,7 @@ const (
 // knows as its only scope): the cluster-scoped XDatabase, claimed by the
 // namespaced DatabaseClaim. Deleting a claim waits for its XDatabase
 // (Foreground), so `kubectl delete databaseclaim --wait` returns once the
-// composed objects are being deleted, as for a Database.
+// composed objects are gone.
 func LegacyXRD(crd *extv1.CustomResourceDefinition) (*xv1.CompositeResourceDefinition, error) {
 	v, js, err := schemaOf(crd)
 	if err != nil {
