@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"strings"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	corev1 "k8s.io/api/core/v1"
@@ -151,7 +152,7 @@ func (f *Function) compose(_ context.Context, req *fnv1.RunFunctionRequest) (*fn
 	}
 
 	if rs := Requirements(p); len(rs) > 0 {
-		rsp.Requirements = &fnv1.Requirements{Resources: rs}
+		rsp.Requirements = requirements(req, rs)
 	}
 
 	for _, a := range append(Advise(p, o), BackupHealthOf(p.Backup, o.CronJob, o.BackupJobs)) {
@@ -199,6 +200,19 @@ func DecodeInput(req *fnv1.RunFunctionRequest) (Input, error) {
 	}
 	in.ProviderNamespace = ptr.Deref(ti.ProviderNamespace, "")
 	in.MonitoringNamespace = ptr.Deref(ti.MonitoringNamespace, "")
+	if bs := ti.BackupStorage; bs != nil && bs.S3 != nil {
+		s3 := *bs.S3
+		if s3.Region == "" {
+			s3.Region = "us-east-1"
+		}
+		if s3.Endpoint == "" || s3.Bucket == "" || s3.CredentialsSecretName == "" {
+			return Input{}, errors.New("backupStorage.s3: endpoint, bucket and credentialsSecretName are required")
+		}
+		if s3.Prefix != "" && !strings.HasSuffix(s3.Prefix, "/") {
+			return Input{}, errors.Errorf("backupStorage.s3.prefix: %q must end in /", s3.Prefix)
+		}
+		in.S3 = &s3
+	}
 	return in, nil
 }
 

@@ -31,6 +31,7 @@ func everything(t *testing.T) Params {
 		Monitoring:  &v1.Monitoring{Enabled: true, Metrics: true},
 	})
 	p.ComposeRestoreJob, p.ComposeService, p.Operator = true, true, true
+	p.BackupVolumeOwner = namespaceOwner(p.Namespace, "5f0c6a1e-team-a")
 	return p
 }
 

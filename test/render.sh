@@ -27,12 +27,12 @@ case "${command}" in
   cli="$(test/tools/build.sh crossplane-cli)"
   core="$(test/tools/build.sh crossplane-core)"
   functions=examples/render/functions.yaml
-  flags=(--crossplane-binary="${core}" --xrd="${package}/xrd.yaml")
+  flags=(--crossplane-binary="${core}" --xrd="${package}/xrd.yaml" --required-resources=examples/render/namespace.yaml)
   ;;
 "beta render")
   cli="$(test/tools/build.sh crank)"
   functions=examples/render/functions-crossplane-1.yaml
-  flags=()
+  flags=(--extra-resources=examples/render/namespace.yaml)
   ;;
 *)
   echo "RENDER_COMMAND must be \"composition render\", \"render\" or \"beta render\", got \"${command}\"" >&2

@@ -97,7 +97,7 @@ func TestRenderClaims(t *testing.T) {
 			if strings.HasSuffix(name, "-production") {
 				flags = append(flags, "--required-resources="+operatorCRDs)
 			}
-			args := append([]string{"composition", "render", ex, claimsComposition, fns, "--crossplane-binary=" + core, "--xrd=" + claimsXRD}, flags...)
+			args := append([]string{"composition", "render", ex, claimsComposition, fns, "--crossplane-binary=" + core, "--xrd=" + claimsXRD, "--required-resources=" + namespace}, flags...)
 			out, stderr, err := run(t.Context(), cli, args...)
 			if err != nil {
 				t.Fatalf("render %s: %v\n%s", ex, err, stderr)

@@ -38,6 +38,9 @@ const (
 	xrd          = root + "/package/configuration/xrd.yaml"
 	composition  = root + "/package/configuration/composition.yaml"
 	functions    = root + "/examples/render/functions.yaml"
+	// namespace is the examples' Namespace, which Crossplane supplies on
+	// every call that asks for it: every render gets it.
+	namespace = root + "/examples/render/namespace.yaml"
 	// operatorCRDs are the Prometheus Operator's PodMonitor and
 	// PrometheusRule CRDs, from its module at the version fn's Go types are
 	// (v0.89.0, example/prometheus-operator-crd): the schemas the composed
@@ -119,7 +122,7 @@ func run(ctx context.Context, name string, args ...string) (stdout, stderr strin
 
 func render(t *testing.T, cli, core, fns, example string, flags ...string) (string, string, error) {
 	t.Helper()
-	args := append([]string{"composition", "render", example, composition, fns, "--crossplane-binary=" + core, "--xrd=" + xrd}, flags...)
+	args := append([]string{"composition", "render", example, composition, fns, "--crossplane-binary=" + core, "--xrd=" + xrd, "--required-resources=" + namespace}, flags...)
 	return run(t.Context(), cli, args...)
 }
 

@@ -4,7 +4,7 @@
 #
 #   test/tools/build.sh crossplane-cli|crossplane-core|crossplane-core-v1|crank|registry|etcd|kwok|golangci-lint|
 #                       kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|
-#                       postgres-exporter|mysqld-exporter|promtool
+#                       postgres-exporter|mysqld-exporter|promtool|versitygw
 #
 # The version lives in one place: the wrapper's go.mod requires the tool's
 # module, and that require line is the version built, stamped and cached. A
@@ -71,6 +71,11 @@ promtool)
   # Prometheus' Go module: v0.3MM.P is Prometheus 3.MM.P.
   mod=github.com/prometheus/prometheus
   pkg=${mod}/cmd/promtool
+  ;;
+versitygw)
+  # The S3-compatible server test/integration uploads backups to.
+  mod=github.com/versity/versitygw
+  pkg=${mod}/cmd/versitygw
   ;;
 kube-apiserver | kube-controller-manager | kube-scheduler | kubectl)
   # Four binaries from one wrapper module.
