@@ -149,19 +149,33 @@ func TestRenderClaims(t *testing.T) {
 }
 
 // ownerless removes from composed resources what Crossplane derives from
-// the XR, not the function: the owner reference (a Database or the claim's
-// XDatabase) and the crossplane.io/composite label (the XR's name), and the
+// the XR, not the function: the controller reference (a Database or the
+// claim's XDatabase) and the crossplane.io/composite label (the XR's name), and the
 // claim labels Crossplane copies from an XDatabase onto what it composes,
 // after checking that every resource has them.
 func ownerless(t *testing.T, rs map[string]map[string]any) map[string]map[string]any {
 	t.Helper()
 	for n, o := range rs {
 		meta, _ := o["metadata"].(map[string]any)
+		// The XR's controller reference goes; any other owner (the
+		// Namespace, which co-owns the backup volume) stays, to compare.
 		refs, _ := meta["ownerReferences"].([]any)
-		if len(refs) != 1 {
-			t.Errorf("composed resource %s: want one owner reference (the XR), got %v", n, refs)
+		var others []any
+		controllers := 0
+		for _, r := range refs {
+			if ref, _ := r.(map[string]any); ref["controller"] == true {
+				controllers++
+				continue
+			}
+			others = append(others, r)
+		}
+		if controllers != 1 {
+			t.Errorf("composed resource %s: want one controller reference (the XR), got %v", n, refs)
 		}
 		delete(meta, "ownerReferences")
+		if len(others) > 0 {
+			meta["ownerReferences"] = others
+		}
 		labels, _ := meta["labels"].(map[string]any)
 		if labels["crossplane.io/composite"] == nil {
 			t.Errorf("composed resource %s: no crossplane.io/composite label", n)
