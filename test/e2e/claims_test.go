@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,8 +26,9 @@ import (
 // claim becomes Ready, its XDatabase cluster-scoped and every composed
 // object in the claim's namespace, controlled by the XDatabase, the status
 // and the function's conditions on the claim; a deleted claim takes its
-// XDatabase and composed objects with it but keeps the data volumes, as a
-// deleted Database does; a claim restores from another claim's backups.
+// XDatabase and composed objects with it but keeps the data and backup
+// volumes, as a deleted Database does; a claim restores from another claim's
+// backups; a claim named like a Database takes nothing from it.
 func TestClaims(t *testing.T) {
 	defer start(t)()
 	t0 := time.Now()
@@ -219,25 +221,34 @@ func claimBecomesReady(t *testing.T, d cluster.Database) {
 }
 
 // claimDeleteKeepsDataClaims deletes a claim: its XDatabase and everything
-// composed go, the backup volume with them, but the data volumes, which the
-// StatefulSet retains, stay: the rules of TestDeleteKeepsDataClaims.
+// composed go, but the data volumes, which the StatefulSet retains, and the
+// backup volume, which the claim's Namespace co-owns, stay; a new claim of
+// the same name adopts the backup volume: the rules of
+// TestDeleteKeepsDataClaims.
 func claimDeleteKeepsDataClaims(t *testing.T) {
 	t.Helper()
 	const ns, name = "claims-deletion", "archive"
 	env.Namespace(t, ns)
-	d := cluster.NewClaim(ns, name, map[string]any{
-		"type":        "mysql",
-		"version":     "8.4",
-		"replicas":    int64(2),
-		"environment": "staging",
-		"storage":     map[string]any{"size": "5Gi"},
-		"backup":      map[string]any{"enabled": true},
-	})
+	spec := func() map[string]any {
+		return map[string]any{
+			"type":        "mysql",
+			"version":     "8.4",
+			"replicas":    int64(2),
+			"environment": "staging",
+			"storage":     map[string]any{"size": "5Gi"},
+			"backup":      map[string]any{"enabled": true},
+		}
+	}
+	d := cluster.NewClaim(ns, name, spec())
 	env.ApplyDatabase(t, d)
 	_, xr := env.WaitClaimReady(t, ns, name)
 	claims := env.DataClaims(t, ns, name, 2)
-	if o, err := env.Object(t.Context(), "PersistentVolumeClaim", ns, name+"-backup"); err != nil || o == nil {
-		t.Fatalf("no backup volume %s-backup before the delete (err %v)", name, err)
+	backup, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), name+"-backup", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("backup PVC: %v", err)
+	}
+	if !cluster.ControlledBy(backup, xr.GetUID()) || !slices.ContainsFunc(backup.OwnerReferences, func(r metav1.OwnerReference) bool { return r.Kind == "Namespace" && r.Name == ns }) {
+		t.Errorf("backup PVC %s: want it controlled by the XDatabase and owned by Namespace %s too, got %+v", backup.Name, ns, backup.OwnerReferences)
 	}
 
 	t0 := time.Now()
@@ -251,6 +262,9 @@ func claimDeleteKeepsDataClaims(t *testing.T) {
 			left = append(left, "XDatabase/"+xr.GetName())
 		}
 		for _, c := range cluster.ComposedObjects(d) {
+			if c.Kind == "PersistentVolumeClaim" && c.Name == backup.Name {
+				continue
+			}
 			o, err := env.Object(ctx, c.Kind, ns, c.Name)
 			if err != nil {
 				return err
@@ -265,6 +279,19 @@ func claimDeleteKeepsDataClaims(t *testing.T) {
 		return nil
 	})
 	record("latency: kubectl delete databaseclaim -> composed objects gone", time.Since(t0))
+	env.WaitFor(t, d, "backup PVC kept, the XDatabase's reference dropped", func(ctx context.Context) error {
+		pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, backup.Name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("backup PVC %s is gone after deleting the claim: %w", backup.Name, err)
+		}
+		if pvc.UID != backup.UID || pvc.DeletionTimestamp != nil {
+			return fmt.Errorf("backup PVC %s was replaced or is being deleted", backup.Name)
+		}
+		if c := metav1.GetControllerOf(pvc); c != nil {
+			return fmt.Errorf("backup PVC %s still names its controller %s %s", backup.Name, c.Kind, c.Name)
+		}
+		return nil
+	})
 	for n, uid := range claims {
 		pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), n, metav1.GetOptions{})
 		if err != nil {
@@ -274,6 +301,20 @@ func claimDeleteKeepsDataClaims(t *testing.T) {
 		if pvc.UID != uid || pvc.DeletionTimestamp != nil {
 			t.Errorf("data PVC %s was replaced or is being deleted", n)
 		}
+	}
+
+	// A new claim of the same name adopts the backup PVC the old one left.
+	env.ApplyDatabase(t, cluster.NewClaim(ns, name, spec()))
+	_, xr = env.WaitClaimReady(t, ns, name)
+	pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), backup.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("backup PVC after creating the claim again: %v", err)
+	}
+	if pvc.UID != backup.UID {
+		t.Errorf("backup PVC %s was replaced: uid %s, want %s", backup.Name, pvc.UID, backup.UID)
+	}
+	if !cluster.ControlledBy(pvc, xr.GetUID()) {
+		t.Errorf("backup PVC %s is not controlled by the new claim's XDatabase: %v", backup.Name, pvc.OwnerReferences)
 	}
 }
 
