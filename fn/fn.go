@@ -90,6 +90,10 @@ func (f *Function) compose(_ context.Context, req *fnv1.RunFunctionRequest) (*fn
 		response.Fatal(rsp, errors.Wrap(err, "cannot decode Database"))
 		return rsp, nil
 	}
+	if err := Identify(db); err != nil {
+		response.Fatal(rsp, errors.Wrap(err, "cannot accept Database"))
+		return rsp, nil
+	}
 	Default(&db.Spec)
 	if errs := Validate(db); len(errs) > 0 {
 		response.Fatal(rsp, errors.Wrap(errs.ToAggregate(), "cannot accept Database"))
@@ -152,7 +156,9 @@ func (f *Function) compose(_ context.Context, req *fnv1.RunFunctionRequest) (*fn
 	}
 
 	for _, a := range append(Advise(p, o), BackupHealthOf(p.Backup, o.CronJob, o.BackupJobs)) {
-		c := condition(rsp, a.Type, a.Status, a.Reason).TargetComposite()
+		// CompositeAndClaim: a claim's XDatabase passes them on to the
+		// DatabaseClaim; for a Database there is no claim to pass them to.
+		c := condition(rsp, a.Type, a.Status, a.Reason).TargetCompositeAndClaim()
 		if a.Message != "" {
 			c.WithMessage(a.Message)
 		}

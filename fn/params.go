@@ -112,7 +112,10 @@ type Params struct {
 	// Restore, when set, loads a backup before apps can connect: the restore
 	// Job is composed once the first replica is ready and the source
 	// Database is known, and the client Service once the Job completed.
+	// RestoreKind is the source's kind: Database, or DatabaseClaim for a
+	// claim's XDatabase.
 	Restore           *v1.Restore
+	RestoreKind       string
 	ComposeRestoreJob bool
 	ComposeService    bool
 
@@ -288,6 +291,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 	}
 
 	p.Restore = s.Restore
+	p.RestoreKind = restoreKind(db)
 	p.ComposeService = s.Restore == nil || o.Exists[rnService] || jobSucceeded(o.RestoreJob)
 	p.ComposeRestoreJob = s.Restore != nil && (o.RestoreJob != nil ||
 		(o.RestoreSource != nil && o.StatefulSet != nil && o.StatefulSet.Status.ReadyReplicas > 0))

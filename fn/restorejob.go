@@ -50,11 +50,12 @@ func RestoreJob(p Params) *batchv1.Job {
 	}
 }
 
-// RestoreSourceSelector selects the Database spec.restore.from names.
+// RestoreSourceSelector selects the Database (or, for a claim, the
+// DatabaseClaim) spec.restore.from names, in the same namespace.
 func RestoreSourceSelector(p Params) *fnv1.ResourceSelector {
 	return &fnv1.ResourceSelector{
 		ApiVersion: v1.GroupVersionKind.GroupVersion().String(),
-		Kind:       v1.Kind,
+		Kind:       orString(p.RestoreKind, v1.Kind),
 		Namespace:  ptr.To(p.Namespace),
 		Match:      &fnv1.ResourceSelector_MatchName{MatchName: p.Restore.From},
 	}

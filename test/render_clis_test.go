@@ -43,7 +43,7 @@ func composedResources(t *testing.T, out string) map[string]map[string]any {
 		if err := yaml.Unmarshal([]byte(d), &o); err != nil {
 			t.Fatalf("cannot parse a rendered document: %v\n%s", err, d)
 		}
-		if o["kind"] == "Database" || o["apiVersion"] == "render.crossplane.io/v1beta1" {
+		if o["kind"] == "Database" || o["kind"] == "XDatabase" || o["apiVersion"] == "render.crossplane.io/v1beta1" {
 			continue
 		}
 		meta, _ := o["metadata"].(map[string]any)
@@ -73,8 +73,13 @@ func TestRenderCommandsAgree(t *testing.T) {
 	addr := listen(t)
 	fns, fnsV1 := pointAt(t, functions, addr), pointAt(t, functionsV1, addr)
 
-	for _, ex := range examples(t) {
+	for _, ex := range append(examples(t), claimExamples(t)...) {
 		name := strings.TrimSuffix(filepath.Base(ex), ".yaml")
+		composition, xrd := composition, xrd
+		if isClaimExample(ex) {
+			// A claim's XDatabase, with the claims package.
+			name, composition, xrd = "claims/"+name, claimsComposition, claimsXRD
+		}
 		t.Run(name, func(t *testing.T) {
 			renders := []struct {
 				cmd  string
@@ -137,7 +142,7 @@ func normalise(rs map[string]map[string]any) map[string]map[string]any {
 		}
 		refs, _ := meta["ownerReferences"].([]any)
 		for _, r := range refs {
-			if ref, ok := r.(map[string]any); ok && ref["kind"] == "Database" {
+			if ref, ok := r.(map[string]any); ok && (ref["kind"] == "Database" || ref["kind"] == "XDatabase") {
 				delete(ref, "uid")
 			}
 		}

@@ -28,8 +28,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// xrKind matches a document whose top-level kind is Database.
-var xrKind = regexp.MustCompile(`(?m)^kind: Database$`)
+// xrKind matches a document whose top-level kind is Database or, for a
+// claim, XDatabase.
+var xrKind = regexp.MustCompile(`(?m)^kind: X?Database$`)
 
 const (
 	root         = ".."
@@ -246,8 +247,8 @@ func validateComposed(t *testing.T, cli, rendered string) {
 	t.Helper()
 	var docs []string
 	for d := range strings.SplitSeq(rendered, "\n---\n") {
-		// The XR is the one document whose top-level kind is Database
-		// (every composed object names it in its ownerReferences).
+		// The XR is the one document whose top-level kind is Database or
+		// XDatabase (every composed object names it in its ownerReferences).
 		if xrKind.MatchString(d) || strings.TrimSpace(strings.Trim(d, "-")) == "" {
 			continue
 		}

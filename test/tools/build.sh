@@ -2,7 +2,7 @@
 # Builds a pinned tool from its wrapper module under test/tools/<dir> into
 # the cache outside the repo, keyed by version, once. Prints the binary path.
 #
-#   test/tools/build.sh crossplane-cli|crossplane-core|crank|registry|etcd|kwok|golangci-lint|
+#   test/tools/build.sh crossplane-cli|crossplane-core|crossplane-core-v1|crank|registry|etcd|kwok|golangci-lint|
 #                       kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|
 #                       postgres-exporter|mysqld-exporter|promtool|versitygw
 #
@@ -25,6 +25,12 @@ crossplane-cli)
   ;;
 crossplane-core)
   mod=github.com/crossplane/crossplane/v2
+  pkg=${mod}/cmd/crossplane
+  ;;
+crossplane-core-v1)
+  # Crossplane 1.20's core (the last 1.x minor), to run claims against a
+  # 1.x control plane. Its main package is cmd/crossplane of the 1.x module.
+  mod=github.com/crossplane/crossplane
   pkg=${mod}/cmd/crossplane
   ;;
 crank)
