@@ -45,6 +45,7 @@ func TestInstalledFromRegistry(t *testing.T) {
 		}
 	}
 	slices.Sort(names)
+	runtimeConfigsKept(t)
 	want := []string{"Configuration/dbplane-configuration-dbplane", "Configuration/dbplane-configuration-dbplane-claims", "Function/dbplane-function-dbplane", "Provider/dbplane-provider-sql"}
 	if !slices.Equal(names, want) {
 		t.Errorf("installed packages: want %q, got %q", want, names)
@@ -112,10 +113,42 @@ func TestInstalledFromRegistry(t *testing.T) {
 
 	t.Run("upgrade", func(t *testing.T) {
 		upgradeKeepsDatabase(t, d)
+		runtimeConfigsKept(t)
 		// The claims configuration moved to v0.2.0 with the others
 		// (UpgradePackages waits for every package at v0.2.0).
 		env.WaitClaimReady(t, claim.GetNamespace(), claim.GetName())
 	})
+}
+
+// runtimeConfigsKept checks that the function and the provider the README
+// installs before the configuration run with the DeploymentRuntimeConfigs
+// of examples/install/runtime-config.yaml (least privilege), and that those
+// exist: the configuration's dependency resolution took the packages
+// installed by name instead of installing its own with the default runtime
+// config, and an upgrade keeps them.
+func runtimeConfigsKept(t *testing.T) {
+	t.Helper()
+	ctx := t.Context()
+	for _, p := range []struct{ kind, name, config string }{
+		{"Function", "dbplane-function-dbplane", "function-dbplane"},
+		{"Provider", "dbplane-provider-sql", "provider-sql"},
+	} {
+		o, err := env.Object(ctx, p.kind, "", p.name)
+		if err != nil || o == nil {
+			t.Errorf("%s %s: not installed (%v)", p.kind, p.name, err)
+			continue
+		}
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok {
+			t.Fatalf("%s %s: a %T, want unstructured", p.kind, p.name, o)
+		}
+		if got, _, _ := unstructured.NestedString(u.Object, "spec", "runtimeConfigRef", "name"); got != p.config {
+			t.Errorf("%s %s: spec.runtimeConfigRef.name %q, want %q (examples/install/runtime-config.yaml)", p.kind, p.name, got, p.config)
+		}
+		if rc, err := env.Object(ctx, "DeploymentRuntimeConfig", "", p.config); err != nil || rc == nil {
+			t.Errorf("DeploymentRuntimeConfig %s: not applied (%v)", p.config, err)
+		}
+	}
 }
 
 // claimFromInstalledPackage creates a DatabaseClaim through the installed
