@@ -9,4 +9,4 @@ package apis
 //go:generate go tool controller-gen object paths=./v1/... paths=./input/...
 //go:generate go tool controller-gen crd:crdVersions=v1 paths=./input/... output:crd:dir=../package/function/input
 //go:generate go tool controller-gen crd:crdVersions=v1 paths=./v1/... output:crd:dir=../_output/crd
-//go:generate go run ./xrdgen --crd=../_output/crd/database.example.com_databases.yaml --out=../package/configuration/xrd.yaml
+//go:generate go run ./xrdgen --crd=../_output/crd/database.example.com_databases.yaml --out=../package/configuration/xrd.yaml --legacy-out=../package/configuration-claims/xrd.yaml

@@ -41,6 +41,10 @@ func BackupCronJob(p Params) *batchv1.CronJob {
 		"RETENTION_DAYS": strconv.Itoa(p.RetentionDays),
 	})...)
 
+	pod := scriptPod(p, "backup", BackupScript(e), env, p.BackupVolume(), false)
+	if p.S3 != nil {
+		withS3(p, &pod, s3Env(p.S3, p.Namespace, p.Name))
+	}
 	return &batchv1.CronJob{
 		ObjectMeta: metav1.ObjectMeta{Name: p.BackupCronJob(), Namespace: p.Namespace, Labels: p.Labels("backup")},
 		Spec: batchv1.CronJobSpec{
@@ -55,7 +59,7 @@ func BackupCronJob(p Params) *batchv1.CronJob {
 				Spec: batchv1.JobSpec{
 					BackoffLimit:          ptr.To[int32](2),
 					ActiveDeadlineSeconds: ptr.To[int64](backupDeadline),
-					Template:              scriptPod(p, "backup", BackupScript(e), env, p.BackupVolume(), false),
+					Template:              pod,
 				},
 			},
 		},
@@ -64,18 +68,23 @@ func BackupCronJob(p Params) *batchv1.CronJob {
 
 // BackupVolume holds the backups. It is composed while backups are enabled
 // and kept composed after they are disabled, so that no update deletes a
-// backup.
+// backup, and it is owned by the Namespace besides the Database, so that
+// deleting the Database does not delete it either (see backupowner.go).
 func BackupVolume(p Params) *corev1.PersistentVolumeClaim {
-	return &corev1.PersistentVolumeClaim{
+	pvc := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: p.BackupVolume(), Namespace: p.Namespace, Labels: p.Labels("backup")},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			StorageClassName: p.StorageClass,
+			StorageClassName: p.BackupVolumeClass,
 			Resources: corev1.VolumeResourceRequirements{
 				Requests: corev1.ResourceList{corev1.ResourceStorage: p.BackupVolumeSize},
 			},
 		},
 	}
+	if p.BackupVolumeOwner != nil {
+		pvc.OwnerReferences = []metav1.OwnerReference{*p.BackupVolumeOwner}
+	}
+	return pvc
 }
 
 // scriptPod is the pod of a backup or restore Job: one container, named

@@ -103,7 +103,7 @@ func TestRunFunctionBackupFailed(t *testing.T) {
 		}
 		got = append(got, fmt.Sprintf("%s %s %s %s %s", c.GetType(), c.GetStatus(), c.GetReason(), c.GetMessage(), c.GetTarget()))
 	}
-	want := []string{"BackupHealthy STATUS_CONDITION_FALSE BackupFailed Backup Job orders-backup-29400 failed: BackoffLimitExceeded: Job has reached the specified backoff limit TARGET_COMPOSITE"}
+	want := []string{"BackupHealthy STATUS_CONDITION_FALSE BackupFailed Backup Job orders-backup-29400 failed: BackoffLimitExceeded: Job has reached the specified backoff limit TARGET_COMPOSITE_AND_CLAIM"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("RunFunction(...): -want, +got:\n%s", diff)
 	}

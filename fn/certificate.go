@@ -136,7 +136,7 @@ func certManagerCRDSelector() *fnv1.ResourceSelector {
 // observeCertManager records whether cert-manager's Certificate CRD
 // exists, once Crossplane answered.
 func observeCertManager(req *fnv1.RunFunctionRequest, o *Observed) {
-	rs, ok := req.GetRequiredResources()[requiredCertManager]
+	rs, ok := answered(req, requiredCertManager)
 	o.CertManagerKnown = ok
 	o.CertManager = ok && len(rs.GetItems()) > 0
 }

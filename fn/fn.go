@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -104,6 +105,10 @@ func (f *Function) compose(_ context.Context, req *fnv1.RunFunctionRequest) (*fn
 		response.Fatal(rsp, errors.Wrap(err, "cannot decode Database"))
 		return rsp, nil
 	}
+	if err := Identify(db); err != nil {
+		response.Fatal(rsp, errors.Wrap(err, "cannot accept Database"))
+		return rsp, nil
+	}
 	Default(&db.Spec)
 	if errs := Validate(db); len(errs) > 0 {
 		response.Fatal(rsp, errors.Wrap(errs.ToAggregate(), "cannot accept Database"))
@@ -166,11 +171,13 @@ func (f *Function) compose(_ context.Context, req *fnv1.RunFunctionRequest) (*fn
 	}
 
 	if rs := Requirements(p); len(rs) > 0 {
-		rsp.Requirements = &fnv1.Requirements{Resources: rs}
+		rsp.Requirements = requirements(req, rs)
 	}
 
 	for _, a := range append(Advise(p, o), BackupHealthOf(p.Backup, o.CronJob, o.BackupJobs)) {
-		c := condition(rsp, a.Type, a.Status, a.Reason).TargetComposite()
+		// CompositeAndClaim: a claim's XDatabase passes them on to the
+		// DatabaseClaim; for a Database there is no claim to pass them to.
+		c := condition(rsp, a.Type, a.Status, a.Reason).TargetCompositeAndClaim()
 		if a.Message != "" {
 			c.WithMessage(a.Message)
 		}
@@ -215,6 +222,19 @@ func DecodeInput(req *fnv1.RunFunctionRequest) (Input, error) {
 	if ti.TLS != nil && ti.TLS.IssuerRef != nil {
 		r := ti.TLS.IssuerRef
 		in.Issuer = &IssuerRef{Name: r.Name, Kind: cmp.Or(r.Kind, "Issuer"), Group: cmp.Or(r.Group, "cert-manager.io")}
+	}
+	if bs := ti.BackupStorage; bs != nil && bs.S3 != nil {
+		s3 := *bs.S3
+		if s3.Region == "" {
+			s3.Region = "us-east-1"
+		}
+		if s3.Endpoint == "" || s3.Bucket == "" || s3.CredentialsSecretName == "" {
+			return Input{}, errors.New("backupStorage.s3: endpoint, bucket and credentialsSecretName are required")
+		}
+		if s3.Prefix != "" && !strings.HasSuffix(s3.Prefix, "/") {
+			return Input{}, errors.Errorf("backupStorage.s3.prefix: %q must end in /", s3.Prefix)
+		}
+		in.S3 = &s3
 	}
 	return in, nil
 }

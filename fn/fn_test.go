@@ -3,11 +3,14 @@ package fn
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/crossplane/function-sdk-go/errors"
@@ -35,9 +38,18 @@ const (
 	my80Dev = `{"type":"mysql","version":"8.0","storage":{"size":"1Gi"}}`
 )
 
+// crossplaneV2 is what Crossplane v2.4 (and the v2.5 CLI's render)
+// advertises in every request.
+var crossplaneV2 = []fnv1.Capability{
+	fnv1.Capability_CAPABILITY_CAPABILITIES, fnv1.Capability_CAPABILITY_REQUIRED_RESOURCES, fnv1.Capability_CAPABILITY_CREDENTIALS,
+	fnv1.Capability_CAPABILITY_CONDITIONS, fnv1.Capability_CAPABILITY_REQUIRED_SCHEMAS,
+}
+
+// req is a request from Crossplane v2.4 for observed XR oxr and composed
+// resources ocds.
 func req(oxr string, ocds map[string]string) *fnv1.RunFunctionRequest {
 	r := &fnv1.RunFunctionRequest{
-		Meta:     &fnv1.RequestMeta{Tag: "t"},
+		Meta:     &fnv1.RequestMeta{Tag: "t", Capabilities: crossplaneV2},
 		Observed: &fnv1.State{Composite: &fnv1.Resource{Resource: resource.MustStructJSON(oxr)}},
 	}
 	if len(ocds) > 0 {
@@ -46,6 +58,23 @@ func req(oxr string, ocds map[string]string) *fnv1.RunFunctionRequest {
 			r.Observed.Resources[n] = &fnv1.Resource{Resource: resource.MustStructJSON(j)}
 		}
 	}
+	return r
+}
+
+// namespaceJSON is the Database's Namespace, as Crossplane supplies it.
+const namespaceJSON = `{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team-a","uid":"5f0c6a1e-team-a"}}`
+
+// withRequired gives a request the required resources Crossplane
+// answered with for name.
+func withRequired(r *fnv1.RunFunctionRequest, name string, objs ...string) *fnv1.RunFunctionRequest {
+	if r.RequiredResources == nil {
+		r.RequiredResources = map[string]*fnv1.Resources{}
+	}
+	items := make([]*fnv1.Resource, 0, len(objs))
+	for _, o := range objs {
+		items = append(items, &fnv1.Resource{Resource: resource.MustStructJSON(o)})
+	}
+	r.RequiredResources[name] = &fnv1.Resources{Items: items}
 	return r
 }
 
@@ -114,6 +143,7 @@ func summarise(t *testing.T, rsp *fnv1.RunFunctionResponse) got {
 	for n := range rsp.GetRequirements().GetResources() {
 		g.Requires = append(g.Requires, n)
 	}
+	slices.Sort(g.Requires)
 	if x := rsp.GetDesired().GetComposite().GetResource(); x != nil {
 		if s, ok := x.AsMap()["status"].(map[string]any); ok {
 			g.Status = s
@@ -137,7 +167,7 @@ func TestRunFunction(t *testing.T) {
 	}{
 		"NewProductionPostgreSQL": {
 			reason: "A new production Database composes every kind, a disruption budget, a backup, the read-only Service, the replication login and the Replication, all with readiness unset until they exist, and is Pending.",
-			args:   args{req: req(xr("orders", pgProd), nil), password: generate},
+			args:   args{req: withRequired(req(xr("orders", pgProd), nil), requiredNamespace, namespaceJSON), password: generate},
 			want: got{
 				Composed: map[string]string{
 					"secret": "Secret/orders-credentials", "tls-ca": "Secret/orders-ca", "tls": "Secret/orders-tls", "configmap": "ConfigMap/orders-config", "networkpolicy": "NetworkPolicy/orders",
@@ -155,7 +185,7 @@ func TestRunFunction(t *testing.T) {
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{testPassword},
 				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/AwaitingFirstBackup"},
-				Requires:   []string{"backup-jobs"},
+				Requires:   []string{"backup-jobs", "backup-volume", "namespace"},
 			},
 		},
 		"DevelopmentWithoutDefaults": {
@@ -282,7 +312,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Passwords:  []string{"pw"},
 				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "PrimaryAvailable=TRUE/PrimaryFound", "BackupHealthy=TRUE/BackupSucceeded"},
-				Requires:   []string{"backup-jobs"},
+				Requires:   []string{"backup-jobs", "backup-volume", "namespace"},
 			},
 		},
 		"PartiallyReady": {
@@ -326,6 +356,30 @@ func TestRunFunction(t *testing.T) {
 				},
 				Passwords:  []string{"pw"},
 				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Requires:   []string{"backup-volume", "namespace"},
+			},
+		},
+		"NewBackupWaitsForNamespace": {
+			reason: "A new Database with backups composes neither the backup volume nor its CronJob until Crossplane supplied the Namespace that keeps the volume when the Database is deleted, and asks for it.",
+			args:   args{req: req(xr("orders", pgProd), nil), password: generate},
+			want: got{
+				Composed: map[string]string{
+					"secret": "Secret/orders-credentials", "configmap": "ConfigMap/orders-config",
+					"service-headless": "Service/orders-headless", "service": "Service/orders",
+					"statefulset": "StatefulSet/orders", "sql-providerconfig": "ProviderConfig/orders", "sql-user-app": "User/orders-app", "pdb": "PodDisruptionBudget/orders", "networkpolicy": "NetworkPolicy/orders",
+					"service-ro": "Service/orders-ro", "sql-user-replication": "User/orders-replication", "replication": "Replication/orders",
+					"tls": "Secret/orders-tls", "tls-ca": "Secret/orders-ca",
+				},
+				Ready: map[string]string{ //nolint:gosec // Composed resource names, no credential.
+					"secret": "READY_UNSPECIFIED", "configmap": "READY_UNSPECIFIED", "service-headless": "READY_UNSPECIFIED",
+					"service": "READY_UNSPECIFIED", "statefulset": "READY_UNSPECIFIED", "sql-providerconfig": "READY_UNSPECIFIED", "sql-user-app": "READY_UNSPECIFIED", "pdb": "READY_UNSPECIFIED", "networkpolicy": "READY_UNSPECIFIED",
+					"service-ro": "READY_UNSPECIFIED", "sql-user-replication": "READY_UNSPECIFIED", "replication": "READY_UNSPECIFIED",
+					"tls": "READY_UNSPECIFIED", "tls-ca": "READY_UNSPECIFIED",
+				},
+				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
+				Passwords:  []string{testPassword},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/AwaitingFirstBackup"},
+				Requires:   []string{"backup-jobs", "backup-volume", "namespace"},
 			},
 		},
 		"StorageGrowth": {
@@ -375,6 +429,41 @@ func TestRunFunctionKeepsEarlierReadiness(t *testing.T) {
 	}
 	if got := rsp.GetDesired().GetResources()["statefulset"].GetReady(); got != fnv1.Ready_READY_TRUE {
 		t.Errorf("RunFunction(...): an earlier step's readiness must be kept: want READY_TRUE, got %s", got)
+	}
+}
+
+// TestRunFunctionCrossplane1 calls the function as Crossplane 1.x (and
+// its beta render) does: with no capabilities advertised. It must ask in
+// the deprecated extra_resources, the only field 1.x resolves, and read
+// the answer from extra_resources: then it composes what it composes for
+// v2 with the same resources in required_resources.
+func TestRunFunctionCrossplane1(t *testing.T) {
+	run := func(r *fnv1.RunFunctionRequest) *fnv1.RunFunctionResponse {
+		t.Helper()
+		rsp, err := New(logging.NewNopLogger(), WithPasswordGenerator(func() (string, error) { return testPassword, nil }),
+			WithIssuer(fixedIssuer{}), WithClock(func() time.Time { return testNow })).RunFunction(t.Context(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rsp
+	}
+	v2 := withRequired(req(xr("orders", pgProd), nil), requiredNamespace, namespaceJSON)
+	v1 := req(xr("orders", pgProd), nil)
+	v1.Meta.Capabilities = nil
+	v1.ExtraResources = v2.GetRequiredResources() //nolint:staticcheck // What Crossplane 1.x sends.
+
+	want, got := run(v2), run(v1)
+	if len(got.GetRequirements().GetResources()) != 0 {
+		t.Errorf("RunFunction(...): Crossplane 1.x never answers Requirements.Resources, got %v", got.GetRequirements().GetResources())
+	}
+	if diff := cmp.Diff(want.GetRequirements().GetResources(), got.GetRequirements().GetExtraResources(), protocmp.Transform()); diff != "" { //nolint:staticcheck // What Crossplane 1.x reads.
+		t.Errorf("RunFunction(...): Crossplane 1.x must be asked in extra_resources what v2 is asked in resources: -want, +got:\n%s", diff)
+	}
+	if _, ok := got.GetDesired().GetResources()["backup-pvc"]; !ok {
+		t.Errorf("RunFunction(...): the Namespace answered in extra_resources must be read: no backup volume composed, got %v", slices.Sorted(maps.Keys(got.GetDesired().GetResources())))
+	}
+	if diff := cmp.Diff(want.GetDesired(), got.GetDesired(), protocmp.Transform()); diff != "" {
+		t.Errorf("RunFunction(...): Crossplane 1.x, with the same resources, must get the same desired state: -v2, +1.x:\n%s", diff)
 	}
 }
 

@@ -178,7 +178,7 @@ func fuzzRequest(spec, observed, required []byte, edit uint16, value string) (*f
 		return nil, false
 	}
 	r := &fnv1.RunFunctionRequest{
-		Meta:     &fnv1.RequestMeta{Tag: "fuzz"},
+		Meta:     &fnv1.RequestMeta{Tag: "fuzz", Capabilities: crossplaneV2},
 		Observed: &fnv1.State{Composite: &fnv1.Resource{Resource: oxr}, Resources: map[string]*fnv1.Resource{}},
 	}
 	for n, o := range ocds {

@@ -52,7 +52,7 @@ func operatorCRDSelector(name string) *fnv1.ResourceSelector {
 // call of a reconcile) is left out: unknown, not missing.
 func observeOperatorCRDs(req *fnv1.RunFunctionRequest, o *Observed) {
 	for key, crd := range operatorCRDs {
-		rs, ok := req.GetRequiredResources()[key]
+		rs, ok := answered(req, key)
 		if !ok {
 			continue
 		}

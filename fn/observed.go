@@ -15,6 +15,7 @@ import (
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/crossplane/function-sdk-go/errors"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"github.com/crossplane/function-sdk-go/request"
 	fnresource "github.com/crossplane/function-sdk-go/resource"
 
 	sqlv1alpha1 "github.com/dbplane/dbplane/apis/sql/v1alpha1"
@@ -48,6 +49,15 @@ type Observed struct {
 	// BackupJobs are the Database's backup Jobs, once Crossplane supplied
 	// them.
 	BackupJobs []batchv1.Job
+
+	// Namespace is the Database's Namespace, once Crossplane supplied it:
+	// the backup volume's second owner, which keeps it when the Database
+	// is deleted.
+	Namespace *corev1.Namespace
+	// LeftBackupVolume is a backup volume of the Database's name that
+	// exists but is not composed: one a deleted Database of the same name
+	// left behind, which this one adopts.
+	LeftBackupVolume *corev1.PersistentVolumeClaim
 
 	// Replication is what the SQL provider's Replication last saw of the
 	// servers, once it exists.
@@ -106,6 +116,10 @@ func Observe(req *fnv1.RunFunctionRequest, db *v1.Database) (Observed, error) {
 	observeOperatorCRDs(req, &o)
 	observeCertManager(req, &o)
 
+	if err := observeBackupOwner(req, &o); err != nil {
+		return Observed{}, err
+	}
+
 	rs, err := required(req, requiredBackupJobs)
 	if err != nil {
 		return Observed{}, errors.Wrap(err, "cannot get backup Jobs")
@@ -120,10 +134,38 @@ func Observe(req *fnv1.RunFunctionRequest, db *v1.Database) (Observed, error) {
 	return o, nil
 }
 
+// requirements asks for rs in the field the calling Crossplane resolves:
+// Requirements.Resources from one that advertises the capability (v2.2 and
+// later, and their render), else the deprecated extra_resources, the only
+// one Crossplane 1.x (and its beta render) knows. Sent to 1.x, Resources
+// would be an unknown field it never answers, and its render, which
+// compares each call's requirements with reflect.DeepEqual, would find
+// that field's bytes (a map, marshalled in random order) different from
+// one call to the next and refuse the Database as unstable.
+func requirements(req *fnv1.RunFunctionRequest, rs map[string]*fnv1.ResourceSelector) *fnv1.Requirements {
+	if request.HasCapability(req, fnv1.Capability_CAPABILITY_REQUIRED_RESOURCES) {
+		return &fnv1.Requirements{Resources: rs}
+	}
+	return &fnv1.Requirements{ExtraResources: rs} //nolint:staticcheck // Crossplane 1.x resolves only this field.
+}
+
+// answered is what Crossplane supplied for requirement name, and whether
+// it answered it at all (an answer may hold no items: nothing matched):
+// in required_resources, or in extra_resources from a Crossplane that was
+// asked there (see requirements).
+func answered(req *fnv1.RunFunctionRequest, name string) (*fnv1.Resources, bool) {
+	if rs, ok := req.GetRequiredResources()[name]; ok {
+		return rs, true
+	}
+	rs, ok := req.GetExtraResources()[name] //nolint:staticcheck // Crossplane 1.x answers in this field.
+	return rs, ok
+}
+
 // required is what Crossplane supplied for a requirement the last call
-// made (Requirements.Resources, answered in required_resources).
+// made: in required_resources, or in extra_resources from a Crossplane
+// that was asked there (see requirements).
 func required(req *fnv1.RunFunctionRequest, name string) ([]map[string]any, error) {
-	rs := req.GetRequiredResources()[name]
+	rs, _ := answered(req, name)
 	out := make([]map[string]any, 0, len(rs.GetItems()))
 	for _, i := range rs.GetItems() {
 		if i.GetResource() == nil {
@@ -206,12 +248,17 @@ func (o Observed) ClaimTemplate() *corev1.PersistentVolumeClaim {
 	return nil
 }
 
-// BackupVolumeSize is the observed backup volume's requested size.
+// BackupVolumeSize is the existing backup volume's requested size: the
+// composed one's, else the one a deleted Database of the same name left.
 func (o Observed) BackupVolumeSize() *resource.Quantity {
-	if o.BackupVolume == nil {
+	v := o.BackupVolume
+	if v == nil {
+		v = o.LeftBackupVolume
+	}
+	if v == nil {
 		return nil
 	}
-	if q, ok := o.BackupVolume.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
+	if q, ok := v.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
 		return &q
 	}
 	return nil

@@ -12,10 +12,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/crossplane/function-sdk-go/errors"
 
+	inputv1alpha1 "github.com/dbplane/dbplane/apis/input/v1alpha1"
 	sqlv1alpha1 "github.com/dbplane/dbplane/apis/sql/v1alpha1"
 	v1 "github.com/dbplane/dbplane/apis/v1"
 )
@@ -62,6 +64,15 @@ type Params struct {
 	// KeepBackupVolume keeps an existing backup volume composed after
 	// backups are disabled, so that disabling backups never deletes them.
 	KeepBackupVolume bool
+	// BackupVolumeOwner is the Namespace's owner reference on the backup
+	// volume, which keeps it when the Database is deleted. A new backup
+	// volume, and so the backup CronJob, is composed only once it is known.
+	BackupVolumeOwner *metav1.OwnerReference
+	// BackupVolumeClass is the backup volume's storage class: the existing
+	// volume's (composed, or left by a deleted Database of the same name),
+	// else StorageClass. Once sent it is sent on every call: an apply that
+	// dropped it would ask to change an immutable field.
+	BackupVolumeClass *string
 
 	Metrics bool
 	// Operator: the Prometheus Operator's CRDs exist, so a Database with
@@ -103,9 +114,16 @@ type Params struct {
 	// Restore, when set, loads a backup before apps can connect: the restore
 	// Job is composed once the first replica is ready and the source
 	// Database is known, and the client Service once the Job completed.
+	// RestoreKind is the source's kind: Database, or DatabaseClaim for a
+	// claim's XDatabase.
 	Restore           *v1.Restore
+	RestoreKind       string
 	ComposeRestoreJob bool
 	ComposeService    bool
+
+	// S3 is the Input's bucket: backups are uploaded there and restored
+	// from there. Nil: the volumes only.
+	S3 *inputv1alpha1.S3
 
 	// SQLUsers composes the SQL provider's ProviderConfig and a User per
 	// login; Logins are the app login and spec.users.
@@ -133,6 +151,35 @@ type Params struct {
 	TLS         Certificates
 }
 
+// resolveBackupVolume sets the backup volume's size, class and owner from
+// the existing volume, composed or left, and the Namespace.
+func (p *Params) resolveBackupVolume(o Observed) {
+	p.BackupVolumeSize = p.RequestedStorage
+	if q := o.BackupVolumeSize(); q != nil {
+		p.BackupVolumeSize = *q
+	}
+	p.KeepBackupVolume = o.BackupVolume != nil
+	p.BackupVolumeOwner = o.BackupVolumeOwner(p.Namespace)
+	p.BackupVolumeClass = p.StorageClass
+	for _, v := range []*corev1.PersistentVolumeClaim{o.BackupVolume, o.LeftBackupVolume} {
+		if v != nil && v.Spec.StorageClassName != nil {
+			p.BackupVolumeClass = v.Spec.StorageClassName
+			break
+		}
+	}
+}
+
+// ComposeBackupVolume tells whether the backup volume is composed: once it
+// exists, always, so that no change deletes a backup; before, with backups
+// enabled once the Namespace that keeps it is known.
+func (p Params) ComposeBackupVolume() bool {
+	return p.KeepBackupVolume || (p.Backup && p.BackupVolumeOwner != nil)
+}
+
+// ComposeBackupCronJob tells whether the backup CronJob is composed: with
+// backups enabled, once its volume is.
+func (p Params) ComposeBackupCronJob() bool { return p.Backup && p.ComposeBackupVolume() }
+
 // Input is the function's resolved input.
 type Input struct {
 	SQLUsers bool
@@ -144,6 +191,9 @@ type Input struct {
 	// Issuer, when set, is the cert-manager Issuer that signs the servers'
 	// certificates where cert-manager runs.
 	Issuer *IssuerRef
+	// S3 is the bucket backups are uploaded to besides the volumes; nil
+	// keeps them on the volumes only.
+	S3 *inputv1alpha1.S3
 }
 
 // Namespaces the Input's providerNamespace and monitoringNamespace default
@@ -209,11 +259,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		p.StorageClass = ptr.To(s.Storage.Class)
 	}
 
-	p.BackupVolumeSize = p.RequestedStorage
-	if q := o.BackupVolumeSize(); q != nil {
-		p.BackupVolumeSize = *q
-	}
-	p.KeepBackupVolume = o.BackupVolume != nil
+	p.resolveBackupVolume(o)
 	if p.Backup {
 		days, err := strconv.Atoi(strings.TrimSuffix(s.Backup.Retention, "d"))
 		if err != nil || days < 1 {
@@ -226,6 +272,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 	p.ProviderNamespace = cmp.Or(in.ProviderNamespace, DefaultProviderNamespace)
 	p.MonitoringNamespace = cmp.Or(in.MonitoringNamespace, DefaultMonitoringNamespace)
 	p.Clients = clients(db.GetNamespace(), s.Network)
+	p.S3 = in.S3
 	if s.Autoscaling != nil {
 		p.Autoscaling = s.Autoscaling
 		p.Replicas, p.LeaveReplicas = autoscaledReplicas(s.Autoscaling, p.Replicas, o.StatefulSet)
@@ -254,6 +301,7 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 	}
 
 	p.Restore = s.Restore
+	p.RestoreKind = restoreKind(db)
 	p.ComposeService = s.Restore == nil || o.Exists[rnService] || jobSucceeded(o.RestoreJob)
 	p.ComposeRestoreJob = s.Restore != nil && (o.RestoreJob != nil ||
 		(o.RestoreSource != nil && o.StatefulSet != nil && o.StatefulSet.Status.ReadyReplicas > 0))

@@ -2,6 +2,7 @@ package fn
 
 import (
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -31,21 +32,30 @@ func RestoreJob(p Params) *batchv1.Job {
 		"DB_USER":      e.Superuser,
 		"RESTORE_FROM": p.Restore.Backup,
 	})...)
+	pod := scriptPod(p, "restore", RestoreScript(e), env, names{Name: p.Restore.From}.BackupVolume(), true)
+	if p.S3 != nil {
+		// From the source's prefix in the bucket, downloaded into an
+		// emptyDir in place of the source's backup volume.
+		pod.Spec.Volumes[0].VolumeSource = corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}
+		pod.Spec.Containers[0].VolumeMounts[0].ReadOnly = false
+		withS3(p, &pod, append(s3Env(p.S3, p.Namespace, p.Restore.From), corev1.EnvVar{Name: "RESTORE_SCRATCH", Value: backupMount}))
+	}
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: p.RestoreJob(), Namespace: p.Namespace, Labels: p.Labels("restore")},
 		Spec: batchv1.JobSpec{
 			BackoffLimit:          ptr.To[int32](3),
 			ActiveDeadlineSeconds: ptr.To[int64](restoreDeadline),
-			Template:              scriptPod(p, "restore", RestoreScript(e), env, names{Name: p.Restore.From}.BackupVolume(), true),
+			Template:              pod,
 		},
 	}
 }
 
-// RestoreSourceSelector selects the Database spec.restore.from names.
+// RestoreSourceSelector selects the Database (or, for a claim, the
+// DatabaseClaim) spec.restore.from names, in the same namespace.
 func RestoreSourceSelector(p Params) *fnv1.ResourceSelector {
 	return &fnv1.ResourceSelector{
 		ApiVersion: v1.GroupVersionKind.GroupVersion().String(),
-		Kind:       v1.Kind,
+		Kind:       orString(p.RestoreKind, v1.Kind),
 		Namespace:  ptr.To(p.Namespace),
 		Match:      &fnv1.ResourceSelector_MatchName{MatchName: p.Restore.From},
 	}
@@ -56,6 +66,10 @@ func Requirements(p Params) map[string]*fnv1.ResourceSelector {
 	rs := map[string]*fnv1.ResourceSelector{}
 	if p.Backup {
 		rs[requiredBackupJobs] = BackupJobs(p)
+	}
+	if p.Backup || p.KeepBackupVolume {
+		rs[requiredNamespace] = NamespaceSelector(p)
+		rs[requiredBackupVolume] = BackupVolumeSelector(p)
 	}
 	if p.Restore != nil {
 		rs[requiredRestoreSource] = RestoreSourceSelector(p)

@@ -12,9 +12,9 @@ import (
 )
 
 // TestInstallSteps reads the README's install steps and checks them against
-// the configuration package's dependencies: every package it depends on is
-// pushed, before the configuration, from a file make xpkg writes, and the
-// configuration is installed from the reference it was pushed to, with the
+// the configuration packages' dependencies: every package each depends on
+// is pushed, before the configuration, from a file make xpkg writes, and
+// each configuration is installed from the reference it was pushed to, with the
 // ImageConfig that makes Crossplane pull the dependencies from there. It
 // does not push or install anything: test/e2e/install runs these steps.
 func TestInstallSteps(t *testing.T) {
@@ -30,22 +30,6 @@ func TestInstallSteps(t *testing.T) {
 	sec = sec[start:]
 	if end := strings.Index(sec[3:], "\n## "); end >= 0 {
 		sec = sec[:end+3]
-	}
-
-	b, err := os.ReadFile(filepath.Join("..", "crossplane.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := struct {
-		Spec struct {
-			DependsOn []struct{ Package string } `json:"dependsOn"`
-		} `json:"spec"`
-	}{}
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	if len(cfg.Spec.DependsOn) == 0 {
-		t.Fatal("crossplane.yaml: no dependencies")
 	}
 
 	// The steps name the repository once, as REPO, so that a platform
@@ -73,21 +57,60 @@ func TestInstallSteps(t *testing.T) {
 			t.Errorf("README pushes _output/xpkg/%s, which test/xpkg.sh (make xpkg) does not write", m[1])
 		}
 	}
-	inst := regexp.MustCompile(`crossplane xpkg install configuration (\S+):\S+`).FindStringSubmatch(sec)
-	if inst == nil {
-		t.Fatal("README: no crossplane xpkg install configuration step")
+	// Every configuration the steps install, by the metadata file of its
+	// package: the Database configuration and the claims one.
+	meta := map[string]string{
+		repo[0][1] + "/configuration-dbplane":        filepath.Join("..", "crossplane.yaml"),
+		repo[0][1] + "/configuration-dbplane-claims": filepath.Join("..", "package", "configuration-claims", "crossplane.yaml"),
 	}
-	cfgAt := slices.IndexFunc(pushed, func(p [2]string) bool { return p[1] == inst[1] })
-	if cfgAt < 0 {
-		t.Fatalf("README installs %s, which it never pushes", inst[1])
+	installs := regexp.MustCompile(`crossplane xpkg install configuration (\S+):\S+`).FindAllStringSubmatch(sec, -1)
+	if len(installs) != len(meta) {
+		t.Fatalf("README: want %d crossplane xpkg install configuration steps (%v), got %q", len(meta), meta, installs)
 	}
-	for _, d := range cfg.Spec.DependsOn {
-		at := slices.IndexFunc(pushed, func(p [2]string) bool { return p[1] == d.Package })
-		switch {
-		case at < 0:
-			t.Errorf("README never pushes %s, which the configuration depends on: installing it would fail", d.Package)
-		case at > cfgAt:
-			t.Errorf("README pushes %s after the configuration that depends on it", d.Package)
+	for _, inst := range installs {
+		path, ok := meta[inst[1]]
+		if !ok {
+			t.Errorf("README installs %s, which is none of dbplane's configurations", inst[1])
+			continue
+		}
+		cfgAt := slices.IndexFunc(pushed, func(p [2]string) bool { return p[1] == inst[1] })
+		if cfgAt < 0 {
+			t.Errorf("README installs %s, which it never pushes", inst[1])
+			continue
+		}
+		for _, d := range dependsOn(t, path) {
+			at := slices.IndexFunc(pushed, func(p [2]string) bool { return p[1] == d })
+			switch {
+			case at < 0:
+				t.Errorf("README never pushes %s, which %s depends on: installing it would fail", d, inst[1])
+			case at > cfgAt:
+				t.Errorf("README pushes %s after %s, which depends on it", d, inst[1])
+			}
 		}
 	}
+}
+
+// dependsOn is the packages the configuration metadata in path depends on.
+func dependsOn(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path) //nolint:gosec // The repository's package metadata.
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := struct {
+		Spec struct {
+			DependsOn []struct{ Package string } `json:"dependsOn"`
+		} `json:"spec"`
+	}{}
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Spec.DependsOn) == 0 {
+		t.Fatalf("%s: no dependencies", path)
+	}
+	pkgs := make([]string, 0, len(cfg.Spec.DependsOn))
+	for _, d := range cfg.Spec.DependsOn {
+		pkgs = append(pkgs, d.Package)
+	}
+	return pkgs
 }

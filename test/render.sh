@@ -14,18 +14,25 @@ cd "${root}"
 example="${1:-examples/databases/postgresql-production.yaml}"
 shift || true
 
+# A claim's XDatabase (examples/claims/render/) renders with the claims
+# package's Composition and XRD; a Database with the configuration's.
+package=package/configuration
+if grep -q '^kind: XDatabase$' "${example}"; then
+  package=package/configuration-claims
+fi
+
 command="${RENDER_COMMAND:-composition render}"
 case "${command}" in
 "composition render" | render)
   cli="$(test/tools/build.sh crossplane-cli)"
   core="$(test/tools/build.sh crossplane-core)"
   functions=examples/render/functions.yaml
-  flags=(--crossplane-binary="${core}" --xrd=package/configuration/xrd.yaml)
+  flags=(--crossplane-binary="${core}" --xrd="${package}/xrd.yaml" --required-resources=examples/render/namespace.yaml)
   ;;
 "beta render")
   cli="$(test/tools/build.sh crank)"
   functions=examples/render/functions-crossplane-1.yaml
-  flags=()
+  flags=(--extra-resources=examples/render/namespace.yaml)
   ;;
 *)
   echo "RENDER_COMMAND must be \"composition render\", \"render\" or \"beta render\", got \"${command}\"" >&2
@@ -51,5 +58,5 @@ done
 
 sed "s|127.0.0.1:9443|127.0.0.1:${port}|" "${functions}" >"${work}/functions.yaml"
 # shellcheck disable=SC2086 # The command is one or two words.
-"${cli}" ${command} "${example}" package/configuration/composition.yaml "${work}/functions.yaml" \
+"${cli}" ${command} "${example}" "${package}/composition.yaml" "${work}/functions.yaml" \
   "${flags[@]}" "$@"

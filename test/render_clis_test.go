@@ -43,7 +43,7 @@ func composedResources(t *testing.T, out string) map[string]map[string]any {
 		if err := yaml.Unmarshal([]byte(d), &o); err != nil {
 			t.Fatalf("cannot parse a rendered document: %v\n%s", err, d)
 		}
-		if o["kind"] == "Database" || o["apiVersion"] == "render.crossplane.io/v1beta1" {
+		if o["kind"] == "Database" || o["kind"] == "XDatabase" || o["apiVersion"] == "render.crossplane.io/v1beta1" {
 			continue
 		}
 		meta, _ := o["metadata"].(map[string]any)
@@ -67,64 +67,37 @@ func composedResources(t *testing.T, out string) map[string]map[string]any {
 // commands must print the same bytes; 1.16 must compose the same resources,
 // field for field, once normalise has removed what the CLI, not the
 // function, decides.
-// betaRenderUnstable is how Crossplane 1.16's beta render refuses, some of
-// the time, a Database whose function asks for required resources (its
-// backup Jobs, the Prometheus Operator's CRDs): found once the function
-// asked for the CRDs beside the backup Jobs, not understood yet (the same
-// example renders on one run and not on the next). A Database that asks
-// for none (the development examples) must render the same as with v2.5.
-const betaRenderUnstable = "requirements didn't stabilize"
-
-// asksForResources tells whether the example's Database makes the function
-// ask for required resources: backups or metrics on.
-func asksForResources(t *testing.T, ex string) bool {
-	t.Helper()
-	b, err := os.ReadFile(ex) //nolint:gosec // The repository's own examples.
-	if err != nil {
-		t.Fatal(err)
-	}
-	var db struct {
-		Spec struct {
-			Backup     struct{ Enabled bool }
-			Monitoring struct{ Enabled, Metrics bool }
-		}
-	}
-	if err := yaml.Unmarshal(b, &db); err != nil {
-		t.Fatal(err)
-	}
-	return db.Spec.Backup.Enabled || (db.Spec.Monitoring.Enabled && db.Spec.Monitoring.Metrics)
-}
-
 func TestRenderCommandsAgree(t *testing.T) {
 	cli, core := tools(t)
 	v1 := crank(t)
 	addr := listen(t)
 	fns, fnsV1 := pointAt(t, functions, addr), pointAt(t, functionsV1, addr)
 
-	for _, ex := range examples(t) {
+	for _, ex := range append(examples(t), claimExamples(t)...) {
 		name := strings.TrimSuffix(filepath.Base(ex), ".yaml")
+		composition, xrd := composition, xrd
+		if isClaimExample(ex) {
+			// A claim's XDatabase, with the claims package.
+			name, composition, xrd = "claims/"+name, claimsComposition, claimsXRD
+		}
 		t.Run(name, func(t *testing.T) {
 			renders := []struct {
 				cmd  string
 				args []string
 			}{
-				{"composition render", []string{cli, "composition", "render", ex, composition, fns, "--crossplane-binary=" + core, "--xrd=" + xrd}},
-				{"render", []string{cli, "render", ex, composition, fns, "--crossplane-binary=" + core, "--xrd=" + xrd}},
+				{"composition render", []string{cli, "composition", "render", ex, composition, fns, "--crossplane-binary=" + core, "--xrd=" + xrd, "--required-resources=" + namespace}},
+				{"render", []string{cli, "render", ex, composition, fns, "--crossplane-binary=" + core, "--xrd=" + xrd, "--required-resources=" + namespace}},
 				// 1.16 has no --xrd (its render never applied the XRD's
 				// defaults: the examples spell out what they rely on) and
-				// no --crossplane-binary (it renders in process).
-				{"beta render", []string{v1, "beta", "render", ex, composition, fnsV1}},
+				// no --crossplane-binary (it renders in process). It
+				// answers the function's requirements from
+				// --extra-resources, in the deprecated field it asks in
+				// for a Crossplane that advertises no capabilities.
+				{"beta render", []string{v1, "beta", "render", ex, composition, fnsV1, "--extra-resources=" + namespace}},
 			}
 			outs := map[string]string{}
 			for _, r := range renders {
 				out, stderr, err := run(t.Context(), r.args[0], r.args[1:]...)
-				if r.cmd == "beta render" && err != nil && strings.Contains(stderr, betaRenderUnstable) && asksForResources(t, ex) {
-					// Known (see betaRenderUnstable): only this failure,
-					// only for a Database whose function asks for
-					// required resources.
-					t.Logf("crossplane beta render %s: %s (known, see betaRenderUnstable)", ex, betaRenderUnstable)
-					return
-				}
 				if err != nil {
 					t.Fatalf("crossplane %s %s: %v\n%s", r.cmd, ex, err, stderr)
 				}
@@ -169,7 +142,7 @@ func normalise(rs map[string]map[string]any) map[string]map[string]any {
 		}
 		refs, _ := meta["ownerReferences"].([]any)
 		for _, r := range refs {
-			if ref, ok := r.(map[string]any); ok && ref["kind"] == "Database" {
+			if ref, ok := r.(map[string]any); ok && (ref["kind"] == "Database" || ref["kind"] == "XDatabase") {
 				delete(ref, "uid")
 			}
 		}

@@ -29,8 +29,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// xrKind matches a document whose top-level kind is Database.
-var xrKind = regexp.MustCompile(`(?m)^kind: Database$`)
+// xrKind matches a document whose top-level kind is Database or, for a
+// claim, XDatabase.
+var xrKind = regexp.MustCompile(`(?m)^kind: X?Database$`)
 
 const (
 	root         = ".."
@@ -38,6 +39,9 @@ const (
 	xrd          = root + "/package/configuration/xrd.yaml"
 	composition  = root + "/package/configuration/composition.yaml"
 	functions    = root + "/examples/render/functions.yaml"
+	// namespace is the examples' Namespace, which Crossplane supplies on
+	// every call that asks for it: every render gets it.
+	namespace = root + "/examples/render/namespace.yaml"
 	// operatorCRDs are the Prometheus Operator's PodMonitor and
 	// PrometheusRule CRDs, from its module at the version fn's Go types are
 	// (v0.89.0, example/prometheus-operator-crd): the schemas the composed
@@ -135,7 +139,7 @@ func run(ctx context.Context, name string, args ...string) (stdout, stderr strin
 
 func render(t *testing.T, cli, core, fns, example string, flags ...string) (string, string, error) {
 	t.Helper()
-	args := append([]string{"composition", "render", example, composition, fns, "--crossplane-binary=" + core, "--xrd=" + xrd}, flags...)
+	args := append([]string{"composition", "render", example, composition, fns, "--crossplane-binary=" + core, "--xrd=" + xrd, "--required-resources=" + namespace}, flags...)
 	return run(t.Context(), cli, args...)
 }
 
@@ -260,8 +264,8 @@ func validateComposed(t *testing.T, cli, rendered string) {
 	t.Helper()
 	var docs []string
 	for d := range strings.SplitSeq(rendered, "\n---\n") {
-		// The XR is the one document whose top-level kind is Database
-		// (every composed object names it in its ownerReferences).
+		// The XR is the one document whose top-level kind is Database or
+		// XDatabase (every composed object names it in its ownerReferences).
 		if xrKind.MatchString(d) || strings.TrimSpace(strings.Trim(d, "-")) == "" {
 			continue
 		}

@@ -2,6 +2,8 @@
 # Builds dbplane's Crossplane packages offline into ${XPKG_OUT:-_output/xpkg}:
 #   function-dbplane.xpkg       the function, with its runtime image embedded
 #   configuration-dbplane.xpkg  the Database XRD and Composition
+#   configuration-dbplane-claims.xpkg  the legacy XDatabase XRD (claim
+#                               DatabaseClaim) and its Composition
 #   provider-sql.xpkg           the SQL provider, with its runtime image embedded
 # `crossplane xpkg build` reads every YAML under a package root, so each
 # package is staged alone: examples and tests never end up in a package.
@@ -14,17 +16,20 @@ version="${VERSION:-v0.1.0}"
 cli="$(test/tools/build.sh crossplane-cli)"
 
 rm -rf "${out}"
-mkdir -p "${out}/stage/function" "${out}/stage/configuration"
+mkdir -p "${out}/stage/function" "${out}/stage/configuration" "${out}/stage/configuration-claims"
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "-s -w" -o "${out}/function" ./cmd/function
 (cd test/tools/image && GOFLAGS=-mod=mod go run . --binary="${out}/function" \
   --ref="xpkg.dbplane.io/dbplane/function-dbplane:${version}" --out="${out}/function-image.tar")
 
 cp -r package/function/. "${out}/stage/function/"
 cp crossplane.yaml package/configuration/xrd.yaml package/configuration/composition.yaml "${out}/stage/configuration/"
+cp package/configuration-claims/crossplane.yaml package/configuration-claims/xrd.yaml package/configuration-claims/composition.yaml \
+  "${out}/stage/configuration-claims/"
 
 "${cli}" xpkg build --package-root="${out}/stage/function" \
   --embed-runtime-image-tarball="${out}/function-image.tar" -o "${out}/function-dbplane.xpkg"
 "${cli}" xpkg build --package-root="${out}/stage/configuration" -o "${out}/configuration-dbplane.xpkg"
+"${cli}" xpkg build --package-root="${out}/stage/configuration-claims" -o "${out}/configuration-dbplane-claims.xpkg"
 
 # The SQL provider. Unlike the function it talks TLS to databases, so its
 # image carries this machine's CA bundle (Debian's ca-certificates).

@@ -17,9 +17,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestPackages builds both packages offline with `make xpkg`'s script and
-// reads them back: the configuration holds exactly its metadata, the XRD and
-// the Composition; the function holds its metadata and a runtime image whose
+// TestPackages builds the packages offline with `make xpkg`'s script and
+// reads them back: each configuration holds exactly its metadata, its XRD and
+// its Composition (the claims one the legacy XRD); the function holds its metadata and a runtime image whose
 // /function runs as nonroot.
 func TestPackages(t *testing.T) {
 	tools(t)
@@ -45,6 +45,26 @@ func TestPackages(t *testing.T) {
 	slices.Sort(got)
 	if diff := cmp.Diff([]string{"CompositeResourceDefinition", "Composition", "Configuration"}, got); diff != "" {
 		t.Errorf("configuration package: must hold only its metadata, the XRD and the Composition: -want, +got:\n%s", diff)
+	}
+
+	claims := files(t, filepath.Join(out, "configuration-dbplane-claims.xpkg"))["package.yaml"]
+	for _, want := range []string{"name: dbplane-claims", "apiVersion: apiextensions.crossplane.io/v1\nkind: CompositeResourceDefinition",
+		"name: xdatabases.database.example.com", "kind: DatabaseClaim", "kind: XDatabase", "name: dbplane-function-dbplane",
+		"package: xpkg.dbplane.io/dbplane/provider-sql"} {
+		if !strings.Contains(claims, want) {
+			t.Errorf("claims configuration package: want %q in package.yaml", want)
+		}
+	}
+	got = got[:0]
+	for _, k := range regexp.MustCompile(`(?m)^kind: (\S+)$`).FindAllStringSubmatch(claims, -1) {
+		got = append(got, k[1])
+	}
+	slices.Sort(got)
+	if diff := cmp.Diff([]string{"CompositeResourceDefinition", "Composition", "Configuration"}, got); diff != "" {
+		t.Errorf("claims configuration package: must hold only its metadata, the legacy XRD and its Composition: -want, +got:\n%s", diff)
+	}
+	if strings.Contains(claims, "name: databases.database.example.com") {
+		t.Errorf("claims configuration package: must not hold the Database's XRD or Composition, which the other configuration installs")
 	}
 
 	fn := files(t, filepath.Join(out, "function-dbplane.xpkg"))

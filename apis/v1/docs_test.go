@@ -105,7 +105,7 @@ func TestUndocumented(t *testing.T) {
 func TestShortName(t *testing.T) {
 	// The CRD Crossplane derives from the XRD is what kubectl's discovery
 	// reads: `kubectl get db` works only if the short name reaches it.
-	crd := compositeResourceCRD(t)
+	crd := compositeResourceCRD(t, xrdPath)
 	if !slices.Contains(crd.Spec.Names.ShortNames, "db") {
 		t.Errorf("the Database CRD Crossplane creates has short names %q: want db, for kubectl get db", crd.Spec.Names.ShortNames)
 	}

@@ -38,8 +38,12 @@ import (
 	v1 "github.com/dbplane/dbplane/apis/v1"
 )
 
-// The XRD under test, as Crossplane installs it.
-const xrdPath = "../../package/configuration/xrd.yaml"
+// The XRDs under test, as Crossplane installs them: the Database's, and the
+// legacy XDatabase's whose claim is the DatabaseClaim.
+const (
+	xrdPath       = "../../package/configuration/xrd.yaml"
+	legacyXRDPath = "../../package/configuration-claims/xrd.yaml"
+)
 
 // namespace the test Databases are created in.
 const namespace = "default"
@@ -68,6 +72,11 @@ const notChecked = "<nil>: Invalid value: null: some validation rules were not c
 type databaseAPI struct {
 	schema   *structuralschema.Structural
 	strategy rest.RESTCreateUpdateStrategy
+	kind     string
+	// crossplane are the spec fields Crossplane adds to the CRD (a claim's
+	// compositeDeletePolicy, an XR's compositionRef...), left out of the
+	// stored spec a test compares.
+	crossplane []string
 }
 
 // newDatabaseAPI builds the Database endpoint from the XRD, the way
@@ -75,8 +84,30 @@ type databaseAPI struct {
 // XRD, the apiserver admits that CRD and then serves Databases from it.
 func newDatabaseAPI(t *testing.T) *databaseAPI {
 	t.Helper()
+	return newAPI(t, compositeResourceCRD(t, xrdPath), nil)
+}
 
-	crd := admitCRD(t, compositeResourceCRD(t))
+// newClaimAPI builds the DatabaseClaim endpoint from the legacy XRD, and
+// newLegacyAPI the XDatabase endpoint: the CRDs Crossplane derives for a
+// claim and for its cluster-scoped composite resource.
+func newClaimAPI(t *testing.T) *databaseAPI {
+	t.Helper()
+	crd, err := xcrd.ForCompositeResourceClaim(legacyXRD(t))
+	if err != nil {
+		t.Fatalf("cannot derive the claim CRD from the legacy XRD: %v", err)
+	}
+	return newAPI(t, crd, xcrd.GetPropFields(xcrd.CompositeResourceClaimSpecProps(nil)))
+}
+
+func newLegacyAPI(t *testing.T) *databaseAPI {
+	t.Helper()
+	return newAPI(t, compositeResourceCRD(t, legacyXRDPath), xcrd.GetPropFields(xcrd.CompositeResourceSpecProps(xpv1.CompositeResourceScopeLegacyCluster, nil)))
+}
+
+func newAPI(t *testing.T, crd *extv1.CustomResourceDefinition, crossplane []string) *databaseAPI {
+	t.Helper()
+
+	crd = admitCRD(t, crd)
 
 	version := v1.Version
 	val, err := apihelpers.GetSchemaForVersion(crd, version)
@@ -137,7 +168,7 @@ func newDatabaseAPI(t *testing.T) *databaseAPI {
 	strategy := customresource.NewStrategy(
 		crdserverscheme.NewUnstructuredObjectTyper(),
 		crd.Spec.Scope == extv1.NamespaceScoped,
-		v1.GroupVersionKind,
+		v1.GroupVersionKind.GroupVersion().WithKind(crd.Spec.Names.Kind),
 		validator,
 		statusValidator,
 		s,
@@ -145,14 +176,31 @@ func newDatabaseAPI(t *testing.T) *databaseAPI {
 		scale,
 		selectable,
 	)
-	return &databaseAPI{schema: s, strategy: strategy}
+	return &databaseAPI{schema: s, strategy: strategy, kind: crd.Spec.Names.Kind, crossplane: crossplane}
 }
 
-// compositeResourceCRD is the CRD Crossplane creates for the XRD.
-func compositeResourceCRD(t *testing.T) *extv1.CustomResourceDefinition {
+// compositeResourceCRD is the CRD Crossplane creates for the XRD in path.
+func compositeResourceCRD(t *testing.T, path string) *extv1.CustomResourceDefinition {
+	t.Helper()
+	xrd := readXRD(t, path)
+	crd, err := xcrd.ForCompositeResource(xrd)
+	if err != nil {
+		t.Fatalf("cannot derive the CRD from the XRD: %v", err)
+	}
+	return crd
+}
+
+// legacyXRD is the legacy XRD, as Crossplane reads it.
+func legacyXRD(t *testing.T) *xpv1.CompositeResourceDefinition {
+	t.Helper()
+	return readXRD(t, legacyXRDPath)
+}
+
+// readXRD decodes the XRD in path, as Crossplane would default it.
+func readXRD(t *testing.T, path string) *xpv1.CompositeResourceDefinition {
 	t.Helper()
 
-	b, err := os.ReadFile(xrdPath)
+	b, err := os.ReadFile(path) //nolint:gosec // The repository's XRDs.
 	if err != nil {
 		t.Fatalf("cannot read the XRD: %v", err)
 	}
@@ -163,17 +211,18 @@ func compositeResourceCRD(t *testing.T) *extv1.CustomResourceDefinition {
 		t.Fatalf("cannot decode the XRD: %v", err)
 	}
 	if xrd.Spec.Scope == nil {
-		// A v2 XRD is namespaced unless it says otherwise.
-		xrd.Spec.Scope = ptr.To(xpv1.CompositeResourceScopeNamespaced)
+		if xrd.APIVersion == xpv1.SchemeGroupVersion.String() {
+			// A v1 XRD is LegacyCluster unless it says otherwise.
+			xrd.Spec.Scope = ptr.To(xpv1.CompositeResourceScopeLegacyCluster)
+		} else {
+			// A v2 XRD is namespaced unless it says otherwise.
+			xrd.Spec.Scope = ptr.To(xpv1.CompositeResourceScopeNamespaced)
+		}
 	}
 	// Crossplane owns the CRD through the XRD's UID, which the apiserver set
 	// when the XRD was created.
 	xrd.SetUID(types.UID("6f0c1a4e-2b7d-4e59-9a53-2c8d3f1e7b10"))
-	crd, err := xcrd.ForCompositeResource(xrd)
-	if err != nil {
-		t.Fatalf("cannot derive the CRD from the XRD: %v", err)
-	}
-	return crd
+	return xrd
 }
 
 // admitCRD creates the CRD the way the apiserver does: defaulting, conversion
@@ -218,7 +267,7 @@ func (a *databaseAPI) decode(body string) (*unstructured.Unstructured, error) {
 		m["apiVersion"] = v1.GroupVersionKind.GroupVersion().String()
 	}
 	if _, ok := m["kind"]; !ok {
-		m["kind"] = v1.Kind
+		m["kind"] = a.kind
 	}
 	md, _ := m["metadata"].(map[string]any)
 	if md == nil {
@@ -330,22 +379,18 @@ func storedSpec(t *testing.T, u *unstructured.Unstructured) map[string]any {
 
 // TestDatabaseValidation creates and updates Databases through the apiserver
 // code that serves the XRD's CRD, and checks what the apiserver would store
-// or return.
+// or return. Every case runs on the Database, the DatabaseClaim and the
+// XDatabase: the two XRDs are generated from the same Go types, so the same
+// bodies must be refused with the same errors and stored with the same
+// defaults.
 func TestDatabaseValidation(t *testing.T) {
-	api := newDatabaseAPI(t)
+	apis := map[string]*databaseAPI{
+		"Database":      newDatabaseAPI(t),
+		"DatabaseClaim": newClaimAPI(t),
+		"XDatabase":     newLegacyAPI(t),
+	}
 
-	cases := map[string]struct {
-		reason string
-		// old is the stored Database for an update; empty for a create.
-		old string
-		// new is the body of the create or update. It may leave out
-		// apiVersion, kind and metadata.name.
-		new string
-		// wantErr is every error the apiserver returns, one per field.
-		wantErr []string
-		// wantSpec, if set, is the spec the apiserver stores.
-		wantSpec string
-	}{
+	cases := map[string]validationCase{
 		// Accepted creates: every engine and environment, every version.
 		"MySQL80Development": {
 			reason: "MySQL 8.0 is still accepted, in development.",
@@ -1126,36 +1171,63 @@ spec:
 		},
 	}
 
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			ctx := t.Context()
+	for kind, api := range apis {
+		for name, tc := range cases {
+			t.Run(kind+"/"+name, func(t *testing.T) {
+				testValidation(t, api, tc)
+			})
+		}
+	}
+}
 
-			var got *unstructured.Unstructured
-			var err error
-			if tc.old == "" {
-				got, err = api.create(ctx, tc.new)
-			} else {
-				old, oerr := api.create(ctx, tc.old)
-				if oerr != nil {
-					t.Fatalf("%s\ncreate(old): the stored Database must be valid: %v", tc.reason, oerr)
-				}
-				got, err = api.update(ctx, old, tc.new)
-			}
+// validationCase is one create or update of TestDatabaseValidation.
+type validationCase struct {
+	reason string
+	// old is the stored Database for an update; empty for a create.
+	old string
+	// new is the body of the create or update. It may leave out
+	// apiVersion, kind and metadata.name.
+	new string
+	// wantErr is every error the apiserver returns, one per field.
+	wantErr []string
+	// wantSpec, if set, is the spec the apiserver stores, less the fields
+	// Crossplane adds.
+	wantSpec string
+}
 
-			// The apiserver reports schema errors in no particular order.
-			if diff := cmp.Diff(tc.wantErr, errorStrings(err), cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
-				t.Errorf("%s\nValidate(...): -want, +got:\n%s", tc.reason, diff)
-			}
-			if tc.wantSpec == "" || err != nil {
-				return
-			}
-			want := map[string]any{}
-			if err := yaml.Unmarshal([]byte(tc.wantSpec), &want); err != nil {
-				t.Fatalf("want.spec is not YAML: %v", err)
-			}
-			if diff := cmp.Diff(want, storedSpec(t, got)); diff != "" {
-				t.Errorf("%s\nValidate(...): -want, +got:\n%s", tc.reason, diff)
-			}
-		})
+// testValidation runs one case of TestDatabaseValidation on one API.
+func testValidation(t *testing.T, api *databaseAPI, tc validationCase) {
+	t.Helper()
+	ctx := t.Context()
+
+	var got *unstructured.Unstructured
+	var err error
+	if tc.old == "" {
+		got, err = api.create(ctx, tc.new)
+	} else {
+		old, oerr := api.create(ctx, tc.old)
+		if oerr != nil {
+			t.Fatalf("%s\ncreate(old): the stored %s must be valid: %v", tc.reason, api.kind, oerr)
+		}
+		got, err = api.update(ctx, old, tc.new)
+	}
+
+	// The apiserver reports schema errors in no particular order.
+	if diff := cmp.Diff(tc.wantErr, errorStrings(err), cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("%s\nValidate(...): -want, +got:\n%s", tc.reason, diff)
+	}
+	if tc.wantSpec == "" || err != nil {
+		return
+	}
+	want := map[string]any{}
+	if err := yaml.Unmarshal([]byte(tc.wantSpec), &want); err != nil {
+		t.Fatalf("want.spec is not YAML: %v", err)
+	}
+	spec := storedSpec(t, got)
+	for _, f := range api.crossplane {
+		delete(spec, f)
+	}
+	if diff := cmp.Diff(want, spec); diff != "" {
+		t.Errorf("%s\nValidate(...): -want, +got:\n%s", tc.reason, diff)
 	}
 }

@@ -5,6 +5,10 @@
 #
 # Environment: BACKUP_DIR, DATABASE, DB_HOST, DB_PORT, DB_USER,
 # RETENTION_DAYS and the client's password variable (PGPASSWORD, MYSQL_PWD).
+# With S3_BUCKET set (and S3_PREFIX, ending in /), each backup is also
+# uploaded with rclone to the remote dbplane: its RCLONE_CONFIG_DBPLANE_*
+# variables (endpoint, region, keys from the credentials Secret) configure;
+# with BACKUP_KEY also encrypted, through the crypt remote dbplanecrypt:.
 # Writes ${DATABASE}-<UTC timestamp>.@EXT@.gz and, in sha256sum's format,
 # its .sha256; restore.sh reads both. Then deletes backups older than
 # RETENTION_DAYS days, never the one just written; a failed run deletes none.
@@ -75,3 +79,38 @@ find "${BACKUP_DIR}" -maxdepth 1 -type f -name "${DATABASE}-*.@EXT@.gz.sha256" -
       echo "pruned ${old##*/}"
     fi
   done
+
+# Object storage: the backup, then its checksum. An S3 object becomes
+# visible only once its upload completed, and a backup counts (restore.sh,
+# retention) only once its .sha256 object exists, so an upload cut off
+# leaves no listed backup, and the ones before it untouched. Uploads go to
+# the final names: S3 has no rename, and a server-side copy would only add a
+# window in which the temporary object is left behind.
+if [[ -n "${S3_BUCKET:-}" ]]; then
+  if [[ ! "${S3_PREFIX:-}" =~ ^([A-Za-z0-9._-]+/)+$ ]]; then
+    echo "backup: S3_PREFIX must be a path ending in /, not '${S3_PREFIX:-}'" >&2
+    exit 1
+  fi
+  rclone="${RCLONE:-rclone}"
+  remote="dbplane:${S3_BUCKET}/${S3_PREFIX}"
+  # With BACKUP_KEY (from the encryption key Secret), through the crypt
+  # remote configured onto that prefix: encrypted in the pod, decrypted in
+  # the pod. The key goes to rclone on stdin, never on a command line.
+  if [[ -n "${BACKUP_KEY:-}" ]]; then
+    RCLONE_CONFIG_DBPLANECRYPT_PASSWORD="$(printf '%s' "${BACKUP_KEY}" | "${rclone}" obscure -)"
+    export RCLONE_CONFIG_DBPLANECRYPT_PASSWORD
+    remote="dbplanecrypt:"
+  fi
+  "${rclone}" copyto --retries 3 -- "${BACKUP_DIR}/${file}" "${remote}${file}"
+  "${rclone}" copyto --retries 3 -- "${BACKUP_DIR}/${file}.sha256" "${remote}${file}.sha256"
+  echo "uploaded ${file} to s3://${S3_BUCKET}/${S3_PREFIX}"
+
+  # Retention, as on the volume: checksums first, so that a backup stops
+  # being listed before its data goes; then old data objects, with any an
+  # earlier run uploaded without its checksum. Never the one just written.
+  for pattern in "${DATABASE}-*.@EXT@.gz.sha256" "${DATABASE}-*.@EXT@.gz"; do
+    "${rclone}" delete --max-depth 1 --min-age "${RETENTION_DAYS}d" -v \
+      --exclude "/${file}" --exclude "/${file}.sha256" --include "/${pattern}" -- "${remote}" 2>&1 |
+      sed 's|^.*INFO  *: \(.*\): Deleted$|pruned s3 \1|'
+  done
+fi

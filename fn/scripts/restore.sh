@@ -7,6 +7,12 @@
 # password variable (PGPASSWORD, MYSQL_PWD), RESTORE_FROM (latest, or the
 # name of a backup in BACKUP_DIR) and optionally RESTORE_FORCE.
 #
+# With S3_BUCKET set, the backup is read from the bucket instead, under
+# S3_PREFIX (the source Database's), with rclone (the remote dbplane: is
+# configured by RCLONE_CONFIG_DBPLANE_* variables): a backup is listed only
+# once its .sha256 object exists (backup.sh uploads it last); both are
+# downloaded into RESTORE_SCRATCH and checked as on the volume.
+#
 # RESTORE_FORCE=true only skips the empty-database check; what happens to
 # what exists is up to the dump. mysqldump drops each table it holds before
 # creating it and keeps other tables. A PostgreSQL load runs in one
@@ -22,6 +28,50 @@ fail() {
 : "${RESTORE_FROM:?must be set to latest or the name of a backup in BACKUP_DIR}"
 if [[ ! "${DATABASE}" =~ ^[A-Za-z0-9_]+$ ]]; then
   fail "cannot restore database '${DATABASE}': only letters, digits and _ are supported"
+fi
+
+if [[ -n "${S3_BUCKET:-}" ]]; then
+  : "${RESTORE_SCRATCH:?must be set with S3_BUCKET}"
+  if [[ ! "${S3_PREFIX:-}" =~ ^([A-Za-z0-9._-]+/)+$ ]]; then
+    fail "S3_PREFIX must be a path ending in /, not '${S3_PREFIX:-}'"
+  fi
+  rclone="${RCLONE:-rclone}"
+  remote="dbplane:${S3_BUCKET}/${S3_PREFIX}"
+  # With BACKUP_KEY (from the encryption key Secret), through the crypt
+  # remote configured onto that prefix: encrypted in the pod, decrypted in
+  # the pod. The key goes to rclone on stdin, never on a command line.
+  if [[ -n "${BACKUP_KEY:-}" ]]; then
+    RCLONE_CONFIG_DBPLANECRYPT_PASSWORD="$(printf '%s' "${BACKUP_KEY}" | "${rclone}" obscure -)"
+    export RCLONE_CONFIG_DBPLANECRYPT_PASSWORD
+    remote="dbplanecrypt:"
+  fi
+  listed="$("${rclone}" lsf --files-only --max-depth 1 --include "/${DATABASE}-*.@EXT@.gz.sha256" -- "${remote}")" ||
+    fail "cannot list the backups in s3://${S3_BUCKET}/${S3_PREFIX}"
+  if [[ "${RESTORE_FROM}" == latest ]]; then
+    file="$(LC_ALL=C sort <<<"${listed}" | tail -n 1)"
+    file="${file%.sha256}"
+    [[ -n "${file}" ]] || fail "cannot find a backup of ${DATABASE} in s3://${S3_BUCKET}/${S3_PREFIX}"
+  else
+    file="${RESTORE_FROM}"
+    if [[ "${file}" == */* || "${file}" != "${DATABASE}"-*.@EXT@.gz ]]; then
+      fail "cannot restore '${file}': RESTORE_FROM must be latest or a backup name matching ${DATABASE}-*.@EXT@.gz"
+    fi
+    grep -qxF -- "${file}.sha256" <<<"${listed}" || fail "cannot find ${file} in s3://${S3_BUCKET}/${S3_PREFIX}"
+  fi
+  if ! "${rclone}" copyto --retries 3 -- "${remote}${file}.sha256" "${RESTORE_SCRATCH}/${file}.sha256" 2>"${RESTORE_SCRATCH}/.rclone.log"; then
+    cat -- "${RESTORE_SCRATCH}/.rclone.log" >&2
+    # The ciphertext downloads but does not decrypt: another key (or an
+    # altered object; every chunk is authenticated).
+    if [[ -n "${BACKUP_KEY:-}" ]] && "${rclone}" cat -- "dbplane:${S3_BUCKET}/${S3_PREFIX}${file}.sha256.bin" >/dev/null 2>&1; then
+      fail "cannot decrypt ${file}.sha256: BACKUP_KEY is not the key it was encrypted with (or the object was altered); nothing was loaded"
+    fi
+    fail "cannot download ${file}.sha256 from s3://${S3_BUCKET}/${S3_PREFIX}"
+  fi
+  "${rclone}" copyto --retries 3 -- "${remote}${file}" "${RESTORE_SCRATCH}/${file}" ||
+    fail "cannot download ${file} from s3://${S3_BUCKET}/${S3_PREFIX}"
+  echo "downloaded ${file} from s3://${S3_BUCKET}/${S3_PREFIX}"
+  BACKUP_DIR="${RESTORE_SCRATCH}"
+  RESTORE_FROM="${file}"
 fi
 
 # Backups are named ${DATABASE}-<UTC timestamp>.@EXT@.gz: in byte order, the

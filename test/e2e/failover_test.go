@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,9 +17,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/dbplane/dbplane/test/harness"
 	"github.com/dbplane/dbplane/test/harness/cluster"
+	"github.com/dbplane/dbplane/test/harness/servers"
 )
 
 // gvrReplication is the SQL provider's Replication.
@@ -91,6 +94,7 @@ func TestFailoverOnRealServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	steady(t, primary, ns, name)
 	inService(t, ns, name)
 
 	w := watchFailover(t, ns, name)
@@ -219,6 +223,66 @@ func TestFailoverOnRealServers(t *testing.T) {
 	}
 	if _, err := conn.Exec(t.Context(), "SET synchronous_commit = local; CREATE TABLE orders (id bigint PRIMARY KEY); INSERT INTO orders VALUES (1)"); err != nil {
 		t.Errorf("the app login cannot write to the new primary: %v", err)
+	}
+}
+
+// steadyWindow is how long steady watches a Database in service, and
+// steadyWrites the most writes of its Replication, and of the Database, it
+// allows then: the provider refreshes a Replication's measures (lag, WAL
+// locations) every 30 s, or when the lag moves a step; everything else in
+// them changes only when something happens.
+const (
+	steadyWindow = 25 * time.Second
+	steadyWrites = 3
+)
+
+// steady checks that a Database in service, whose primary commits every
+// 100 ms and whose standby streams them, is not rewritten on every poll of
+// the provider (2 s): each write of the Replication is a reconcile of the
+// Database, and a Database written that often keeps Crossplane's circuit
+// breaker empty, so that its status lags every change by a minute. This
+// is what made the failover's status come a minute late before the
+// provider settled its measures.
+func steady(t *testing.T, primary *servers.Server, ns, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), steadyWindow)
+	defer cancel()
+	primary.Query(t, "CREATE TABLE IF NOT EXISTS steady (at timestamptz)")
+	count := func(gvr schema.GroupVersionResource) *atomic.Int64 {
+		n := new(atomic.Int64)
+		w, err := env.Dynamic.Resource(gvr).Namespace(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+		if err != nil {
+			t.Fatalf("cannot watch %s %s/%s: %v", gvr.Resource, ns, name, err)
+		}
+		go func() {
+			defer w.Stop()
+			for e := range w.ResultChan() {
+				if e.Type == watch.Modified {
+					n.Add(1)
+				}
+			}
+		}()
+		return n
+	}
+	dbWrites, replWrites := count(cluster.GVRDatabase), count(gvrReplication)
+	commits := 0
+	for ctx.Err() == nil {
+		primary.Query(t, "INSERT INTO steady VALUES (now()) RETURNING 1")
+		commits++
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	// The watches' goroutines stop with ctx; a write they have not
+	// delivered yet is not counted, which makes the check weaker, never
+	// flaky.
+	time.Sleep(100 * time.Millisecond)
+	r, d := replWrites.Load(), dbWrites.Load()
+	t.Logf("in %s of %d commits: %d writes of the Replication, %d of the Database", steadyWindow, commits, r, d)
+	if r > steadyWrites || d > steadyWrites {
+		t.Errorf("in %s of steady commits the Replication was written %d times and the Database %d: want at most %d each (the provider polls every 2 s; a write on every poll keeps Crossplane's circuit breaker empty)",
+			steadyWindow, r, d, steadyWrites)
 	}
 }
 

@@ -330,23 +330,33 @@ func TestNothingLostWhileFunctionIsDown(t *testing.T) {
 }
 
 // TestDeleteKeepsDataClaims deletes a Database: everything it composed goes
-// except the data volumes, which the StatefulSet retains.
+// except the data volumes, which the StatefulSet retains, and the backup
+// volume, which its Namespace owns too: Kubernetes' garbage collector only
+// drops the Database's reference from it. A new Database of the same name
+// adopts that backup volume, the same object, rather than making another.
 func TestDeleteKeepsDataClaims(t *testing.T) {
 	defer start(t)()
 	const ns, name = "deletion", "archive"
 	env.Namespace(t, ns)
 
-	d := cluster.NewDatabase(ns, name, map[string]any{
-		"type":        "mysql",
-		"version":     "8.4",
-		"replicas":    int64(2),
-		"environment": "staging",
-		"storage":     map[string]any{"size": "5Gi"},
-		"backup":      map[string]any{"enabled": true},
-	})
+	spec := func() map[string]any {
+		return map[string]any{
+			"type":        "mysql",
+			"version":     "8.4",
+			"replicas":    int64(2),
+			"environment": "staging",
+			"storage":     map[string]any{"size": "5Gi"},
+			"backup":      map[string]any{"enabled": true},
+		}
+	}
+	d := cluster.NewDatabase(ns, name, spec())
 	env.ApplyDatabase(t, d)
 	env.WaitReady(t, ns, name)
 	claims := env.DataClaims(t, ns, name, 2)
+	backup, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), name+"-backup", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("backup PVC: %v", err)
+	}
 
 	t0 := time.Now()
 	if _, err := env.Kubectl(t.Context(), nil, "delete", "database", name, "-n", ns, "--wait=true", "--timeout=2m"); err != nil {
@@ -356,6 +366,9 @@ func TestDeleteKeepsDataClaims(t *testing.T) {
 	env.WaitFor(t, d, "composed objects deleted", func(ctx context.Context) error {
 		var left []string
 		for _, c := range cluster.ComposedObjects(d) {
+			if c.Kind == "PersistentVolumeClaim" && c.Name == backup.Name {
+				continue
+			}
 			o, err := env.Object(ctx, c.Kind, ns, c.Name)
 			if err != nil {
 				return err
@@ -369,6 +382,21 @@ func TestDeleteKeepsDataClaims(t *testing.T) {
 		}
 		return nil
 	})
+	// The garbage collector has handled the Database's dependents once the
+	// others are gone; it drops the dangling reference from the backup PVC.
+	env.WaitFor(t, d, "backup PVC kept, the Database's reference dropped", func(ctx context.Context) error {
+		pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, backup.Name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("backup PVC %s is gone after deleting the Database: %w", backup.Name, err)
+		}
+		if pvc.UID != backup.UID || pvc.DeletionTimestamp != nil {
+			return fmt.Errorf("backup PVC %s was replaced or is being deleted", backup.Name)
+		}
+		if c := metav1.GetControllerOf(pvc); c != nil {
+			return fmt.Errorf("backup PVC %s still names its controller %s %s", backup.Name, c.Kind, c.Name)
+		}
+		return nil
+	})
 	for n, uid := range claims {
 		pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), n, metav1.GetOptions{})
 		if err != nil {
@@ -378,6 +406,21 @@ func TestDeleteKeepsDataClaims(t *testing.T) {
 		if pvc.UID != uid || pvc.DeletionTimestamp != nil {
 			t.Errorf("data PVC %s was replaced or is being deleted", n)
 		}
+	}
+
+	// A new Database of the same name adopts the backup PVC it left.
+	again := cluster.NewDatabase(ns, name, spec())
+	env.ApplyDatabase(t, again)
+	env.WaitReady(t, ns, name)
+	pvc, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), backup.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("backup PVC after creating the Database again: %v", err)
+	}
+	if pvc.UID != backup.UID {
+		t.Errorf("backup PVC %s was replaced: uid %s, want %s", backup.Name, pvc.UID, backup.UID)
+	}
+	if c := metav1.GetControllerOf(pvc); c == nil || c.Kind != "Database" || c.Name != name {
+		t.Errorf("backup PVC %s is not controlled by the new Database: %v", backup.Name, pvc.OwnerReferences)
 	}
 }
 

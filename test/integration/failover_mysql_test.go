@@ -151,16 +151,7 @@ func (r *myRun) checkConverged(t *testing.T) (lost int) {
 	if primary == nil {
 		t.Fatal("no pod is labelled primary")
 	}
-	got := map[string]bool{}
-	for _, id := range strings.Fields(primary.Query(t, "SELECT id FROM acked")) {
-		got[id] = true
-	}
-	for _, id := range r.w.ids() {
-		if !got[strconv.FormatInt(id, 10)] {
-			lost++
-		}
-	}
-	return lost
+	return len(r.w.missing(strings.Fields(primary.Query(t, "SELECT id FROM acked"))))
 }
 
 // TestMySQLFailover kills the primary of a production MySQL Database (three

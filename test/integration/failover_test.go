@@ -173,14 +173,8 @@ func TestPostgreSQLStalePrimaryFenced(t *testing.T) {
 	waitHealthy(t, status, 3, true)
 	stop()
 	wg.Wait()
-	got := map[string]bool{}
-	for _, f := range splitComma(re.labelled().Query(t, "SELECT string_agg(id::text, ',') FROM acked")) {
-		got[f] = true
-	}
-	for _, id := range w.ids() {
-		if !got[strconv.FormatInt(id, 10)] {
-			t.Errorf("acknowledged commit %d is missing", id)
-		}
+	for _, id := range w.missing(ackedOn(t, re.labelled())) {
+		t.Errorf("acknowledged commit %d is missing", id)
 	}
 }
 
@@ -313,18 +307,7 @@ func failoverTrials(t testing.TB, trials, after int, mode failoverMode) failover
 	res.splitBrain = splitBrain()
 
 	// Every commit acknowledged is on the last primary.
-	last := re.labelled()
-	got := map[int64]bool{}
-	out := last.Query(t, "SELECT string_agg(id::text, ',') FROM acked")
-	for _, f := range splitComma(out) {
-		n, _ := strconv.ParseInt(f, 10, 64)
-		got[n] = true
-	}
-	for _, id := range w.ids() {
-		if !got[id] {
-			res.lost++
-		}
-	}
+	res.lost = len(w.missing(ackedOn(t, re.labelled())))
 	res.acked = len(w.ids())
 	return res
 }
@@ -546,6 +529,28 @@ func (w *writer) ids() []int64 {
 	return slices.Clone(w.acked)
 }
 
+// missing is every commit the writer saw acknowledged whose id is not
+// among on, the ids a server holds.
+func (w *writer) missing(on []string) []int64 {
+	has := map[string]bool{}
+	for _, id := range on {
+		has[id] = true
+	}
+	var out []int64
+	for _, id := range w.ids() {
+		if !has[strconv.FormatInt(id, 10)] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// ackedOn is the ids PostgreSQL server s holds in the writer's table.
+func ackedOn(t testing.TB, s *pgMember) []string {
+	t.Helper()
+	return splitComma(s.Query(t, "SELECT string_agg(id::text, ',') FROM acked"))
+}
+
 // watchRoles asks every server directly (as its kubelet would) every 100
 // ms until ctx ends whether it takes writes: a commit to table probe, which
 // a standby refuses and a primary whose synchronous standbys are gone
@@ -761,19 +766,7 @@ func switchovers(t testing.TB) []time.Duration {
 	if s := splitBrain(); s != "" {
 		t.Errorf("two servers were writable at once: %s", s)
 	}
-	last := re.labelled()
-	out := last.Query(t, "SELECT string_agg(id::text, ',') FROM acked")
-	got := map[string]bool{}
-	for _, f := range splitComma(out) {
-		got[f] = true
-	}
-	lost := 0
-	for _, id := range w.ids() {
-		if !got[strconv.FormatInt(id, 10)] {
-			lost++
-		}
-	}
-	if lost != 0 {
+	if lost := len(w.missing(ackedOn(t, re.labelled()))); lost != 0 {
 		t.Errorf("%d of %d acknowledged commits are missing after the switchovers", lost, len(w.ids()))
 	}
 	return gaps
@@ -918,14 +911,7 @@ func TestPostgreSQLRollingUpdate(t *testing.T) {
 	if s := splitBrain(); s != "" {
 		t.Errorf("two servers were writable at once: %s", s)
 	}
-	out := re.labelled().Query(t, "SELECT string_agg(id::text, ',') FROM acked")
-	got := map[string]bool{}
-	for _, f := range splitComma(out) {
-		got[f] = true
-	}
-	for _, id := range w.ids() {
-		if !got[strconv.FormatInt(id, 10)] {
-			t.Errorf("acknowledged commit %d is missing after the rolling update", id)
-		}
+	for _, id := range w.missing(ackedOn(t, re.labelled())) {
+		t.Errorf("acknowledged commit %d is missing after the rolling update", id)
 	}
 }

@@ -32,6 +32,9 @@ type job struct {
 	Env     map[string]string
 	// PasswordEnv is the variable set from the credentials Secret.
 	PasswordEnv string
+	// S3Keys maps the variables set from the platform's S3 credentials
+	// and encryption key Secrets to their keys in them.
+	S3Keys map[string]string
 }
 
 // database is a Database with backups on, as a user would write it, that
@@ -61,6 +64,12 @@ spec:
 // params resolves a Database the way the function does.
 func params(t *testing.T, engine, backup string) fn.Params {
 	t.Helper()
+	return paramsWith(t, engine, backup, fn.Input{SQLUsers: true})
+}
+
+// paramsWith resolves a Database the way the function does with an Input.
+func paramsWith(t *testing.T, engine, backup string, in fn.Input) fn.Params {
+	t.Helper()
 	u := map[string]any{}
 	if err := yaml.Unmarshal([]byte(database(engine, backup)), &u); err != nil {
 		t.Fatalf("cannot unmarshal Database: %v", err)
@@ -73,7 +82,7 @@ func params(t *testing.T, engine, backup string) fn.Params {
 	if errs := fn.Validate(db); len(errs) > 0 {
 		t.Fatalf("Validate(): %v", errs.ToAggregate())
 	}
-	p, err := fn.Resolve(db, fn.Observed{}, fn.Input{SQLUsers: true}, func() (string, error) { return "cluster-password-unused", nil })
+	p, err := fn.Resolve(db, fn.Observed{}, in, func() (string, error) { return "cluster-password-unused", nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,9 +117,12 @@ func restoreJob(t *testing.T, engine, backup string) job {
 
 func fromContainer(t *testing.T, c corev1.Container) job {
 	t.Helper()
-	j := job{Command: c.Command, Env: map[string]string{}}
+	j := job{Command: c.Command, Env: map[string]string{}, S3Keys: map[string]string{}}
 	for _, e := range c.Env {
 		switch {
+		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil &&
+			(e.ValueFrom.SecretKeyRef.Name == s3CredentialsSecret || e.ValueFrom.SecretKeyRef.Name == s3KeySecret):
+			j.S3Keys[e.Name] = e.ValueFrom.SecretKeyRef.Key
 		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
 			if j.PasswordEnv != "" {
 				t.Fatalf("container %s: want one variable from the Secret, got %s and %s", c.Name, j.PasswordEnv, e.Name)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the database servers and clients the integration tests in
 # test/integration start throwaway instances of: PostgreSQL 15 and MariaDB
-# 10.11, from Debian 12's archive. Idempotent: exits at once when every binary
+# 10.11, from Debian 12's archive, and rclone, the S3 client backups upload
+# with. Idempotent: exits at once when every binary
 # the tests use is present. Needs root (or password-less sudo) and never reads
 # stdin, so it runs unattended in CI. With CI set, failing to install is an
 # error; without, the integration tests skip.
@@ -17,6 +18,7 @@ pg_bin=/usr/lib/postgresql/15/bin
 need=(
   "${pg_bin}/initdb" "${pg_bin}/postgres" "${pg_bin}/pg_basebackup" "${pg_bin}/pg_isready" "${pg_bin}/pgbench" psql pg_dump
   mariadbd mariadb-install-db mariadb mariadb-dump mysql mysqldump
+  rclone
 )
 
 have() {
@@ -55,7 +57,8 @@ if [[ "$(id -u)" != 0 ]]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-packages=(postgresql mariadb-server mariadb-client)
+# rclone: the S3 client the backup and restore scripts upload and download with.
+packages=(postgresql mariadb-server mariadb-client rclone)
 apt_opts=(-y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
 
 policy=/usr/sbin/policy-rc.d

@@ -2,9 +2,9 @@
 # Builds a pinned tool from its wrapper module under test/tools/<dir> into
 # the cache outside the repo, keyed by version, once. Prints the binary path.
 #
-#   test/tools/build.sh crossplane-cli|crossplane-core|crank|registry|etcd|kwok|golangci-lint|
+#   test/tools/build.sh crossplane-cli|crossplane-core|crossplane-core-v1|crank|registry|etcd|kwok|golangci-lint|
 #                       kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|
-#                       postgres-exporter|mysqld-exporter|promtool
+#                       postgres-exporter|mysqld-exporter|promtool|versitygw
 #
 # The version lives in one place: the wrapper's go.mod requires the tool's
 # module, and that require line is the version built, stamped and cached. A
@@ -25,6 +25,12 @@ crossplane-cli)
   ;;
 crossplane-core)
   mod=github.com/crossplane/crossplane/v2
+  pkg=${mod}/cmd/crossplane
+  ;;
+crossplane-core-v1)
+  # Crossplane 1.20's core (the last 1.x minor), to run claims against a
+  # 1.x control plane. Its main package is cmd/crossplane of the 1.x module.
+  mod=github.com/crossplane/crossplane
   pkg=${mod}/cmd/crossplane
   ;;
 crank)
@@ -65,6 +71,11 @@ promtool)
   # Prometheus' Go module: v0.3MM.P is Prometheus 3.MM.P.
   mod=github.com/prometheus/prometheus
   pkg=${mod}/cmd/promtool
+  ;;
+versitygw)
+  # The S3-compatible server test/integration uploads backups to.
+  mod=github.com/versity/versitygw
+  pkg=${mod}/cmd/versitygw
   ;;
 kube-apiserver | kube-controller-manager | kube-scheduler | kubectl)
   # Four binaries from one wrapper module.

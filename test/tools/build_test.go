@@ -22,6 +22,7 @@ import (
 var wrappers = map[string]struct{ dir, module string }{
 	"crossplane-cli":          {"crossplane-cli", "github.com/crossplane/cli/v2"},
 	"crossplane-core":         {"crossplane-core", "github.com/crossplane/crossplane/v2"},
+	"crossplane-core-v1":      {"crossplane-core-v1", "github.com/crossplane/crossplane"},
 	"crank":                   {"crank", "github.com/crossplane/crossplane"},
 	"registry":                {"registry", "github.com/distribution/distribution/v3"},
 	"etcd":                    {"etcd", "go.etcd.io/etcd/server/v3"},

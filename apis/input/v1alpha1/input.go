@@ -51,6 +51,12 @@ type Input struct {
 	// TLS; production servers refuse connections without it.
 	// +optional
 	TLS *TLS `json:"tls,omitempty"`
+
+	// BackupStorage is where backups go besides each Database's backup
+	// volume: set once by the platform team for every Database of the
+	// Composition. Unset keeps backups on the volumes only.
+	// +optional
+	BackupStorage *BackupStorage `json:"backupStorage,omitempty"`
 }
 
 // TLS is who issues the Databases' server certificates.
@@ -80,4 +86,57 @@ type IssuerReference struct {
 	// +kubebuilder:default=cert-manager.io
 	// +optional
 	Group string `json:"group,omitempty"`
+}
+
+// BackupStorage is an off-volume destination for backups.
+type BackupStorage struct {
+	// S3 is an S3-compatible bucket. Each Database's backups are uploaded
+	// under <prefix><namespace>/<name>/, each with its .sha256 object, and
+	// pruned there by the Database's retention as on its volume.
+	S3 *S3 `json:"s3"`
+}
+
+// S3 is an S3-compatible bucket and how to reach it.
+type S3 struct {
+	// Endpoint is the server's URL, such as https://s3.eu-west-1.amazonaws.com
+	// or https://minio.storage.svc:9000.
+	// +kubebuilder:validation:Pattern=`^https?://[^\s/]+(/.*)?$`
+	Endpoint string `json:"endpoint"`
+
+	// Bucket is the bucket's name. It must exist.
+	// +kubebuilder:validation:Pattern=`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`
+	Bucket string `json:"bucket"`
+
+	// Prefix is prepended to every Database's own prefix; empty, or a
+	// path ending in /.
+	// +kubebuilder:validation:Pattern=`^(([A-Za-z0-9._-]+/)+)?$`
+	// +optional
+	Prefix string `json:"prefix,omitempty"`
+
+	// Region of the bucket.
+	// +kubebuilder:default=us-east-1
+	// +optional
+	Region string `json:"region,omitempty"`
+
+	// CredentialsSecretName is a Secret the platform team provides in
+	// every namespace with Databases, with the keys AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY. The backup and restore pods read it through
+	// secretKeyRef; the function never reads it.
+	// +kubebuilder:validation:MinLength=1
+	CredentialsSecretName string `json:"credentialsSecretName"`
+
+	// CASecretName is an optional Secret in the same namespaces whose key
+	// ca.crt is the PEM bundle the server's certificate is checked
+	// against, for a server a private CA signed.
+	// +optional
+	CASecretName string `json:"caSecretName,omitempty"`
+
+	// EncryptionKeySecretName is an optional Secret in the same
+	// namespaces whose key "key" (say 32 random bytes, base64) encrypts
+	// every backup before it leaves the pod for the bucket, with rclone's
+	// crypt (NaCl secretbox: XSalsa20 and Poly1305, in authenticated 64 KiB
+	// chunks, the key stretched by scrypt). Restore decrypts with it; a
+	// backup encrypted with another key is refused, nothing loaded.
+	// +optional
+	EncryptionKeySecretName string `json:"encryptionKeySecretName,omitempty"`
 }

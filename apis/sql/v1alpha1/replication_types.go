@@ -278,6 +278,16 @@ type ReplicationObservation struct {
 	// +optional
 	Quorum []string `json:"quorum,omitempty"`
 
+	// MeasuredAt is when the members' WAL locations and lag and the slots'
+	// retained WAL were read. They are refreshed every 30 s, or at once
+	// when a member's lag moves to another step of 1, 2, 5, 10, 20, 50...
+	// seconds (or 64 KiB times those) and whenever anything else about a
+	// member or slot changes; roles, streaming, sync states and messages
+	// are always current. A status that changed on every poll would be
+	// an update, and a reconcile of the Database, every poll.
+	// +optional
+	MeasuredAt *metav1.Time `json:"measuredAt,omitempty"`
+
 	// LastFailover is the last promotion the provider made.
 	// +optional
 	LastFailover *Failover `json:"lastFailover,omitempty"`

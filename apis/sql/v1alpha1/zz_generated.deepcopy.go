@@ -336,6 +336,10 @@ func (in *ReplicationObservation) DeepCopyInto(out *ReplicationObservation) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.MeasuredAt != nil {
+		in, out := &in.MeasuredAt, &out.MeasuredAt
+		*out = (*in).DeepCopy()
+	}
 	if in.LastFailover != nil {
 		in, out := &in.LastFailover, &out.LastFailover
 		*out = new(Failover)

@@ -426,6 +426,7 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 	if move, why := e.primaryMove(ctx, cr, a, prev, now, pods); move != nil {
 		// Nothing else until the primary has moved.
 		e.plan = *move
+		settle(&cr.Status.AtProvider, prev, now)
 		return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: false, Diff: strings.Join(e.plan.diff(), "; ")}, nil
 	} else if why != "" {
 		notes = append(notes, why)
@@ -446,6 +447,7 @@ func (e *external) Observe(ctx context.Context, cr *v1alpha1.Replication) (manag
 	} else {
 		cr.SetConditions(xpv2.Available().WithMessage(strings.Join(notes, "; ")))
 	}
+	settle(&cr.Status.AtProvider, prev, now)
 	diff := e.plan.diff()
 	return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: len(diff) == 0, Diff: strings.Join(diff, "; ")}, nil
 }

@@ -25,7 +25,8 @@ import (
 // Database CRD by the installed XRD; and a Database composed by the
 // installed Composition through the installed Function, with its SQL login
 // a User of the installed provider's kind, Ready once a real PostgreSQL
-// stands behind its pod.
+// stands behind its pod; and the same for a DatabaseClaim through the claims
+// configuration.
 func TestInstalledFromRegistry(t *testing.T) {
 	ctx := t.Context()
 	if err := env.PackagesHealthy(ctx); err != nil {
@@ -44,13 +45,16 @@ func TestInstalledFromRegistry(t *testing.T) {
 		}
 	}
 	slices.Sort(names)
-	want := []string{"Configuration/dbplane-configuration-dbplane", "Function/dbplane-function-dbplane", "Provider/dbplane-provider-sql"}
+	runtimeConfigsKept(t)
+	want := []string{"Configuration/dbplane-configuration-dbplane", "Configuration/dbplane-configuration-dbplane-claims", "Function/dbplane-function-dbplane", "Provider/dbplane-provider-sql"}
 	if !slices.Equal(names, want) {
 		t.Errorf("installed packages: want %q, got %q", want, names)
 	}
 
 	for crd, owner := range map[string]string{
 		"databases.database.example.com":           "CompositeResourceDefinition",
+		"xdatabases.database.example.com":          "CompositeResourceDefinition",
+		"databaseclaims.database.example.com":      "CompositeResourceDefinition",
 		"users.sql.database.example.com":           "ProviderRevision",
 		"replications.sql.database.example.com":    "ProviderRevision",
 		"providerconfigs.sql.database.example.com": "ProviderRevision",
@@ -105,7 +109,80 @@ func TestInstalledFromRegistry(t *testing.T) {
 		t.Errorf("the installed provider did not create the login app on the server: pg_roles has %q", got)
 	}
 
-	t.Run("upgrade", func(t *testing.T) { upgradeKeepsDatabase(t, d) })
+	claim := claimFromInstalledPackage(t)
+
+	t.Run("upgrade", func(t *testing.T) {
+		upgradeKeepsDatabase(t, d)
+		runtimeConfigsKept(t)
+		// The claims configuration moved to v0.2.0 with the others
+		// (UpgradePackages waits for every package at v0.2.0).
+		env.WaitClaimReady(t, claim.GetNamespace(), claim.GetName())
+	})
+}
+
+// runtimeConfigsKept checks that the function and the provider the README
+// installs before the configuration run with the DeploymentRuntimeConfigs
+// of examples/install/runtime-config.yaml (least privilege), and that those
+// exist: the configuration's dependency resolution took the packages
+// installed by name instead of installing its own with the default runtime
+// config, and an upgrade keeps them.
+func runtimeConfigsKept(t *testing.T) {
+	t.Helper()
+	ctx := t.Context()
+	for _, p := range []struct{ kind, name, config string }{
+		{"Function", "dbplane-function-dbplane", "function-dbplane"},
+		{"Provider", "dbplane-provider-sql", "provider-sql"},
+	} {
+		o, err := env.Object(ctx, p.kind, "", p.name)
+		if err != nil || o == nil {
+			t.Errorf("%s %s: not installed (%v)", p.kind, p.name, err)
+			continue
+		}
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok {
+			t.Fatalf("%s %s: a %T, want unstructured", p.kind, p.name, o)
+		}
+		if got, _, _ := unstructured.NestedString(u.Object, "spec", "runtimeConfigRef", "name"); got != p.config {
+			t.Errorf("%s %s: spec.runtimeConfigRef.name %q, want %q (examples/install/runtime-config.yaml)", p.kind, p.name, got, p.config)
+		}
+		if rc, err := env.Object(ctx, "DeploymentRuntimeConfig", "", p.config); err != nil || rc == nil {
+			t.Errorf("DeploymentRuntimeConfig %s: not applied (%v)", p.config, err)
+		}
+	}
+}
+
+// claimFromInstalledPackage creates a DatabaseClaim through the installed
+// claims configuration: its XDatabase composed by the installed Composition
+// in the claim's namespace, Synced; then, with a real PostgreSQL behind its
+// pod, the claim Ready and the app login created by the installed provider.
+func claimFromInstalledPackage(t *testing.T) cluster.Database {
+	t.Helper()
+	const ns = "team-b"
+	env.Namespace(t, ns)
+	c := cluster.ReadDatabase(t, filepath.Join(env.Root, "examples", "databases", "postgresql-development.yaml"))
+	spec, _ := c.Object["spec"].(map[string]any)
+	claim := cluster.NewClaim(ns, "billing-pg-dev", spec)
+	t0 := time.Now()
+	env.ApplyDatabase(t, claim)
+	name := claim.GetName()
+	for _, o := range []struct{ kind, name string }{{"StatefulSet", name}, {"Secret", name + "-credentials"}, {"User", name + "-app"}} {
+		env.WaitFor(t, claim, o.kind+" "+o.name+" composed in the claim's namespace", func(ctx context.Context) error {
+			got, err := env.Object(ctx, o.kind, ns, o.name)
+			if err == nil && got == nil {
+				err = errors.New("not yet")
+			}
+			return err
+		})
+	}
+	timings.Record("latency: apply -> DatabaseClaim's StatefulSet, Secret and User composed", time.Since(t0))
+	srv := env.ServePostgreSQL(t, ns, name)
+	t0 = time.Now()
+	env.WaitClaimReady(t, ns, name)
+	timings.Record("latency: server started -> DatabaseClaim Ready", time.Since(t0))
+	if got := srv.Query(t, "SELECT rolname FROM pg_roles WHERE rolname = 'app' AND rolcanlogin"); got != "app" {
+		t.Errorf("the installed provider did not create the claim's login app on the server: pg_roles has %q", got)
+	}
+	return claim
 }
 
 // upgradeKeepsDatabase runs the README's upgrade steps to v0.2.0 and checks

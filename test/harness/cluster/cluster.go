@@ -77,6 +77,12 @@ type Options struct {
 	// function and provider as local processes. Without it the harness
 	// installs the pieces by hand, with the Compositions the e2e suites use.
 	FromRegistry bool
+	// Crossplane1 runs Crossplane 1.20's core (test/tools/crossplane-core-v1)
+	// instead of v2.4.2, with its own CRDs, and installs only what 1.x can
+	// read: the claims package's legacy XRD and Composition (1.x knows no
+	// v2 XRD, so no Database), and the function package with the
+	// crossplane.version constraint a 1.20 user's package would need.
+	Crossplane1 bool
 	// Record, when set, is given how long each start-up step took, as
 	// "start-up: <step>", and each binary's build, as "binary: <name>".
 	Record func(name string, d time.Duration)
@@ -116,6 +122,9 @@ type Cluster struct {
 	rbac       string // kubeconfig: crossplane-system/rbac-manager's token
 
 	function *harness.Process // the composition function, restartable by tests
+
+	claims    sync.Once // installs the claims package, for the first test that needs it
+	claimsErr error
 
 	providerKubeconfig string     // kubeconfig: crossplane-system/provider-sql's token
 	addressMap         string     // the provider's --address-map file
@@ -165,6 +174,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			step{"provider install", c.installProviderIdentity},
 			step{"provider", c.startProvider},
 			step{"configuration", c.waitDatabasesServed},
+			step{"claims configuration", c.waitClaimsServed},
 		)
 	} else {
 		steps = append(steps,
@@ -260,12 +270,16 @@ func (c *Cluster) port(ctx context.Context, names ...string) ([]int, error) {
 func (c *Cluster) buildBinaries(ctx context.Context) error {
 	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "crossplane-core", "crossplane-cli", "registry"} {
 		t0 := time.Now()
-		env := "DBPLANE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		tool := name
+		if name == "crossplane-core" && c.opts.Crossplane1 {
+			tool = "crossplane-core-v1"
+		}
+		env := "DBPLANE_" + strings.ToUpper(strings.ReplaceAll(tool, "-", "_"))
 		if p := os.Getenv(env); p != "" {
 			c.bins[name] = p
 			continue
 		}
-		cmd := exec.CommandContext(ctx, filepath.Join(c.Root, "test", "tools", "build.sh"), name) //nolint:gosec // Our own build script, with a tool name from the list above.
+		cmd := exec.CommandContext(ctx, filepath.Join(c.Root, "test", "tools", "build.sh"), tool) //nolint:gosec // Our own build script, with a tool name from the list above.
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {

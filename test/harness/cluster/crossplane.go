@@ -3,6 +3,7 @@
 package cluster
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -44,7 +45,11 @@ var crossplaneInstall string
 // applies our examples/install/crossplane-rbac.yaml as an operator would, and
 // writes kubeconfigs holding the two ServiceAccounts' tokens.
 func (c *Cluster) installCrossplane(ctx context.Context) error {
-	dir, err := moduleDir(ctx, filepath.Join(c.Root, "test", "tools", "crossplane-core"), "github.com/crossplane/crossplane/v2")
+	wrapper, mod := "crossplane-core", "github.com/crossplane/crossplane/v2"
+	if c.opts.Crossplane1 {
+		wrapper, mod = "crossplane-core-v1", "github.com/crossplane/crossplane"
+	}
+	dir, err := moduleDir(ctx, filepath.Join(c.Root, "test", "tools", wrapper), mod)
 	if err != nil {
 		return err
 	}
@@ -112,10 +117,31 @@ func (c *Cluster) installFunction(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.opts.Crossplane1 {
+		// What a 1.20 user's function package would say: 1.x refuses a
+		// package whose constraint its version does not meet.
+		meta = bytes.Replace(meta, []byte(`version: ">=v2.0.0"`), []byte(`version: ">=v1.20.0"`), 1)
+	}
 	sum := sha256.Sum256(meta)
 	digest := "sha256:" + hex.EncodeToString(sum[:])
-	if err := writeGzip(filepath.Join(c.Dir, "xpkg-cache", friendlyID(functionSource, digest)+".gz"), meta); err != nil {
+	cached := filepath.Join(c.Dir, "xpkg-cache", friendlyID(functionSource, digest)+".gz")
+	if c.opts.Crossplane1 {
+		// 1.x caches a Never-pulled package under its source as given.
+		cached = filepath.Join(c.Dir, "xpkg-cache", functionSource+"@"+digest+".gz")
+		if err := os.MkdirAll(filepath.Dir(cached), 0o700); err != nil {
+			return err
+		}
+	}
+	if err := writeGzip(cached, meta); err != nil {
 		return err
+	}
+	if c.opts.Crossplane1 {
+		// 1.x names the revision's TLS server Secret itself and waits for
+		// it before it installs the package's objects (the Input CRD): the
+		// runtime's job, which the harness plays.
+		if err := c.createTLSSecret(ctx, functionName+"-tls-server"); err != nil {
+			return err
+		}
 	}
 	if err := c.Apply(ctx, fmt.Sprintf(`apiVersion: pkg.crossplane.io/v1
 kind: Function
@@ -211,6 +237,10 @@ func (c *Cluster) activeRevision(ctx context.Context, pkg, revs schema.GroupVers
 // SQLUsersComposition, composes them: a test that runs the servers behind a
 // Database's pods (StartPostgreSQL) selects it by its compositionRef.
 func (c *Cluster) installConfiguration(ctx context.Context) error {
+	if c.opts.Crossplane1 {
+		// 1.x serves no v2 XRD: only claims.
+		return c.installClaims(ctx)
+	}
 	if _, err := c.Kubectl(ctx, nil, "apply", "-f", filepath.Join(c.Root, "package", "configuration", "xrd.yaml")); err != nil {
 		return err
 	}
