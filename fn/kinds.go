@@ -42,6 +42,8 @@ var Kinds = []Kind{
 		Observe: decodeTo(func(o *Observed) **corev1.PersistentVolumeClaim { return &o.BackupVolume }), Ready: exists},
 	{Name: rnBackupCronJob, When: Params.ComposeBackupCronJob, Build: one(BackupCronJob),
 		Observe: decodeTo(func(o *Observed) **batchv1.CronJob { return &o.CronJob }), Ready: exists},
+	{Name: rnBackupNowJob, When: Params.ComposeBackupNow, Build: one(BackupNowJob),
+		Observe: decodeTo(func(o *Observed) **batchv1.Job { return &o.BackupNowJob }), Ready: exists},
 	{Name: rnDashboard, When: func(p Params) bool { return p.Metrics }, Build: one(Dashboard), Ready: exists},
 	{Name: rnPodMonitor, When: operator, Build: one(PodMonitor), Ready: exists},
 	{Name: rnPrometheusRule, When: operator, Build: one(PrometheusRule), Ready: exists},

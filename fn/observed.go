@@ -33,6 +33,8 @@ type Observed struct {
 	CronJob      *batchv1.CronJob
 	BackupVolume *corev1.PersistentVolumeClaim
 	RestoreJob   *batchv1.Job
+	// BackupNowJob is the on-demand backup Job, once it exists.
+	BackupNowJob *batchv1.Job
 	Autoscaler   *autoscalingv2.HorizontalPodAutoscaler
 
 	// ReadyCondition holds, for composed resources whose readiness is their

@@ -59,6 +59,11 @@ type Params struct {
 	// created, then what exists. Growing a claim fails outright on a storage
 	// class that cannot expand volumes, which would stop every later change.
 	BackupVolumeSize resource.Quantity
+	// BackupNow is the backup-now annotation's token: a backup Job runs
+	// for it. BackupNowPod is the pod template of its Job once it exists,
+	// which a Job cannot change.
+	BackupNow    string
+	BackupNowPod *corev1.PodTemplateSpec
 	// KeepBackupVolume keeps an existing backup volume composed after
 	// backups are disabled, so that disabling backups never deletes them.
 	KeepBackupVolume bool
@@ -249,6 +254,8 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 			return Params{}, errors.Errorf("spec.backup.retention: cannot parse %q as a number of days such as 7d", s.Backup.Retention)
 		}
 		p.RetentionDays = days
+		p.BackupNow = db.GetAnnotations()[AnnotationBackupNow]
+		p.BackupNowPod = backupNowPod(o, p.names, p.BackupNow)
 	}
 
 	p.SQLUsers = in.SQLUsers

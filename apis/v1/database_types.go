@@ -378,9 +378,15 @@ type DatabaseStatus struct {
 	// +optional
 	Replicas int32 `json:"replicas,omitempty"`
 
-	// LastBackup is when the backup CronJob last completed successfully.
+	// LastBackup is when a backup, scheduled or on demand, last completed
+	// successfully.
 	// +optional
 	LastBackup *metav1.Time `json:"lastBackup,omitempty"`
+
+	// OnDemandBackup is the backup the database.example.com/backup-now
+	// annotation asked for: its token, its Job and how it went.
+	// +optional
+	OnDemandBackup *OnDemandBackup `json:"onDemandBackup,omitempty"`
 
 	// Endpoint is the host:port clients connect to, inside the cluster.
 	// +optional
@@ -405,6 +411,36 @@ type DatabaseStatus struct {
 	// when this equals metadata.generation.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// BackupResult is how an on-demand backup went.
+// +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed
+type BackupResult string
+
+// Results of an on-demand backup.
+const (
+	BackupPending   BackupResult = "Pending"
+	BackupRunning   BackupResult = "Running"
+	BackupSucceeded BackupResult = "Succeeded"
+	BackupFailed    BackupResult = "Failed"
+)
+
+// OnDemandBackup is the backup a database.example.com/backup-now token
+// asked for.
+type OnDemandBackup struct {
+	// Token is the annotation's value the backup ran for.
+	Token string `json:"token"`
+	// Job is the backup Job's name.
+	Job string `json:"job"`
+	// Result is Pending (the Job is not created yet), Running, Succeeded or
+	// Failed.
+	Result BackupResult `json:"result"`
+	// CompletionTime is when the Job finished.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// Message says why the Job failed.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // A Member is one server of a Database with standbys.
