@@ -95,7 +95,7 @@ func Observe(req *fnv1.RunFunctionRequest, db *v1.Database) (Observed, error) {
 		}
 	}
 
-	if db.Spec.Restore != nil {
+	if r := db.Spec.Restore; r != nil && r.From != "" {
 		rs, err := required(req, requiredRestoreSource)
 		if err != nil {
 			return Observed{}, errors.Wrap(err, "cannot get the restore source Database")

@@ -296,8 +296,14 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 
 	p.Restore = s.Restore
 	p.ComposeService = s.Restore == nil || o.Exists[rnService] || jobSucceeded(o.RestoreJob)
+	if r := s.Restore; r != nil && r.FromBackup != nil && in.S3 == nil {
+		return Params{}, errors.New("spec.restore.fromBackup: restoring from the bucket needs the platform's object storage (the function Input's backupStorage.s3), which is not configured")
+	}
+	// fromBackup has no source Database to wait for: the bucket is the
+	// source.
+	known := o.RestoreSource != nil || (s.Restore != nil && s.Restore.FromBackup != nil)
 	p.ComposeRestoreJob = s.Restore != nil && (o.RestoreJob != nil ||
-		(o.RestoreSource != nil && o.StatefulSet != nil && o.StatefulSet.Status.ReadyReplicas > 0))
+		(known && o.StatefulSet != nil && o.StatefulSet.Status.ReadyReplicas > 0))
 
 	p.Credentials = Credentials{Username: e.Superuser, Password: o.Password}
 	if p.Credentials.Password == "" {

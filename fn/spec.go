@@ -124,7 +124,12 @@ func Validate(db *v1.Database) field.ErrorList {
 		}
 	}
 	if r := s.Restore; r != nil {
-		if len(r.From) > maxNameLength || !dnsLabelRE.MatchString(r.From) {
+		switch fb := r.FromBackup; {
+		case (r.From == "") == (fb == nil):
+			errs = append(errs, field.Invalid(sp.Child("restore"), "", "set exactly one of from (a Database that exists) and fromBackup (backups in the bucket)"))
+		case fb != nil && (len(fb.Database) > maxNameLength || !dnsLabelRE.MatchString(fb.Database)):
+			errs = append(errs, field.Invalid(sp.Child("restore", "fromBackup", "database"), fb.Database, "must be the name of a Database, in this namespace, whose backups are in the bucket"))
+		case fb == nil && (len(r.From) > maxNameLength || !dnsLabelRE.MatchString(r.From)):
 			errs = append(errs, field.Invalid(sp.Child("restore", "from"), r.From, "must be the name of a Database in this namespace"))
 		}
 		if !restoreBackupRE.MatchString(r.Backup) {

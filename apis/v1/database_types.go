@@ -255,14 +255,26 @@ type User struct {
 }
 
 // Restore names the backup a Database starts from.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.from) != has(self.fromBackup)",message="spec.restore: set exactly one of from (a Database that exists) and fromBackup (backups in the bucket)"
 type Restore struct {
-	// From is the Database, in this namespace, whose backup volume holds the
-	// backup. It may name this Database itself when its backup volume
+	// From is the Database, in this namespace, whose backups to restore:
+	// from its backup volume, or from its prefix in the bucket when the
+	// platform configured object storage. The function waits for it to
+	// exist. It may name this Database itself when its backup volume
 	// survived.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=45
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
-	From string `json:"from"`
+	// +optional
+	From string `json:"from,omitempty"`
+
+	// FromBackup restores from the bucket alone: the backups a Database of
+	// this namespace uploaded, whether or not it still exists, in this
+	// cluster or another sharing the bucket and prefix. Needs the
+	// platform's object storage.
+	// +optional
+	FromBackup *BackupLocation `json:"fromBackup,omitempty"`
 
 	// Backup is latest, or the file name of one backup such as
 	// app-20261122T020000Z.sql.gz. Its checksum is verified before loading.
@@ -270,6 +282,18 @@ type Restore struct {
 	// +kubebuilder:validation:Pattern=`^(latest|[A-Za-z0-9_]+-[0-9]{8}T[0-9]{6}Z\.sql\.gz)$`
 	// +optional
 	Backup string `json:"backup,omitempty"`
+}
+
+// BackupLocation is where in the bucket a Database's backups are: under the
+// platform's prefix, <namespace>/<database>/. The namespace is always this
+// Database's: a team restores only its own namespace's backups (the restore
+// Job holds the platform's bucket keys).
+type BackupLocation struct {
+	// Database is the name the backups were taken under.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Database string `json:"database"`
 }
 
 // Storage is a replica's data volume.

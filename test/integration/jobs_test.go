@@ -70,8 +70,14 @@ func params(t *testing.T, engine, backup string) fn.Params {
 // paramsWith resolves a Database the way the function does with an Input.
 func paramsWith(t *testing.T, engine, backup string, in fn.Input) fn.Params {
 	t.Helper()
+	return resolve(t, database(engine, backup), in)
+}
+
+// resolve resolves the Database doc the way the function does.
+func resolve(t *testing.T, doc string, in fn.Input) fn.Params {
+	t.Helper()
 	u := map[string]any{}
-	if err := yaml.Unmarshal([]byte(database(engine, backup)), &u); err != nil {
+	if err := yaml.Unmarshal([]byte(doc), &u); err != nil {
 		t.Fatalf("cannot unmarshal Database: %v", err)
 	}
 	db, err := fn.Decode(u)

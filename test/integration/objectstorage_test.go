@@ -451,3 +451,73 @@ func TestObjectStorageEncrypted(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreFromGoneSource restores from the bucket alone: the Database
+// orders backs up to the bucket, then is gone (its server's app database
+// dropped, its backup volume emptied: nothing of it is left in the cluster),
+// and a new Database orders-restored, whose spec.restore.fromBackup names
+// orders, loads every row into a new server from orders' prefix.
+func TestRestoreFromGoneSource(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			s := startS3(t)
+			src := start(t, engine)
+			src.Load(t, bytes.NewReader(newDataset(engine, small).SQL))
+			want := fingerprint(t, src)
+			bj := s3BackupJob(t, engine, s)
+			vol := t.TempDir()
+			if b := bj.Run(t, src, vol, s.extra(t, bj)); b.Err != nil {
+				t.Fatalf("backup of %s to S3: %v", engine, b.Err)
+			}
+
+			// The source is gone: its data and its backup volume.
+			drop := "DROP SCHEMA public CASCADE; CREATE SCHEMA public"
+			if engine == mysql {
+				drop = "DROP DATABASE app"
+			}
+			src.Query(t, drop)
+			if n := tables(t, src); n != 0 {
+				t.Fatalf("%s: the source still has %d tables after %q", engine, n, drop)
+			}
+			for _, f := range files(t, vol) {
+				remove(t, filepath.Join(vol, f))
+			}
+
+			doc := `apiVersion: database.example.com/v1
+kind: Database
+metadata:
+  name: orders-restored
+  namespace: team-a
+spec:
+  type: ` + engine + `
+  version: "` + versions[engine] + `"
+  storage:
+    size: 5Gi
+  restore:
+    fromBackup:
+      database: orders
+`
+			ps := fn.RestoreJob(resolve(t, doc, s.input())).Spec.Template.Spec
+			if len(ps.Containers) != 1 || len(ps.InitContainers) != 1 {
+				t.Fatalf("restore Job of %s from the bucket: want one container and rclone's init container", engine)
+			}
+			if v := ps.Volumes[0]; v.PersistentVolumeClaim != nil {
+				t.Fatalf("restore Job of %s from the bucket mounts claim %s: the source's volume is gone", engine, v.PersistentVolumeClaim.ClaimName)
+			}
+			rj := fromContainer(t, ps.Containers[0])
+			if got := rj.Env["S3_PREFIX"]; got != s3Prefix {
+				t.Fatalf("restore Job of orders-restored: S3_PREFIX %q, want orders' %q", got, s3Prefix)
+			}
+			dst := start(t, engine)
+			scratch := t.TempDir()
+			extra := s.extra(t, rj)
+			extra["RESTORE_SCRATCH"] = scratch
+			if r := rj.Run(t, dst, scratch, extra); r.Err != nil {
+				t.Fatalf("restore of %s from the bucket alone: %v", engine, r.Err)
+			}
+			if diff := cmp.Diff(want, fingerprint(t, dst)); diff != "" {
+				t.Errorf("%s: a Database restored from a gone source's bucket prefix holds every row it had\nfingerprint(): -want, +got:\n%s", engine, diff)
+			}
+		})
+	}
+}
