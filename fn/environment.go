@@ -30,6 +30,9 @@ type profile struct {
 	// spec.replication.synchronous says otherwise: a commit the app saw is
 	// then on that many more servers.
 	SyncStandbys int32
+	// VerifyBackups restores the newest backup into a scratch server on a
+	// schedule, unless spec.backup.verify says otherwise.
+	VerifyBackups bool
 }
 
 // profiles is the environment table.
@@ -50,6 +53,7 @@ var profiles = map[v1.Environment]profile{
 		DisruptionBudget: true, SpreadReplicas: true,
 		TerminationGraceSeconds: 120,
 		SyncStandbys:            1,
+		VerifyBackups:           true,
 	},
 }
 

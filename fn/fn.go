@@ -126,6 +126,8 @@ func (f *Function) compose(_ context.Context, req *fnv1.RunFunctionRequest) (*fn
 	}
 	st := Status(p, o, ready)
 	st.ObservedGeneration = db.Generation
+	verified := VerificationOf(p.Backup && p.Verify, o.VerifyJobs)
+	st.LastVerifiedBackup, st.RestoreSeconds = verified.At, verified.Seconds
 	// Info only when what the Database composes changed: Crossplane calls
 	// for every Database at least every poll interval. Not for a call whose
 	// requirements Crossplane has yet to answer: it calls again with them
@@ -151,7 +153,11 @@ func (f *Function) compose(_ context.Context, req *fnv1.RunFunctionRequest) (*fn
 		rsp.Requirements = requirements(req, rs)
 	}
 
-	for _, a := range append(Advise(p, o), BackupHealthOf(p.Backup, o.CronJob, o.BackupJobs)) {
+	advice := append(Advise(p, o), BackupHealthOf(p.Backup, o.CronJob, o.BackupJobs))
+	if p.Backup {
+		advice = append(advice, verified.Advice)
+	}
+	for _, a := range advice {
 		c := condition(rsp, a.Type, a.Status, a.Reason).TargetComposite()
 		if a.Message != "" {
 			c.WithMessage(a.Message)

@@ -44,6 +44,7 @@ var Kinds = []Kind{
 		Observe: decodeTo(func(o *Observed) **batchv1.CronJob { return &o.CronJob }), Ready: exists},
 	{Name: rnBackupNowJob, When: Params.ComposeBackupNow, Build: one(BackupNowJob),
 		Observe: decodeTo(func(o *Observed) **batchv1.Job { return &o.BackupNowJob }), Ready: exists},
+	{Name: rnVerifyCronJob, When: Params.ComposeVerify, Build: one(VerifyCronJob), Ready: exists},
 	{Name: rnDashboard, When: func(p Params) bool { return p.Metrics }, Build: one(Dashboard), Ready: exists},
 	{Name: rnPodMonitor, When: operator, Build: one(PodMonitor), Ready: exists},
 	{Name: rnPrometheusRule, When: operator, Build: one(PrometheusRule), Ready: exists},

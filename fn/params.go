@@ -59,6 +59,9 @@ type Params struct {
 	// created, then what exists. Growing a claim fails outright on a storage
 	// class that cannot expand volumes, which would stop every later change.
 	BackupVolumeSize resource.Quantity
+	// Verify composes the verify CronJob, on VerifySchedule.
+	Verify         bool
+	VerifySchedule string
 	// BackupNow is the backup-now annotation's token: a backup Job runs
 	// for it. BackupNowPod is the pod template of its Job once it exists,
 	// which a Job cannot change.
@@ -254,6 +257,11 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 			return Params{}, errors.Errorf("spec.backup.retention: cannot parse %q as a number of days such as 7d", s.Backup.Retention)
 		}
 		p.RetentionDays = days
+		p.Verify, p.VerifySchedule = pr.VerifyBackups, defaultVerifySchedule
+		if v := s.Backup.Verify; v != nil {
+			p.Verify = ptr.Deref(v.Enabled, p.Verify)
+			p.VerifySchedule = cmp.Or(v.Schedule, defaultVerifySchedule)
+		}
 		p.BackupNow = db.GetAnnotations()[AnnotationBackupNow]
 		p.BackupNowPod = backupNowPod(o, p.names, p.BackupNow)
 	}

@@ -78,6 +78,9 @@ func Requirements(p Params) map[string]*fnv1.ResourceSelector {
 	if p.Backup {
 		rs[requiredBackupJobs] = BackupJobs(p)
 	}
+	if p.Backup && p.Verify {
+		rs[requiredVerifyJobs] = VerifyJobs(p)
+	}
 	if p.Backup || p.KeepBackupVolume {
 		rs[requiredNamespace] = NamespaceSelector(p)
 		rs[requiredBackupVolume] = BackupVolumeSelector(p)

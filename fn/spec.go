@@ -29,6 +29,9 @@ var (
 	restoreBackupRE = regexp.MustCompile(`^(latest|[A-Za-z0-9_]+-[0-9]{8}T[0-9]{6}Z\.sql\.gz)$`)
 )
 
+// defaultVerifySchedule is Sundays at 04:00 UTC, after the nightly backup.
+const defaultVerifySchedule = "0 4 * * 0"
+
 // Decode reads the observed Database from its unstructured content. It does
 // not validate.
 func Decode(u map[string]any) (*v1.Database, error) {
@@ -57,6 +60,9 @@ func Default(s *v1.DatabaseSpec) {
 	}
 	if s.Backup.Retention == "" {
 		s.Backup.Retention = "7d"
+	}
+	if v := s.Backup.Verify; v != nil && v.Schedule == "" {
+		v.Schedule = defaultVerifySchedule
 	}
 	if s.Monitoring == nil {
 		s.Monitoring = &v1.Monitoring{}

@@ -123,6 +123,10 @@ func SetStatus(dxr *resource.Composite, s v1.DatabaseStatus) error {
 	if s.LastBackup != nil {
 		fields["lastBackup"] = s.LastBackup.UTC().Format(time.RFC3339)
 	}
+	if s.LastVerifiedBackup != nil {
+		fields["lastVerifiedBackup"] = s.LastVerifiedBackup.UTC().Format(time.RFC3339)
+		fields["restoreSeconds"] = s.RestoreSeconds
+	}
 	if b := s.OnDemandBackup; b != nil {
 		ob := map[string]any{"token": b.Token, "job": b.Job, "result": string(b.Result)}
 		if b.CompletionTime != nil {

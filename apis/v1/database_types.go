@@ -364,6 +364,27 @@ type Backup struct {
 	// +kubebuilder:validation:Pattern=`^[1-9][0-9]*d$`
 	// +optional
 	Retention string `json:"retention,omitempty"`
+
+	// Verify restores the newest backup into a scratch server on a
+	// schedule and checks its tables and row counts against those recorded
+	// at dump time (the BackupVerified condition). Unset means the
+	// environment's: weekly in production, off in development and staging.
+	// +optional
+	Verify *BackupVerify `json:"verify,omitempty"`
+}
+
+// BackupVerify schedules restore tests of the backups.
+type BackupVerify struct {
+	// Enabled turns the restore tests on or off; unset means the
+	// environment's.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// Schedule is a five-field cron expression (UTC) or a descriptor.
+	// +kubebuilder:default="0 4 * * 0"
+	// +kubebuilder:validation:Pattern=`^(@(annually|yearly|monthly|weekly|daily|midnight|hourly)|[0-9*,/?-]+ [0-9*,/?-]+ [0-9*,/?LW-]+ [0-9A-Za-z*,/?-]+ [0-9A-Za-z*,/?L#-]+)$`
+	// +optional
+	Schedule string `json:"schedule,omitempty"`
 }
 
 // Monitoring configures observability of the database.
@@ -406,6 +427,15 @@ type DatabaseStatus struct {
 	// successfully.
 	// +optional
 	LastBackup *metav1.Time `json:"lastBackup,omitempty"`
+
+	// LastVerifiedBackup is when a verify Job last restored the newest
+	// backup into a scratch server and found every table and row count as
+	// dumped; RestoreSeconds is how long that Job took (download, checks,
+	// load and comparison: an upper bound of the restore time, RTO).
+	// +optional
+	LastVerifiedBackup *metav1.Time `json:"lastVerifiedBackup,omitempty"`
+	// +optional
+	RestoreSeconds int64 `json:"restoreSeconds,omitempty"`
 
 	// OnDemandBackup is the backup the database.example.com/backup-now
 	// annotation asked for: its token, its Job and how it went.
