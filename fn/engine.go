@@ -383,11 +383,12 @@ var engines = map[v1.Engine]engine{
 		// its size.
 		RestoreTables: `mysql --protocol=TCP --host="${DB_HOST}" --port="${DB_PORT}" --user="${DB_USER}" --batch --skip-column-names --execute="SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${DATABASE}'"`,
 		Restore:       `mysql --protocol=TCP --host="${DB_HOST}" --port="${DB_PORT}" --user="${DB_USER}" --default-character-set=utf8mb4`,
-		// mysqldump writes a table's rows as extended INSERTs, one line
-		// each (it escapes newlines): a line's rows are its "),(" outside
-		// quoted strings, plus one. A table without rows is in the
+		// mysqldump writes a table's rows as extended INSERTs (Oracle's
+		// on one line, MariaDB's a row a line; both escape newlines in
+		// values): an INSERT's rows are its "),(" outside quoted strings
+		// plus the lines that start a row. A table without rows is in the
 		// manifest from its CREATE TABLE.
-		Count:   `awk '/^CREATE TABLE ` + "`" + `/ { if (!($3 in n)) { n[$3] = 0; o[++k] = $3 } } /^INSERT INTO ` + "`" + `/ { l = $0; gsub(/\047([^\047\\]|\\.)*\047/, "", l); n[$3] += gsub(/\),\(/, "", l) + 1 } END { for (i = 1; i <= k; i++) print o[i], n[o[i]] }'`,
+		Count:   `awk '/^CREATE TABLE / { if (!($3 in n)) { n[$3] = 0; o[++k] = $3 } } /^INSERT INTO / { t = $3; c = 1; l = $0; sub(/^INSERT INTO [^ ]+ VALUES */, "", l) } !/^INSERT INTO / && c { l = $0 } c { gsub(/\047([^\047\\]|\\.)*\047/, "", l); n[t] += gsub(/\),\(/, "", l) + (l ~ /^\(/); if ($0 ~ /;$/) c = 0 } END { for (i = 1; i <= k; i++) print o[i], n[o[i]] }'`,
 		Scratch: myScratch,
 		Config:  myCnf,
 		// Ordinal 0 starts as the source; the SQL provider clones it into

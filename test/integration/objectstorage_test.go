@@ -301,7 +301,7 @@ func TestObjectStorage(t *testing.T) {
 				t.Fatalf("backup of %s: want one backup on the volume, got %v", engine, files(t, dir))
 			}
 			first := gz[0]
-			if diff := cmp.Diff([]string{first, first + ".sha256"}, s.list(t, bj)); diff != "" {
+			if diff := cmp.Diff([]string{first, first + ".manifest", first + ".sha256"}, s.list(t, bj)); diff != "" {
 				t.Errorf("%s: the bucket holds the new backup and its checksum, the old ones pruned: -want, +got:\n%s", engine, diff)
 			}
 			local, err := os.ReadFile(filepath.Join(dir, first)) //nolint:gosec // The test's backup.
@@ -359,7 +359,7 @@ func TestObjectStorage(t *testing.T) {
 				t.Errorf("%s: a backup whose upload was cut off must fail, got success", engine)
 			}
 			s.start(t)
-			if diff := cmp.Diff([]string{first, first + ".sha256"}, s.list(t, bj)); diff != "" {
+			if diff := cmp.Diff([]string{first, first + ".manifest", first + ".sha256"}, s.list(t, bj)); diff != "" {
 				t.Errorf("%s: an upload cut off lists nothing new and keeps the old backup: -want, +got:\n%s", engine, diff)
 			}
 			if got := s.cat(t, bj, first); !bytes.Equal(got, uploaded) {
@@ -411,7 +411,7 @@ func TestObjectStorageEncrypted(t *testing.T) {
 				t.Fatalf("backup of %s: want one backup on the volume, got %v", engine, files(t, dir))
 			}
 			// Through the plain remote: the ciphertext objects.
-			if diff := cmp.Diff([]string{gz[0] + ".bin", gz[0] + ".sha256.bin"}, s.list(t, bj)); diff != "" {
+			if diff := cmp.Diff([]string{gz[0] + ".bin", gz[0] + ".manifest.bin", gz[0] + ".sha256.bin"}, s.list(t, bj)); diff != "" {
 				t.Errorf("%s: the bucket holds the encrypted backup and checksum: -want, +got:\n%s", engine, diff)
 			}
 			plain, err := os.ReadFile(filepath.Join(dir, gz[0])) //nolint:gosec // The test's backup.
@@ -473,7 +473,7 @@ func TestRestoreFromGoneSource(t *testing.T) {
 			// The source is gone: its data and its backup volume.
 			drop := "DROP SCHEMA public CASCADE; CREATE SCHEMA public"
 			if engine == mysql {
-				drop = "DROP DATABASE app"
+				drop = "DROP DATABASE app; CREATE DATABASE app"
 			}
 			src.Query(t, drop)
 			if n := tables(t, src); n != 0 {
