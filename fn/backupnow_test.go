@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	batchv1 "k8s.io/api/batch/v1"
 
 	"github.com/crossplane/function-sdk-go/logging"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
@@ -128,8 +129,15 @@ func TestRunFunctionBackupNow(t *testing.T) {
 				spec, _ := j["spec"].(map[string]any)
 				cs, _ := spec["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)
 				w.Image, _ = cs[0].(map[string]any)["image"].(string)
-				cj := rsp.GetDesired().GetResources()[string(rnBackupCronJob)].GetResource().AsMap()
-				w.SameSpec = cmp.Equal(spec, cj["spec"].(map[string]any)["jobTemplate"].(map[string]any)["spec"])
+				cj := batchv1.CronJob{}
+				if err := fromObject(rsp.GetDesired().GetResources()[string(rnBackupCronJob)].GetResource().AsMap(), &cj); err != nil {
+					t.Fatal(err)
+				}
+				nj := batchv1.Job{}
+				if err := fromObject(j, &nj); err != nil {
+					t.Fatal(err)
+				}
+				w.SameSpec = cmp.Equal(cj.Spec.JobTemplate.Spec, nj.Spec)
 				if lbl, _ := md["labels"].(map[string]any); lbl[labelComponent] != "backup" {
 					t.Errorf("%s\nthe on-demand Job must carry the backup Jobs' labels, which BackupHealthy selects: got %v", tc.reason, lbl)
 				}

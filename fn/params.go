@@ -251,19 +251,8 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 	}
 
 	p.resolveBackupVolume(o)
-	if p.Backup {
-		days, err := strconv.Atoi(strings.TrimSuffix(s.Backup.Retention, "d"))
-		if err != nil || days < 1 {
-			return Params{}, errors.Errorf("spec.backup.retention: cannot parse %q as a number of days such as 7d", s.Backup.Retention)
-		}
-		p.RetentionDays = days
-		p.Verify, p.VerifySchedule = pr.VerifyBackups, defaultVerifySchedule
-		if v := s.Backup.Verify; v != nil {
-			p.Verify = ptr.Deref(v.Enabled, p.Verify)
-			p.VerifySchedule = cmp.Or(v.Schedule, defaultVerifySchedule)
-		}
-		p.BackupNow = db.GetAnnotations()[AnnotationBackupNow]
-		p.BackupNowPod = backupNowPod(o, p.names, p.BackupNow)
+	if err := p.resolveBackup(db, pr, o); err != nil {
+		return Params{}, err
 	}
 
 	p.SQLUsers = in.SQLUsers
@@ -302,16 +291,9 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		p.Logins = logins(p.names, s.Users, p.Replicated, p.Metrics)
 	}
 
-	p.Restore = s.Restore
-	p.ComposeService = s.Restore == nil || o.Exists[rnService] || jobSucceeded(o.RestoreJob)
-	if r := s.Restore; r != nil && r.FromBackup != nil && in.S3 == nil {
-		return Params{}, errors.New("spec.restore.fromBackup: restoring from the bucket needs the platform's object storage (the function Input's backupStorage.s3), which is not configured")
+	if err := p.resolveRestore(s.Restore, o); err != nil {
+		return Params{}, err
 	}
-	// fromBackup has no source Database to wait for: the bucket is the
-	// source.
-	known := o.RestoreSource != nil || (s.Restore != nil && s.Restore.FromBackup != nil)
-	p.ComposeRestoreJob = s.Restore != nil && (o.RestoreJob != nil ||
-		(known && o.StatefulSet != nil && o.StatefulSet.Status.ReadyReplicas > 0))
 
 	p.Credentials = Credentials{Username: e.Superuser, Password: o.Password}
 	if p.Credentials.Password == "" {
@@ -322,6 +304,46 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		p.Credentials.Password = pw
 	}
 	return p, nil
+}
+
+// resolveBackup sets the retention, verification and on-demand backup of
+// a Database with backups.
+func (p *Params) resolveBackup(db *v1.Database, pr profile, o Observed) error {
+	b := db.Spec.Backup
+	if !p.Backup {
+		return nil
+	}
+	days, err := strconv.Atoi(strings.TrimSuffix(b.Retention, "d"))
+	if err != nil || days < 1 {
+		return errors.Errorf("spec.backup.retention: cannot parse %q as a number of days such as 7d", b.Retention)
+	}
+	p.RetentionDays = days
+	p.Verify, p.VerifySchedule = pr.VerifyBackups, defaultVerifySchedule
+	if v := b.Verify; v != nil {
+		p.Verify = ptr.Deref(v.Enabled, p.Verify)
+		p.VerifySchedule = cmp.Or(v.Schedule, defaultVerifySchedule)
+	}
+	p.BackupNow = db.GetAnnotations()[AnnotationBackupNow]
+	p.BackupNowPod = backupNowPod(o, p.names, p.BackupNow)
+	return nil
+}
+
+// resolveRestore decides when the restore Job and the client Service are
+// composed. It needs p.S3.
+func (p *Params) resolveRestore(r *v1.Restore, o Observed) error {
+	p.Restore = r
+	p.ComposeService = r == nil || o.Exists[rnService] || jobSucceeded(o.RestoreJob)
+	if r == nil {
+		return nil
+	}
+	if r.FromBackup != nil && p.S3 == nil {
+		return errors.New("spec.restore.fromBackup: restoring from the bucket needs the platform's object storage (the function Input's backupStorage.s3), which is not configured")
+	}
+	// fromBackup has no source Database to wait for: the bucket is the
+	// source.
+	known := o.RestoreSource != nil || r.FromBackup != nil
+	p.ComposeRestoreJob = o.RestoreJob != nil || (known && o.StatefulSet != nil && o.StatefulSet.Status.ReadyReplicas > 0)
+	return nil
 }
 
 // metrics tells whether the exporter is composed: it logs in as the
