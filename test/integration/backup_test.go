@@ -385,7 +385,7 @@ var cmpEmpty = cmp.Transformer("nonNil", func(s []string) []string {
 })
 
 // files are the names in dir, hidden ones too, sorted.
-func files(t *testing.T, dir string) []string {
+func files(t testing.TB, dir string) []string {
 	t.Helper()
 	es, err := os.ReadDir(dir)
 	if err != nil {
@@ -400,7 +400,7 @@ func files(t *testing.T, dir string) []string {
 }
 
 // backups are the backup files in dir, oldest first.
-func backups(t *testing.T, dir string) []string {
+func backups(t testing.TB, dir string) []string {
 	t.Helper()
 	return slices.DeleteFunc(files(t, dir), func(n string) bool { return !backupName.MatchString(n) })
 }

@@ -51,7 +51,7 @@ type s3Server struct {
 
 // startS3 starts versitygw (built from its pinned module) with random root
 // keys, passed in its environment, never its command line.
-func startS3(t *testing.T) *s3Server {
+func startS3(t testing.TB) *s3Server {
 	t.Helper()
 	requireBinaries(t, "rclone")
 	s := &s3Server{bin: tool(t, "versitygw"), dir: t.TempDir(), access: "dbplane" + randomHex(t, 6), secret: randomHex(t, 24)}
@@ -71,7 +71,7 @@ func startS3(t *testing.T) *s3Server {
 	return s
 }
 
-func randomHex(t *testing.T, n int) string {
+func randomHex(t testing.TB, n int) string {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -81,7 +81,7 @@ func randomHex(t *testing.T, n int) string {
 }
 
 // start runs the server and waits until it accepts connections.
-func (s *s3Server) start(t *testing.T) {
+func (s *s3Server) start(t testing.TB) {
 	t.Helper()
 	s.cmd = exec.CommandContext(t.Context(), s.bin, "--port", s.addr, "posix", s.dir) //nolint:gosec // The pinned test server.
 	s.cmd.Env = []string{"ROOT_ACCESS_KEY_ID=" + s.access, "ROOT_SECRET_ACCESS_KEY=" + s.secret, "HOME=" + s.dir}
@@ -143,7 +143,7 @@ func (s *s3Server) keys() map[string]string {
 // extra is what the cluster would set that the test must: the variables
 // from the credentials Secret, and Debian's rclone in place of the one the
 // init container copies from the rclone image (the same version).
-func (s *s3Server) extra(t *testing.T, j job) map[string]string {
+func (s *s3Server) extra(t testing.TB, j job) map[string]string {
 	t.Helper()
 	rclone, err := exec.LookPath("rclone")
 	if err != nil {
@@ -171,7 +171,7 @@ func (s *s3Server) extra(t *testing.T, j job) map[string]string {
 }
 
 // rclone runs Debian's rclone configured as the composed job configures it.
-func (s *s3Server) rclone(t *testing.T, j job, stdin []byte, args ...string) (string, error) {
+func (s *s3Server) rclone(t testing.TB, j job, stdin []byte, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -195,7 +195,7 @@ func (s *s3Server) rclone(t *testing.T, j job, stdin []byte, args ...string) (st
 }
 
 // list is every object under the Database's prefix, sorted.
-func (s *s3Server) list(t *testing.T, j job) []string {
+func (s *s3Server) list(t testing.TB, j job) []string {
 	t.Helper()
 	out, err := s.rclone(t, j, nil, "lsf", "--files-only", "-R", "dbplane:"+s3Bucket+"/"+s3Prefix)
 	if err != nil {
@@ -207,7 +207,7 @@ func (s *s3Server) list(t *testing.T, j job) []string {
 }
 
 // cat is an object's content.
-func (s *s3Server) cat(t *testing.T, j job, name string) []byte {
+func (s *s3Server) cat(t testing.TB, j job, name string) []byte {
 	t.Helper()
 	out, err := s.rclone(t, j, nil, "cat", "dbplane:"+s3Bucket+"/"+s3Prefix+name)
 	if err != nil {
@@ -218,7 +218,7 @@ func (s *s3Server) cat(t *testing.T, j job, name string) []byte {
 
 // s3BackupJob is the composed backup CronJob's container with the Input's
 // bucket, checked to get rclone from its init container.
-func s3BackupJob(t *testing.T, engine string, s *s3Server) job {
+func s3BackupJob(t testing.TB, engine string, s *s3Server) job {
 	t.Helper()
 	ps := fn.BackupCronJob(paramsWith(t, engine, "", s.input())).Spec.JobTemplate.Spec.Template.Spec
 	if len(ps.Containers) != 1 || len(ps.InitContainers) != 1 || !strings.Contains(ps.InitContainers[0].Image, "rclone:1.60.1") {
@@ -229,7 +229,7 @@ func s3BackupJob(t *testing.T, engine string, s *s3Server) job {
 
 // s3RestoreJob is the composed restore Job's container with the Input's
 // bucket, restoring backup of the Database orders.
-func s3RestoreJob(t *testing.T, engine, backup string, s *s3Server) job {
+func s3RestoreJob(t testing.TB, engine, backup string, s *s3Server) job {
 	t.Helper()
 	ps := fn.RestoreJob(paramsWith(t, engine, backup, s.input())).Spec.Template.Spec
 	if len(ps.Containers) != 1 || len(ps.InitContainers) != 1 {
@@ -239,7 +239,7 @@ func s3RestoreJob(t *testing.T, engine, backup string, s *s3Server) job {
 }
 
 // tables counts the app database's tables.
-func tables(t *testing.T, s *server) int {
+func tables(t testing.TB, s *server) int {
 	t.Helper()
 	schema := "'public'"
 	if s.Engine == mysql {
