@@ -57,7 +57,7 @@ func sharedDir(t *testing.T, cred *syscall.Credential) string {
 // (the image's; initdb and mariadbd refuse root) with the backups in dir:
 // only BACKUP_DIR and SCRATCH differ from the cluster, and PATH has the
 // server binaries, as the image's has.
-func runVerify(t *testing.T, engine string, j job, dir string) run {
+func runVerify(t *testing.T, engine string, j job, dir string, extra map[string]string) run {
 	t.Helper()
 	name := "postgres"
 	if engine == mysql {
@@ -73,6 +73,7 @@ func runVerify(t *testing.T, engine string, j job, dir string) run {
 	env := maps.Clone(j.Env)
 	env["BACKUP_DIR"] = dir
 	env["SCRATCH"] = sharedDir(t, cred)
+	maps.Copy(env, extra)
 	ctx, cancel := context.WithTimeout(t.Context(), scriptTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, j.Command[0], j.Command[1:]...) //nolint:gosec // The composed command.
@@ -139,7 +140,7 @@ func TestVerifyBackup(t *testing.T) {
 			for _, f := range files(t, dir) {
 				copyFile(t, filepath.Join(dir, f), filepath.Join(good, f))
 			}
-			r := runVerify(t, engine, vj, good)
+			r := runVerify(t, engine, vj, good, nil)
 			if r.Err != nil || !strings.Contains(r.Stdout, "verified "+gz[0]) {
 				t.Fatalf("%s: a good backup must verify, got %v", engine, r.Err)
 			}
@@ -154,7 +155,7 @@ func TestVerifyBackup(t *testing.T) {
 			sql := gunzip(t, filepath.Join(dir, gz[0]))
 			regzip(t, filepath.Join(cut, gz[0]), sql[:len(sql)/2])
 			resum(t, cut, gz[0])
-			r = runVerify(t, engine, vj, cut)
+			r = runVerify(t, engine, vj, cut, nil)
 			if code := exitCode(r.Err); code != 2 || !strings.Contains(r.Stderr, "does not restore") {
 				t.Errorf("%s: a truncated backup must fail to restore (exit 2), got exit %d, stderr:\n%s", engine, code, r.Stderr)
 			}
@@ -168,9 +169,47 @@ func TestVerifyBackup(t *testing.T) {
 			table, _, _ := strings.Cut(lines[0], " ")
 			lines[0] = table + " 999999"
 			write(t, filepath.Join(differs, gz[0]+".manifest"), strings.Join(lines, "\n")+"\n")
-			r = runVerify(t, engine, vj, differs)
+			r = runVerify(t, engine, vj, differs, nil)
 			if code := exitCode(r.Err); code != 3 || !strings.Contains(r.Stderr, table+" 999999") || !strings.Contains(r.Stderr, "differ from those recorded at dump time") {
 				t.Errorf("%s: a manifest with other counts must fail the check (exit 3) and show the table, got exit %d, stderr:\n%s", engine, code, r.Stderr)
+			}
+		})
+	}
+}
+
+// TestVerifyBackupFromBucket verifies an encrypted backup from the bucket
+// alone: the verify pod's volume is empty, the backup and its manifest are
+// downloaded and decrypted with the key Secret, then restored and compared.
+func TestVerifyBackupFromBucket(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			requireBinaries(t, "pg_ctl", "mariadb-install-db")
+			s := startS3(t)
+			s.key = randomHex(t, 32)
+			src := start(t, engine)
+			src.Load(t, bytes.NewReader(newDataset(engine, small).SQL))
+			bj := s3BackupJob(t, engine, s)
+			if b := bj.Run(t, src, t.TempDir(), s.extra(t, bj)); b.Err != nil {
+				t.Fatalf("backup of %s to S3: %v", engine, b.Err)
+			}
+			ps := fn.VerifyCronJob(paramsWith(t, engine, "", s.input())).Spec.JobTemplate.Spec.Template.Spec
+			if len(ps.Containers) != 1 || len(ps.InitContainers) != 1 {
+				t.Fatalf("verify CronJob of %s with object storage: want one container and rclone's init container", engine)
+			}
+			vj := job{Command: ps.Containers[0].Command, Env: map[string]string{}, S3Keys: map[string]string{}}
+			for _, e := range ps.Containers[0].Env {
+				switch {
+				case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && (e.ValueFrom.SecretKeyRef.Name == s3CredentialsSecret || e.ValueFrom.SecretKeyRef.Name == s3KeySecret):
+					vj.S3Keys[e.Name] = e.ValueFrom.SecretKeyRef.Key
+				case e.ValueFrom != nil:
+					t.Fatalf("verify pod: %s comes from %v: only the platform's bucket and key Secrets", e.Name, e.ValueFrom)
+				default:
+					vj.Env[e.Name] = e.Value
+				}
+			}
+			r := runVerify(t, engine, vj, sharedDir(t, nil), s.extra(t, vj))
+			if r.Err != nil || !strings.Contains(r.Stdout, "verified app-") || !strings.Contains(r.Stdout, "downloaded app-") {
+				t.Fatalf("%s: an encrypted backup in the bucket must verify from the bucket alone, got %v", engine, r.Err)
 			}
 		})
 	}
