@@ -430,10 +430,13 @@ type DatabaseStatus struct {
 
 	// LastVerifiedBackup is when a verify Job last restored the newest
 	// backup into a scratch server and found every table and row count as
-	// dumped; RestoreSeconds is how long that Job took (download, checks,
-	// load and comparison: an upper bound of the restore time, RTO).
+	// dumped.
 	// +optional
 	LastVerifiedBackup *metav1.Time `json:"lastVerifiedBackup,omitempty"`
+
+	// RestoreSeconds is how long the verify Job of LastVerifiedBackup ran:
+	// starting the scratch server, download, checks, load and comparison,
+	// an upper bound of the restore time (RTO).
 	// +optional
 	RestoreSeconds int64 `json:"restoreSeconds,omitempty"`
 
