@@ -22,16 +22,35 @@ const AnnotationBackupNow = "database.example.com/backup-now"
 // annotationBackupToken on an on-demand backup Job is the token it ran for.
 const annotationBackupToken = "database.example.com/backup-token"
 
-// rnBackupNowJob is the composed resource name of the on-demand backup Job:
-// one name for every token, so that a new token replaces the last Job.
-const rnBackupNowJob resource.Name = "backup-now-job"
+// rnBackupNowJob, followed by the token's digest, is the composed resource
+// name of the on-demand backup Job. Crossplane keeps a composed resource's
+// object name once it exists, so the Job of a new token must be a new
+// composed resource: the last token's is no longer desired and deleted.
+const rnBackupNowJob resource.Name = "backup-now-"
+
+// A backupToken is the backup-now annotation's value, the member of the
+// on-demand backup family.
+type backupToken string
+
+// Suffix is the token's digest: 6 hex digits of its SHA-256.
+func (t backupToken) Suffix() string {
+	sum := sha256.Sum256([]byte(t))
+	return hex.EncodeToString(sum[:3])
+}
 
 // BackupNowJob is the Job name for a token: stable per token, within a
 // Job's 63 characters for the longest Database name, and never a name the
 // CronJob gives its Jobs (<name>-backup-<minutes>).
 func (n names) BackupNowJob(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return n.Name + "-backup-now-" + hex.EncodeToString(sum[:3])
+	return n.Name + "-backup-now-" + backupToken(token).Suffix()
+}
+
+// backupTokens is the family's one member while a backup is asked for.
+func backupTokens(p Params) []backupToken {
+	if !p.ComposeBackupNow() {
+		return nil
+	}
+	return []backupToken{backupToken(p.BackupNow)}
 }
 
 // ComposeBackupNow tells whether the on-demand backup Job is composed:
@@ -43,7 +62,7 @@ func (p Params) ComposeBackupNow() bool { return p.BackupNow != "" && p.ComposeB
 // like a scheduled run). A Job's pod template is immutable: once the Job
 // exists, it keeps the template it was created with (BackupNowPod), so
 // that a later change of the CronJob (a new image) does not fail the apply.
-func BackupNowJob(p Params) *batchv1.Job {
+func BackupNowJob(p Params, _ backupToken) *batchv1.Job {
 	t := BackupCronJob(p).Spec.JobTemplate
 	if p.BackupNowPod != nil {
 		t.Spec.Template = *p.BackupNowPod

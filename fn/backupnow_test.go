@@ -27,6 +27,9 @@ func backupNowJobJSON(token, image, status string) string {
 	"status":%s}`, names{Name: "orders"}.BackupNowJob(token), image, status)
 }
 
+// rnNow is the composed resource name of token's on-demand Job.
+func rnNow(token string) string { return string(rnBackupNowJob) + backupToken(token).Suffix() }
+
 const (
 	nowRunning   = `{"active":1}`
 	nowSucceeded = `{"conditions":[{"type":"Complete","status":"True","lastTransitionTime":"2026-11-23T10:05:00Z"}]}`
@@ -77,20 +80,20 @@ func TestRunFunctionBackupNow(t *testing.T) {
 		},
 		"Running": {
 			reason: "Once the Job exists it keeps the template it was created with (a Job's template is immutable), here an older image.",
-			req:    ns(req(withBackupNow(xr("orders", pgProd), "t1"), observed("backup-now-job", backupNowJobJSON("t1", "postgres:16.0", nowRunning)))),
+			req:    ns(req(withBackupNow(xr("orders", pgProd), "t1"), observed(rnNow("t1"), backupNowJobJSON("t1", "postgres:16.0", nowRunning)))),
 			want: want{Job: job, Image: "postgres:16.0", Token: "t1", LastBackup: "2026-11-22T02:00:31Z", Health: "TRUE/BackupSucceeded",
 				Status: map[string]any{"token": "t1", "job": job[4:], "result": "Running"}},
 		},
 		"Succeeded": {
 			reason: "A finished Job stays composed, so its result stays visible; it is the last backup and BackupHealthy names it.",
-			req: withRequired(ns(req(withBackupNow(xr("orders", pgProd), "t1"), observed("backup-now-job", backupNowJobJSON("t1", "postgres:16.0", nowSucceeded)))),
+			req: withRequired(ns(req(withBackupNow(xr("orders", pgProd), "t1"), observed(rnNow("t1"), backupNowJobJSON("t1", "postgres:16.0", nowSucceeded)))),
 				requiredBackupJobs, backupNowJobJSON("t1", "postgres:16.0", nowSucceeded)),
 			want: want{Job: job, Image: "postgres:16.0", Token: "t1", LastBackup: "2026-11-23T10:05:00Z", Health: "TRUE/BackupSucceeded",
 				Status: map[string]any{"token": "t1", "job": job[4:], "result": "Succeeded", "completionTime": "2026-11-23T10:05:00Z"}},
 		},
 		"Failed": {
 			reason: "A failed on-demand backup turns BackupHealthy False, with a Warning, like a scheduled one, and says why in status.",
-			req: withRequired(ns(req(withBackupNow(xr("orders", pgProd), "t1"), observed("backup-now-job", backupNowJobJSON("t1", "postgres:16.0", nowFailed)))),
+			req: withRequired(ns(req(withBackupNow(xr("orders", pgProd), "t1"), observed(rnNow("t1"), backupNowJobJSON("t1", "postgres:16.0", nowFailed)))),
 				requiredBackupJobs, backupNowJobJSON("t1", "postgres:16.0", nowFailed)),
 			want: want{Job: job, Image: "postgres:16.0", Token: "t1", LastBackup: "2026-11-22T02:00:31Z", Health: "FALSE/BackupFailed",
 				Status:  map[string]any{"token": "t1", "job": job[4:], "result": "Failed", "completionTime": "2026-11-23T10:05:00Z", "message": "BackoffLimitExceeded: Job has reached the specified backoff limit"},
@@ -98,7 +101,7 @@ func TestRunFunctionBackupNow(t *testing.T) {
 		},
 		"NewToken": {
 			reason: "A new token replaces the last Job with a new one, from the CronJob's current template.",
-			req:    ns(req(withBackupNow(xr("orders", pgProd), "t2"), observed("backup-now-job", backupNowJobJSON("t1", "postgres:16.0", nowSucceeded)))),
+			req:    ns(req(withBackupNow(xr("orders", pgProd), "t2"), observed(rnNow("t1"), backupNowJobJSON("t1", "postgres:16.0", nowSucceeded)))),
 			want: want{Job: "Job/" + names{Name: "orders"}.BackupNowJob("t2"), Image: image, Token: "t2", SameSpec: true, LastBackup: "2026-11-23T10:05:00Z", Health: "TRUE/BackupSucceeded",
 				Status: map[string]any{"token": "t2", "job": names{Name: "orders"}.BackupNowJob("t2"), "result": "Pending"}},
 		},
@@ -115,13 +118,26 @@ func TestRunFunctionBackupNow(t *testing.T) {
 				t.Fatal(err)
 			}
 			g := summarise(t, rsp)
-			w := want{Job: g.Composed[string(rnBackupNowJob)], Status: g.Status["onDemandBackup"], LastBackup: g.Status["lastBackup"], Results: g.Results}
+			w := want{Status: g.Status["onDemandBackup"], LastBackup: g.Status["lastBackup"], Results: g.Results}
+			var nows []string
+			for n, c := range g.Composed {
+				if strings.HasPrefix(n, string(rnBackupNowJob)) {
+					nows = append(nows, n)
+					w.Job = c
+				}
+			}
+			// One composed resource per token: Crossplane keeps an
+			// object's name, so only a new resource name makes a new Job,
+			// and the last token's, no longer desired, is deleted.
+			if len(nows) > 1 || (len(nows) == 1 && tc.want.Token != "" && nows[0] != rnNow(tc.want.Token)) {
+				t.Errorf("%s\nwant the on-demand Job composed as %q alone, got %v", tc.reason, rnNow(tc.want.Token), nows)
+			}
 			for _, c := range g.Conditions {
 				if s, ok := strings.CutPrefix(c, ConditionBackupHealthy+"="); ok {
 					w.Health = s
 				}
 			}
-			if r := rsp.GetDesired().GetResources()[string(rnBackupNowJob)]; r != nil {
+			if r := rsp.GetDesired().GetResources()[rnNow(tc.want.Token)]; r != nil {
 				j := r.GetResource().AsMap()
 				md, _ := j["metadata"].(map[string]any)
 				ann, _ := md["annotations"].(map[string]any)

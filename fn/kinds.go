@@ -42,7 +42,7 @@ var Kinds = []Kind{
 		Observe: decodeTo(func(o *Observed) **corev1.PersistentVolumeClaim { return &o.BackupVolume }), Ready: exists},
 	{Name: rnBackupCronJob, When: Params.ComposeBackupCronJob, Build: one(BackupCronJob),
 		Observe: decodeTo(func(o *Observed) **batchv1.CronJob { return &o.CronJob }), Ready: exists},
-	{Name: rnBackupNowJob, When: Params.ComposeBackupNow, Build: one(BackupNowJob),
+	{Name: rnBackupNowJob, When: Params.ComposeBackupNow, Build: each(backupTokens, BackupNowJob),
 		Observe: decodeTo(func(o *Observed) **batchv1.Job { return &o.BackupNowJob }), Ready: exists},
 	{Name: rnVerifyCronJob, When: Params.ComposeVerify, Build: one(VerifyCronJob), Ready: exists},
 	{Name: rnDashboard, When: func(p Params) bool { return p.Metrics }, Build: one(Dashboard), Ready: exists},
