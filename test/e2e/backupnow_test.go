@@ -64,11 +64,15 @@ func TestBackupNow(t *testing.T) {
 		})
 		env.WaitFor(t, d, "status.onDemandBackup Succeeded and BackupHealthy naming "+job, func(ctx context.Context) error {
 			u, err := env.GetDatabase(ctx, ns, name)
-			if err != nil || u == nil {
-				return fmt.Errorf("cannot get the Database: %v", err)
+			if err != nil {
+				return err
+			}
+			if u == nil {
+				return errors.New("the Database is gone")
 			}
 			if r, _, _ := unstructured.NestedString(u.Object, "status", "onDemandBackup", "result"); r != "Succeeded" {
-				return fmt.Errorf("status.onDemandBackup: %v", u.Object["status"].(map[string]any)["onDemandBackup"])
+				ob, _, _ := unstructured.NestedMap(u.Object, "status", "onDemandBackup")
+				return fmt.Errorf("status.onDemandBackup: %v", ob)
 			}
 			if tk, _, _ := unstructured.NestedString(u.Object, "status", "onDemandBackup", "token"); tk != token {
 				return fmt.Errorf("status.onDemandBackup.token %q, want %q", tk, token)
@@ -94,6 +98,9 @@ func TestBackupNow(t *testing.T) {
 		if kerrors.IsNotFound(err) || (err == nil && j.DeletionTimestamp != nil) {
 			return nil
 		}
-		return fmt.Errorf("still there: %v", err)
+		if err != nil {
+			return err
+		}
+		return errors.New("still there")
 	})
 }
