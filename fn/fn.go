@@ -153,11 +153,9 @@ func (f *Function) compose(_ context.Context, req *fnv1.RunFunctionRequest) (*fn
 		rsp.Requirements = requirements(req, rs)
 	}
 
-	advice := append(Advise(p, o), BackupHealthOf(p.Backup, o.CronJob, o.BackupJobs))
-	if p.Backup {
-		advice = append(advice, verified.Advice)
-	}
-	for _, a := range advice {
+	// BackupVerified always, so that one left from when backups were on
+	// does not stay.
+	for _, a := range append(Advise(p, o), BackupHealthOf(p.Backup, o.CronJob, o.BackupJobs), verified.Advice) {
 		c := condition(rsp, a.Type, a.Status, a.Reason).TargetComposite()
 		if a.Message != "" {
 			c.WithMessage(a.Message)

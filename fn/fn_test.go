@@ -202,7 +202,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{testPassword},
-				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled", "BackupVerified=UNKNOWN/VerificationDisabled"},
 			},
 		},
 		"KeepsObservedPassword": {
@@ -219,7 +219,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status:     map[string]any{"phase": "Creating", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{"s3cret-from-the-cluster"},
-				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled", "BackupVerified=UNKNOWN/VerificationDisabled"},
 			},
 		},
 		"BrokenObservedSecret": {
@@ -277,7 +277,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status:     map[string]any{"phase": "Pending", "ready": false, "replicas": float64(0), "endpoint": "orders.team-a.svc.cluster.local:3306"},
 				Passwords:  []string{testPassword},
-				Conditions: []string{"VersionSupported=FALSE/EndOfLife", "StorageSized=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=FALSE/EndOfLife", "StorageSized=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled", "BackupVerified=UNKNOWN/VerificationDisabled"},
 			},
 		},
 		"AllReady": {
@@ -331,7 +331,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status:     map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{"pw"},
-				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled", "BackupVerified=UNKNOWN/VerificationDisabled"},
 			},
 		},
 		"BackupDisabledKeepsVolume": {
@@ -354,7 +354,7 @@ func TestRunFunction(t *testing.T) {
 					"lastBackup": "2026-11-22T02:00:31Z",
 				},
 				Passwords:  []string{"pw"},
-				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=TRUE/AsRequested", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled", "BackupVerified=UNKNOWN/VerificationDisabled"},
 				Requires:   []string{"backup-volume", "namespace"},
 			},
 		},
@@ -396,7 +396,7 @@ func TestRunFunction(t *testing.T) {
 				},
 				Status:     map[string]any{"phase": "PartiallyReady", "ready": false, "replicas": float64(1), "endpoint": "orders.team-a.svc.cluster.local:5432"},
 				Passwords:  []string{"pw"},
-				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=FALSE/GrowthNotAutomated", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled"},
+				Conditions: []string{"VersionSupported=TRUE/Supported", "StorageSized=FALSE/GrowthNotAutomated", "Scaled=TRUE/AsRequested", "BackupHealthy=UNKNOWN/BackupsDisabled", "BackupVerified=UNKNOWN/VerificationDisabled"},
 			},
 		},
 	}
