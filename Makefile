@@ -31,7 +31,7 @@ with-crossplane = cli=$$(test/tools/build.sh crossplane-cli) && core=$$(test/too
 	promtool=$$(test/tools/build.sh promtool) && crank=$$(test/tools/build.sh crank) && \
 	DBPLANE_CROSSPLANE=$$cli DBPLANE_CROSSPLANE_CORE=$$core DBPLANE_PROMTOOL=$$promtool DBPLANE_CROSSPLANE_1=$$crank
 
-.PHONY: all tools build generate check-generate render test lint fuzz vet unit integration golden-test golden e2e e2e-crossplane1 bench bench-e2e bench-replication bench-failover bench-tls xpkg clean
+.PHONY: all tools build generate check-generate render test lint fuzz vet unit integration golden-test golden e2e e2e-crossplane1 bench bench-e2e bench-replication bench-failover bench-tls bench-backup xpkg clean
 
 all: build test
 
@@ -98,6 +98,9 @@ bench-failover: ## PostgreSQL on loopback: lose the primary 10 times, killed and
 bench-tls: ## PostgreSQL and MariaDB on loopback: new connections per second (login included) without TLS and with verify-full TLS.
 	bash test/servers/install.sh
 	go test ./test/integration/ -run '^$$' -bench 'Connect' -benchtime=3s -count=3 -timeout 15m
+
+bench-backup: ## PostgreSQL and MariaDB on loopback, 1.1 GB: the composed backup and restore scripts (volume, versitygw, encrypted) against dump > file and client < file.
+	go test ./test/integration/ -run '^$$' -bench 'BenchmarkBackup' -benchtime=1x -count=1 -timeout 60m
 
 bench: ## RunFunction against no-op and echo floors; the provider's steady-state Observe on real servers.
 	go test ./fn/ -run '^$$' -bench . -benchtime=3s -count=3

@@ -134,12 +134,12 @@ func restored(p Params, o Observed) Advice {
 	case failed != nil:
 		return Advice{ConditionRestored, corev1.ConditionFalse, ReasonRestoreFailed,
 			fmt.Sprintf("spec.restore: restore Job %s failed: %s: %s", o.RestoreJob.Name, failed.Reason, failed.Message)}
-	case o.RestoreJob == nil && o.RestoreSource == nil:
+	case o.RestoreJob == nil && o.RestoreSource == nil && p.Restore.FromBackup == nil:
 		return Advice{ConditionRestored, corev1.ConditionFalse, ReasonWaitingForSource,
 			fmt.Sprintf("spec.restore.from: waiting for Database %q in namespace %q", p.Restore.From, p.Namespace)}
 	default:
 		return Advice{ConditionRestored, corev1.ConditionUnknown, ReasonRestoring,
-			fmt.Sprintf("loading backup %q of Database %q", p.Restore.Backup, p.Restore.From)}
+			fmt.Sprintf("loading backup %q of Database %q", p.Restore.Backup, p.RestoreSource())}
 	}
 }
 

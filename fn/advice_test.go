@@ -75,7 +75,7 @@ func TestRunFunctionWarnsOnChange(t *testing.T) {
 			g := summarise(t, rsp)
 			got := want{Results: g.Results}
 			for _, c := range g.Conditions {
-				if !strings.HasPrefix(c, ConditionBackupHealthy) {
+				if !strings.HasPrefix(c, ConditionBackupHealthy) && !strings.HasPrefix(c, ConditionBackupVerified) {
 					got.Conditions = append(got.Conditions, c)
 				}
 			}

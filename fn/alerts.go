@@ -19,7 +19,9 @@ const runbookURL = "https://github.com/dbplane/dbplane/blob/main/README.md#"
 // Database: {{pods}} selects its server pods' exporter series (namespace and
 // pod, as the PodMonitor labels them), {{claims}} its data and backup
 // volume claims (kubelet_volume_stats_*), {{cronjob}} its backup CronJob and
-// {{jobs}} that CronJob's Jobs (kube-state-metrics), {{backupAge}} the
+// {{jobs}} that CronJob's Jobs (kube-state-metrics; not the on-demand ones,
+// which BackupHealthy reports), {{verifyjobs}} the verify CronJob's Jobs,
+// {{backupAge}} the
 // seconds a backup may be old, and {{ns}} the namespace.
 type alert struct {
 	Name     string
@@ -85,6 +87,14 @@ func alertsOf(p Params) []alert {
 			Description: "The last successful backup of Database " + p.Name + " is older than its schedule allows ({{backupAge}} s), or there never was one.",
 			When:        func(p Params) bool { return p.Backup },
 		},
+		alert{
+			Name: "DatabaseBackupVerifyFailed", Severity: "warning",
+			Expr: `max by (namespace) (kube_job_status_start_time{{{verifyjobs}}} * on (namespace, job_name) group_left () max by (namespace, job_name) (kube_job_status_failed{{{verifyjobs}}} > bool 0))` +
+				` >= on (namespace) max by (namespace) (kube_job_status_start_time{{{verifyjobs}}})`,
+			Summary:     "The newest backup of Database {{ns}}/" + p.Name + " failed its restore test",
+			Description: "The newest verify Job of Database " + p.Name + " failed: the backup did not restore into a scratch server, or restored other tables or row counts than were dumped. The Database's BackupVerified condition says which.",
+			When:        func(p Params) bool { return p.Backup && p.Verify },
+		},
 	)
 	out := all[:0]
 	for _, a := range all {
@@ -105,6 +115,7 @@ func PrometheusRule(p Params) *monitoringv1.PrometheusRule {
 		"{{claims}}", `namespace="`+p.Namespace+`",persistentvolumeclaim=~"`+dataVolume+"-"+p.StatefulSet()+`-[0-9]+|`+p.BackupVolume()+`"`,
 		"{{cronjob}}", `namespace="`+p.Namespace+`",cronjob="`+p.BackupCronJob()+`"`,
 		"{{jobs}}", `namespace="`+p.Namespace+`",job_name=~"`+p.BackupCronJob()+`-[0-9]+"`,
+		"{{verifyjobs}}", `namespace="`+p.Namespace+`",job_name=~"`+p.VerifyCronJob()+`-[0-9]+"`,
 		"{{backupAge}}", strconv.FormatInt(int64(backupAge(p.Schedule).Seconds()), 10),
 		"{{ns}}", p.Namespace,
 	)

@@ -24,7 +24,7 @@ const (
 
 // BackupScript is the shell script the backup job runs for an engine.
 func BackupScript(e engine) string {
-	return strings.NewReplacer("@DUMP@", e.Dump, "@EXT@", e.DumpExt).Replace(backupScript)
+	return strings.NewReplacer("@DUMP@", e.Dump, "@EXT@", e.DumpExt, "@COUNT@", e.Count).Replace(backupScript)
 }
 
 // BackupCronJob takes a logical backup of the app database on the schedule,

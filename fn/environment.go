@@ -35,6 +35,9 @@ type profile struct {
 	// offer it, and every client dbplane configures asks for it and
 	// verifies the server.
 	RequireTLS bool
+	// VerifyBackups restores the newest backup into a scratch server on a
+	// schedule, unless spec.backup.verify says otherwise.
+	VerifyBackups bool
 }
 
 // profiles is the environment table.
@@ -56,6 +59,7 @@ var profiles = map[v1.Environment]profile{
 		TerminationGraceSeconds: 120,
 		SyncStandbys:            1,
 		RequireTLS:              true,
+		VerifyBackups:           true,
 	},
 }
 

@@ -149,6 +149,8 @@ func (f *Function) compose(_ context.Context, req *fnv1.RunFunctionRequest) (*fn
 	}
 	st := Status(p, o, ready)
 	st.ObservedGeneration = db.Generation
+	verified := VerificationOf(p.Backup && p.Verify, o.VerifyJobs)
+	st.LastVerifiedBackup, st.RestoreSeconds = verified.At, verified.Seconds
 	// Info only when what the Database composes changed: Crossplane calls
 	// for every Database at least every poll interval. Not for a call whose
 	// requirements Crossplane has yet to answer: it calls again with them
@@ -174,7 +176,9 @@ func (f *Function) compose(_ context.Context, req *fnv1.RunFunctionRequest) (*fn
 		rsp.Requirements = requirements(req, rs)
 	}
 
-	for _, a := range append(Advise(p, o), BackupHealthOf(p.Backup, o.CronJob, o.BackupJobs)) {
+	// BackupVerified always, so that one left from when backups were on
+	// does not stay.
+	for _, a := range append(Advise(p, o), BackupHealthOf(p.Backup, o.CronJob, o.BackupJobs), verified.Advice) {
 		// CompositeAndClaim: a claim's XDatabase passes them on to the
 		// DatabaseClaim; for a Database there is no claim to pass them to.
 		c := condition(rsp, a.Type, a.Status, a.Reason).TargetCompositeAndClaim()

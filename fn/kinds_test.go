@@ -33,6 +33,7 @@ func everything(t *testing.T) Params {
 	p.ComposeRestoreJob, p.ComposeService, p.Operator = true, true, true
 	p.Issuer = &IssuerRef{Name: "databases", Kind: "ClusterIssuer", Group: "cert-manager.io"}
 	p.BackupVolumeOwner = namespaceOwner(p.Namespace, "5f0c6a1e-team-a")
+	p.BackupNow = "2026-11-22"
 	return p
 }
 

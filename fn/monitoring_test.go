@@ -230,7 +230,8 @@ func TestPrometheusRuleFollowsTheDatabase(t *testing.T) {
 	backups := []string{"DatabaseBackupFailed", "DatabaseBackupTooOld"}
 	replication := []string{"DatabaseReplicationLagging", "DatabaseReplicationBroken"}
 
-	if diff := cmp.Diff(slices.Concat(base, replication, volumes, backups), alertsOf("postgresql-18-production-metrics=true")); diff != "" {
+	verified := slices.Concat(backups, []string{"DatabaseBackupVerifyFailed"})
+	if diff := cmp.Diff(slices.Concat(base, replication, volumes, verified), alertsOf("postgresql-18-production-metrics=true")); diff != "" {
 		t.Errorf("PostgreSQL with standbys and backups: -want, +got:\n%s", diff)
 	}
 	one := everySpec()["postgresql-18-development-metrics=true"]
@@ -244,7 +245,7 @@ func TestPrometheusRuleFollowsTheDatabase(t *testing.T) {
 	if diff := cmp.Diff(slices.Concat(base, volumes), got); diff != "" {
 		t.Errorf("PostgreSQL, one server, no backups: no replication or backup alerts: -want, +got:\n%s", diff)
 	}
-	mysql := slices.Concat([]string{"DatabaseMetricsAbsent", "DatabaseInstanceDown", "DatabaseConnectionsNearMax", "DatabaseLockWaits", "DatabaseDeadlocks"}, replication, volumes, backups)
+	mysql := slices.Concat([]string{"DatabaseMetricsAbsent", "DatabaseInstanceDown", "DatabaseConnectionsNearMax", "DatabaseLockWaits", "DatabaseDeadlocks"}, replication, volumes, verified)
 	if diff := cmp.Diff(mysql, alertsOf("mysql-8.4-production-metrics=true")); diff != "" {
 		t.Errorf("MySQL: lock waits instead of long transactions: -want, +got:\n%s", diff)
 	}

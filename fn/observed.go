@@ -33,6 +33,8 @@ type Observed struct {
 	CronJob      *batchv1.CronJob
 	BackupVolume *corev1.PersistentVolumeClaim
 	RestoreJob   *batchv1.Job
+	// BackupNowJob is the on-demand backup Job, once it exists.
+	BackupNowJob *batchv1.Job
 	Autoscaler   *autoscalingv2.HorizontalPodAutoscaler
 
 	// ReadyCondition holds, for composed resources whose readiness is their
@@ -47,8 +49,9 @@ type Observed struct {
 	RestoreSource *v1.Database
 
 	// BackupJobs are the Database's backup Jobs, once Crossplane supplied
-	// them.
+	// them; VerifyJobs its verify Jobs.
 	BackupJobs []batchv1.Job
+	VerifyJobs []batchv1.Job
 
 	// Namespace is the Database's Namespace, once Crossplane supplied it:
 	// the backup volume's second owner, which keeps it when the Database
@@ -100,7 +103,7 @@ func Observe(req *fnv1.RunFunctionRequest, db *v1.Database) (Observed, error) {
 		}
 	}
 
-	if db.Spec.Restore != nil {
+	if r := db.Spec.Restore; r != nil && r.From != "" {
 		rs, err := required(req, requiredRestoreSource)
 		if err != nil {
 			return Observed{}, errors.Wrap(err, "cannot get the restore source Database")
@@ -120,18 +123,31 @@ func Observe(req *fnv1.RunFunctionRequest, db *v1.Database) (Observed, error) {
 		return Observed{}, err
 	}
 
-	rs, err := required(req, requiredBackupJobs)
-	if err != nil {
-		return Observed{}, errors.Wrap(err, "cannot get backup Jobs")
+	var err error
+	if o.BackupJobs, err = requiredJobs(req, requiredBackupJobs, "backup"); err != nil {
+		return Observed{}, err
 	}
+	if o.VerifyJobs, err = requiredJobs(req, requiredVerifyJobs, "verify"); err != nil {
+		return Observed{}, err
+	}
+	return o, nil
+}
+
+// requiredJobs are the Jobs Crossplane supplied for requirement name.
+func requiredJobs(req *fnv1.RunFunctionRequest, name, what string) ([]batchv1.Job, error) {
+	rs, err := required(req, name)
+	if err != nil {
+		return nil, errors.Wrapf(err, "cannot get %s Jobs", what)
+	}
+	var out []batchv1.Job
 	for _, r := range rs {
 		j := batchv1.Job{}
 		if err := fromObject(r, &j); err != nil {
-			return Observed{}, errors.Wrapf(err, "cannot read backup Job %q", (&unstructured.Unstructured{Object: r}).GetName())
+			return nil, errors.Wrapf(err, "cannot read %s Job %q", what, (&unstructured.Unstructured{Object: r}).GetName())
 		}
-		o.BackupJobs = append(o.BackupJobs, j)
+		out = append(out, j)
 	}
-	return o, nil
+	return out, nil
 }
 
 // requirements asks for rs in the field the calling Crossplane resolves:

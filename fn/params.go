@@ -61,6 +61,14 @@ type Params struct {
 	// created, then what exists. Growing a claim fails outright on a storage
 	// class that cannot expand volumes, which would stop every later change.
 	BackupVolumeSize resource.Quantity
+	// Verify composes the verify CronJob, on VerifySchedule.
+	Verify         bool
+	VerifySchedule string
+	// BackupNow is the backup-now annotation's token: a backup Job runs
+	// for it. BackupNowPod is the pod template of its Job once it exists,
+	// which a Job cannot change.
+	BackupNow    string
+	BackupNowPod *corev1.PodTemplateSpec
 	// KeepBackupVolume keeps an existing backup volume composed after
 	// backups are disabled, so that disabling backups never deletes them.
 	KeepBackupVolume bool
@@ -260,12 +268,8 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 	}
 
 	p.resolveBackupVolume(o)
-	if p.Backup {
-		days, err := strconv.Atoi(strings.TrimSuffix(s.Backup.Retention, "d"))
-		if err != nil || days < 1 {
-			return Params{}, errors.Errorf("spec.backup.retention: cannot parse %q as a number of days such as 7d", s.Backup.Retention)
-		}
-		p.RetentionDays = days
+	if err := p.resolveBackup(db, pr, o); err != nil {
+		return Params{}, err
 	}
 
 	p.SQLUsers = in.SQLUsers
@@ -300,11 +304,10 @@ func Resolve(db *v1.Database, o Observed, in Input, gen func() (string, error)) 
 		p.Logins = logins(p.names, s.Users, p.Replicated, p.Metrics)
 	}
 
-	p.Restore = s.Restore
 	p.RestoreKind = restoreKind(db)
-	p.ComposeService = s.Restore == nil || o.Exists[rnService] || jobSucceeded(o.RestoreJob)
-	p.ComposeRestoreJob = s.Restore != nil && (o.RestoreJob != nil ||
-		(o.RestoreSource != nil && o.StatefulSet != nil && o.StatefulSet.Status.ReadyReplicas > 0))
+	if err := p.resolveRestore(s.Restore, o); err != nil {
+		return Params{}, err
+	}
 
 	p.Credentials = Credentials{Username: e.Superuser, Password: o.Password}
 	if p.Credentials.Password == "" {
@@ -329,6 +332,46 @@ func configFiles(e engine, pr profile, config string) (map[string]string, string
 		all = append(all, k, fs[k])
 	}
 	return fs, digest([]byte(strings.Join(all, "\x00")))
+}
+
+// resolveBackup sets the retention, verification and on-demand backup of
+// a Database with backups.
+func (p *Params) resolveBackup(db *v1.Database, pr profile, o Observed) error {
+	b := db.Spec.Backup
+	if !p.Backup {
+		return nil
+	}
+	days, err := strconv.Atoi(strings.TrimSuffix(b.Retention, "d"))
+	if err != nil || days < 1 {
+		return errors.Errorf("spec.backup.retention: cannot parse %q as a number of days such as 7d", b.Retention)
+	}
+	p.RetentionDays = days
+	p.Verify, p.VerifySchedule = pr.VerifyBackups, defaultVerifySchedule
+	if v := b.Verify; v != nil {
+		p.Verify = ptr.Deref(v.Enabled, p.Verify)
+		p.VerifySchedule = cmp.Or(v.Schedule, defaultVerifySchedule)
+	}
+	p.BackupNow = db.GetAnnotations()[AnnotationBackupNow]
+	p.BackupNowPod = backupNowPod(o, p.names, p.BackupNow)
+	return nil
+}
+
+// resolveRestore decides when the restore Job and the client Service are
+// composed. It needs p.S3.
+func (p *Params) resolveRestore(r *v1.Restore, o Observed) error {
+	p.Restore = r
+	p.ComposeService = r == nil || o.Exists[rnService] || jobSucceeded(o.RestoreJob)
+	if r == nil {
+		return nil
+	}
+	if r.FromBackup != nil && p.S3 == nil {
+		return errors.New("spec.restore.fromBackup: restoring from the bucket needs the platform's object storage (the function Input's backupStorage.s3), which is not configured")
+	}
+	// fromBackup has no source Database to wait for: the bucket is the
+	// source.
+	known := o.RestoreSource != nil || r.FromBackup != nil
+	p.ComposeRestoreJob = o.RestoreJob != nil || (known && o.StatefulSet != nil && o.StatefulSet.Status.ReadyReplicas > 0)
+	return nil
 }
 
 // metrics tells whether the exporter is composed: it logs in as the

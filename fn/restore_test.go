@@ -32,7 +32,7 @@ func TestScripts(t *testing.T) {
 		if tables, restore := e.RestoreTables, e.Restore; tables == "" || restore == "" {
 			t.Errorf("%s: want restore commands, got tables %q, restore %q", typ, tables, restore)
 		}
-		for name, script := range map[string]string{"BackupScript": BackupScript(e), "RestoreScript": RestoreScript(e)} {
+		for name, script := range map[string]string{"BackupScript": BackupScript(e), "RestoreScript": RestoreScript(e), "VerifyScript": VerifyScript(e)} {
 			if got := placeholder.FindAllString(script, -1); len(got) > 0 {
 				t.Errorf("%s(%s): placeholders left: %v", name, typ, got)
 			}

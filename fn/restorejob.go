@@ -32,13 +32,13 @@ func RestoreJob(p Params) *batchv1.Job {
 		"DB_USER":      e.Superuser,
 		"RESTORE_FROM": p.Restore.Backup,
 	})...)
-	pod := scriptPod(p, "restore", RestoreScript(e), env, names{Name: p.Restore.From}.BackupVolume(), true)
+	pod := scriptPod(p, "restore", RestoreScript(e), env, names{Name: p.RestoreSource()}.BackupVolume(), true)
 	if p.S3 != nil {
 		// From the source's prefix in the bucket, downloaded into an
 		// emptyDir in place of the source's backup volume.
 		pod.Spec.Volumes[0].VolumeSource = corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}
 		pod.Spec.Containers[0].VolumeMounts[0].ReadOnly = false
-		withS3(p, &pod, append(s3Env(p.S3, p.Namespace, p.Restore.From), corev1.EnvVar{Name: "RESTORE_SCRATCH", Value: backupMount}))
+		withS3(p, &pod, append(s3Env(p.S3, p.Namespace, p.RestoreSource()), corev1.EnvVar{Name: "RESTORE_SCRATCH", Value: backupMount}))
 	}
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: p.RestoreJob(), Namespace: p.Namespace, Labels: p.Labels("restore")},
@@ -48,6 +48,18 @@ func RestoreJob(p Params) *batchv1.Job {
 			Template:              pod,
 		},
 	}
+}
+
+// RestoreSource is the name the backups to restore were taken under:
+// spec.restore.from's or fromBackup's.
+func (p Params) RestoreSource() string {
+	if r := p.Restore; r != nil && r.FromBackup != nil {
+		return r.FromBackup.Database
+	}
+	if p.Restore != nil {
+		return p.Restore.From
+	}
+	return ""
 }
 
 // RestoreSourceSelector selects the Database (or, for a claim, the
@@ -67,11 +79,14 @@ func Requirements(p Params) map[string]*fnv1.ResourceSelector {
 	if p.Backup {
 		rs[requiredBackupJobs] = BackupJobs(p)
 	}
+	if p.Backup && p.Verify {
+		rs[requiredVerifyJobs] = VerifyJobs(p)
+	}
 	if p.Backup || p.KeepBackupVolume {
 		rs[requiredNamespace] = NamespaceSelector(p)
 		rs[requiredBackupVolume] = BackupVolumeSelector(p)
 	}
-	if p.Restore != nil {
+	if p.Restore != nil && p.Restore.From != "" {
 		rs[requiredRestoreSource] = RestoreSourceSelector(p)
 	}
 	if p.Issuer != nil {

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/crossplane/function-sdk-go/logging"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
@@ -170,5 +172,92 @@ func TestRestoreJob(t *testing.T) {
 	}
 	if c.Command[2] != RestoreScript(p.Engine) {
 		t.Errorf("RestoreJob(...): must run RestoreScript")
+	}
+}
+
+// TestRunFunctionRestoreFromBackup: spec.restore.fromBackup restores from
+// the bucket alone: no source Database is asked for or waited for, the
+// restore Job reads the named Database's prefix in this namespace, and
+// without the platform's object storage the Database is refused.
+func TestRunFunctionRestoreFromBackup(t *testing.T) {
+	const (
+		spec  = `{"type":"postgresql","version":"16","storage":{"size":"1Gi"},"restore":{"fromBackup":{"database":"orders-gone"}}}`
+		input = `{"apiVersion":"fn.database.example.com/v1alpha1","kind":"Input","backupStorage":{"s3":{"endpoint":"https://s3.example","bucket":"b","prefix":"prod/","credentialsSecretName":"backup-s3"}}}`
+	)
+	type want struct {
+		RestoreJob bool
+		Requires   []string
+		S3Prefix   string
+		Volume     string // the restore pod's backup volume: emptyDir or a claim
+		Restored   string
+		Results    []string
+	}
+	withInput := func(r *fnv1.RunFunctionRequest) *fnv1.RunFunctionRequest {
+		r.Input = resource.MustStructJSON(input)
+		return r
+	}
+	cases := map[string]struct {
+		reason string
+		req    *fnv1.RunFunctionRequest
+		want   want
+	}{
+		"WaitForFirstReplica": {
+			reason: "Nothing to wait for but a running server: no source Database is required.",
+			req:    withInput(req(xr("orders", spec), map[string]string{"secret": secretJSON("pw"), "statefulset": stsJSON(1, 0, "1Gi")})),
+			want:   want{Restored: "UNKNOWN/Restoring"},
+		},
+		"Restoring": {
+			reason: "With a ready replica the restore Job downloads from orders-gone's prefix in this namespace, into an emptyDir.",
+			req:    withInput(req(xr("orders", spec), map[string]string{"secret": secretJSON("pw"), "statefulset": stsJSON(1, 1, "1Gi")})),
+			want:   want{RestoreJob: true, S3Prefix: "prod/team-a/orders-gone/", Volume: "emptyDir", Restored: "UNKNOWN/Restoring"},
+		},
+		"NoObjectStorage": {
+			reason: "Without a bucket there is nothing to restore from: fatal, naming the field and what is missing.",
+			req:    req(xr("orders", spec), map[string]string{"secret": secretJSON("pw"), "statefulset": stsJSON(1, 1, "1Gi")}),
+			want: want{Results: []string{"SEVERITY_FATAL: cannot resolve parameters: spec.restore.fromBackup: restoring from the bucket needs the platform's object storage (the function Input's backupStorage.s3), which is not configured"},
+				Requires: nil},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			rsp, err := New(logging.NewNopLogger(), WithoutCache()).RunFunction(t.Context(), tc.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := summarise(t, rsp)
+			w := want{Results: g.Results}
+			for _, r := range g.Requires {
+				if r == requiredRestoreSource {
+					w.Requires = append(w.Requires, r)
+				}
+			}
+			for _, c := range g.Conditions {
+				if s, ok := strings.CutPrefix(c, ConditionRestored+"="); ok {
+					w.Restored = s
+				}
+			}
+			if r := rsp.GetDesired().GetResources()[string(rnRestoreJob)]; r != nil {
+				w.RestoreJob = true
+				j := batchv1.Job{}
+				if err := fromObject(r.GetResource().AsMap(), &j); err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range j.Spec.Template.Spec.Containers[0].Env {
+					if e.Name == "S3_PREFIX" {
+						w.S3Prefix = e.Value
+					}
+				}
+				// An emptyDir's {} is pruned: a volume without a source is
+				// defaulted to an emptyDir by the apiserver.
+				if v := j.Spec.Template.Spec.Volumes[0]; v.EmptyDir != nil || v.VolumeSource == (corev1.VolumeSource{}) {
+					w.Volume = "emptyDir"
+				} else if v.PersistentVolumeClaim != nil {
+					w.Volume = "claim " + v.PersistentVolumeClaim.ClaimName
+				}
+			}
+			if diff := cmp.Diff(tc.want, w); diff != "" {
+				t.Errorf("%s\nRunFunction(...): -want, +got:\n%s", tc.reason, diff)
+			}
+		})
 	}
 }

@@ -29,6 +29,9 @@ var (
 	restoreBackupRE = regexp.MustCompile(`^(latest|[A-Za-z0-9_]+-[0-9]{8}T[0-9]{6}Z\.sql\.gz)$`)
 )
 
+// defaultVerifySchedule is Sundays at 04:00 UTC, after the nightly backup.
+const defaultVerifySchedule = "0 4 * * 0"
+
 // Decode reads the observed Database from its unstructured content. It does
 // not validate.
 func Decode(u map[string]any) (*v1.Database, error) {
@@ -57,6 +60,9 @@ func Default(s *v1.DatabaseSpec) {
 	}
 	if s.Backup.Retention == "" {
 		s.Backup.Retention = "7d"
+	}
+	if v := s.Backup.Verify; v != nil && v.Schedule == "" {
+		v.Schedule = defaultVerifySchedule
 	}
 	if s.Monitoring == nil {
 		s.Monitoring = &v1.Monitoring{}
@@ -124,7 +130,12 @@ func Validate(db *v1.Database) field.ErrorList {
 		}
 	}
 	if r := s.Restore; r != nil {
-		if len(r.From) > maxNameLength || !dnsLabelRE.MatchString(r.From) {
+		switch fb := r.FromBackup; {
+		case (r.From == "") == (fb == nil):
+			errs = append(errs, field.Invalid(sp.Child("restore"), "", "set exactly one of from (a Database that exists) and fromBackup (backups in the bucket)"))
+		case fb != nil && (len(fb.Database) > maxNameLength || !dnsLabelRE.MatchString(fb.Database)):
+			errs = append(errs, field.Invalid(sp.Child("restore", "fromBackup", "database"), fb.Database, "must be the name of a Database, in this namespace, whose backups are in the bucket"))
+		case fb == nil && (len(r.From) > maxNameLength || !dnsLabelRE.MatchString(r.From)):
 			errs = append(errs, field.Invalid(sp.Child("restore", "from"), r.From, "must be the name of a Database in this namespace"))
 		}
 		if !restoreBackupRE.MatchString(r.Backup) {

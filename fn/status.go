@@ -3,10 +3,14 @@ package fn
 import (
 	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 
 	"github.com/crossplane/function-sdk-go/errors"
 
@@ -30,9 +34,8 @@ func Status(p Params, o Observed, ready map[resource.Name]resource.Ready) v1.Dat
 	if o.StatefulSet != nil {
 		s.Replicas = o.StatefulSet.Status.ReadyReplicas
 	}
-	if o.CronJob != nil {
-		s.LastBackup = o.CronJob.Status.LastSuccessfulTime
-	}
+	s.LastBackup = lastBackup(o)
+	s.OnDemandBackup = BackupNowStatus(p, o)
 	if r := o.Replication; r != nil && p.Replicated {
 		s.Primary = r.Primary
 		for _, m := range r.Members {
@@ -68,6 +71,30 @@ func Status(p Params, o Observed, ready map[resource.Name]resource.Ready) v1.Dat
 	return s
 }
 
+// lastBackup is when a backup last completed: the CronJob's last success
+// or a backup Job's (on demand, or scheduled and newer than the CronJob's
+// status says), whichever is later.
+func lastBackup(o Observed) *metav1.Time {
+	var last *metav1.Time
+	if o.CronJob != nil {
+		last = o.CronJob.Status.LastSuccessfulTime
+	}
+	jobs := o.BackupJobs
+	if j := o.BackupNowJob; j != nil {
+		jobs = append(slices.Clone(jobs), *j)
+	}
+	for _, j := range jobs {
+		c := finishedCondition(j)
+		if c == nil || c.Type != batchv1.JobComplete || c.LastTransitionTime.IsZero() {
+			continue
+		}
+		if last == nil || c.LastTransitionTime.After(last.Time) {
+			last = ptr.To(c.LastTransitionTime)
+		}
+	}
+	return last
+}
+
 // SetStatus writes the Database status fields the function owns into the
 // desired XR, beside any an earlier step set. Crossplane owns
 // status.conditions.
@@ -95,6 +122,20 @@ func SetStatus(dxr *resource.Composite, s v1.DatabaseStatus) error {
 	}
 	if s.LastBackup != nil {
 		fields["lastBackup"] = s.LastBackup.UTC().Format(time.RFC3339)
+	}
+	if s.LastVerifiedBackup != nil {
+		fields["lastVerifiedBackup"] = s.LastVerifiedBackup.UTC().Format(time.RFC3339)
+		fields["restoreSeconds"] = s.RestoreSeconds
+	}
+	if b := s.OnDemandBackup; b != nil {
+		ob := map[string]any{"token": b.Token, "job": b.Job, "result": string(b.Result)}
+		if b.CompletionTime != nil {
+			ob["completionTime"] = b.CompletionTime.UTC().Format(time.RFC3339)
+		}
+		if b.Message != "" {
+			ob["message"] = b.Message
+		}
+		fields["onDemandBackup"] = ob
 	}
 	st, ok := dxr.Resource.Object["status"].(map[string]any)
 	if !ok {

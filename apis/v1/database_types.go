@@ -255,14 +255,26 @@ type User struct {
 }
 
 // Restore names the backup a Database starts from.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.from) != has(self.fromBackup)",message="spec.restore: set exactly one of from (a Database that exists) and fromBackup (backups in the bucket)"
 type Restore struct {
-	// From is the Database, in this namespace, whose backup volume holds the
-	// backup. It may name this Database itself when its backup volume
+	// From is the Database, in this namespace, whose backups to restore:
+	// from its backup volume, or from its prefix in the bucket when the
+	// platform configured object storage. The function waits for it to
+	// exist. It may name this Database itself when its backup volume
 	// survived.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=45
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
-	From string `json:"from"`
+	// +optional
+	From string `json:"from,omitempty"`
+
+	// FromBackup restores from the bucket alone: the backups a Database of
+	// this namespace uploaded, whether or not it still exists, in this
+	// cluster or another sharing the bucket and prefix. Needs the
+	// platform's object storage.
+	// +optional
+	FromBackup *BackupLocation `json:"fromBackup,omitempty"`
 
 	// Backup is latest, or the file name of one backup such as
 	// app-20261122T020000Z.sql.gz. Its checksum is verified before loading.
@@ -270,6 +282,18 @@ type Restore struct {
 	// +kubebuilder:validation:Pattern=`^(latest|[A-Za-z0-9_]+-[0-9]{8}T[0-9]{6}Z\.sql\.gz)$`
 	// +optional
 	Backup string `json:"backup,omitempty"`
+}
+
+// BackupLocation is where in the bucket a Database's backups are: under the
+// platform's prefix, <namespace>/<database>/. The namespace is always this
+// Database's: a team restores only its own namespace's backups (the restore
+// Job holds the platform's bucket keys).
+type BackupLocation struct {
+	// Database is the name the backups were taken under.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Database string `json:"database"`
 }
 
 // Storage is a replica's data volume.
@@ -340,6 +364,27 @@ type Backup struct {
 	// +kubebuilder:validation:Pattern=`^[1-9][0-9]*d$`
 	// +optional
 	Retention string `json:"retention,omitempty"`
+
+	// Verify restores the newest backup into a scratch server on a
+	// schedule and checks its tables and row counts against those recorded
+	// at dump time (the BackupVerified condition). Unset means the
+	// environment's: weekly in production, off in development and staging.
+	// +optional
+	Verify *BackupVerify `json:"verify,omitempty"`
+}
+
+// BackupVerify schedules restore tests of the backups.
+type BackupVerify struct {
+	// Enabled turns the restore tests on or off; unset means the
+	// environment's.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// Schedule is a five-field cron expression (UTC) or a descriptor.
+	// +kubebuilder:default="0 4 * * 0"
+	// +kubebuilder:validation:Pattern=`^(@(annually|yearly|monthly|weekly|daily|midnight|hourly)|[0-9*,/?-]+ [0-9*,/?-]+ [0-9*,/?LW-]+ [0-9A-Za-z*,/?-]+ [0-9A-Za-z*,/?L#-]+)$`
+	// +optional
+	Schedule string `json:"schedule,omitempty"`
 }
 
 // Monitoring configures observability of the database.
@@ -378,9 +423,27 @@ type DatabaseStatus struct {
 	// +optional
 	Replicas int32 `json:"replicas,omitempty"`
 
-	// LastBackup is when the backup CronJob last completed successfully.
+	// LastBackup is when a backup, scheduled or on demand, last completed
+	// successfully.
 	// +optional
 	LastBackup *metav1.Time `json:"lastBackup,omitempty"`
+
+	// LastVerifiedBackup is when a verify Job last restored the newest
+	// backup into a scratch server and found every table and row count as
+	// dumped.
+	// +optional
+	LastVerifiedBackup *metav1.Time `json:"lastVerifiedBackup,omitempty"`
+
+	// RestoreSeconds is how long the verify Job of LastVerifiedBackup ran:
+	// starting the scratch server, download, checks, load and comparison,
+	// an upper bound of the restore time (RTO).
+	// +optional
+	RestoreSeconds int64 `json:"restoreSeconds,omitempty"`
+
+	// OnDemandBackup is the backup the database.example.com/backup-now
+	// annotation asked for: its token, its Job and how it went.
+	// +optional
+	OnDemandBackup *OnDemandBackup `json:"onDemandBackup,omitempty"`
 
 	// Endpoint is the host:port clients connect to, inside the cluster.
 	// +optional
@@ -405,6 +468,36 @@ type DatabaseStatus struct {
 	// when this equals metadata.generation.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// BackupResult is how an on-demand backup went.
+// +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed
+type BackupResult string
+
+// Results of an on-demand backup.
+const (
+	BackupPending   BackupResult = "Pending"
+	BackupRunning   BackupResult = "Running"
+	BackupSucceeded BackupResult = "Succeeded"
+	BackupFailed    BackupResult = "Failed"
+)
+
+// OnDemandBackup is the backup a database.example.com/backup-now token
+// asked for.
+type OnDemandBackup struct {
+	// Token is the annotation's value the backup ran for.
+	Token string `json:"token"`
+	// Job is the backup Job's name.
+	Job string `json:"job"`
+	// Result is Pending (the Job is not created yet), Running, Succeeded or
+	// Failed.
+	Result BackupResult `json:"result"`
+	// CompletionTime is when the Job finished.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// Message says why the Job failed.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // A Member is one server of a Database with standbys.

@@ -617,6 +617,51 @@ spec:
 				"spec.network.from[0]: Invalid value: spec.network.from: set namespaceSelector, podSelector or both",
 			},
 		},
+		"CreateWithRestoreFromTheBucket": {
+			reason: "A Database may start from backups in the bucket alone, of a Database that is gone.",
+			new: `
+spec:
+  type: postgresql
+  version: "16"
+  storage: {size: 10Gi}
+  restore: {fromBackup: {database: orders-gone}, backup: app-20261122T020000Z.sql.gz}`,
+		},
+		"RestoreFromBoth": {
+			reason: "from and fromBackup are two sources: refused at apply time, naming the rule.",
+			new: `
+spec:
+  type: postgresql
+  version: "16"
+  storage: {size: 10Gi}
+  restore: {from: orders-old, fromBackup: {database: orders-old}}`,
+			wantErr: []string{
+				"spec.restore: Invalid value: spec.restore: set exactly one of from (a Database that exists) and fromBackup (backups in the bucket)",
+			},
+		},
+		"RestoreFromNeither": {
+			reason: "A restore with no source is refused at apply time.",
+			new: `
+spec:
+  type: postgresql
+  version: "16"
+  storage: {size: 10Gi}
+  restore: {backup: latest}`,
+			wantErr: []string{
+				"spec.restore: Invalid value: spec.restore: set exactly one of from (a Database that exists) and fromBackup (backups in the bucket)",
+			},
+		},
+		"RestoreFromBackupOfAPath": {
+			reason: "fromBackup.database is a Database name, never a path into the bucket.",
+			new: `
+spec:
+  type: postgresql
+  version: "16"
+  storage: {size: 10Gi}
+  restore: {fromBackup: {database: ../team-b/orders}}`,
+			wantErr: []string{
+				`spec.restore.fromBackup.database: Invalid value: "../team-b/orders": spec.restore.fromBackup.database in body should match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'`,
+			},
+		},
 		"RestoreOfABadFileName": {
 			reason: "Only latest or a backup file name; no paths.",
 			new: `

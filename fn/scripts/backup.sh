@@ -9,8 +9,10 @@
 # uploaded with rclone to the remote dbplane: its RCLONE_CONFIG_DBPLANE_*
 # variables (endpoint, region, keys from the credentials Secret) configure;
 # with BACKUP_KEY also encrypted, through the crypt remote dbplanecrypt:.
-# Writes ${DATABASE}-<UTC timestamp>.@EXT@.gz and, in sha256sum's format,
-# its .sha256; restore.sh reads both. Then deletes backups older than
+# Writes ${DATABASE}-<UTC timestamp>.@EXT@.gz, its .manifest (each table
+# and the rows the dump holds of it, counted from the dump stream as it is
+# written: verify.sh restores the backup and compares) and, in sha256sum's
+# format, its .sha256; restore.sh reads them. Then deletes backups older than
 # RETENTION_DAYS days, never the one just written; a failed run deletes none.
 #
 # The dump tool is the server image's own (pg_dump; Oracle's mysqldump), and
@@ -38,9 +40,9 @@ tmp="${BACKUP_DIR}/.${file}.partial"
 # On any exit: remove the temporary files and a checksum published without
 # its backup.
 cleanup() {
-  rm -f -- "${tmp}" "${tmp}.sha256"
+  rm -f -- "${tmp}" "${tmp}.sha256" "${tmp}.manifest" "${tmp}.fifo"
   if [[ ! -e "${BACKUP_DIR}/${file}" ]]; then
-    rm -f -- "${BACKUP_DIR}/${file}.sha256"
+    rm -f -- "${BACKUP_DIR}/${file}.sha256" "${BACKUP_DIR}/${file}.manifest"
   fi
 }
 trap cleanup EXIT
@@ -51,12 +53,19 @@ trap cleanup EXIT
 find "${BACKUP_DIR}" -maxdepth 1 -type f -name ".${DATABASE}-*.partial*" -mmin +720 -print -delete |
   sed 's|^.*/|removed stale |'
 
-@DUMP@ | gzip -c > "${tmp}"
+# The rows are counted from the dump as it streams, through a FIFO: a
+# counter that dies fails the dump's pipeline (tee gets SIGPIPE).
+mkfifo -- "${tmp}.fifo"
+@COUNT@ < "${tmp}.fifo" > "${tmp}.manifest" &
+counter=$!
+@DUMP@ | tee -- "${tmp}.fifo" | gzip -c > "${tmp}"
+wait "${counter}"
 gzip -t -- "${tmp}"
 sum="$(sha256sum -- "${tmp}" | cut -d ' ' -f 1)"
 printf '%s  %s\n' "${sum}" "${file}" > "${tmp}.sha256"
 # Data first, then names: a crash leaves either no backup or a whole one.
-sync -- "${tmp}" "${tmp}.sha256"
+sync -- "${tmp}" "${tmp}.sha256" "${tmp}.manifest"
+mv -- "${tmp}.manifest" "${BACKUP_DIR}/${file}.manifest"
 mv -- "${tmp}.sha256" "${BACKUP_DIR}/${file}.sha256"
 mv -- "${tmp}" "${BACKUP_DIR}/${file}"
 sync -- "${BACKUP_DIR}" || echo "backup: warning: cannot sync ${BACKUP_DIR}" >&2
@@ -69,12 +78,12 @@ echo "wrote ${file} ($(stat -c %s -- "${BACKUP_DIR}/${file}") bytes, sha256 ${su
 age="+$((RETENTION_DAYS * 1440))"
 find "${BACKUP_DIR}" -maxdepth 1 -type f -name "${DATABASE}-*.@EXT@.gz" -mmin "${age}" ! -name "${file}" -print |
   while IFS= read -r old; do
-    rm -f -- "${old}" "${old}.sha256"
+    rm -f -- "${old}" "${old}.sha256" "${old}.manifest"
     echo "pruned ${old##*/}"
   done
-find "${BACKUP_DIR}" -maxdepth 1 -type f -name "${DATABASE}-*.@EXT@.gz.sha256" -mmin "${age}" ! -name "${file}.sha256" -print |
+find "${BACKUP_DIR}" -maxdepth 1 -type f \( -name "${DATABASE}-*.@EXT@.gz.sha256" -o -name "${DATABASE}-*.@EXT@.gz.manifest" \) -mmin "${age}" ! -name "${file}.*" -print |
   while IFS= read -r old; do
-    if [[ ! -e "${old%.sha256}" ]]; then
+    if [[ ! -e "${old%.*}" ]]; then
       rm -f -- "${old}"
       echo "pruned ${old##*/}"
     fi
@@ -102,15 +111,16 @@ if [[ -n "${S3_BUCKET:-}" ]]; then
     remote="dbplanecrypt:"
   fi
   "${rclone}" copyto --retries 3 -- "${BACKUP_DIR}/${file}" "${remote}${file}"
+  "${rclone}" copyto --retries 3 -- "${BACKUP_DIR}/${file}.manifest" "${remote}${file}.manifest"
   "${rclone}" copyto --retries 3 -- "${BACKUP_DIR}/${file}.sha256" "${remote}${file}.sha256"
   echo "uploaded ${file} to s3://${S3_BUCKET}/${S3_PREFIX}"
 
   # Retention, as on the volume: checksums first, so that a backup stops
   # being listed before its data goes; then old data objects, with any an
   # earlier run uploaded without its checksum. Never the one just written.
-  for pattern in "${DATABASE}-*.@EXT@.gz.sha256" "${DATABASE}-*.@EXT@.gz"; do
+  for pattern in "${DATABASE}-*.@EXT@.gz.sha256" "${DATABASE}-*.@EXT@.gz" "${DATABASE}-*.@EXT@.gz.manifest"; do
     "${rclone}" delete --max-depth 1 --min-age "${RETENTION_DAYS}d" -v \
-      --exclude "/${file}" --exclude "/${file}.sha256" --include "/${pattern}" -- "${remote}" 2>&1 |
+      --exclude "/${file}" --exclude "/${file}.sha256" --exclude "/${file}.manifest" --include "/${pattern}" -- "${remote}" 2>&1 |
       sed 's|^.*INFO  *: \(.*\): Deleted$|pruned s3 \1|'
   done
 fi

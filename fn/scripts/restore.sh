@@ -13,6 +13,10 @@
 # once its .sha256 object exists (backup.sh uploads it last); both are
 # downloaded into RESTORE_SCRATCH and checked as on the volume.
 #
+# With RESTORE_MANIFEST=true the backup's .manifest is downloaded beside it
+# (verify.sh compares it); with RESTORE_REPORT set, the name of the backup
+# loaded is written to that file.
+#
 # RESTORE_FORCE=true only skips the empty-database check; what happens to
 # what exists is up to the dump. mysqldump drops each table it holds before
 # creating it and keeps other tables. A PostgreSQL load runs in one
@@ -69,6 +73,10 @@ if [[ -n "${S3_BUCKET:-}" ]]; then
   fi
   "${rclone}" copyto --retries 3 -- "${remote}${file}" "${RESTORE_SCRATCH}/${file}" ||
     fail "cannot download ${file} from s3://${S3_BUCKET}/${S3_PREFIX}"
+  if [[ "${RESTORE_MANIFEST:-}" == true ]]; then
+    "${rclone}" copyto --retries 3 -- "${remote}${file}.manifest" "${RESTORE_SCRATCH}/${file}.manifest" ||
+      fail "cannot download ${file}.manifest from s3://${S3_BUCKET}/${S3_PREFIX}"
+  fi
   echo "downloaded ${file} from s3://${S3_BUCKET}/${S3_PREFIX}"
   BACKUP_DIR="${RESTORE_SCRATCH}"
   RESTORE_FROM="${file}"
@@ -114,3 +122,6 @@ echo "restoring ${file} into ${DATABASE} on ${DB_HOST}:${DB_PORT}"
 start="${SECONDS}"
 gunzip -c -- "${backup}" | @RESTORE@
 echo "restored ${file} into ${DATABASE} in $((SECONDS - start))s"
+if [[ -n "${RESTORE_REPORT:-}" ]]; then
+  printf '%s\n' "${file}" > "${RESTORE_REPORT}"
+fi

@@ -45,8 +45,8 @@ func TestBackupRestore(t *testing.T) {
 			if len(gz) != 1 || !backupName.MatchString(gz[0]) {
 				t.Fatalf("backup of %s: want one file named like app-<UTC timestamp>.sql.gz, got %v", engine, files(t, dir))
 			}
-			if diff := cmp.Diff([]string{gz[0], gz[0] + ".sha256"}, files(t, dir)); diff != "" {
-				t.Errorf("backup of %s wrote a backup and its checksum, nothing else: -want, +got:\n%s", engine, diff)
+			if diff := cmp.Diff([]string{gz[0], gz[0] + ".manifest", gz[0] + ".sha256"}, files(t, dir)); diff != "" {
+				t.Errorf("backup of %s wrote a backup, its manifest and its checksum, nothing else: -want, +got:\n%s", engine, diff)
 			}
 			sha256sum(t, dir, gz[0])
 			compressed, dumped := sizes(t, filepath.Join(dir, gz[0]))
@@ -198,11 +198,11 @@ func TestBackupRetention(t *testing.T) {
 					got := files(t, dir)
 					var written []string
 					for _, n := range got {
-						if !slices.Contains(before, n) && backupName.MatchString(strings.TrimSuffix(n, ".sha256")) {
+						if !slices.Contains(before, n) && backupName.MatchString(strings.TrimSuffix(strings.TrimSuffix(n, ".sha256"), ".manifest")) {
 							written = append(written, n)
 						}
 					}
-					if want := map[bool]int{false: 2, true: 0}[tc.fail]; len(written) != want {
+					if want := map[bool]int{false: 3, true: 0}[tc.fail]; len(written) != want {
 						t.Fatalf("%s\nbackup: want %d new files, got %v", tc.reason, want, written)
 					}
 					got = slices.DeleteFunc(got, func(n string) bool { return slices.Contains(written, n) })
@@ -385,7 +385,7 @@ var cmpEmpty = cmp.Transformer("nonNil", func(s []string) []string {
 })
 
 // files are the names in dir, hidden ones too, sorted.
-func files(t *testing.T, dir string) []string {
+func files(t testing.TB, dir string) []string {
 	t.Helper()
 	es, err := os.ReadDir(dir)
 	if err != nil {
@@ -400,7 +400,7 @@ func files(t *testing.T, dir string) []string {
 }
 
 // backups are the backup files in dir, oldest first.
-func backups(t *testing.T, dir string) []string {
+func backups(t testing.TB, dir string) []string {
 	t.Helper()
 	return slices.DeleteFunc(files(t, dir), func(n string) bool { return !backupName.MatchString(n) })
 }

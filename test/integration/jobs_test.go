@@ -62,16 +62,22 @@ spec:
 }
 
 // params resolves a Database the way the function does.
-func params(t *testing.T, engine, backup string) fn.Params {
+func params(t testing.TB, engine, backup string) fn.Params {
 	t.Helper()
 	return paramsWith(t, engine, backup, fn.Input{SQLUsers: true})
 }
 
 // paramsWith resolves a Database the way the function does with an Input.
-func paramsWith(t *testing.T, engine, backup string, in fn.Input) fn.Params {
+func paramsWith(t testing.TB, engine, backup string, in fn.Input) fn.Params {
+	t.Helper()
+	return resolve(t, database(engine, backup), in)
+}
+
+// resolve resolves the Database doc the way the function does.
+func resolve(t testing.TB, doc string, in fn.Input) fn.Params {
 	t.Helper()
 	u := map[string]any{}
-	if err := yaml.Unmarshal([]byte(database(engine, backup)), &u); err != nil {
+	if err := yaml.Unmarshal([]byte(doc), &u); err != nil {
 		t.Fatalf("cannot unmarshal Database: %v", err)
 	}
 	db, err := fn.Decode(u)
@@ -91,7 +97,7 @@ func paramsWith(t *testing.T, engine, backup string, in fn.Input) fn.Params {
 
 // backupJob is the command and environment of the composed backup CronJob's
 // container.
-func backupJob(t *testing.T, engine string) job {
+func backupJob(t testing.TB, engine string) job {
 	t.Helper()
 	cs := fn.BackupCronJob(params(t, engine, "")).Spec.JobTemplate.Spec.Template.Spec.Containers
 	if len(cs) != 1 {
@@ -102,7 +108,7 @@ func backupJob(t *testing.T, engine string) job {
 
 // restoreJob is the command and environment of the composed restore Job's
 // container, for a Database that restores backup (latest or a file name).
-func restoreJob(t *testing.T, engine, backup string) job {
+func restoreJob(t testing.TB, engine, backup string) job {
 	t.Helper()
 	cs := fn.RestoreJob(params(t, engine, backup)).Spec.Template.Spec.Containers
 	if len(cs) != 1 {
@@ -115,7 +121,7 @@ func restoreJob(t *testing.T, engine, backup string) job {
 	return j
 }
 
-func fromContainer(t *testing.T, c corev1.Container) job {
+func fromContainer(t testing.TB, c corev1.Container) job {
 	t.Helper()
 	j := job{Command: c.Command, Env: map[string]string{}, S3Keys: map[string]string{}}
 	for _, e := range c.Env {
@@ -150,7 +156,7 @@ type run struct {
 // Run runs the job against s with its backups in dir. Only what differs from
 // the cluster is overridden: the host, port and backup directory, and the
 // password the Secret would hold; extra adds to or overrides the rest.
-func (j job) Run(t *testing.T, s *server, dir string, extra map[string]string) run {
+func (j job) Run(t testing.TB, s *server, dir string, extra map[string]string) run {
 	t.Helper()
 	if s.PasswordEnv() != j.PasswordEnv {
 		t.Fatalf("composed job reads the password from %s, the %s client from %s", j.PasswordEnv, s.Engine, s.PasswordEnv())

@@ -51,7 +51,7 @@ type s3Server struct {
 
 // startS3 starts versitygw (built from its pinned module) with random root
 // keys, passed in its environment, never its command line.
-func startS3(t *testing.T) *s3Server {
+func startS3(t testing.TB) *s3Server {
 	t.Helper()
 	requireBinaries(t, "rclone")
 	s := &s3Server{bin: tool(t, "versitygw"), dir: t.TempDir(), access: "dbplane" + randomHex(t, 6), secret: randomHex(t, 24)}
@@ -71,7 +71,7 @@ func startS3(t *testing.T) *s3Server {
 	return s
 }
 
-func randomHex(t *testing.T, n int) string {
+func randomHex(t testing.TB, n int) string {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -81,7 +81,7 @@ func randomHex(t *testing.T, n int) string {
 }
 
 // start runs the server and waits until it accepts connections.
-func (s *s3Server) start(t *testing.T) {
+func (s *s3Server) start(t testing.TB) {
 	t.Helper()
 	s.cmd = exec.CommandContext(t.Context(), s.bin, "--port", s.addr, "posix", s.dir) //nolint:gosec // The pinned test server.
 	s.cmd.Env = []string{"ROOT_ACCESS_KEY_ID=" + s.access, "ROOT_SECRET_ACCESS_KEY=" + s.secret, "HOME=" + s.dir}
@@ -143,7 +143,7 @@ func (s *s3Server) keys() map[string]string {
 // extra is what the cluster would set that the test must: the variables
 // from the credentials Secret, and Debian's rclone in place of the one the
 // init container copies from the rclone image (the same version).
-func (s *s3Server) extra(t *testing.T, j job) map[string]string {
+func (s *s3Server) extra(t testing.TB, j job) map[string]string {
 	t.Helper()
 	rclone, err := exec.LookPath("rclone")
 	if err != nil {
@@ -171,7 +171,7 @@ func (s *s3Server) extra(t *testing.T, j job) map[string]string {
 }
 
 // rclone runs Debian's rclone configured as the composed job configures it.
-func (s *s3Server) rclone(t *testing.T, j job, stdin []byte, args ...string) (string, error) {
+func (s *s3Server) rclone(t testing.TB, j job, stdin []byte, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -195,7 +195,7 @@ func (s *s3Server) rclone(t *testing.T, j job, stdin []byte, args ...string) (st
 }
 
 // list is every object under the Database's prefix, sorted.
-func (s *s3Server) list(t *testing.T, j job) []string {
+func (s *s3Server) list(t testing.TB, j job) []string {
 	t.Helper()
 	out, err := s.rclone(t, j, nil, "lsf", "--files-only", "-R", "dbplane:"+s3Bucket+"/"+s3Prefix)
 	if err != nil {
@@ -207,7 +207,7 @@ func (s *s3Server) list(t *testing.T, j job) []string {
 }
 
 // cat is an object's content.
-func (s *s3Server) cat(t *testing.T, j job, name string) []byte {
+func (s *s3Server) cat(t testing.TB, j job, name string) []byte {
 	t.Helper()
 	out, err := s.rclone(t, j, nil, "cat", "dbplane:"+s3Bucket+"/"+s3Prefix+name)
 	if err != nil {
@@ -218,7 +218,7 @@ func (s *s3Server) cat(t *testing.T, j job, name string) []byte {
 
 // s3BackupJob is the composed backup CronJob's container with the Input's
 // bucket, checked to get rclone from its init container.
-func s3BackupJob(t *testing.T, engine string, s *s3Server) job {
+func s3BackupJob(t testing.TB, engine string, s *s3Server) job {
 	t.Helper()
 	ps := fn.BackupCronJob(paramsWith(t, engine, "", s.input())).Spec.JobTemplate.Spec.Template.Spec
 	if len(ps.Containers) != 1 || len(ps.InitContainers) != 1 || !strings.Contains(ps.InitContainers[0].Image, "rclone:1.60.1") {
@@ -229,7 +229,7 @@ func s3BackupJob(t *testing.T, engine string, s *s3Server) job {
 
 // s3RestoreJob is the composed restore Job's container with the Input's
 // bucket, restoring backup of the Database orders.
-func s3RestoreJob(t *testing.T, engine, backup string, s *s3Server) job {
+func s3RestoreJob(t testing.TB, engine, backup string, s *s3Server) job {
 	t.Helper()
 	ps := fn.RestoreJob(paramsWith(t, engine, backup, s.input())).Spec.Template.Spec
 	if len(ps.Containers) != 1 || len(ps.InitContainers) != 1 {
@@ -239,7 +239,7 @@ func s3RestoreJob(t *testing.T, engine, backup string, s *s3Server) job {
 }
 
 // tables counts the app database's tables.
-func tables(t *testing.T, s *server) int {
+func tables(t testing.TB, s *server) int {
 	t.Helper()
 	schema := "'public'"
 	if s.Engine == mysql {
@@ -301,7 +301,7 @@ func TestObjectStorage(t *testing.T) {
 				t.Fatalf("backup of %s: want one backup on the volume, got %v", engine, files(t, dir))
 			}
 			first := gz[0]
-			if diff := cmp.Diff([]string{first, first + ".sha256"}, s.list(t, bj)); diff != "" {
+			if diff := cmp.Diff([]string{first, first + ".manifest", first + ".sha256"}, s.list(t, bj)); diff != "" {
 				t.Errorf("%s: the bucket holds the new backup and its checksum, the old ones pruned: -want, +got:\n%s", engine, diff)
 			}
 			local, err := os.ReadFile(filepath.Join(dir, first)) //nolint:gosec // The test's backup.
@@ -359,7 +359,7 @@ func TestObjectStorage(t *testing.T) {
 				t.Errorf("%s: a backup whose upload was cut off must fail, got success", engine)
 			}
 			s.start(t)
-			if diff := cmp.Diff([]string{first, first + ".sha256"}, s.list(t, bj)); diff != "" {
+			if diff := cmp.Diff([]string{first, first + ".manifest", first + ".sha256"}, s.list(t, bj)); diff != "" {
 				t.Errorf("%s: an upload cut off lists nothing new and keeps the old backup: -want, +got:\n%s", engine, diff)
 			}
 			if got := s.cat(t, bj, first); !bytes.Equal(got, uploaded) {
@@ -411,7 +411,7 @@ func TestObjectStorageEncrypted(t *testing.T) {
 				t.Fatalf("backup of %s: want one backup on the volume, got %v", engine, files(t, dir))
 			}
 			// Through the plain remote: the ciphertext objects.
-			if diff := cmp.Diff([]string{gz[0] + ".bin", gz[0] + ".sha256.bin"}, s.list(t, bj)); diff != "" {
+			if diff := cmp.Diff([]string{gz[0] + ".bin", gz[0] + ".manifest.bin", gz[0] + ".sha256.bin"}, s.list(t, bj)); diff != "" {
 				t.Errorf("%s: the bucket holds the encrypted backup and checksum: -want, +got:\n%s", engine, diff)
 			}
 			plain, err := os.ReadFile(filepath.Join(dir, gz[0])) //nolint:gosec // The test's backup.
@@ -447,6 +447,76 @@ func TestObjectStorageEncrypted(t *testing.T) {
 			}
 			if n := tables(t, other); n != 0 {
 				t.Errorf("%s: a restore with another key loads nothing, got %d tables", engine, n)
+			}
+		})
+	}
+}
+
+// TestRestoreFromGoneSource restores from the bucket alone: the Database
+// orders backs up to the bucket, then is gone (its server's app database
+// dropped, its backup volume emptied: nothing of it is left in the cluster),
+// and a new Database orders-restored, whose spec.restore.fromBackup names
+// orders, loads every row into a new server from orders' prefix.
+func TestRestoreFromGoneSource(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			s := startS3(t)
+			src := start(t, engine)
+			src.Load(t, bytes.NewReader(newDataset(engine, small).SQL))
+			want := fingerprint(t, src)
+			bj := s3BackupJob(t, engine, s)
+			vol := t.TempDir()
+			if b := bj.Run(t, src, vol, s.extra(t, bj)); b.Err != nil {
+				t.Fatalf("backup of %s to S3: %v", engine, b.Err)
+			}
+
+			// The source is gone: its data and its backup volume.
+			drop := "DROP SCHEMA public CASCADE; CREATE SCHEMA public"
+			if engine == mysql {
+				drop = "DROP DATABASE app; CREATE DATABASE app"
+			}
+			src.Query(t, drop)
+			if n := tables(t, src); n != 0 {
+				t.Fatalf("%s: the source still has %d tables after %q", engine, n, drop)
+			}
+			for _, f := range files(t, vol) {
+				remove(t, filepath.Join(vol, f))
+			}
+
+			doc := `apiVersion: database.example.com/v1
+kind: Database
+metadata:
+  name: orders-restored
+  namespace: team-a
+spec:
+  type: ` + engine + `
+  version: "` + versions[engine] + `"
+  storage:
+    size: 5Gi
+  restore:
+    fromBackup:
+      database: orders
+`
+			ps := fn.RestoreJob(resolve(t, doc, s.input())).Spec.Template.Spec
+			if len(ps.Containers) != 1 || len(ps.InitContainers) != 1 {
+				t.Fatalf("restore Job of %s from the bucket: want one container and rclone's init container", engine)
+			}
+			if v := ps.Volumes[0]; v.PersistentVolumeClaim != nil {
+				t.Fatalf("restore Job of %s from the bucket mounts claim %s: the source's volume is gone", engine, v.PersistentVolumeClaim.ClaimName)
+			}
+			rj := fromContainer(t, ps.Containers[0])
+			if got := rj.Env["S3_PREFIX"]; got != s3Prefix {
+				t.Fatalf("restore Job of orders-restored: S3_PREFIX %q, want orders' %q", got, s3Prefix)
+			}
+			dst := start(t, engine)
+			scratch := t.TempDir()
+			extra := s.extra(t, rj)
+			extra["RESTORE_SCRATCH"] = scratch
+			if r := rj.Run(t, dst, scratch, extra); r.Err != nil {
+				t.Fatalf("restore of %s from the bucket alone: %v", engine, r.Err)
+			}
+			if diff := cmp.Diff(want, fingerprint(t, dst)); diff != "" {
+				t.Errorf("%s: a Database restored from a gone source's bucket prefix holds every row it had\nfingerprint(): -want, +got:\n%s", engine, diff)
 			}
 		})
 	}
