@@ -232,3 +232,19 @@ func writeBackup(t *testing.T, dir string, f backupFile, mtime time.Time) {
 		}
 	}
 }
+
+// TestVerifyScriptScratchClients: verify.sh's clients reach the scratch
+// server without TLS (it has no certificate), while the backup and restore
+// scripts' clients of the Database's servers keep verifying them.
+func TestVerifyScriptScratchClients(t *testing.T) {
+	my := VerifyScript(engines[v1.MySQL])
+	if strings.Contains(my, mysqlClientTLS) || !strings.Contains(my, mysqlScratchClient) {
+		t.Errorf("VerifyScript(MySQL): want its clients with %q, none with %q", mysqlScratchClient, mysqlClientTLS)
+	}
+	if !strings.Contains(RestoreScript(engines[v1.MySQL]), mysqlClientTLS) {
+		t.Errorf("RestoreScript(MySQL): want its clients of the Database's servers with %q", mysqlClientTLS)
+	}
+	if pg := VerifyScript(engines[v1.PostgreSQL]); !strings.Contains(pg, "export PGSSLMODE=disable") {
+		t.Errorf("VerifyScript(PostgreSQL): want PGSSLMODE=disable for the scratch server")
+	}
+}
