@@ -45,17 +45,24 @@ func BackupCronJob(p Params) *batchv1.CronJob {
 	if p.S3 != nil {
 		withS3(p, &pod, s3Env(p.S3, p.Namespace, p.Name))
 	}
+	return scriptCronJob(p, p.BackupCronJob(), "backup", p.Schedule, pod)
+}
+
+// scriptCronJob runs pod, a script pod of component, on schedule (UTC):
+// never two at once, a start missed by more than backupStartDeadline
+// skipped, backupHistory runs kept each way, backupDeadline per run.
+func scriptCronJob(p Params, name, component, schedule string, pod corev1.PodTemplateSpec) *batchv1.CronJob {
 	return &batchv1.CronJob{
-		ObjectMeta: metav1.ObjectMeta{Name: p.BackupCronJob(), Namespace: p.Namespace, Labels: p.Labels("backup")},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.Namespace, Labels: p.Labels(component)},
 		Spec: batchv1.CronJobSpec{
-			Schedule:                   p.Schedule,
+			Schedule:                   schedule,
 			TimeZone:                   ptr.To("Etc/UTC"),
 			ConcurrencyPolicy:          batchv1.ForbidConcurrent,
 			StartingDeadlineSeconds:    ptr.To[int64](backupStartDeadline),
 			SuccessfulJobsHistoryLimit: ptr.To[int32](backupHistory),
 			FailedJobsHistoryLimit:     ptr.To[int32](backupHistory),
 			JobTemplate: batchv1.JobTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: p.Labels("backup")},
+				ObjectMeta: metav1.ObjectMeta{Labels: p.Labels(component)},
 				Spec: batchv1.JobSpec{
 					BackoffLimit:          ptr.To[int32](2),
 					ActiveDeadlineSeconds: ptr.To[int64](backupDeadline),

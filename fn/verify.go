@@ -67,33 +67,18 @@ func VerifyCronJob(p Params) *batchv1.CronJob {
 	c.Resources.Requests[corev1.ResourceMemory] = mustQuantity("256Mi")
 	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: scratchVolume, MountPath: scratchMount})
 	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: scratchVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
-	return &batchv1.CronJob{
-		ObjectMeta: metav1.ObjectMeta{Name: p.VerifyCronJob(), Namespace: p.Namespace, Labels: p.Labels("verify")},
-		Spec: batchv1.CronJobSpec{
-			Schedule:                   p.VerifySchedule,
-			TimeZone:                   ptr.To("Etc/UTC"),
-			ConcurrencyPolicy:          batchv1.ForbidConcurrent,
-			StartingDeadlineSeconds:    ptr.To[int64](backupStartDeadline),
-			SuccessfulJobsHistoryLimit: ptr.To[int32](backupHistory),
-			FailedJobsHistoryLimit:     ptr.To[int32](backupHistory),
-			JobTemplate: batchv1.JobTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: p.Labels("verify")},
-				Spec: batchv1.JobSpec{
-					BackoffLimit:          ptr.To[int32](2),
-					ActiveDeadlineSeconds: ptr.To[int64](backupDeadline),
-					PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
-						Action: batchv1.PodFailurePolicyActionFailJob,
-						OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
-							ContainerName: ptr.To("verify"),
-							Operator:      batchv1.PodFailurePolicyOnExitCodesOpIn,
-							Values:        []int32{exitNotRestorable, exitDiffers},
-						},
-					}}},
-					Template: pod,
-				},
-			},
+	cj := scriptCronJob(p, p.VerifyCronJob(), "verify", p.VerifySchedule, pod)
+	// A backup that does not restore, or differs, fails the Job at once:
+	// retrying cannot change it.
+	cj.Spec.JobTemplate.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+		Action: batchv1.PodFailurePolicyActionFailJob,
+		OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
+			ContainerName: ptr.To("verify"),
+			Operator:      batchv1.PodFailurePolicyOnExitCodesOpIn,
+			Values:        []int32{exitNotRestorable, exitDiffers},
 		},
-	}
+	}}}
+	return cj
 }
 
 // VerifyCronJob is the verify CronJob's name.
