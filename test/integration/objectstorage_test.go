@@ -3,12 +3,9 @@ package integration
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +19,7 @@ import (
 
 	inputv1alpha1 "github.com/dbplane/dbplane/apis/input/v1alpha1"
 	"github.com/dbplane/dbplane/fn"
+	"github.com/dbplane/dbplane/test/harness/servers"
 )
 
 const (
@@ -30,103 +28,33 @@ const (
 	s3CredentialsSecret = "backup-s3"
 	// s3KeySecret is the platform's encryption key Secret.
 	s3KeySecret = "backup-key"
-	s3Bucket    = "dbplane-backups"
+	s3Bucket    = servers.S3Bucket
 	// s3Prefix is where the Database orders of team-a keeps its backups:
 	// the Input's prefix, then <namespace>/<name>/.
 	s3Prefix = "clusters/test/team-a/orders/"
 )
 
-// An s3Server is a real S3-compatible server, versitygw over a directory,
-// on loopback, with one bucket.
+// An s3Server is a real S3-compatible server (servers.S3) with what the
+// platform's Secrets hold for it.
 type s3Server struct {
-	bin, dir, addr string
-	access, secret string
+	*servers.S3
 	// key is the encryption key Secret's, when the Input names it.
-	key     string
-	cmd     *exec.Cmd
-	done    chan error
-	logs    *bytes.Buffer
-	stopped bool
+	key string
 }
 
-// startS3 starts versitygw (built from its pinned module) with random root
-// keys, passed in its environment, never its command line.
+// startS3 starts versitygw, built from its pinned module.
 func startS3(t testing.TB) *s3Server {
 	t.Helper()
 	requireBinaries(t, "rclone")
-	s := &s3Server{bin: tool(t, "versitygw"), dir: t.TempDir(), access: "dbplane" + randomHex(t, 6), secret: randomHex(t, 24)}
-	if err := os.Mkdir(filepath.Join(s.dir, s3Bucket), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.addr = l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s.start(t)
-	t.Cleanup(s.stop)
-	return s
+	return &s3Server{S3: servers.StartS3(t, tool(t, "versitygw"))}
 }
 
-func randomHex(t testing.TB, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-// start runs the server and waits until it accepts connections.
-func (s *s3Server) start(t testing.TB) {
-	t.Helper()
-	s.cmd = exec.CommandContext(t.Context(), s.bin, "--port", s.addr, "posix", s.dir) //nolint:gosec // The pinned test server.
-	s.cmd.Env = []string{"ROOT_ACCESS_KEY_ID=" + s.access, "ROOT_SECRET_ACCESS_KEY=" + s.secret, "HOME=" + s.dir}
-	s.logs = &bytes.Buffer{}
-	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("cannot start versitygw: %v", err)
-	}
-	s.done = make(chan error, 1)
-	go func() { s.done <- s.cmd.Wait() }()
-	s.stopped = false
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		c, err := (&net.Dialer{Timeout: time.Second}).DialContext(t.Context(), "tcp", s.addr)
-		if err == nil {
-			_ = c.Close()
-			return
-		}
-		select {
-		case err := <-s.done:
-			t.Fatalf("versitygw exited: %v\n%s", err, s.logs)
-		default:
-		}
-	}
-	t.Fatalf("versitygw does not listen on %s:\n%s", s.addr, s.logs)
-}
-
-// stop kills the server at once, as a crash or a lost network would.
-func (s *s3Server) stop() {
-	if s.stopped {
-		return
-	}
-	s.stopped = true
-	if err := s.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		s.logs.WriteString("cannot kill versitygw: " + err.Error() + "\n")
-	}
-	// Killed, it exits with an error: what it printed is in logs.
-	if err := <-s.done; err != nil {
-		s.logs.WriteString("versitygw: " + err.Error() + "\n")
-	}
-}
+func randomHex(t testing.TB, n int) string { return servers.RandomHex(t, n) }
 
 // input is the function Input a platform team would write for this server.
 func (s *s3Server) input() fn.Input {
 	in := fn.Input{SQLUsers: true, S3: &inputv1alpha1.S3{
-		Endpoint: "http://" + s.addr, Bucket: s3Bucket, Prefix: "clusters/test/", Region: "us-east-1",
+		Endpoint: s.Endpoint, Bucket: s3Bucket, Prefix: "clusters/test/", Region: "us-east-1",
 		CredentialsSecretName: s3CredentialsSecret,
 	}}
 	if s.key != "" {
@@ -137,7 +65,7 @@ func (s *s3Server) input() fn.Input {
 
 // keys is the credentials and encryption key Secrets' data.
 func (s *s3Server) keys() map[string]string {
-	return map[string]string{"AWS_ACCESS_KEY_ID": s.access, "AWS_SECRET_ACCESS_KEY": s.secret, "key": s.key}
+	return map[string]string{"AWS_ACCESS_KEY_ID": s.AccessKeyID, "AWS_SECRET_ACCESS_KEY": s.SecretAccessKey, "key": s.key}
 }
 
 // extra is what the cluster would set that the test must: the variables
@@ -353,12 +281,12 @@ func TestObjectStorage(t *testing.T) {
 				t.Fatalf("%s: the second backup never reached the volume", engine)
 			}
 			time.Sleep(500 * time.Millisecond) // Into the upload, which takes seconds.
-			s.stop()
+			s.Stop()
 			failed := <-res
 			if failed.Err == nil {
 				t.Errorf("%s: a backup whose upload was cut off must fail, got success", engine)
 			}
-			s.start(t)
+			s.Start(t)
 			if diff := cmp.Diff([]string{first, first + ".manifest", first + ".sha256"}, s.list(t, bj)); diff != "" {
 				t.Errorf("%s: an upload cut off lists nothing new and keeps the old backup: -want, +got:\n%s", engine, diff)
 			}

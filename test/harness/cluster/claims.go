@@ -49,7 +49,7 @@ func (c *Cluster) installClaims(ctx context.Context) error {
 	if _, err := c.Kubectl(ctx, nil, "apply", "-f", filepath.Join(dir, "xrd.yaml")); err != nil {
 		return err
 	}
-	comp, err := compositionWithInput(filepath.Join(dir, "composition.yaml"), "", false)
+	comp, err := compositionWithInput(filepath.Join(dir, "composition.yaml"), "", map[string]any{"sqlUsers": false})
 	if err != nil {
 		return err
 	}

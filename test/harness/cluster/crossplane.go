@@ -12,11 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -248,7 +250,7 @@ func (c *Cluster) installConfiguration(ctx context.Context) error {
 		name     string
 		sqlUsers bool
 	}{{"", false}, {SQLUsersComposition, true}} {
-		comp, err := compositionWithInput(filepath.Join(c.Root, "package", "configuration", "composition.yaml"), in.name, in.sqlUsers)
+		comp, err := compositionWithInput(filepath.Join(c.Root, "package", "configuration", "composition.yaml"), in.name, map[string]any{"sqlUsers": in.sqlUsers})
 		if err != nil {
 			return err
 		}
@@ -317,10 +319,24 @@ func packageStream(root string) ([]byte, error) {
 	return out, err
 }
 
+// ApplyComposition applies the configuration package's Composition as
+// name, with input's fields as the Input of dbplane's function step. A
+// Database selects it with spec.crossplane.compositionRef.name.
+func (c *Cluster) ApplyComposition(t testing.TB, name string, input map[string]any) {
+	t.Helper()
+	comp, err := compositionWithInput(filepath.Join(c.Root, "package", "configuration", "composition.yaml"), name, input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Apply(t.Context(), comp); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // compositionWithInput returns the Composition in path, as YAML, renamed
-// to name unless it is empty, with the Input `sqlUsers: <sqlUsers>` on
-// dbplane's function step.
-func compositionWithInput(path, name string, sqlUsers bool) (string, error) {
+// to name unless it is empty, with the Input of fields on dbplane's
+// function step.
+func compositionWithInput(path, name string, fields map[string]any) (string, error) {
 	b, err := os.ReadFile(path) //nolint:gosec // Our package.
 	if err != nil {
 		return "", err
@@ -343,7 +359,9 @@ func compositionWithInput(path, name string, sqlUsers bool) (string, error) {
 		if ref, _ := step["functionRef"].(map[string]any); ref["name"] != functionName {
 			continue
 		}
-		step["input"] = map[string]any{"apiVersion": "fn.database.example.com/v1alpha1", "kind": "Input", "sqlUsers": sqlUsers}
+		in := map[string]any{"apiVersion": "fn.database.example.com/v1alpha1", "kind": "Input"}
+		maps.Copy(in, fields)
+		step["input"] = in
 		found = true
 	}
 	if !found {

@@ -61,13 +61,22 @@ var kwokStageFiles = []string{
 	"node/fast/node-initialize.yaml",
 	"node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
 	"pod/fast/pod-ready.yaml",
-	"pod/fast/pod-complete.yaml",
+	podCompleteStage,
 	"pod/fast/pod-delete.yaml",
 	// Provisioning and binding are the harness's volumeBinder's;
 	// releasing and deleting are these two.
 	"volume/fast/pv-delete.yaml",
 	"volume/fast/pvc-delete.yaml",
 }
+
+// podCompleteStage completes Job pods; kwokJobSelector is how it selects them.
+const (
+	podCompleteStage = "pod/fast/pod-complete.yaml"
+	kwokJobSelector  = `    - key: '.metadata.ownerReferences.[].kind'
+      operator: 'In'
+      values:
+      - 'Job'`
+)
 
 // kwokClassSelector is how kwok's volume stages select their storage class;
 // the harness widens it to both of its classes.
@@ -83,6 +92,18 @@ func kwokStages(dir string) (string, error) {
 			return "", fmt.Errorf("cannot read kwok stage: %w", err)
 		}
 		s := string(data)
+		if f == podCompleteStage {
+			// Job pods of HostNamespace run on the host (RunPod), which
+			// ends them.
+			if !strings.Contains(s, kwokJobSelector) {
+				return "", fmt.Errorf("kwok stage %s no longer selects %q: update the harness", f, kwokJobSelector)
+			}
+			s = strings.Replace(s, kwokJobSelector, kwokJobSelector+`
+    - key: '.metadata.namespace'
+      operator: 'NotIn'
+      values:
+      - '`+HostNamespace+`'`, 1)
+		}
 		if strings.HasPrefix(f, "volume/") {
 			if !strings.Contains(s, kwokClassSelector) {
 				return "", fmt.Errorf("kwok stage %s no longer selects %q: update the harness", f, kwokClassSelector)
