@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +40,8 @@ const s3Composition = "databases-s3.database.example.com"
 //   - a backup now (the annotation) writes an encrypted backup, its
 //     manifest and checksum to the Database's prefix, and the Database's
 //     status says Succeeded;
+//   - the verify Job restores it from the bucket into a scratch server and
+//     compares it with its manifest, and the Database says BackupVerified;
 //   - deleting the Database leaves the bucket's objects and the backup
 //     volume;
 //   - a new Database restoring fromBackup the deleted one's name loads
@@ -95,7 +98,9 @@ stringData:
 
 	// The source, with rows and a backup now.
 	const name = "orders"
-	src := cluster.NewDatabase(ns, name, spec(map[string]any{"backup": map[string]any{"enabled": true, "schedule": "0 3 * * *"}}))
+	src := cluster.NewDatabase(ns, name, spec(map[string]any{"backup": map[string]any{
+		"enabled": true, "schedule": "0 3 * * *", "verify": map[string]any{"enabled": true},
+	}}))
 	env.ApplyDatabase(t, src)
 	primary := env.ServePostgreSQL(t, ns, name)
 	env.WaitReady(t, ns, name)
@@ -132,6 +137,32 @@ stringData:
 	if diff := cmp.Diff([]string{backup + ".bin", backup + ".manifest.bin", backup + ".sha256.bin"}, objects); backup == "" || diff != "" {
 		t.Fatalf("s3://%s/%s: want one encrypted backup, its manifest and checksum (-want, +got):\n%s", servers.S3Bucket, prefix, diff)
 	}
+	// Verified from the bucket, as the weekly verify Job does; the
+	// Database learns it at Crossplane's next poll (a minute).
+	if _, err := env.Kubectl(t.Context(), nil, "create", "job", name+"-verify-now", "--from=cronjob/"+name+"-verify", "-n", ns); err != nil {
+		t.Fatal(err)
+	}
+	verified := time.Now()
+	if r := env.RunPod(t, env.WaitPod(t, ns, name+"-verify-now")); r.ExitCode != 0 {
+		t.Fatalf("the verify Job's pod exited %d", r.ExitCode)
+	}
+	env.WaitFor(t, src, "BackupVerified and status.lastVerifiedBackup", func(ctx context.Context) error {
+		u, err := env.GetDatabase(ctx, ns, name)
+		if err != nil || u == nil {
+			return fmt.Errorf("the Database: %v", err)
+		}
+		if s, r, m := cluster.Condition(u, fn.ConditionBackupVerified); s != "True" || r != fn.ReasonVerified {
+			return fmt.Errorf("BackupVerified %s/%s: %s", s, r, m)
+		}
+		if at, _, _ := unstructured.NestedString(u.Object, "status", "lastVerifiedBackup"); at == "" {
+			return errors.New("no status.lastVerifiedBackup")
+		}
+		if _, ok, _ := unstructured.NestedInt64(u.Object, "status", "restoreSeconds"); !ok {
+			return errors.New("no status.restoreSeconds")
+		}
+		return nil
+	})
+	record("latency: verify pod ended -> Database BackupVerified", time.Since(verified))
 	vol := env.ClaimDir(t, ns, name+"-backup")
 	onVolume, err := filepath.Glob(filepath.Join(vol, "*.sql.gz"))
 	if err != nil || len(onVolume) != 1 || filepath.Base(onVolume[0]) != backup {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/dbplane/dbplane/test/harness"
+	"github.com/dbplane/dbplane/test/harness/servers"
 )
 
 // HostNamespace is the namespace whose Job pods kwok starts but does not
@@ -42,6 +44,14 @@ var hostImages = map[string]struct {
 	paths   map[string]string
 }{
 	"docker.io/rclone/rclone:1.60.1": {"rclone v1.60.1", map[string]string{"/usr/local/bin/rclone": "rclone"}},
+}
+
+// hostUsers are the users this machine runs an image's processes as when
+// its pod runs as a non-root user (the images' server users, uid 999): the
+// server packages' users, by image repository.
+var hostUsers = map[string]string{
+	"docker.io/library/postgres": "postgres",
+	"docker.io/library/mysql":    "mysql",
 }
 
 // A PodRun is how a pod's containers ran on the host.
@@ -95,10 +105,11 @@ func (c *Cluster) RunPod(t testing.TB, pod *corev1.Pod) PodRun {
 	if len(pod.Spec.Containers) != 1 {
 		t.Fatalf("pod %s: want one container, got %d", pod.Name, len(pod.Spec.Containers))
 	}
-	vols := c.podVolumes(t, pod)
+	h := c.newHostPod(t, pod)
+	vols := c.podVolumes(t, pod, h)
 	var run PodRun
 	for _, ct := range append(slices.Clone(pod.Spec.InitContainers), pod.Spec.Containers...) {
-		code, out := c.runContainer(t, pod, ct, vols)
+		code, out := c.runContainer(t, pod, ct, vols, h)
 		run.ExitCode = code
 		run.Output += "--- " + ct.Name + " (exit " + fmt.Sprint(code) + "):\n" + out
 		if code != 0 {
@@ -110,9 +121,62 @@ func (c *Cluster) RunPod(t testing.TB, pod *corev1.Pod) PodRun {
 	return run
 }
 
+// A hostPod is where a pod runs on the host: as whom, and the directory
+// its volumes and HOME are made in.
+type hostPod struct {
+	cred *syscall.Credential // nil: as the tester
+	dir  string
+}
+
+// newHostPod is pod's user and directory, removed when the test ends
+// unless it failed or DBPLANE_E2E_KEEP is set.
+func (c *Cluster) newHostPod(t testing.TB, pod *corev1.Pod) hostPod {
+	t.Helper()
+	var h hostPod
+	if sc := pod.Spec.SecurityContext; sc != nil && sc.RunAsUser != nil && *sc.RunAsUser != 0 {
+		repo, _, _ := strings.Cut(pod.Spec.Containers[0].Image, ":")
+		name, ok := hostUsers[repo]
+		if !ok {
+			t.Fatalf("pod %s runs as uid %d of image %s: no user of this machine stands for it", pod.Name, *sc.RunAsUser, repo)
+		}
+		cred, err := servers.ServiceUser(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.cred = cred
+	}
+	d, err := os.MkdirTemp("", "dbplane-pod-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.dir = d
+	t.Cleanup(func() {
+		if !t.Failed() && !harness.Keep() {
+			_ = os.RemoveAll(d)
+		}
+	})
+	if err := servers.ChownAll(d, h.cred); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// mkdir makes a directory of the pod's, owned by its user.
+func (h hostPod) mkdir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp(h.dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := servers.ChownAll(d, h.cred); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // podVolumes makes a directory for each of pod's volumes and returns them
 // by volume name.
-func (c *Cluster) podVolumes(t testing.TB, pod *corev1.Pod) map[string]string {
+func (c *Cluster) podVolumes(t testing.TB, pod *corev1.Pod, h hostPod) map[string]string {
 	t.Helper()
 	ctx := t.Context()
 	dirs := map[string]string{}
@@ -120,15 +184,19 @@ func (c *Cluster) podVolumes(t testing.TB, pod *corev1.Pod) map[string]string {
 		switch {
 		case v.PersistentVolumeClaim != nil:
 			d := c.ClaimDir(t, pod.Namespace, v.PersistentVolumeClaim.ClaimName)
+			// fsGroup: the pod's user may write it.
+			if err := servers.ChownAll(d, h.cred); err != nil {
+				t.Fatal(err)
+			}
 			dirs[v.Name] = d
 		case v.EmptyDir != nil:
-			dirs[v.Name] = t.TempDir()
+			dirs[v.Name] = h.mkdir(t)
 		case v.Secret != nil:
 			s, err := c.Kube.CoreV1().Secrets(pod.Namespace).Get(ctx, v.Secret.SecretName, metav1.GetOptions{})
 			if err != nil {
 				t.Fatalf("pod %s: volume %s: %v", pod.Name, v.Name, err)
 			}
-			dirs[v.Name] = writeKeys(t, s.Data, v.Secret.Items)
+			dirs[v.Name] = writeKeys(t, h, s.Data, v.Secret.Items)
 		case v.ConfigMap != nil:
 			cm, err := c.Kube.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, v.ConfigMap.Name, metav1.GetOptions{})
 			if err != nil {
@@ -138,7 +206,7 @@ func (c *Cluster) podVolumes(t testing.TB, pod *corev1.Pod) map[string]string {
 			for k, s := range cm.Data {
 				data[k] = []byte(s)
 			}
-			dirs[v.Name] = writeKeys(t, data, v.ConfigMap.Items)
+			dirs[v.Name] = writeKeys(t, h, data, v.ConfigMap.Items)
 		default:
 			t.Fatalf("pod %s: volume %s is of a kind RunPod cannot make", pod.Name, v.Name)
 		}
@@ -147,21 +215,27 @@ func (c *Cluster) podVolumes(t testing.TB, pod *corev1.Pod) map[string]string {
 }
 
 // ClaimDir is the directory standing for claim ns/name: the same for
-// every pod that mounts it, for as long as the cluster runs.
+// every pod that mounts it, for as long as the cluster runs. Pods' users
+// reach it through the cluster's directory, which they may traverse.
 func (c *Cluster) ClaimDir(t testing.TB, ns, name string) string {
 	t.Helper()
 	d := filepath.Join(c.Dir, "claims", ns, name)
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	for _, p := range []string{c.Dir, filepath.Join(c.Dir, "claims"), filepath.Dir(d)} {
+		if err := os.Chmod(p, 0o711); err != nil { //nolint:gosec // Traversal only: the files in it are the tester's, 0600.
+			t.Fatal(err)
+		}
+	}
 	return d
 }
 
 // writeKeys writes data's keys (items' only, at their paths, when set) as
-// files of a new directory.
-func writeKeys(t testing.TB, data map[string][]byte, items []corev1.KeyToPath) string {
+// files of a new directory of the pod's.
+func writeKeys(t testing.TB, h hostPod, data map[string][]byte, items []corev1.KeyToPath) string {
 	t.Helper()
-	d := t.TempDir()
+	d := h.mkdir(t)
 	paths := map[string]string{}
 	for k := range data {
 		paths[k] = k
@@ -180,12 +254,15 @@ func writeKeys(t testing.TB, data map[string][]byte, items []corev1.KeyToPath) s
 			t.Fatal(err)
 		}
 	}
+	if err := servers.ChownAll(d, h.cred); err != nil {
+		t.Fatal(err)
+	}
 	return d
 }
 
 // runContainer runs one container of pod on the host and returns its exit
 // code and output.
-func (c *Cluster) runContainer(t testing.TB, pod *corev1.Pod, ct corev1.Container, vols map[string]string) (int, string) {
+func (c *Cluster) runContainer(t testing.TB, pod *corev1.Pod, ct corev1.Container, vols map[string]string, h hostPod) (int, string) {
 	t.Helper()
 	paths := map[string]string{}
 	for _, m := range ct.VolumeMounts {
@@ -229,8 +306,12 @@ func (c *Cluster) runContainer(t testing.TB, pod *corev1.Pod, ct corev1.Containe
 	ctx, cancel := context.WithTimeout(t.Context(), podTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...) //nolint:gosec // The composed command.
-	// The images' PATH is this machine's; HOME keeps the tester's files out.
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	// The images' PATH: this machine's, with the server binaries (verify's
+	// scratch servers); HOME keeps the tester's files out.
+	cmd.Env = []string{"PATH=" + servers.PostgresBin() + ":" + os.Getenv("PATH") + ":/usr/sbin", "HOME=" + h.mkdir(t)}
+	if h.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: h.cred}
+	}
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		cmd.Env = append(cmd.Env, k+"="+env[k])
 	}
