@@ -8,14 +8,8 @@
 package crossplane1
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/dbplane/dbplane/test/harness"
 	"github.com/dbplane/dbplane/test/harness/cluster"
@@ -30,53 +24,7 @@ var timings harness.Timings
 
 // TestMain starts the control plane with Crossplane 1.20 (a failure there
 // fails the run, with every log printed), runs the tests, and stops every
-// process by PID.
+// process by PID (cluster.Main).
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "crossplane1: cannot find the repository:", err)
-		return 1
-	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	go func() {
-		if _, ok := <-sig; ok {
-			cancel()
-		}
-	}()
-
-	t0 := time.Now()
-	c, err := cluster.Start(ctx, cluster.Options{Root: root, Crossplane1: true, Record: timings.Record})
-	teardown := func(failed bool) {
-		if c == nil {
-			return
-		}
-		for _, err := range c.Stop() {
-			fmt.Fprintln(os.Stderr, "crossplane1:", err)
-		}
-		if failed || harness.Keep() {
-			c.PrintLogs(os.Stderr)
-			return
-		}
-		_ = os.RemoveAll(c.Dir)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "crossplane1: cannot start the control plane with Crossplane 1.20:", err)
-		teardown(true)
-		return 1
-	}
-	timings.Record("start-up: total", time.Since(t0))
-	env = c
-	code := m.Run()
-	teardown(code != 0)
-	fmt.Println("\ncrossplane 1.20 timings:")
-	timings.Print(os.Stdout)
-	return code
+	os.Exit(cluster.Main(m, "crossplane1", cluster.Options{Crossplane1: true}, &env, &timings))
 }
