@@ -31,8 +31,9 @@ const s3Composition = "databases-s3.database.example.com"
 
 // TestBackupToBucketAndRestore backs a Database up to a bucket and
 // restores a new Database from the bucket alone, on the control plane with
-// real servers: versitygw on loopback holds the bucket, and PostgreSQL on
-// loopback stands behind each Database's pod. The composed Jobs' pods, as
+// real servers, for each engine: versitygw on loopback holds the bucket,
+// and PostgreSQL 15 or MariaDB 10.11 (for MySQL 8.4) on loopback stands
+// behind each Database's pod. The composed Jobs' pods, as
 // Crossplane created them, run on this machine (cluster.RunPod: their
 // command, environment from the API server's Secrets, volumes as
 // directories), and their exit code is the pod's phase; the Job
@@ -49,7 +50,7 @@ const s3Composition = "databases-s3.database.example.com"
 //     restore runs.
 //
 // Not shown: the images (the commands run on this machine's PostgreSQL 15
-// client tools and rclone 1.60.1, the versions the images have), the
+// and MariaDB client tools and Debian's rclone 1.60.1), MySQL 8 itself, the
 // kubelet, and a Job whose pods fail (the scripts' failures are
 // test/integration's; the conditions they lead to the function's tests').
 func TestBackupToBucketAndRestore(t *testing.T) {
@@ -84,9 +85,19 @@ stringData:
 			"credentialsSecretName": "backup-s3", "encryptionKeySecretName": "backup-key",
 		}},
 	})
+	// One engine after the other: the verify scratch servers listen on fixed
+	// loopback ports.
+	for _, e := range []struct{ engine, version string }{{servers.PostgreSQL, "15"}, {servers.MySQL, "8.4"}} {
+		t.Run(e.engine, func(t *testing.T) { backupToBucketAndRestore(t, s3, e.engine, e.version) })
+	}
+}
+
+// backupToBucketAndRestore is TestBackupToBucketAndRestore for one engine.
+func backupToBucketAndRestore(t *testing.T, s3 *servers.S3, engine, version string) {
+	ns := cluster.HostNamespace
 	spec := func(extra map[string]any) map[string]any {
 		s := map[string]any{
-			"type": "postgresql", "version": "15", "replicas": int64(1), "environment": "development",
+			"type": engine, "version": version, "replicas": int64(1), "environment": "development",
 			"storage":    map[string]any{"size": "5Gi"},
 			"crossplane": map[string]any{"compositionRef": map[string]any{"name": s3Composition}},
 		}
@@ -97,17 +108,21 @@ stringData:
 	}
 
 	// The source, with rows and a backup now.
-	const name = "orders"
+	name := "orders-" + engine
 	src := cluster.NewDatabase(ns, name, spec(map[string]any{"backup": map[string]any{
 		"enabled": true, "schedule": "0 3 * * *", "verify": map[string]any{"enabled": true},
 	}}))
 	env.ApplyDatabase(t, src)
-	primary := env.ServePostgreSQL(t, ns, name)
+	primary := env.Serve(t, engine, ns, name)
 	env.WaitReady(t, ns, name)
-	primary.Query(t, "CREATE TABLE items (id int PRIMARY KEY, note text NOT NULL); INSERT INTO items SELECT i, md5(i::text) FROM generate_series(1, 20000) i")
+	fill := "CREATE TABLE items (id int PRIMARY KEY, note text NOT NULL); INSERT INTO items SELECT i, md5(i::text) FROM generate_series(1, 20000) i"
+	if engine == servers.MySQL {
+		fill = "SET SESSION max_recursive_iterations = 100000; CREATE TABLE items (id int PRIMARY KEY, note text NOT NULL); INSERT INTO items WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 20000) SELECT i, MD5(i) FROM s"
+	}
+	primary.Query(t, fill)
 	want := rows(t, primary)
 
-	const token = "before-the-delete"
+	token := "before-the-delete"
 	src.SetAnnotations(map[string]string{fn.AnnotationBackupNow: token})
 	env.ApplyDatabase(t, src)
 	sum := sha256.Sum256([]byte(token))
@@ -130,7 +145,7 @@ stringData:
 	objects := s3.List(t, prefix)
 	var backup string
 	for _, o := range objects {
-		if strings.HasSuffix(o, ".sql.gz.bin") {
+		if strings.HasSuffix(o, ".gz.bin") {
 			backup = strings.TrimSuffix(o, ".bin")
 		}
 	}
@@ -162,9 +177,9 @@ stringData:
 		}
 		return nil
 	})
-	record("latency: verify pod ended -> Database BackupVerified", time.Since(verified))
+	record("latency: verify pod ended -> Database BackupVerified ("+engine+")", time.Since(verified))
 	vol := env.ClaimDir(t, ns, name+"-backup")
-	onVolume, err := filepath.Glob(filepath.Join(vol, "*.sql.gz"))
+	onVolume, err := filepath.Glob(filepath.Join(vol, "*.gz"))
 	if err != nil || len(onVolume) != 1 || filepath.Base(onVolume[0]) != backup {
 		t.Errorf("the backup volume holds %v, want the uploaded backup %s too", onVolume, backup)
 	}
@@ -182,11 +197,11 @@ stringData:
 	}
 
 	// A new Database from the bucket alone.
-	const restored = "orders-restored"
+	restored := name + "-restored"
 	d := cluster.NewDatabase(ns, restored, spec(map[string]any{"restore": map[string]any{"fromBackup": map[string]any{"database": name}}}))
 	t0 := time.Now()
 	env.ApplyDatabase(t, d)
-	dst := env.ServePostgreSQL(t, ns, restored)
+	dst := env.Serve(t, engine, ns, restored)
 	pod := env.WaitPod(t, ns, restored+"-restore")
 	if s, err := env.Object(t.Context(), "Service", ns, restored); err != nil || s != nil {
 		t.Errorf("the client Service exists while the restore runs (err %v)", err)
@@ -198,7 +213,7 @@ stringData:
 		t.Fatalf("the restore Job's pod exited %d", r.ExitCode)
 	}
 	got := env.WaitReady(t, ns, restored)
-	record("latency: apply -> Database restored from the bucket Ready", time.Since(t0))
+	record("latency: apply -> Database restored from the bucket Ready ("+engine+")", time.Since(t0))
 	if s, r, _ := cluster.Condition(got.Unstructured, "Restored"); s != "True" || r != "RestoreSucceeded" {
 		t.Errorf("condition Restored is %s/%s, want True/RestoreSucceeded", s, r)
 	}
@@ -210,6 +225,9 @@ stringData:
 // rows is table items' row count and a checksum of every row, in order.
 func rows(t *testing.T, s *servers.Server) string {
 	t.Helper()
+	if s.Engine == servers.MySQL {
+		return s.Query(t, "SET SESSION group_concat_max_len = 67108864; SELECT CONCAT(COUNT(*), ' ', MD5(GROUP_CONCAT(id, ':', note ORDER BY id SEPARATOR ','))) FROM items")
+	}
 	return s.Query(t, "SELECT count(*) || ' ' || md5(string_agg(id || ':' || note, ',' ORDER BY id)) FROM items")
 }
 

@@ -139,18 +139,28 @@ func (c *Cluster) MapAddress(from, to string) error {
 func (c *Cluster) AddressMap() string { return c.addressMap }
 
 // ServePostgreSQL starts a real PostgreSQL server on loopback behind the
-// first pod of Database ns/name, and maps the read-write Service's host and
-// the pod's host to it, so the provider reaches it as it would in a cluster. The superuser's password is the one the function generated into
-// the Database's credentials Secret, which it waits for. The server stops
-// when the test ends.
+// first pod of Database ns/name (Serve).
 func (c *Cluster) ServePostgreSQL(t testing.TB, ns, name string) *servers.Server {
 	t.Helper()
+	return c.Serve(t, servers.PostgreSQL, ns, name)
+}
+
+// Serve starts a real server of engine (PostgreSQL, or MariaDB for MySQL)
+// on loopback behind the first pod of Database ns/name, and maps the
+// read-write Service's host and the pod's host to it, so the provider and
+// RunPod's pods reach it as they would in a cluster. The superuser's
+// password is the one the function generated into the Database's
+// credentials Secret, which it waits for. The server stops when the test
+// ends.
+func (c *Cluster) Serve(t testing.TB, engine, ns, name string) *servers.Server {
+	t.Helper()
 	// With the Database's TLS Secret, which the composed ProviderConfig
-	// verifies the server against.
-	srv := servers.StartTLS(t, servers.PostgreSQL, c.secretPassword(t, ns, name+"-credentials"), c.tlsFiles(t, ns, name+"-tls"))
+	// and Jobs verify the server against.
+	srv := servers.StartTLS(t, engine, c.secretPassword(t, ns, name+"-credentials"), c.tlsFiles(t, ns, name+"-tls"))
 	to := "127.0.0.1:" + strconv.Itoa(srv.Port)
+	port := map[string]string{servers.PostgreSQL: ":5432", servers.MySQL: ":3306"}[engine]
 	for _, h := range []string{name + "." + ns + ".svc.cluster.local", name + "-0." + name + "-headless." + ns + ".svc.cluster.local"} {
-		if err := c.MapAddress(h+":5432", to); err != nil {
+		if err := c.MapAddress(h+port, to); err != nil {
 			t.Fatal(err)
 		}
 	}
