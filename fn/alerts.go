@@ -18,11 +18,13 @@ const runbookURL = "https://github.com/dbplane/dbplane/blob/main/README.md#"
 // expression is text with placeholders the builder fills in for the
 // Database: {{pods}} selects its server pods' exporter series (namespace and
 // pod, as the PodMonitor labels them), {{claims}} its data and backup
-// volume claims (kubelet_volume_stats_*), {{cronjob}} its backup CronJob and
-// {{jobs}} that CronJob's Jobs (kube-state-metrics; not the on-demand ones,
-// which BackupHealthy reports), {{verifyjobs}} the verify CronJob's Jobs,
-// {{backupAge}} the
-// seconds a backup may be old, and {{ns}} the namespace.
+// volume claims (kubelet_volume_stats_*), {{cronjob}} its backup CronJob,
+// {{jobs}} its backup Jobs (kube-state-metrics): the CronJob's
+// (<name>-backup-<minutes>) and the on-demand one (<name>-backup-now-<6 hex
+// digits>, BackupNowJob), so that an on-demand backup that fails alerts and
+// one that succeeds counts as a success; {{verifyjobs}} the verify
+// CronJob's Jobs, {{backupAge}} the seconds a backup may be old, and {{ns}}
+// the namespace.
 type alert struct {
 	Name     string
 	Severity string
@@ -73,8 +75,13 @@ func alertsOf(p Params) []alert {
 		},
 		alert{
 			Name: "DatabaseBackupFailed", Severity: "warning",
+			// The newest failed backup Job started after the last success:
+			// the CronJob's (kept after its Jobs are gone) or any backup
+			// Job's that succeeded, the on-demand one's included.
 			Expr: `max by (namespace) (kube_job_status_start_time{{{jobs}}} * on (namespace, job_name) group_left () max by (namespace, job_name) (kube_job_status_failed{{{jobs}}} > bool 0))` +
-				` > on (namespace) (max by (namespace) (kube_cronjob_status_last_successful_time{{{cronjob}}}) or on (namespace) label_replace(vector(0), "namespace", "{{ns}}", "", ""))`,
+				` > on (namespace) max by (namespace) (kube_cronjob_status_last_successful_time{{{cronjob}}}` +
+				` or (kube_job_status_completion_time{{{jobs}}} and on (namespace, job_name) kube_job_status_succeeded{{{jobs}}} > 0)` +
+				` or label_replace(vector(0), "namespace", "{{ns}}", "", ""))`,
 			Summary:     "The last backup of Database {{ns}}/" + p.Name + " failed",
 			Description: "A backup Job of Database " + p.Name + " failed after its last successful backup. The Database's BackupHealthy condition says why.",
 			When:        func(p Params) bool { return p.Backup },
@@ -114,7 +121,7 @@ func PrometheusRule(p Params) *monitoringv1.PrometheusRule {
 		"{{pods}}", `namespace="`+p.Namespace+`",pod=~"`+p.StatefulSet()+`-[0-9]+"`,
 		"{{claims}}", `namespace="`+p.Namespace+`",persistentvolumeclaim=~"`+dataVolume+"-"+p.StatefulSet()+`-[0-9]+|`+p.BackupVolume()+`"`,
 		"{{cronjob}}", `namespace="`+p.Namespace+`",cronjob="`+p.BackupCronJob()+`"`,
-		"{{jobs}}", `namespace="`+p.Namespace+`",job_name=~"`+p.BackupCronJob()+`-[0-9]+"`,
+		"{{jobs}}", `namespace="`+p.Namespace+`",job_name=~"`+backupJobNames(p)+`"`,
 		"{{verifyjobs}}", `namespace="`+p.Namespace+`",job_name=~"`+p.VerifyCronJob()+`-[0-9]+"`,
 		"{{backupAge}}", strconv.FormatInt(int64(backupAge(p.Schedule).Seconds()), 10),
 		"{{ns}}", p.Namespace,
@@ -143,6 +150,13 @@ func PrometheusRule(p Params) *monitoringv1.PrometheusRule {
 			Rules: rules,
 		}}},
 	}
+}
+
+// backupJobNames matches the names of a Database's backup Jobs: the
+// CronJob's, <name>-backup-<minutes>, and the on-demand one's
+// (BackupNowJob), <name>-backup-now-<the token's Suffix>. PromQL anchors it.
+func backupJobNames(p Params) string {
+	return p.BackupCronJob() + `-([0-9]+|now-[0-9a-f]{6})`
 }
 
 // backupAge is how old the newest backup may be: the longest gap between

@@ -22,9 +22,23 @@ const (
 	backupHistory       = 3
 )
 
+//go:embed scripts/lock.sh
+var lockScript string
+
+// backupLockStale is the age in seconds at which the backup volume's lock
+// is stale (lock.sh): longer than a backup Job runs (backupDeadline), with
+// 15 minutes for its pod's grace period and clocks that differ.
+const backupLockStale = backupDeadline + 15*60
+
+// volumeLock is lock.sh, which backup.sh takes turns with and restore.sh
+// waits for.
+func volumeLock() string {
+	return strings.ReplaceAll(lockScript, "@STALE@", strconv.Itoa(backupLockStale))
+}
+
 // BackupScript is the shell script the backup job runs for an engine.
 func BackupScript(e engine) string {
-	return strings.NewReplacer("@DUMP@", e.Dump, "@EXT@", e.DumpExt, "@COUNT@", e.Count).Replace(backupScript)
+	return strings.NewReplacer("@DUMP@", e.Dump, "@EXT@", e.DumpExt, "@COUNT@", e.Count, "@LOCK@", volumeLock()).Replace(backupScript)
 }
 
 // BackupCronJob takes a logical backup of the app database on the schedule,

@@ -2,11 +2,13 @@ package fn
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/crossplane/function-sdk-go/logging"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
@@ -160,6 +162,36 @@ func TestRunFunctionBackupNow(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, w); diff != "" {
 				t.Errorf("%s\nRunFunction(...): -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestBackupLockStale: no Job that runs backup.sh outlives its lock on the
+// backup volume (lock.sh): each ends, at its deadline and the pod's grace
+// period, before the lock is stale, so that a run takes a lock over only
+// from a run that is gone.
+func TestBackupLockStale(t *testing.T) {
+	p := params(t, everySpec()["postgresql-18-production-metrics=true"])
+	p.BackupNow = "2026-01-01"
+	cases := map[string]struct {
+		reason string
+		job    batchv1.JobSpec
+	}{
+		"Scheduled": {reason: "The CronJob's Jobs take the lock.", job: BackupCronJob(p).Spec.JobTemplate.Spec},
+		"OnDemand":  {reason: "The on-demand Job takes the lock.", job: BackupNowJob(p, backupToken(p.BackupNow)).Spec},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
+			if g := tc.job.Template.Spec.TerminationGracePeriodSeconds; g != nil {
+				grace = *g
+			}
+			if d := tc.job.ActiveDeadlineSeconds; d == nil || *d+grace >= backupLockStale {
+				t.Errorf("%s\nactiveDeadlineSeconds %v and a %ds grace period: want a Job that ends before its lock is stale (%ds)", tc.reason, d, grace, backupLockStale)
+			}
+			if script := tc.job.Template.Spec.Containers[0].Command[2]; !strings.Contains(script, "\nlock_stale="+strconv.Itoa(backupLockStale)+"\n") {
+				t.Errorf("%s\nthe Job's script does not take the lock with the bound %ds", tc.reason, backupLockStale)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package fn
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -248,5 +249,34 @@ func TestPrometheusRuleFollowsTheDatabase(t *testing.T) {
 	mysql := slices.Concat([]string{"DatabaseMetricsAbsent", "DatabaseInstanceDown", "DatabaseConnectionsNearMax", "DatabaseLockWaits", "DatabaseDeadlocks"}, replication, volumes, verified)
 	if diff := cmp.Diff(mysql, alertsOf("mysql-8.4-production-metrics=true")); diff != "" {
 		t.Errorf("MySQL: lock waits instead of long transactions: -want, +got:\n%s", diff)
+	}
+}
+
+// TestBackupJobNames: the backup alerts read the Database's backup Jobs,
+// scheduled and on demand, and no other Job.
+func TestBackupJobNames(t *testing.T) {
+	p := params(t, everySpec()["postgresql-18-production-metrics=true"])
+	other := p
+	other.names = names{Name: p.Name + "-2", Namespace: p.Namespace}
+	re := regexp.MustCompile(`^(?:` + backupJobNames(p) + `)$`) // PromQL anchors =~.
+	cases := map[string]struct {
+		reason string
+		job    string
+		want   bool
+	}{
+		"Scheduled":        {reason: "The CronJob's Jobs are named for the minute they were scheduled.", job: p.BackupCronJob() + "-29000000", want: true},
+		"OnDemand":         {reason: "The on-demand backup Job is a backup Job.", job: p.BackupNowJob("2026-01-01"), want: true},
+		"Verify":           {reason: "A verify Job is not a backup.", job: p.VerifyCronJob() + "-29000000"},
+		"OtherScheduled":   {reason: "Another Database's backups are its own.", job: other.BackupCronJob() + "-29000000"},
+		"OtherOnDemand":    {reason: "Another Database's on-demand backups are its own.", job: other.BackupNowJob("2026-01-01")},
+		"NotAToken":        {reason: "Only a token's digest follows backup-now-.", job: p.BackupCronJob() + "-now-29000000"},
+		"OnDemandOfPrefix": {reason: "A Database whose name extends this one's is another.", job: names{Name: p.Name + "-backup"}.BackupNowJob("x")},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := re.MatchString(tc.job); got != tc.want {
+				t.Errorf("%s\nbackupJobNames(...) matches %q: want %t, got %t", tc.reason, tc.job, tc.want, got)
+			}
+		})
 	}
 }

@@ -40,5 +40,5 @@ func scratchClient(cmd string) string {
 const mysqlScratchClient = `--loose-ssl-mode=DISABLED --loose-skip-ssl`
 
 func restoreScriptFor(tables, restore, ext string) string {
-	return strings.NewReplacer("@TABLES@", tables, "@RESTORE@", restore, "@EXT@", ext).Replace(restoreScript)
+	return strings.NewReplacer("@TABLES@", tables, "@RESTORE@", restore, "@EXT@", ext, "@LOCK@", volumeLock()).Replace(restoreScript)
 }

@@ -34,6 +34,8 @@ var otherMetrics = map[string]string{
 	"kubelet_volume_stats_capacity_bytes":      "kubelet",
 	"kube_job_status_start_time":               "kube-state-metrics",
 	"kube_job_status_failed":                   "kube-state-metrics",
+	"kube_job_status_succeeded":                "kube-state-metrics",
+	"kube_job_status_completion_time":          "kube-state-metrics: set when the Job succeeded",
 	"kube_cronjob_status_last_successful_time": "kube-state-metrics",
 	"kube_cronjob_created":                     "kube-state-metrics",
 	// MySQL 8.4 has only SHOW REPLICA STATUS, whose columns mysqld_exporter

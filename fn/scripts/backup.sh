@@ -14,6 +14,8 @@
 # written: verify.sh restores the backup and compares) and, in sha256sum's
 # format, its .sha256; restore.sh reads them. Then deletes backups older than
 # RETENTION_DAYS days, never the one just written; a failed run deletes none.
+# Runs on one volume take turns (the lock below, lock.sh's): one that
+# waits says so.
 #
 # The dump tool is the server image's own (pg_dump; Oracle's mysqldump), and
 # restore.sh loads with the same image's client. test/integration runs this
@@ -33,19 +35,34 @@ if [[ ! "${RETENTION_DAYS:-}" =~ ^[1-9][0-9]*$ ]]; then
   exit 1
 fi
 
-ts="$(date -u +%Y%m%dT%H%M%SZ)"
-file="${DATABASE}-${ts}.@EXT@.gz"
-tmp="${BACKUP_DIR}/.${file}.partial"
+@LOCK@
 
+file=""
+tmp=""
 # On any exit: remove the temporary files and a checksum published without
-# its backup.
+# its backup, then give the lock back.
 cleanup() {
-  rm -f -- "${tmp}" "${tmp}.sha256" "${tmp}.manifest" "${tmp}.fifo"
-  if [[ ! -e "${BACKUP_DIR}/${file}" ]]; then
-    rm -f -- "${BACKUP_DIR}/${file}.sha256" "${BACKUP_DIR}/${file}.manifest"
+  if [[ -n "${file}" ]]; then
+    rm -f -- "${tmp}" "${tmp}.sha256" "${tmp}.manifest" "${tmp}.fifo"
+    if [[ ! -e "${BACKUP_DIR}/${file}" ]]; then
+      rm -f -- "${BACKUP_DIR}/${file}.sha256" "${BACKUP_DIR}/${file}.manifest"
+    fi
   fi
+  lock_release
 }
 trap cleanup EXIT
+lock_take backup
+
+# The name is the UTC second, taken under the lock: a run that follows
+# another within its second waits for the next, so that no backup is ever
+# overwritten.
+ts="$(date -u +%Y%m%dT%H%M%SZ)"
+while [[ -e "${BACKUP_DIR}/${DATABASE}-${ts}.@EXT@.gz" ]]; do
+  sleep 1
+  ts="$(date -u +%Y%m%dT%H%M%SZ)"
+done
+file="${DATABASE}-${ts}.@EXT@.gz"
+tmp="${BACKUP_DIR}/.${file}.partial"
 
 # A run killed outright (deadline, eviction, OOM) cannot clean up. Its
 # temporary files stop changing when it dies; remove them once they are

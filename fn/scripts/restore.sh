@@ -17,6 +17,9 @@
 # (verify.sh compares it); with RESTORE_REPORT set, the name of the backup
 # loaded is written to that file.
 #
+# While a backup run holds BACKUP_DIR's lock (lock.sh), the restore waits
+# for it to finish, and says so.
+#
 # RESTORE_FORCE=true only skips the empty-database check; what happens to
 # what exists is up to the dump. mysqldump drops each table it holds before
 # creating it and keeps other tables. A PostgreSQL load runs in one
@@ -33,6 +36,12 @@ fail() {
 if [[ ! "${DATABASE}" =~ ^[A-Za-z0-9_]+$ ]]; then
   fail "cannot restore database '${DATABASE}': only letters, digits and _ are supported"
 fi
+
+# A backup run holding the volume's lock may be about to publish a newer
+# backup or prune the one this would load: wait for it to finish. From the
+# bucket alone (a restore Job's emptyDir), there is no lock.
+@LOCK@
+lock_free restore
 
 if [[ -n "${S3_BUCKET:-}" ]]; then
   : "${RESTORE_SCRATCH:?must be set with S3_BUCKET}"

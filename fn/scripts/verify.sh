@@ -2,7 +2,8 @@
 # pod and check it holds what was dumped. The scratch server (the server
 # image's own binary) runs on loopback with its data in a temporary
 # directory under SCRATCH, and is stopped and deleted on exit. restore.sh
-# does the load, with every check it makes (checksum, decryption); then the
+# does the load, with every check it makes (checksum, decryption), after
+# waiting for a backup run that holds the volume's lock; then the
 # scratch server is dumped again and its rows counted as backup.sh counted
 # them at dump time: the two manifests (every table and its rows) must be
 # equal.

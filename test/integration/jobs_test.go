@@ -158,6 +158,25 @@ type run struct {
 // password the Secret would hold; extra adds to or overrides the rest.
 func (j job) Run(t testing.TB, s *server, dir string, extra map[string]string) run {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), scriptTimeout)
+	defer cancel()
+	cmd := j.Cmd(ctx, t, s, dir, extra)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	begin := time.Now()
+	err := cmd.Run()
+	r := run{Stdout: out.String(), Stderr: stderr.String(), Elapsed: time.Since(begin), Err: err}
+	status := "success"
+	if err != nil {
+		status = err.Error()
+	}
+	t.Logf("%s %s: %s in %s\nstdout:\n%s\nstderr:\n%s", s.Engine, scriptName(j), status, r.Elapsed.Round(time.Millisecond), r.Stdout, r.Stderr)
+	return r
+}
+
+// Cmd is the command Run runs, not started.
+func (j job) Cmd(ctx context.Context, t testing.TB, s *server, dir string, extra map[string]string) *exec.Cmd {
+	t.Helper()
 	if s.PasswordEnv() != j.PasswordEnv {
 		t.Fatalf("composed job reads the password from %s, the %s client from %s", j.PasswordEnv, s.Engine, s.PasswordEnv())
 	}
@@ -185,8 +204,6 @@ func (j job) Run(t testing.TB, s *server, dir string, extra map[string]string) r
 		env[k] = v
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), scriptTimeout)
-	defer cancel()
 	command := make([]string, 0, len(j.Command))
 	for _, a := range j.Command {
 		command = append(command, localTLS(a, s.TLS.Dir))
@@ -197,17 +214,7 @@ func (j job) Run(t testing.TB, s *server, dir string, extra map[string]string) r
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		cmd.Env = append(cmd.Env, k+"="+env[k])
 	}
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	begin := time.Now()
-	err := cmd.Run()
-	r := run{Stdout: out.String(), Stderr: stderr.String(), Elapsed: time.Since(begin), Err: err}
-	status := "success"
-	if err != nil {
-		status = err.Error()
-	}
-	t.Logf("%s %s: %s in %s\nstdout:\n%s\nstderr:\n%s", s.Engine, scriptName(j), status, r.Elapsed.Round(time.Millisecond), r.Stdout, r.Stderr)
-	return r
+	return cmd
 }
 
 func scriptName(j job) string {
