@@ -135,9 +135,11 @@ if [[ -n "${S3_BUCKET:-}" ]]; then
   # Retention, as on the volume: checksums first, so that a backup stops
   # being listed before its data goes; then old data objects, with any an
   # earlier run uploaded without its checksum. Never the one just written.
+  # Filter rules apply in order, the first that matches wins.
   for pattern in "${DATABASE}-*.@EXT@.gz.sha256" "${DATABASE}-*.@EXT@.gz" "${DATABASE}-*.@EXT@.gz.manifest"; do
     "${rclone}" delete --max-depth 1 --min-age "${RETENTION_DAYS}d" -v \
-      --exclude "/${file}" --exclude "/${file}.sha256" --exclude "/${file}.manifest" --include "/${pattern}" -- "${remote}" 2>&1 |
+      --filter "- /${file}" --filter "- /${file}.sha256" --filter "- /${file}.manifest" --filter "+ /${pattern}" --filter "- **" \
+      -- "${remote}" 2>&1 |
       sed 's|^.*INFO  *: \(.*\): Deleted$|pruned s3 \1|'
   done
 fi
