@@ -18,6 +18,8 @@ cache="${DBPLANE_CACHE:-${HOME}/.cache/dbplane}/bin"
 # Per tool: the module its wrapper requires and the main package to build.
 # The wrapper directory is the tool's name unless set.
 dir="${name}"
+# Build tags, when a tool needs some; they are part of the cache key.
+tags=""
 case "${name}" in
 crossplane-cli)
   mod=github.com/crossplane/cli/v2
@@ -68,9 +70,12 @@ mysqld-exporter)
   pkg=${mod}
   ;;
 promtool)
-  # Prometheus' Go module: v0.3MM.P is Prometheus 3.MM.P.
+  # Prometheus' Go module: v0.3MM.P is Prometheus 3.MM.P. Without the
+  # service discovery plugins (Prometheus' own build tag): the tests only
+  # check and test rules, and the cloud SDKs were most of its cold build.
   mod=github.com/prometheus/prometheus
   pkg=${mod}/cmd/promtool
+  tags=remove_all_sd
   ;;
 versitygw)
   # The S3-compatible server test/integration uploads backups to.
@@ -109,7 +114,7 @@ if [[ ! "${version}" =~ ^v[0-9]+\.[0-9]+\.[0-9]+ ]]; then
   exit 2
 fi
 
-out="${cache}/${name}-${version}"
+out="${cache}/${name}-${version}${tags:+-${tags//,/-}}"
 if [[ -x "${out}" ]]; then
   echo "${out}"
   exit 0
@@ -148,7 +153,7 @@ mkdir -p "${cache}"
 echo "building ${name} ${version} into ${out} (cold: 1-20 minutes)" >&2
 (
   cd "${here}/${dir}"
-  CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w ${x}" \
+  CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -tags "${tags}" -ldflags "-s -w ${x}" \
     -o "${out}.tmp" "${pkg}"
 )
 mv "${out}.tmp" "${out}"

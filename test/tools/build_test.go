@@ -17,24 +17,26 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// wrappers are build.sh's tools: the wrapper directory and the module whose
-// require line is the version.
-var wrappers = map[string]struct{ dir, module string }{
-	"crossplane-cli":          {"crossplane-cli", "github.com/crossplane/cli/v2"},
-	"crossplane-core":         {"crossplane-core", "github.com/crossplane/crossplane/v2"},
-	"crossplane-core-v1":      {"crossplane-core-v1", "github.com/crossplane/crossplane"},
-	"crank":                   {"crank", "github.com/crossplane/crossplane"},
-	"registry":                {"registry", "github.com/distribution/distribution/v3"},
-	"etcd":                    {"etcd", "go.etcd.io/etcd/server/v3"},
-	"kwok":                    {"kwok", "sigs.k8s.io/kwok"},
-	"golangci-lint":           {"golangci-lint", "github.com/golangci/golangci-lint/v2"},
-	"kube-apiserver":          {"kube", "k8s.io/kubernetes"},
-	"kube-controller-manager": {"kube", "k8s.io/kubernetes"},
-	"kube-scheduler":          {"kube", "k8s.io/kubernetes"},
-	"kubectl":                 {"kube", "k8s.io/kubernetes"},
-	"postgres-exporter":       {"postgres-exporter", "github.com/prometheus-community/postgres_exporter"},
-	"mysqld-exporter":         {"mysqld-exporter", "github.com/prometheus/mysqld_exporter"},
-	"promtool":                {"promtool", "github.com/prometheus/prometheus"},
+// wrappers are build.sh's tools: the wrapper directory, the module whose
+// require line is the version, and the build tags that follow it in the
+// cache key.
+var wrappers = map[string]struct{ dir, module, tags string }{
+	"crossplane-cli":          {"crossplane-cli", "github.com/crossplane/cli/v2", ""},
+	"crossplane-core":         {"crossplane-core", "github.com/crossplane/crossplane/v2", ""},
+	"crossplane-core-v1":      {"crossplane-core-v1", "github.com/crossplane/crossplane", ""},
+	"crank":                   {"crank", "github.com/crossplane/crossplane", ""},
+	"registry":                {"registry", "github.com/distribution/distribution/v3", ""},
+	"etcd":                    {"etcd", "go.etcd.io/etcd/server/v3", ""},
+	"kwok":                    {"kwok", "sigs.k8s.io/kwok", ""},
+	"golangci-lint":           {"golangci-lint", "github.com/golangci/golangci-lint/v2", ""},
+	"kube-apiserver":          {"kube", "k8s.io/kubernetes", ""},
+	"kube-controller-manager": {"kube", "k8s.io/kubernetes", ""},
+	"kube-scheduler":          {"kube", "k8s.io/kubernetes", ""},
+	"kubectl":                 {"kube", "k8s.io/kubernetes", ""},
+	"postgres-exporter":       {"postgres-exporter", "github.com/prometheus-community/postgres_exporter", ""},
+	"mysqld-exporter":         {"mysqld-exporter", "github.com/prometheus/mysqld_exporter", ""},
+	"promtool":                {"promtool", "github.com/prometheus/prometheus", "remove_all_sd"},
+	"versitygw":               {"versitygw", "github.com/versity/versitygw", ""},
 }
 
 // required is the version of module the go.mod in dir requires, as the go
@@ -105,7 +107,11 @@ func TestBuildReadsWrapperVersion(t *testing.T) {
 				}
 			}
 			cache := t.TempDir()
-			want := cached(t, cache, name, required(t, w.dir, w.module))
+			key := required(t, w.dir, w.module)
+			if w.tags != "" {
+				key += "-" + w.tags
+			}
+			want := cached(t, cache, name, key)
 			got, code := build(t, "build.sh", cache, name)
 			if code != 0 || got != want {
 				t.Errorf("build.sh %s: want %s (exit 0), got %q (exit %d)", name, want, got, code)
