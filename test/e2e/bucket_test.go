@@ -132,8 +132,11 @@ func backupToBucketAndRestore(t *testing.T, s3 *servers.S3, engine, version stri
 	}
 	env.WaitFor(t, src, "status.onDemandBackup Succeeded", func(ctx context.Context) error {
 		u, err := env.GetDatabase(ctx, ns, name)
-		if err != nil || u == nil {
-			return fmt.Errorf("the Database: %v", err)
+		if err != nil {
+			return err
+		}
+		if u == nil {
+			return errors.New("the Database is gone")
 		}
 		if r, _, _ := unstructured.NestedString(u.Object, "status", "onDemandBackup", "result"); r != "Succeeded" {
 			ob, _, _ := unstructured.NestedMap(u.Object, "status", "onDemandBackup")
@@ -163,8 +166,11 @@ func backupToBucketAndRestore(t *testing.T, s3 *servers.S3, engine, version stri
 	}
 	env.WaitFor(t, src, "BackupVerified and status.lastVerifiedBackup", func(ctx context.Context) error {
 		u, err := env.GetDatabase(ctx, ns, name)
-		if err != nil || u == nil {
-			return fmt.Errorf("the Database: %v", err)
+		if err != nil {
+			return err
+		}
+		if u == nil {
+			return errors.New("the Database is gone")
 		}
 		if s, r, m := cluster.Condition(u, fn.ConditionBackupVerified); s != "True" || r != fn.ReasonVerified {
 			return fmt.Errorf("BackupVerified %s/%s: %s", s, r, m)
@@ -234,7 +240,7 @@ func rows(t *testing.T, s *servers.Server) string {
 // toolPath builds (once, cached) and returns a pinned tool.
 func toolPath(t *testing.T, name string) string {
 	t.Helper()
-	out, err := exec.CommandContext(t.Context(), filepath.Join("..", "tools", "build.sh"), name).Output()
+	out, err := exec.CommandContext(t.Context(), filepath.Join("..", "tools", "build.sh"), name).Output() //nolint:gosec // Our build script and a tool name.
 	if err != nil {
 		t.Fatalf("cannot build %s: %v", name, err)
 	}
