@@ -133,7 +133,7 @@ func backupToBucketAndRestore(t *testing.T, s3 *servers.S3, engine, version stri
 	env.WaitFor(t, src, "status.onDemandBackup Succeeded", func(ctx context.Context) error {
 		u, err := env.GetDatabase(ctx, ns, name)
 		if err != nil || u == nil {
-			return fmt.Errorf("the Database: %v", err)
+			return fmt.Errorf("the Database: %w", err)
 		}
 		if r, _, _ := unstructured.NestedString(u.Object, "status", "onDemandBackup", "result"); r != "Succeeded" {
 			ob, _, _ := unstructured.NestedMap(u.Object, "status", "onDemandBackup")
@@ -164,7 +164,7 @@ func backupToBucketAndRestore(t *testing.T, s3 *servers.S3, engine, version stri
 	env.WaitFor(t, src, "BackupVerified and status.lastVerifiedBackup", func(ctx context.Context) error {
 		u, err := env.GetDatabase(ctx, ns, name)
 		if err != nil || u == nil {
-			return fmt.Errorf("the Database: %v", err)
+			return fmt.Errorf("the Database: %w", err)
 		}
 		if s, r, m := cluster.Condition(u, fn.ConditionBackupVerified); s != "True" || r != fn.ReasonVerified {
 			return fmt.Errorf("BackupVerified %s/%s: %s", s, r, m)
@@ -234,7 +234,7 @@ func rows(t *testing.T, s *servers.Server) string {
 // toolPath builds (once, cached) and returns a pinned tool.
 func toolPath(t *testing.T, name string) string {
 	t.Helper()
-	out, err := exec.CommandContext(t.Context(), filepath.Join("..", "tools", "build.sh"), name).Output()
+	out, err := exec.CommandContext(t.Context(), filepath.Join("..", "tools", "build.sh"), name).Output() //nolint:gosec // The repository's own build script.
 	if err != nil {
 		t.Fatalf("cannot build %s: %v", name, err)
 	}

@@ -403,12 +403,12 @@ func TestObjectStorageDumpFails(t *testing.T) {
 func failingDump(t *testing.T, engine string, n int) string {
 	t.Helper()
 	tool := map[string]string{postgresql: "pg_dump", mysql: "mysqldump"}[engine]
-	real, err := exec.LookPath(tool)
+	bin, err := exec.LookPath(tool)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	script := fmt.Sprintf("#!/bin/bash\n%q \"$@\" | head -c %d\necho 'dump: failing on purpose' >&2\nexit 1\n", real, n)
+	script := fmt.Sprintf("#!/bin/bash\n%q \"$@\" | head -c %d\necho 'dump: failing on purpose' >&2\nexit 1\n", bin, n)
 	if err := os.WriteFile(filepath.Join(dir, tool), []byte(script), 0o700); err != nil { //nolint:gosec // An executable the test runs.
 		t.Fatal(err)
 	}

@@ -134,7 +134,7 @@ func (s *S3) List(t testing.TB, prefix string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "rclone", "lsf", "--files-only", "-R", "dbplane:"+S3Bucket+"/"+prefix)
+	cmd := exec.CommandContext(ctx, "rclone", "lsf", "--files-only", "-R", "dbplane:"+S3Bucket+"/"+prefix) //nolint:gosec // The test's own listing of its bucket.
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, s.RcloneEnv()...)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
