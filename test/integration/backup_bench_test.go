@@ -59,9 +59,12 @@ func benchBackup(b *testing.B, engine string) {
 	shell := func(script string) time.Duration {
 		b.Helper()
 		env := map[string]string{}
+		// As job.Cmd runs the composed job: the TLS Secret's CA is the
+		// server's.
 		for k, v := range backupJob(b, engine).Env {
-			env[k] = v
+			env[k] = localTLS(v, src.TLS.Dir)
 		}
+		script = localTLS(script, src.TLS.Dir)
 		env["DB_HOST"], env["DB_PORT"] = "127.0.0.1", strconv.Itoa(src.Port)
 		env[src.PasswordEnv()] = src.Password
 		env["OUT"] = floor
