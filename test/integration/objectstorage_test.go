@@ -201,10 +201,11 @@ func TestObjectStorage(t *testing.T) {
 			}
 
 			// Backups older than the 7 days' retention, one of them only
-			// the data an earlier run cut off left without its checksum.
+			// the data an earlier run cut off left without its checksum, and
+			// the temporary object of a run killed outright.
 			old := t.TempDir()
 			long := time.Now().Add(-30 * 24 * time.Hour)
-			for _, n := range []string{"app-20200101T000000Z.sql.gz", "app-20200101T000000Z.sql.gz.sha256", "app-20200102T000000Z.sql.gz"} {
+			for _, n := range []string{"app-20200101T000000Z.sql.gz", "app-20200101T000000Z.sql.gz.sha256", "app-20200102T000000Z.sql.gz", ".app-20200103T000000Z.sql.gz.partial"} {
 				if err := os.WriteFile(filepath.Join(old, n), []byte("old "+n), 0o600); err != nil {
 					t.Fatal(err)
 				}
@@ -215,8 +216,8 @@ func TestObjectStorage(t *testing.T) {
 			if _, err := s.rclone(t, bj, nil, "copy", old, "dbplane:"+s3Bucket+"/"+s3Prefix); err != nil {
 				t.Fatal(err)
 			}
-			if got := len(s.list(t, bj)); got != 3 {
-				t.Fatalf("seeding old backups: want 3 objects, got %d", got)
+			if got := len(s.list(t, bj)); got != 4 {
+				t.Fatalf("seeding old backups: want 4 objects, got %d", got)
 			}
 
 			dir := t.TempDir()
@@ -312,6 +313,118 @@ func TestObjectStorage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestObjectStorageDumpFails has the dump fail mid-stream while the
+// upload streams with it, in the clear and encrypted: the run fails, and
+// the bucket and the volume are as before it: no backup listed, nothing
+// under a backup's name, no temporary object left, the previous backup
+// unchanged. Then the upload alone fails mid-stream: the dump goes on, and
+// the backup is uploaded from the volume, whole.
+func TestObjectStorageDumpFails(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			src := start(t, engine)
+			src.Load(t, bytes.NewReader(newDataset(engine, large).SQL))
+			for _, encrypted := range []bool{false, true} {
+				t.Run(map[bool]string{false: "Plain", true: "Encrypted"}[encrypted], func(t *testing.T) {
+					s := startS3(t)
+					if encrypted {
+						s.key = randomHex(t, 32)
+					}
+					bj := s3BackupJob(t, engine, s)
+					dir := t.TempDir()
+					if b := bj.Run(t, src, dir, s.extra(t, bj)); b.Err != nil {
+						t.Fatalf("backup of %s to S3: %v", engine, b.Err)
+					}
+					volume, bucket := files(t, dir), s.list(t, bj)
+					objects := map[string][]byte{}
+					for _, o := range bucket {
+						objects[o] = s.cat(t, bj, o)
+					}
+
+					// The dump tool writes 4 MB of its dump, then fails: the
+					// upload is under way (its first part is more than
+					// rclone's 100 KiB streaming cutoff).
+					time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+					extra := s.extra(t, bj)
+					extra["PATH"] = failingDump(t, engine, 4<<20) + ":" + os.Getenv("PATH")
+					r := bj.Run(t, src, dir, extra)
+					if r.Err == nil {
+						t.Fatalf("%s: a backup whose dump fails mid-stream must fail, got success", engine)
+					}
+					if diff := cmp.Diff(volume, files(t, dir)); diff != "" {
+						t.Errorf("%s: a dump failed mid-stream leaves the volume as it was: -want, +got:\n%s", engine, diff)
+					}
+					if diff := cmp.Diff(bucket, s.list(t, bj)); diff != "" {
+						t.Errorf("%s: a dump failed mid-stream leaves no object in the bucket, under a backup's name or a temporary one: -want, +got:\n%s", engine, diff)
+					}
+					for o, want := range objects {
+						if !bytes.Equal(s.cat(t, bj, o), want) {
+							t.Errorf("%s: the previous backup's %s changed in the bucket", engine, o)
+						}
+					}
+
+					// The upload fails mid-stream (rcat reads 1 MB, then
+					// exits): the backup is uploaded from the volume.
+					time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+					extra = s.extra(t, bj)
+					extra["RCLONE"] = failingRcat(t, extra["RCLONE"], 1<<20)
+					if r := bj.Run(t, src, dir, extra); r.Err != nil || !strings.Contains(r.Stdout, "uploading app-") {
+						t.Fatalf("%s: a backup whose streamed upload fails must upload from the volume, got exit %v", engine, r.Err)
+					}
+					gz := backups(t, dir)
+					if len(gz) != 2 {
+						t.Fatalf("%s: want two backups on the volume, got %v", engine, files(t, dir))
+					}
+					if !encrypted {
+						local, err := os.ReadFile(filepath.Join(dir, gz[1])) //nolint:gosec // The test's backup.
+						if err != nil {
+							t.Fatal(err)
+						}
+						if !bytes.Equal(s.cat(t, bj, gz[1]), local) {
+							t.Errorf("%s: the backup uploaded from the volume differs from the volume's", engine)
+						}
+					}
+					suffix := map[bool]string{false: "", true: ".bin"}[encrypted]
+					want := append(slices.Clone(bucket), gz[1]+suffix, gz[1]+".manifest"+suffix, gz[1]+".sha256"+suffix)
+					slices.Sort(want)
+					if diff := cmp.Diff(want, s.list(t, bj)); diff != "" {
+						t.Errorf("%s: the bucket holds both backups, no temporary object: -want, +got:\n%s", engine, diff)
+					}
+				})
+			}
+		})
+	}
+}
+
+// failingDump is a directory with the engine's dump tool in it: the real
+// one's first n bytes, then exit 1.
+func failingDump(t *testing.T, engine string, n int) string {
+	t.Helper()
+	tool := map[string]string{postgresql: "pg_dump", mysql: "mysqldump"}[engine]
+	bin, err := exec.LookPath(tool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	script := fmt.Sprintf("#!/bin/bash\n%q \"$@\" | head -c %d\necho 'dump: failing on purpose' >&2\nexit 1\n", bin, n)
+	if err := os.WriteFile(filepath.Join(dir, tool), []byte(script), 0o700); err != nil { //nolint:gosec // An executable the test runs.
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// failingRcat is rclone, except that rclone rcat reads n bytes of its
+// input and fails.
+func failingRcat(t *testing.T, rclone string, n int) string {
+	t.Helper()
+	name := filepath.Join(t.TempDir(), "rclone")
+	script := fmt.Sprintf("#!/bin/bash\nif [[ $1 == rcat ]]; then head -c %d >/dev/null; echo 'rcat: failing on purpose' >&2; exit 1; fi\nexec %q \"$@\"\n", n, rclone)
+	if err := os.WriteFile(name, []byte(script), 0o700); err != nil { //nolint:gosec // An executable the test runs.
+		t.Fatal(err)
+	}
+	return name
 }
 
 // TestObjectStorageEncrypted backs up with the Input's encryption key:
