@@ -63,16 +63,9 @@ func TestBackupNow(t *testing.T) {
 			return fmt.Errorf("not complete: %v", j.Status.Conditions)
 		})
 		env.WaitFor(t, d, "status.onDemandBackup Succeeded and BackupHealthy naming "+job, func(ctx context.Context) error {
-			u, err := env.GetDatabase(ctx, ns, name)
+			u, err := onDemandSucceeded(ctx, ns, name)
 			if err != nil {
 				return err
-			}
-			if u == nil {
-				return errors.New("the Database is gone")
-			}
-			if r, _, _ := unstructured.NestedString(u.Object, "status", "onDemandBackup", "result"); r != "Succeeded" {
-				ob, _, _ := unstructured.NestedMap(u.Object, "status", "onDemandBackup")
-				return fmt.Errorf("status.onDemandBackup: %v", ob)
 			}
 			if tk, _, _ := unstructured.NestedString(u.Object, "status", "onDemandBackup", "token"); tk != token {
 				return fmt.Errorf("status.onDemandBackup.token %q, want %q", tk, token)
@@ -103,4 +96,21 @@ func TestBackupNow(t *testing.T) {
 		}
 		return errors.New("still there")
 	})
+}
+
+// onDemandSucceeded is Database ns/name once its status.onDemandBackup says
+// Succeeded, else an error saying what it says.
+func onDemandSucceeded(ctx context.Context, ns, name string) (*unstructured.Unstructured, error) {
+	u, err := env.GetDatabase(ctx, ns, name)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		return nil, errors.New("the Database is gone")
+	}
+	if r, _, _ := unstructured.NestedString(u.Object, "status", "onDemandBackup", "result"); r != "Succeeded" {
+		ob, _, _ := unstructured.NestedMap(u.Object, "status", "onDemandBackup")
+		return nil, fmt.Errorf("status.onDemandBackup: %v", ob)
+	}
+	return u, nil
 }

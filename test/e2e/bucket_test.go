@@ -131,18 +131,8 @@ func backupToBucketAndRestore(t *testing.T, s3 *servers.S3, engine, version stri
 		t.Fatalf("the backup Job's pod exited %d", r.ExitCode)
 	}
 	env.WaitFor(t, src, "status.onDemandBackup Succeeded", func(ctx context.Context) error {
-		u, err := env.GetDatabase(ctx, ns, name)
-		if err != nil {
-			return err
-		}
-		if u == nil {
-			return errors.New("the Database is gone")
-		}
-		if r, _, _ := unstructured.NestedString(u.Object, "status", "onDemandBackup", "result"); r != "Succeeded" {
-			ob, _, _ := unstructured.NestedMap(u.Object, "status", "onDemandBackup")
-			return fmt.Errorf("status.onDemandBackup: %v", ob)
-		}
-		return nil
+		_, err := onDemandSucceeded(ctx, ns, name)
+		return err
 	})
 	prefix := "clusters/e2e/" + ns + "/" + name + "/"
 	objects := s3.List(t, prefix)
